@@ -1,0 +1,26 @@
+// Package stats holds the statistics that canary analysis (and later rollout)
+// uses to compare a canary with its stable baseline: an exact one-sided test of
+// two proportions, the Mann-Whitney U test computed from binned counts, and
+// alpha-spending schedules that bound the false-alarm rate of checks repeated
+// during one rollout.
+//
+// Everything here is a pure function of counts: no clock, no goroutines, no
+// allocation beyond what the caller passes in.
+//
+// # Choices
+//
+//   - Error rates are compared with the exact conditional test of two
+//     proportions (one-sided Fisher test): canary errors are hypergeometric
+//     given the total number of errors, so the p-value stays valid with a
+//     handful of errors, where the pooled z-test is anti-conservative (with
+//     0.6 expected canary errors it overstates significance about tenfold).
+//     ProportionZ is kept for reporting an effect size.
+//   - Latency distributions are compared with the Mann-Whitney U test on
+//     histogram bins: observations in one bin are ties, handled by the
+//     standard tie correction of the variance, with a continuity correction.
+//   - Repeated looks are bounded by alpha spending with a union bound: look k
+//     is tested at the increment of the spending function, so the chance of
+//     any false rejection over all looks is at most the total alpha whatever
+//     the correlation between looks (sliding windows overlap heavily, which
+//     makes the bound conservative).
+package stats

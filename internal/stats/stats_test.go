@@ -1,0 +1,303 @@
+package stats
+
+import (
+	"math"
+	"math/big"
+	"math/rand/v2"
+	"testing"
+)
+
+// exactUpper sums the hypergeometric tail with big rationals: the reference
+// for the floating-point recurrence.
+func exactUpper(N, K, n, x int64) float64 {
+	choose := func(a, b int64) *big.Int {
+		if b < 0 || b > a {
+			return new(big.Int)
+		}
+		return new(big.Int).Binomial(a, b)
+	}
+	num := new(big.Int)
+	for k := x; k <= min(n, K); k++ {
+		num.Add(num, new(big.Int).Mul(choose(K, k), choose(N-K, n-k)))
+	}
+	if x <= 0 {
+		return 1
+	}
+	f, _ := new(big.Rat).SetFrac(num, choose(N, n)).Float64()
+	return f
+}
+
+func TestProportionGreaterFisherTea(t *testing.T) {
+	// Fisher's lady tasting tea: 3 of 4 right, one-sided p = 17/70.
+	if p := ProportionGreater(3, 4, 1, 4); math.Abs(p-17.0/70) > 1e-12 {
+		t.Fatalf("p = %v, want %v", p, 17.0/70)
+	}
+}
+
+func TestProportionGreaterMatchesExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		n1 := r.Int64N(200) + 1
+		n2 := r.Int64N(400) + 1
+		x1 := r.Int64N(n1 + 1)
+		x2 := r.Int64N(n2 + 1)
+		got := ProportionGreater(x1, n1, x2, n2)
+		want := exactUpper(n1+n2, x1+x2, n1, x1)
+		if math.Abs(got-want) > 1e-9*math.Max(1, want) && math.Abs(got-want)/want > 1e-9 {
+			t.Fatalf("ProportionGreater(%d,%d,%d,%d) = %v, exact %v", x1, n1, x2, n2, got, want)
+		}
+	}
+}
+
+func TestProportionGreaterTinyPValue(t *testing.T) {
+	// 20 of 600 canary errors against 11 of 11400 stable ones.
+	got := ProportionGreater(20, 600, 11, 11400)
+	want := exactUpper(12000, 31, 600, 20)
+	if got <= 0 || math.Abs(got-want)/want > 1e-9 {
+		t.Fatalf("p = %v, exact %v", got, want)
+	}
+	if got > 1e-12 {
+		t.Fatalf("p = %v: an obvious regression is not significant", got)
+	}
+}
+
+func TestProportionGreaterEdges(t *testing.T) {
+	for _, c := range []struct {
+		x1, n1, x2, n2 int64
+		want           float64
+	}{
+		{0, 0, 0, 0, 1},
+		{0, 10, 0, 10, 1},
+		{0, 10, 5, 10, 1},
+		{10, 10, 0, 10, exactUpper(20, 10, 10, 10)},
+		{1, 1, 0, 1000, 1.0 / 1001},
+	} {
+		if got := ProportionGreater(c.x1, c.n1, c.x2, c.n2); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("ProportionGreater(%d,%d,%d,%d) = %v, want %v", c.x1, c.n1, c.x2, c.n2, got, c.want)
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic for x1 > n1")
+		}
+	}()
+	ProportionGreater(5, 4, 0, 1)
+}
+
+// TestProportionGreaterSize checks that under the null the test rejects at
+// most alpha of the time, including with rare events where the z-test
+// would not.
+func TestProportionGreaterSize(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const runs = 20000
+	const alpha = 0.01
+	rejectExact, rejectZ := 0, 0
+	for range runs {
+		n1, n2 := int64(600), int64(11400)
+		x1, x2 := binomial(r, n1, 0.001), binomial(r, n2, 0.001)
+		if ProportionGreater(x1, n1, x2, n2) < alpha {
+			rejectExact++
+		}
+		if NormalUpper(ProportionZ(x1, n1, x2, n2)) < alpha {
+			rejectZ++
+		}
+	}
+	rate := float64(rejectExact) / runs
+	if rate > alpha {
+		t.Errorf("exact test rejected %.4f of null runs at level %v", rate, alpha)
+	}
+	// The z-test is the cautionary tale that made the exact test the
+	// default: with under one expected canary error it is anti-conservative.
+	if float64(rejectZ)/runs <= alpha {
+		t.Errorf("z-test rejected %.4f, expected above %v in this regime", float64(rejectZ)/runs, alpha)
+	}
+	t.Logf("null rejection at %v: exact %.4f, z-test %.4f", alpha, rate, float64(rejectZ)/runs)
+}
+
+func binomial(r *rand.Rand, n int64, p float64) int64 {
+	var x int64
+	for range n {
+		if r.Float64() < p {
+			x++
+		}
+	}
+	return x
+}
+
+func TestProportionZ(t *testing.T) {
+	if z := ProportionZ(20, 100, 10, 100); math.Abs(z-0.1/math.Sqrt(0.15*0.85*0.02)) > 1e-12 {
+		t.Errorf("z = %v", z)
+	}
+	if ProportionZ(0, 0, 1, 2) != 0 || ProportionZ(0, 5, 0, 5) != 0 {
+		t.Error("degenerate inputs give a non-zero z")
+	}
+}
+
+func TestMannWhitneyMatchesPairs(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 200 {
+		bins := r.IntN(10) + 1
+		a := make([]uint64, bins)
+		b := make([]uint64, bins+r.IntN(3))
+		for i := range a {
+			a[i] = uint64(r.IntN(5))
+		}
+		for i := range b {
+			b[i] = uint64(r.IntN(5))
+		}
+		var u float64
+		for i, ai := range a {
+			for j, bj := range b {
+				switch {
+				case i > j:
+					u += float64(ai * bj)
+				case i == j:
+					u += float64(ai*bj) / 2
+				}
+			}
+		}
+		got := MannWhitneyBinned(a, b)
+		if got.U != u {
+			t.Fatalf("U = %v, pairwise %v (a=%v b=%v)", got.U, u, a, b)
+		}
+	}
+}
+
+func TestMannWhitneyKnown(t *testing.T) {
+	// A = {3,4,5}, B = {1,2}: every pair has A larger, U = 6.
+	a := []uint64{0, 0, 0, 1, 1, 1}
+	b := []uint64{0, 1, 1, 0, 0, 0}
+	got := MannWhitneyBinned(a, b)
+	if got.U != 6 || got.AUC != 1 {
+		t.Fatalf("U = %v AUC = %v", got.U, got.AUC)
+	}
+	// Var = 3*2/12*6 = 3, z = (6-3-0.5)/sqrt(3).
+	if z := 2.5 / math.Sqrt(3); math.Abs(got.Z-z) > 1e-12 {
+		t.Fatalf("Z = %v, want %v", got.Z, z)
+	}
+	if r := MannWhitneyBinned([]uint64{0, 4}, []uint64{0, 7}); !r.Tied || r.P != 1 {
+		t.Fatalf("all ties: %+v", r)
+	}
+	if r := MannWhitneyBinned(nil, []uint64{3}); r.P != 1 || r.NA != 0 {
+		t.Fatalf("empty group: %+v", r)
+	}
+	// B larger: p close to 1.
+	if r := MannWhitneyBinned(b, a); r.P < 0.9 {
+		t.Fatalf("reversed: %+v", r)
+	}
+}
+
+// TestMannWhitneySize checks the null rejection rate with coarse bins and
+// heavy ties, which the tie correction must keep at the nominal level.
+func TestMannWhitneySize(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	const runs = 4000
+	const alpha = 0.01
+	reject := 0
+	a := make([]uint64, 12)
+	b := make([]uint64, 12)
+	for range runs {
+		clear(a)
+		clear(b)
+		for range 80 {
+			a[min(int(r.ExpFloat64()*2), 11)]++
+		}
+		for range 900 {
+			b[min(int(r.ExpFloat64()*2), 11)]++
+		}
+		if MannWhitneyBinned(a, b).P < alpha {
+			reject++
+		}
+	}
+	rate := float64(reject) / runs
+	// Binomial noise at 4000 runs: sd 0.0016; allow three.
+	if rate > alpha+0.005 {
+		t.Errorf("rejected %.4f of null runs at level %v", rate, alpha)
+	}
+	t.Logf("null rejection at %v: %.4f", alpha, rate)
+}
+
+func TestSpendingSumsToAlpha(t *testing.T) {
+	for _, shape := range []Shape{Pocock, OBrienFleming} {
+		s := Spending{Alpha: 0.01, Looks: 18, Shape: shape}
+		var planned, total float64
+		prev := math.Inf(1)
+		for k := 1; k <= 100000; k++ {
+			l := s.Level(k)
+			if l < 0 {
+				t.Fatalf("%v: negative level at look %d", shape, k)
+			}
+			if k <= s.Looks {
+				planned += l
+			} else if l > prev {
+				t.Fatalf("%v: reserve level grows at look %d", shape, k)
+			} else {
+				prev = l
+			}
+			total += l
+		}
+		if math.Abs(planned-0.008) > 1e-12 {
+			t.Errorf("%v: planned looks spend %v, want 0.008", shape, planned)
+		}
+		if total > 0.01 || total < 0.00999 {
+			t.Errorf("%v: all looks spend %v, want just under 0.01", shape, total)
+		}
+	}
+	if (Spending{}).Level(1) != 0 || (Spending{Alpha: 1}).Level(0) != 0 {
+		t.Error("zero spending or look 0 has a non-zero level")
+	}
+	if l := (Spending{Alpha: 0.05, Reserve: -1}).Level(2); l != 0 {
+		t.Errorf("no reserve: look past the plan gets %v", l)
+	}
+	if l := (Spending{Alpha: 0.05, Reserve: -1}).Level(1); math.Abs(l-0.05) > 1e-15 {
+		t.Errorf("single look, no reserve: level %v, want 0.05", l)
+	}
+}
+
+func TestSpendingShapes(t *testing.T) {
+	p := Spending{Alpha: 0.01, Looks: 10, Shape: Pocock}
+	o := Spending{Alpha: 0.01, Looks: 10, Shape: OBrienFleming}
+	if !(o.Level(1) < p.Level(1)/100) {
+		t.Errorf("O'Brien-Fleming first look %v not far below Pocock %v", o.Level(1), p.Level(1))
+	}
+	if !(o.Level(10) > p.Level(10)) {
+		t.Errorf("O'Brien-Fleming last look %v not above Pocock %v", o.Level(10), p.Level(10))
+	}
+	for k := 2; k <= 10; k++ {
+		if p.Level(k) > p.Level(k-1) {
+			t.Errorf("Pocock level rises at look %d", k)
+		}
+	}
+	if Pocock.String() != "pocock" || OBrienFleming.String() != "obrien-fleming" || Shape(9).String() != "Shape(9)" {
+		t.Error("shape names")
+	}
+}
+
+func TestNormal(t *testing.T) {
+	for _, z := range []float64{-3, -1, 0, 1.6448536269514722, 2.326347874040841, 5, 6} {
+		p := NormalUpper(z)
+		if back := NormalUpperInv(p); math.Abs(back-z) > 1e-9 {
+			t.Errorf("inverse of upper(%v) = %v", z, back)
+		}
+	}
+	if math.Abs(NormalUpper(1.6448536269514722)-0.05) > 1e-12 {
+		t.Error("upper(1.645) != 0.05")
+	}
+}
+
+func BenchmarkProportionGreater(b *testing.B) {
+	for b.Loop() {
+		_ = ProportionGreater(30, 6000, 400, 114000)
+	}
+}
+
+func BenchmarkMannWhitneyBinned(b *testing.B) {
+	a := make([]uint64, 384)
+	c := make([]uint64, 384)
+	for i := range a {
+		a[i], c[i] = uint64(i%7), uint64(i%11)*10
+	}
+	for b.Loop() {
+		_ = MannWhitneyBinned(a, c)
+	}
+}
