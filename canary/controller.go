@@ -1,0 +1,545 @@
+package canary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Step is one stage of a progressive rollout. The zero value is a step at
+// weight 0 that lasts DefaultStepDuration and needs a passing analysis.
+type Step struct {
+	// Weight is the canary weight during the step, in basis points.
+	Weight uint32
+	// MinDuration is the least time spent at this weight before moving
+	// on; zero means DefaultStepDuration.
+	MinDuration time.Duration
+	// MinSamples is the least number of canary requests served during
+	// the step before moving on; zero means no minimum.
+	MinSamples uint64
+	// SkipAnalysis moves on after MinDuration and MinSamples without a
+	// passing analysis. A failing analysis still aborts.
+	SkipAnalysis bool
+}
+
+// DefaultStepDuration is a step's minimum duration when Step.MinDuration is
+// zero.
+const DefaultStepDuration = 5 * time.Minute
+
+// DefaultInterval is how often Run checks the canary.
+const DefaultInterval = 10 * time.Second
+
+// State is where a rollout is. The zero value is Pending.
+type State uint8
+
+const (
+	// Pending: not started; the splitter's weight is untouched.
+	Pending State = iota
+	// Progressing: checking, and promoting step by step.
+	Progressing
+	// Paused: checking (and aborting on failure) but not promoting.
+	Paused
+	// Promoted: every step passed; the canary takes all traffic.
+	Promoted
+	// Aborted: rolled back; the canary takes no traffic.
+	Aborted
+)
+
+// String names the state.
+func (s State) String() string {
+	switch s {
+	case Pending:
+		return "pending"
+	case Progressing:
+		return "progressing"
+	case Paused:
+		return "paused"
+	case Promoted:
+		return "promoted"
+	case Aborted:
+		return "aborted"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Finished reports whether the rollout is over (promoted or aborted).
+func (s State) Finished() bool { return s == Promoted || s == Aborted }
+
+// EventKind says what an Event records.
+type EventKind uint8
+
+// Event kinds.
+const (
+	EventStarted  EventKind = iota // the first step's weight is set
+	EventStep                      // moved on to the next step
+	EventPaused                    // promotion paused
+	EventResumed                   // promotion resumed
+	EventPromoted                  // every step passed: weight 100%
+	EventAborted                   // rolled back: weight 0
+)
+
+// String names the kind.
+func (k EventKind) String() string {
+	return [...]string{"started", "step", "paused", "resumed", "promoted", "aborted"}[k]
+}
+
+// Event is a transition of a rollout, delivered to ControllerOptions.OnEvent.
+type Event struct {
+	Kind   EventKind
+	At     time.Time
+	From   State
+	To     State
+	Step   int    // the step in force after the transition (-1 before the first)
+	Weight uint32 // the weight in force after the transition
+	Reason string // why, in words
+	Manual bool   // true when a method call (Promote, Abort, ...) caused it
+}
+
+// ControllerOptions configures NewController. Splitter and Steps are
+// required; other zero fields mean the defaults.
+type ControllerOptions struct {
+	// Splitter is the splitter whose weight the controller drives and
+	// whose metrics it analyses.
+	Splitter *Splitter
+	// Steps are the stages, in order; their weights must not decrease.
+	// After the last step passes, the weight goes to 100%.
+	Steps []Step
+	// Analysis configures the checks. A zero Looks is set to the number
+	// of checks the steps plan for (the sum of MinDuration/Interval).
+	Analysis AnalysisOptions
+	// Interval is how often Run checks; zero means DefaultInterval.
+	Interval time.Duration
+	// Clock tells the time of step starts and checks; nil means the
+	// splitter's clock.
+	Clock Clock
+	// OnEvent, when set, receives every transition, synchronously and in
+	// order, after the change is in force. It may read Status but must not
+	// call Promote, Abort, Pause, Resume, Start or Evaluate (they wait for
+	// it to return).
+	OnEvent func(Event)
+	// Logger receives transitions; nil discards.
+	Logger *slog.Logger
+}
+
+// Status is a snapshot of a rollout. The zero value is a pending rollout
+// with no data.
+type Status struct {
+	State State
+	// Step is the index of the current step, -1 before Start.
+	Step  int
+	Steps int
+	// Weight is the canary weight in force, in basis points.
+	Weight      uint32
+	StepStarted time.Time
+	// StepRequests is the number of canary requests served in this step.
+	StepRequests uint64
+	// Stable and Canary are the figures over the analysis window now.
+	Stable, Canary Figures
+	// Last is the latest analysis (zero before the first).
+	Last Report
+	// Reason says why the rollout is where it is: the abort reason, the
+	// promotion, or the latest verdict.
+	Reason string
+}
+
+// ErrAborted is wrapped by the error Run returns when the rollout was
+// rolled back.
+var ErrAborted = errors.New("canary: rollout aborted")
+
+// AbortError carries the reason of an abort.
+type AbortError struct {
+	Reason string
+	Manual bool
+}
+
+// Error implements error.
+func (e *AbortError) Error() string { return "canary: rollout aborted: " + e.Reason }
+
+// Unwrap returns ErrAborted.
+func (e *AbortError) Unwrap() error { return ErrAborted }
+
+// Controller moves a splitter's weight through steps, promoting while the
+// analysis passes and aborting (weight 0 at once) when it fails. Run drives
+// it on a timer; Evaluate does one check, for callers with their own loop
+// (rollout) or a simulated clock. Use NewController; the zero value is not
+// usable. Its methods are safe for concurrent use.
+type Controller struct {
+	s        *Splitter
+	steps    []Step
+	analyzer *Analyzer
+	interval time.Duration
+	clock    Clock
+	onEvent  func(Event)
+	log      *slog.Logger
+
+	op sync.Mutex // serialises transitions and event delivery
+
+	mu           sync.Mutex // guards the fields below, for Status
+	state        State
+	step         int
+	stepStarted  time.Time
+	stepBaseline uint64 // canary total at step start
+	last         Report
+	reason       string
+	manualAbort  bool
+	done         chan struct{} // closed when finished
+}
+
+// NewController returns a pending controller; Start or Run begins.
+func NewController(o ControllerOptions) (*Controller, error) {
+	if o.Splitter == nil {
+		return nil, optErr("Splitter", "a splitter is required")
+	}
+	if len(o.Steps) == 0 {
+		return nil, optErr("Steps", "at least one step is required")
+	}
+	if o.Interval < 0 {
+		return nil, optErr("Interval", "must not be negative, got %s", o.Interval)
+	}
+	if o.Interval == 0 {
+		o.Interval = DefaultInterval
+	}
+	steps := make([]Step, len(o.Steps))
+	looks := 0
+	for i, st := range o.Steps {
+		field := "Steps[" + strconv.Itoa(i) + "]"
+		if st.Weight > MaxWeight {
+			return nil, optErr(field+".Weight", "%d basis points is above %d (100%%)", st.Weight, MaxWeight)
+		}
+		if i > 0 && st.Weight < steps[i-1].Weight {
+			return nil, optErr(field+".Weight", "%s is below the previous step's %s: weights must not decrease",
+				formatWeight(st.Weight), formatWeight(steps[i-1].Weight))
+		}
+		if st.MinDuration < 0 {
+			return nil, optErr(field+".MinDuration", "must not be negative, got %s", st.MinDuration)
+		}
+		if st.MinDuration == 0 {
+			st.MinDuration = DefaultStepDuration
+		}
+		steps[i] = st
+		looks += int((st.MinDuration + o.Interval - 1) / o.Interval)
+	}
+	ao := o.Analysis
+	if ao.Looks == 0 {
+		ao.Looks = max(looks, 1)
+	}
+	an, err := NewAnalyzer(ao)
+	if err != nil {
+		var oe *OptionsError
+		if errors.As(err, &oe) {
+			oe.Field = "Analysis." + oe.Field
+		}
+		return nil, err
+	}
+	c := &Controller{
+		s:        o.Splitter,
+		steps:    steps,
+		analyzer: an,
+		interval: o.Interval,
+		clock:    o.Clock,
+		onEvent:  o.OnEvent,
+		log:      o.Logger,
+		step:     -1,
+		done:     make(chan struct{}),
+	}
+	if c.clock == nil {
+		c.clock = o.Splitter.clock
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c, nil
+}
+
+// Start sets the first step's weight and begins the rollout. It returns
+// ErrFinished if the rollout is over and does nothing if it already started.
+func (c *Controller) Start() error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	switch {
+	case c.state.Finished():
+		c.mu.Unlock()
+		return ErrFinished
+	case c.state != Pending:
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	c.analyzer.Reset()
+	ev := c.enterStep(0, Progressing, EventStarted, "rollout started at "+formatWeight(c.steps[0].Weight), false)
+	c.emit(ev)
+	return nil
+}
+
+// enterStep moves to step i; the caller holds op.
+func (c *Controller) enterStep(i int, to State, kind EventKind, reason string, manual bool) Event {
+	now := c.clock.Now()
+	w := c.steps[i].Weight
+	_ = c.s.SetWeight(w) // validated in NewController
+	base, _ := c.s.metrics.Totals(Canary)
+	c.mu.Lock()
+	from := c.state
+	c.state, c.step, c.stepStarted, c.stepBaseline, c.reason = to, i, now, base, reason
+	c.mu.Unlock()
+	return Event{Kind: kind, At: now, From: from, To: to, Step: i, Weight: w, Reason: reason, Manual: manual}
+}
+
+func (c *Controller) finish(to State, kind EventKind, reason string, manual bool) Event {
+	now := c.clock.Now()
+	var w uint32
+	if to == Aborted {
+		c.s.Halt()
+	} else {
+		w = MaxWeight
+		_ = c.s.SetWeight(w)
+	}
+	c.mu.Lock()
+	from := c.state
+	c.state, c.reason, c.manualAbort = to, reason, manual && to == Aborted
+	step := c.step
+	close(c.done)
+	c.mu.Unlock()
+	return Event{Kind: kind, At: now, From: from, To: to, Step: step, Weight: w, Reason: reason, Manual: manual}
+}
+
+func (c *Controller) emit(ev Event) {
+	level := slog.LevelInfo
+	if ev.Kind == EventAborted {
+		level = slog.LevelWarn
+	}
+	c.log.Log(context.Background(), level, "canary: "+ev.Kind.String(),
+		"step", ev.Step, "weight", formatWeight(ev.Weight), "reason", ev.Reason, "manual", ev.Manual)
+	if c.onEvent != nil {
+		c.onEvent(ev)
+	}
+}
+
+// Analyze runs one analysis over the current window and returns it, without
+// acting on it (it does spend a look of the alpha budget when a test runs).
+// It is the hook for a caller that decides by itself; Evaluate acts.
+func (c *Controller) Analyze(ctx context.Context) (Report, error) {
+	if err := ctx.Err(); err != nil {
+		return Report{}, err
+	}
+	return c.analyzer.Analyze(c.s.metrics.SnapshotAt(c.clock.Now())), nil
+}
+
+// Evaluate runs one check and acts on it: a Fail aborts at once (weight 0,
+// segments off); a Pass, once the step's MinDuration and MinSamples are
+// met, moves to the next step or, after the last, promotes. Insufficient
+// data never aborts. While paused it checks and may abort, but does not
+// promote. It returns ErrNotStarted before Start and ErrFinished (with the
+// final report) once the rollout is over.
+func (c *Controller) Evaluate(ctx context.Context) (Report, error) {
+	if err := ctx.Err(); err != nil {
+		return Report{}, err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	state, step, started, base := c.state, c.step, c.stepStarted, c.stepBaseline
+	c.mu.Unlock()
+	switch {
+	case state == Pending:
+		return Report{}, ErrNotStarted
+	case state.Finished():
+		return c.lastReport(), ErrFinished
+	}
+	now := c.clock.Now()
+	r := c.analyzer.Analyze(c.s.metrics.SnapshotAt(now))
+	c.mu.Lock()
+	c.last = r
+	c.mu.Unlock()
+	if r.Verdict == Fail {
+		c.emit(c.finish(Aborted, EventAborted, r.Reason, false))
+		return r, nil
+	}
+	if state == Paused {
+		return r, nil
+	}
+	st := c.steps[step]
+	total, _ := c.s.metrics.Totals(Canary)
+	switch {
+	case now.Sub(started) < st.MinDuration:
+	case total-base < st.MinSamples:
+	case !st.SkipAnalysis && r.Verdict != Pass:
+	case step+1 < len(c.steps):
+		next := c.steps[step+1].Weight
+		c.emit(c.enterStep(step+1, Progressing, EventStep,
+			fmt.Sprintf("step %d passed after %s; canary weight %s -> %s", step+1, now.Sub(started).Round(time.Second),
+				formatWeight(st.Weight), formatWeight(next)), false))
+	default:
+		c.emit(c.finish(Promoted, EventPromoted,
+			fmt.Sprintf("all %d steps passed; canary promoted to 100%%", len(c.steps)), false))
+	}
+	return r, nil
+}
+
+func (c *Controller) lastReport() Report {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// Promote moves to the next step now, skipping the rest of the current one,
+// or promotes to 100% from the last step. It starts a pending rollout at its
+// first step. It returns ErrFinished once the rollout is over.
+func (c *Controller) Promote() error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	state, step := c.state, c.step
+	c.mu.Unlock()
+	switch {
+	case state.Finished():
+		return ErrFinished
+	case state == Pending:
+		c.analyzer.Reset()
+		c.emit(c.enterStep(0, Progressing, EventStarted, "rollout started by hand at "+formatWeight(c.steps[0].Weight), true))
+	case step+1 < len(c.steps):
+		to := state // a paused rollout stays paused at the new step
+		c.emit(c.enterStep(step+1, to, EventStep, "promoted by hand to "+formatWeight(c.steps[step+1].Weight), true))
+	default:
+		c.emit(c.finish(Promoted, EventPromoted, "promoted by hand to 100%", true))
+	}
+	return nil
+}
+
+// Abort rolls back at once: weight 0, segments off. The reason is kept in
+// the status. It returns ErrFinished once the rollout is over.
+func (c *Controller) Abort(reason string) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	state := c.state
+	c.mu.Unlock()
+	if state.Finished() {
+		return ErrFinished
+	}
+	if reason == "" {
+		reason = "aborted by hand"
+	}
+	c.emit(c.finish(Aborted, EventAborted, reason, true))
+	return nil
+}
+
+// Pause stops automatic promotion; checks go on and a failure still
+// aborts. It returns ErrNotStarted or ErrFinished when there is nothing to
+// pause, and nil if already paused.
+func (c *Controller) Pause(reason string) error {
+	return c.setPaused(true, reason)
+}
+
+// Resume lets automatic promotion go on; the step's MinDuration still counts
+// from the step's start.
+func (c *Controller) Resume() error {
+	return c.setPaused(false, "resumed")
+}
+
+func (c *Controller) setPaused(pause bool, reason string) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	c.mu.Lock()
+	from := c.state
+	switch {
+	case from == Pending:
+		c.mu.Unlock()
+		return ErrNotStarted
+	case from.Finished():
+		c.mu.Unlock()
+		return ErrFinished
+	case (from == Paused) == pause:
+		c.mu.Unlock()
+		return nil
+	}
+	to, kind := Progressing, EventResumed
+	if pause {
+		to, kind = Paused, EventPaused
+		if reason == "" {
+			reason = "paused by hand"
+		}
+	}
+	c.state, c.reason = to, reason
+	ev := Event{Kind: kind, At: c.clock.Now(), From: from, To: to, Step: c.step, Weight: c.s.Weight(), Reason: reason, Manual: true}
+	c.mu.Unlock()
+	c.emit(ev)
+	return nil
+}
+
+// Status returns a snapshot: state, step, weight, the figures of both
+// variants over the window now, and the latest verdict with its reason.
+func (c *Controller) Status() Status {
+	w := c.s.metrics.SnapshotAt(c.clock.Now())
+	total, _ := c.s.metrics.Totals(Canary)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Status{
+		State:        c.state,
+		Step:         c.step,
+		Steps:        len(c.steps),
+		Weight:       c.s.Weight(),
+		StepStarted:  c.stepStarted,
+		StepRequests: total - c.stepBaseline,
+		Stable:       figuresOf(w.Of(Stable)),
+		Canary:       figuresOf(w.Of(Canary)),
+		Last:         c.last,
+		Reason:       c.reason,
+	}
+	st.Last.Checks = append([]Check(nil), c.last.Checks...)
+	if c.state == Progressing && c.last.Reason != "" {
+		st.Reason = c.last.Verdict.String() + ": " + c.last.Reason
+	}
+	if c.state == Pending {
+		st.StepRequests = 0
+	}
+	return st
+}
+
+// Done is closed when the rollout is promoted or aborted.
+func (c *Controller) Done() <-chan struct{} { return c.done }
+
+// Run starts the rollout if pending and checks it every Interval until it
+// is promoted (nil), aborted (an *AbortError) or ctx ends (ctx.Err(); the
+// weight stays where it is). Run uses a real ticker: simulations with a
+// manual clock call Evaluate instead.
+func (c *Controller) Run(ctx context.Context) error {
+	if err := c.Start(); err != nil && !errors.Is(err, ErrFinished) {
+		return err
+	}
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		if err := c.result(); err != errNotDone {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.done:
+		case <-t.C:
+			if _, err := c.Evaluate(ctx); err != nil && !errors.Is(err, ErrFinished) {
+				return err
+			}
+		}
+	}
+}
+
+var errNotDone = errors.New("not done")
+
+func (c *Controller) result() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.state {
+	case Promoted:
+		return nil
+	case Aborted:
+		return &AbortError{Reason: c.reason, Manual: c.manualAbort}
+	}
+	return errNotDone
+}
