@@ -105,6 +105,8 @@ type capture struct {
 	body *teeBody // nil for a request without a body
 }
 
+var noBody = &capture{}
+
 type teeBody struct {
 	io.ReadCloser
 	buf  bytes.Buffer
@@ -132,7 +134,7 @@ func (m *mirror) capture(r *http.Request) *capture {
 		return nil
 	}
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-		return &capture{}
+		return noBody
 	}
 	if r.ContentLength < 0 || r.ContentLength > m.maxBody {
 		m.skipped.Add(1)

@@ -1,0 +1,95 @@
+package canary_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/canary"
+)
+
+// BenchmarkRoute is the routing decision for a request with a key in a
+// header, at 5% weight, with the override header enabled (the default).
+func BenchmarkRoute(b *testing.B) {
+	s := newSplitter(b, canary.Options{Weight: 500, Key: canary.KeyOptions{Header: "X-User"}})
+	r := keyed("alice@example.com")
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.Route(r)
+	}
+}
+
+// BenchmarkRecord is recording one outcome in the sliding-window metrics.
+func BenchmarkRecord(b *testing.B) {
+	m := canary.NewMetrics(canary.MetricsOptions{})
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Record(canary.Canary, 1234*time.Microsecond, false)
+	}
+}
+
+// BenchmarkRecordParallel is Record from every core at once.
+func BenchmarkRecordParallel(b *testing.B) {
+	m := canary.NewMetrics(canary.MetricsOptions{})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Record(canary.Stable, 1234*time.Microsecond, false)
+		}
+	})
+}
+
+type nopWriter struct{ h http.Header }
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *nopWriter) WriteHeader(int)             {}
+
+var okBody = []byte("ok")
+
+var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(okBody)
+})
+
+// BenchmarkServeHTTPBaseline calls the handler directly: the cost the
+// splitter adds is BenchmarkServeHTTP minus this.
+func BenchmarkServeHTTPBaseline(b *testing.B) {
+	w := &nopWriter{h: http.Header{}}
+	r := keyed("alice@example.com")
+	b.ReportAllocs()
+	for b.Loop() {
+		okHandler.ServeHTTP(w, r)
+	}
+}
+
+// BenchmarkServeHTTP is the full path with handler targets: route, serve,
+// time and record.
+func BenchmarkServeHTTP(b *testing.B) {
+	s := newSplitter(b, canary.Options{Stable: okHandler, Canary: okHandler, Weight: 500,
+		Key: canary.KeyOptions{Header: "X-User"}})
+	w := &nopWriter{h: http.Header{}}
+	r := keyed("alice@example.com")
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ServeHTTP(w, r)
+	}
+}
+
+// BenchmarkServeHTTPMirror adds mirroring of every stable request (the
+// copy's clone and goroutine are the cost; they run after the response).
+func BenchmarkServeHTTPMirror(b *testing.B) {
+	s := newSplitter(b, canary.Options{Stable: okHandler, Canary: okHandler,
+		Mirror: &canary.MirrorOptions{}})
+	w := &nopWriter{h: http.Header{}}
+	r := httptest.NewRequest("GET", "/", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ServeHTTP(w, r)
+	}
+	b.StopTimer()
+	_ = s.Shutdown(b.Context())
+	st := s.MirrorStats()
+	b.ReportMetric(float64(st.Sent)/float64(st.Sent+st.Dropped), "sent/op")
+}

@@ -1,0 +1,266 @@
+package canary_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/canary"
+	"github.com/batonhq/baton/canary/canarytest"
+)
+
+type rig struct {
+	clock  *canarytest.Clock
+	s      *canary.Splitter
+	c      *canary.Controller
+	events []canary.Event
+}
+
+func newRig(t *testing.T, steps []canary.Step, ao canary.AnalysisOptions) *rig {
+	t.Helper()
+	r := &rig{clock: canarytest.NewClock(canarytest.Epoch)}
+	r.s = newSplitter(t, canary.Options{Clock: r.clock, Window: time.Minute, Resolution: 5 * time.Second})
+	c, err := canary.NewController(canary.ControllerOptions{
+		Splitter: r.s, Steps: steps, Analysis: ao, Interval: 10 * time.Second,
+		OnEvent: func(e canary.Event) { r.events = append(r.events, e) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.c = c
+	return r
+}
+
+// traffic records n requests per variant over the next d, errors at the
+// given rates, then advances the clock by d.
+func (r *rig) traffic(d time.Duration, n int, stableErr, canaryErr int) {
+	start := r.clock.Now()
+	m := r.s.Metrics()
+	for i := range n {
+		at := start.Add(time.Duration(i) * d / time.Duration(n))
+		m.RecordAt(canary.Stable, at, time.Millisecond, stableErr > 0 && i%stableErr == 0)
+		m.RecordAt(canary.Canary, at, time.Millisecond, canaryErr > 0 && i%canaryErr == 0)
+	}
+	r.clock.Advance(d)
+}
+
+func (r *rig) kinds() string {
+	var k []string
+	for _, e := range r.events {
+		k = append(k, e.Kind.String())
+	}
+	return strings.Join(k, ",")
+}
+
+func TestControllerManual(t *testing.T) {
+	steps := []canary.Step{{Weight: 100, MinDuration: time.Hour}, {Weight: 1000, MinDuration: time.Hour}}
+	r := newRig(t, steps, canary.AnalysisOptions{})
+	ctx := context.Background()
+	if _, err := r.c.Evaluate(ctx); !errors.Is(err, canary.ErrNotStarted) {
+		t.Fatalf("Evaluate before Start = %v", err)
+	}
+	if err := r.c.Pause(""); !errors.Is(err, canary.ErrNotStarted) {
+		t.Fatalf("Pause before Start = %v", err)
+	}
+	if st := r.c.Status(); st.State != canary.Pending || st.Step != -1 || st.Weight != 0 {
+		t.Fatalf("pending status %+v", st)
+	}
+	if err := r.c.Start(); err != nil || r.s.Weight() != 100 {
+		t.Fatalf("Start: %v, weight %d", err, r.s.Weight())
+	}
+	if err := r.c.Pause("waiting for the on-call"); err != nil {
+		t.Fatal(err)
+	}
+	if st := r.c.Status(); st.State != canary.Paused || st.Reason != "waiting for the on-call" {
+		t.Fatalf("paused status %s %q", st.State, st.Reason)
+	}
+	// Paused at a passing step: no promotion even after the duration.
+	r.clock.Advance(2 * time.Hour)
+	r.traffic(time.Minute, 200, 0, 0)
+	if rep, err := r.c.Evaluate(ctx); err != nil || rep.Verdict != canary.Pass || r.s.Weight() != 100 {
+		t.Fatalf("paused evaluate: %v %s weight %d", err, rep.Verdict, r.s.Weight())
+	}
+	if err := r.c.Promote(); err != nil || r.s.Weight() != 1000 || r.c.Status().State != canary.Paused {
+		t.Fatalf("manual promote while paused: %v weight %d state %s", err, r.s.Weight(), r.c.Status().State)
+	}
+	if err := r.c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.c.Promote(); err != nil || r.s.Weight() != canary.MaxWeight || r.c.Status().State != canary.Promoted {
+		t.Fatalf("manual promote from last step: %v weight %d", err, r.s.Weight())
+	}
+	select {
+	case <-r.c.Done():
+	default:
+		t.Fatal("Done not closed after promotion")
+	}
+	for _, f := range []func() error{r.c.Promote, r.c.Start, r.c.Resume, func() error { return r.c.Abort("") }} {
+		if err := f(); !errors.Is(err, canary.ErrFinished) {
+			t.Fatalf("after promotion: %v", err)
+		}
+	}
+	if got, want := r.kinds(), "started,paused,step,resumed,promoted"; got != want {
+		t.Fatalf("events %s, want %s", got, want)
+	}
+	for _, e := range r.events[1:] {
+		if !e.Manual {
+			t.Fatalf("event %s not marked manual", e.Kind)
+		}
+	}
+}
+
+func TestControllerManualAbort(t *testing.T) {
+	r := newRig(t, []canary.Step{{Weight: 500}}, canary.AnalysisOptions{})
+	if err := r.c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.c.Abort("customer reports from EU"); err != nil {
+		t.Fatal(err)
+	}
+	st := r.c.Status()
+	if st.State != canary.Aborted || st.Weight != 0 || st.Reason != "customer reports from EU" || !r.s.Halted() {
+		t.Fatalf("after abort: %+v halted %v", st, r.s.Halted())
+	}
+	err := r.c.Run(context.Background())
+	var ae *canary.AbortError
+	if !errors.As(err, &ae) || !ae.Manual || !errors.Is(err, canary.ErrAborted) {
+		t.Fatalf("Run after abort = %v", err)
+	}
+}
+
+// TestControllerAutomatic walks a two-step rollout: insufficient data holds
+// the step, passes promote after MinDuration and MinSamples, and a failure
+// in the last step aborts with a reason in words.
+func TestControllerAutomatic(t *testing.T) {
+	steps := []canary.Step{
+		{Weight: 500, MinDuration: 30 * time.Second, MinSamples: 500},
+		{Weight: 5000, MinDuration: 30 * time.Second},
+	}
+	r := newRig(t, steps, canary.AnalysisOptions{SkipLatency: true})
+	ctx := context.Background()
+	if err := r.c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.traffic(10*time.Second, 50, 0, 0)
+	rep, _ := r.c.Evaluate(ctx)
+	if rep.Verdict != canary.Insufficient || r.s.Weight() != 500 {
+		t.Fatalf("50 requests: %s at %d", rep.Verdict, r.s.Weight())
+	}
+	for range 3 {
+		r.traffic(10*time.Second, 200, 0, 0)
+		r.c.Evaluate(ctx)
+	}
+	// 40 s, 650 canary requests (500 needed) and a pass: the step moves on.
+	st := r.c.Status()
+	if st.Step != 1 || st.Weight != 5000 {
+		t.Fatalf("after 40s of passing checks: step %d weight %d (%s)", st.Step, st.Weight, st.Reason)
+	}
+	r.traffic(10*time.Second, 500, 1000, 10)
+	rep, _ = r.c.Evaluate(ctx)
+	st = r.c.Status()
+	if rep.Verdict != canary.Fail || st.State != canary.Aborted || st.Weight != 0 {
+		t.Fatalf("10%% errors: %s, %s at %d", rep.Verdict, st.State, st.Weight)
+	}
+	if !strings.HasPrefix(st.Reason, "canary is worse than stable: canary error rate") {
+		t.Fatalf("reason %q", st.Reason)
+	}
+	if got, want := r.kinds(), "started,step,aborted"; got != want {
+		t.Fatalf("events %s, want %s", got, want)
+	}
+	if e := r.events[2]; e.Manual || e.From != canary.Progressing || e.To != canary.Aborted || e.Reason != st.Reason {
+		t.Fatalf("abort event %+v", e)
+	}
+	if _, err := r.c.Evaluate(ctx); !errors.Is(err, canary.ErrFinished) {
+		t.Fatalf("Evaluate after abort = %v", err)
+	}
+}
+
+func TestControllerMinSamplesHolds(t *testing.T) {
+	r := newRig(t, []canary.Step{{Weight: 500, MinDuration: time.Second, MinSamples: 10_000}}, canary.AnalysisOptions{SkipLatency: true})
+	r.c.Start()
+	for range 5 {
+		r.traffic(10*time.Second, 200, 0, 0)
+		r.c.Evaluate(context.Background())
+	}
+	if st := r.c.Status(); st.State != canary.Progressing || st.StepRequests != 1000 {
+		t.Fatalf("below MinSamples: %s with %d step requests", st.State, st.StepRequests)
+	}
+}
+
+func TestControllerAbsoluteLimits(t *testing.T) {
+	r := newRig(t, []canary.Step{{Weight: 500}}, canary.AnalysisOptions{MaxErrorRate: 0.01, SkipLatency: true})
+	r.c.Start()
+	// Same 2% on both: not worse than stable, but over the limit.
+	r.traffic(10*time.Second, 500, 50, 50)
+	rep, _ := r.c.Evaluate(context.Background())
+	if rep.Verdict != canary.Fail || !strings.Contains(rep.Reason, "against a limit of 1.0%") {
+		t.Fatalf("absolute limit: %s: %s", rep.Verdict, rep.Reason)
+	}
+	var lim canary.Check
+	for _, c := range rep.Checks {
+		if c.Name == "max error rate" {
+			lim = c
+		}
+		if c.Name == "error rate" && c.Verdict != canary.Pass {
+			t.Fatalf("relative check: %+v", c)
+		}
+	}
+	if lim.Verdict != canary.Fail {
+		t.Fatalf("limit check %+v", lim)
+	}
+}
+
+func TestControllerRun(t *testing.T) {
+	s := newSplitter(t, canary.Options{})
+	c, err := canary.NewController(canary.ControllerOptions{
+		Splitter: s, Interval: time.Millisecond,
+		Steps: []canary.Step{{Weight: 100, MinDuration: time.Nanosecond, SkipAnalysis: true}, {Weight: 200, MinDuration: time.Nanosecond, SkipAnalysis: true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(context.Background()); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if st := c.Status(); st.State != canary.Promoted || s.Weight() != canary.MaxWeight {
+		t.Fatalf("after Run: %s at %d", st.State, s.Weight())
+	}
+	// Cancellation leaves the weight where it is.
+	s2 := newSplitter(t, canary.Options{})
+	c2, _ := canary.NewController(canary.ControllerOptions{Splitter: s2, Steps: []canary.Step{{Weight: 300}}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c2.Run(ctx); !errors.Is(err, context.Canceled) || s2.Weight() != 300 {
+		t.Fatalf("canceled Run = %v, weight %d", err, s2.Weight())
+	}
+}
+
+func TestControllerOptionsErrors(t *testing.T) {
+	s := newSplitter(t, canary.Options{})
+	cases := []struct {
+		o     canary.ControllerOptions
+		field string
+	}{
+		{canary.ControllerOptions{Steps: []canary.Step{{}}}, "Splitter"},
+		{canary.ControllerOptions{Splitter: s}, "Steps"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 10001}}}, "Steps[0].Weight"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 100}}}, "Steps[1].Weight"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{MinDuration: -1}}}, "Steps[0].MinDuration"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{}}, Analysis: canary.AnalysisOptions{Alpha: 2}}, "Analysis.Alpha"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{}}, Interval: -time.Second}, "Interval"},
+	}
+	for _, c := range cases {
+		_, err := canary.NewController(c.o)
+		var oe *canary.OptionsError
+		if !errors.As(err, &oe) || oe.Field != c.field {
+			t.Errorf("want an error on %s, got %v", c.field, err)
+		}
+	}
+	_, err := canary.NewController(canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 100}}})
+	if want := "canary: invalid options: Steps[1].Weight: 1% is below the previous step's 5%: weights must not decrease"; fmt.Sprint(err) != want {
+		t.Errorf("error text %q", err)
+	}
+}
