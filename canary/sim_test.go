@@ -179,8 +179,8 @@ func TestSimLatencyRegressionRolledBack(t *testing.T) {
 // rollbacks: alpha spending bounds them by DefaultAlpha = 1%.
 func TestSimAA(t *testing.T) {
 	runs := 1000
-	if testing.Short() {
-		runs = 200
+	if testing.Short() || raceEnabled {
+		runs = 100
 	}
 	// BATON_AA_RUNS overrides the count, to measure the rate precisely.
 	if n, err := strconv.Atoi(os.Getenv("BATON_AA_RUNS")); err == nil && n > 0 {

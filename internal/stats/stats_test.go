@@ -114,14 +114,18 @@ func TestProportionGreaterSize(t *testing.T) {
 	t.Logf("null rejection at %v: exact %.4f, z-test %.4f", alpha, rate, float64(rejectZ)/runs)
 }
 
+// binomial draws Binomial(n, p) by summing geometric gaps between
+// successes: about n*p steps instead of n.
 func binomial(r *rand.Rand, n int64, p float64) int64 {
-	var x int64
-	for range n {
-		if r.Float64() < p {
-			x++
+	var x, at int64
+	lq := math.Log1p(-p)
+	for {
+		at += int64(math.Log(1-r.Float64())/lq) + 1
+		if at > n {
+			return x
 		}
+		x++
 	}
-	return x
 }
 
 func TestProportionZ(t *testing.T) {
