@@ -1,0 +1,177 @@
+// Command canary runs two versions of a handler in one binary behind a
+// canary splitter, drives a progressive rollout with the controller while a
+// load loop sends keyed traffic over a real socket, and shows a good canary
+// promoted and a bad one (more errors, added latency) rolled back.
+//
+//	go run ./examples/canary                 # both scenarios, about 40 s
+//	go run ./examples/canary -scenario bad -v2-errors 0.05 -v2-latency 20ms
+//
+// It exits with status 1 if a scenario does not end as expected (good:
+// promoted, bad: aborted), so it doubles as a smoke test.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/batonhq/baton/canary"
+)
+
+func main() {
+	scenario := flag.String("scenario", "both", "good, bad or both")
+	rps := flag.Int("rps", 400, "requests per second of the load loop")
+	v2Errors := flag.Float64("v2-errors", 0.03, "error rate of the bad v2")
+	v2Latency := flag.Duration("v2-latency", 3*time.Millisecond, "latency the bad v2 adds")
+	stepFor := flag.Duration("step", 6*time.Second, "minimum duration of each step")
+	flag.Parse()
+
+	ok := true
+	if *scenario == "good" || *scenario == "both" {
+		ok = run("good", 0, 0, *rps, *stepFor, canary.Promoted) && ok
+	}
+	if *scenario == "bad" || *scenario == "both" {
+		ok = run("bad", *v2Errors, *v2Latency, *rps, *stepFor, canary.Aborted) && ok
+	}
+	if !ok {
+		os.Exit(1)
+	}
+}
+
+// version is a handler whose latency is log-normal around 2 ms, plus extra,
+// and which fails a share of requests.
+func version(name string, errRate float64, extra time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Duration(float64(2*time.Millisecond)*math.Exp(0.5*rand.NormFloat64())) + extra)
+		if rand.Float64() < errRate {
+			http.Error(w, name+": something broke", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "hello from %s\n", name)
+	})
+}
+
+func run(name string, v2Errors float64, v2Latency time.Duration, rps int, stepFor time.Duration, want canary.State) bool {
+	fmt.Printf("== scenario %s: v2 error rate %.1f%%, v2 added latency %s\n", name, 100*v2Errors, v2Latency)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	split, err := canary.New(canary.Options{
+		Stable:     version("v1", 0.001, 0),
+		Canary:     version("v2", 0.001+v2Errors, v2Latency),
+		Key:        canary.KeyOptions{Header: "X-User-ID", AssignCookie: "canary-id"},
+		Window:     20 * time.Second,
+		Resolution: time.Second,
+		Logger:     logger,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return false
+	}
+	defer split.Close()
+	ctl, err := canary.NewController(canary.ControllerOptions{
+		Splitter: split,
+		Steps: []canary.Step{
+			{Weight: 500, MinDuration: stepFor},
+			{Weight: 2500, MinDuration: stepFor},
+			{Weight: 5000, MinDuration: stepFor},
+		},
+		Interval: 2 * time.Second,
+		OnEvent: func(e canary.Event) {
+			fmt.Printf("   %-8s weight %5.2f%%  %s\n", e.Kind, float64(e.Weight)/100, e.Reason)
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return false
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return false
+	}
+	srv := &http.Server{Handler: split, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+
+	// The rollout gets at most 4 steps' worth of time plus slack.
+	ctx, cancel := context.WithTimeout(context.Background(), 4*stepFor+20*time.Second)
+	defer cancel()
+	var sent, failed atomic.Int64
+	var wg sync.WaitGroup
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	wg.Go(func() { loadLoop(loadCtx, "http://"+ln.Addr().String()+"/", rps, &sent, &failed) })
+
+	err = ctl.Run(ctx)
+	stopLoad()
+	wg.Wait()
+	st := ctl.Status()
+	fmt.Printf("   result: %s after %d requests (%d failed)", st.State, sent.Load(), failed.Load())
+	var ae *canary.AbortError
+	switch {
+	case err == nil:
+		fmt.Println()
+	case errors.As(err, &ae):
+		fmt.Printf("\n   reason: %s\n", ae.Reason)
+	default:
+		fmt.Printf(": %v\n", err)
+	}
+	fmt.Printf("   window: stable %d req, %.2f%% errors, p99 %s | canary %d req, %.2f%% errors, p99 %s\n",
+		st.Stable.Requests, 100*st.Stable.ErrorRate, st.Stable.P99.Round(10*time.Microsecond),
+		st.Canary.Requests, 100*st.Canary.ErrorRate, st.Canary.P99.Round(10*time.Microsecond))
+	if st.State != want {
+		fmt.Printf("   UNEXPECTED: wanted %s\n", want)
+		return false
+	}
+	return true
+}
+
+// loadLoop sends rps requests per second from 10,000 users until ctx ends;
+// at most 64 are in flight, and a tick with none free is skipped.
+func loadLoop(ctx context.Context, url string, rps int, sent, failed *atomic.Int64) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	slots := make(chan struct{}, 64)
+	tick := time.NewTicker(time.Second / time.Duration(rps))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			continue
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+			req.Header.Set("X-User-ID", "user-"+strconv.Itoa(rand.IntN(10000)))
+			resp, err := client.Do(req)
+			if err != nil {
+				return // canceled at the end of the run
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			sent.Add(1)
+			if resp.StatusCode >= 500 {
+				failed.Add(1)
+			}
+		})
+	}
+}
