@@ -130,7 +130,9 @@ func (c sim) run(t testing.TB) simResult {
 }
 
 func TestSimErrorRegressionRolledBack(t *testing.T) {
-	for seed := uint64(1); seed <= 20; seed++ {
+	var worst, sum time.Duration
+	const seeds = 20
+	for seed := uint64(1); seed <= seeds; seed++ {
 		c := sim{seed: seed, rps: 200, stableErr: 0.001, goodErr: 0.001, canaryErr: 0.02,
 			badFrom: 30 * time.Second, horizon: 4 * time.Minute}
 		res := c.run(t)
@@ -143,10 +145,12 @@ func TestSimErrorRegressionRolledBack(t *testing.T) {
 		if res.status.Weight != 0 {
 			t.Fatalf("seed %d: weight %d after abort", seed, res.status.Weight)
 		}
+		worst, sum = max(worst, res.abortedAt-c.badFrom), sum+res.abortedAt-c.badFrom
 		if seed == 1 {
 			t.Logf("rolled back %s after the regression: %s", res.abortedAt-c.badFrom, res.status.Reason)
 		}
 	}
+	t.Logf("%d seeds: rolled back %s after the regression on average, %s at worst", seeds, sum/seeds, worst)
 }
 
 func TestSimErrorRegressionFromStart(t *testing.T) {
@@ -158,7 +162,9 @@ func TestSimErrorRegressionFromStart(t *testing.T) {
 }
 
 func TestSimLatencyRegressionRolledBack(t *testing.T) {
-	for seed := uint64(1); seed <= 20; seed++ {
+	var worst, sum time.Duration
+	const seeds = 20
+	for seed := uint64(1); seed <= seeds; seed++ {
 		c := sim{seed: seed, rps: 200, stableErr: 0.001, goodErr: 0.001, canaryErr: 0.001, slowdown: 1.5,
 			badFrom: 30 * time.Second, horizon: 4 * time.Minute}
 		res := c.run(t)
@@ -168,10 +174,12 @@ func TestSimLatencyRegressionRolledBack(t *testing.T) {
 		if d := res.abortedAt - c.badFrom; d > time.Minute {
 			t.Fatalf("seed %d: rolled back %s after the regression, want within 60s", seed, d)
 		}
+		worst, sum = max(worst, res.abortedAt-c.badFrom), sum+res.abortedAt-c.badFrom
 		if seed == 1 {
 			t.Logf("rolled back %s after the regression: %s", res.abortedAt-c.badFrom, res.status.Reason)
 		}
 	}
+	t.Logf("%d seeds: rolled back %s after the regression on average, %s at worst", seeds, sum/seeds, worst)
 }
 
 // TestSimAA runs canaries identical to stable (heavy-tailed latency, 0.1%
