@@ -98,8 +98,10 @@ type AnalysisOptions struct {
 	// zero means none.
 	ErrorMargin float64
 	// LatencyMargin is a relative latency increase tolerated before a
-	// significant difference is called a regression; zero means
-	// DefaultLatencyMargin, negative means none.
+	// significant difference is called a regression (the canary's median,
+	// or p99 for the tail test, must also be this much above stable's);
+	// zero means DefaultLatencyMargin, negative means none (significance
+	// alone decides).
 	LatencyMargin float64
 	// TailQuantile is the quantile of the tail check; zero means
 	// DefaultTailQuantile.
@@ -324,7 +326,7 @@ func (a *Analyzer) shiftCheck(st, ca *Sample, enough bool, level float64) Check 
 	mw := stats.MannWhitneyBinned(ca.Latency.counts[:], st.Latency.counts[:])
 	c.P = mw.P
 	cp, sp := ca.Latency.Quantile(0.5), st.Latency.Quantile(0.5)
-	worse := float64(cp) > float64(sp)*(1+a.opts.LatencyMargin)
+	worse := a.opts.LatencyMargin == 0 || float64(cp) > float64(sp)*(1+a.opts.LatencyMargin)
 	c.Verdict = Pass
 	if c.P < level && worse {
 		c.Verdict = Fail
@@ -364,7 +366,7 @@ func (a *Analyzer) tailCheck(st, ca *Sample, enough bool, level float64) Check {
 	}
 	c.P = stats.ProportionGreater(int64(caOver), int64(ca.Requests), int64(stOver), int64(st.Requests))
 	cq, sq := ca.Latency.Quantile(q), st.Latency.Quantile(q)
-	worse := float64(cq) > float64(sq)*(1+a.opts.LatencyMargin)
+	worse := a.opts.LatencyMargin == 0 || float64(cq) > float64(sq)*(1+a.opts.LatencyMargin)
 	c.Verdict = Pass
 	if c.P < level && worse {
 		c.Verdict = Fail

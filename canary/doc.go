@@ -50,7 +50,8 @@
 // Per variant (stable, canary, mirror): requests, errors (5xx responses,
 // recovered panics, unreachable upstreams) and latency, in a ring of
 // per-interval log-linear histograms (16 sub-buckets per power of two, 384
-// buckets from 1 µs to 137 s, quantiles within 3.2%) with atomic counters.
+// buckets from 1 µs to 137 s, quantiles interpolated within a bucket of
+// at most 6.25%) with atomic counters.
 // Memory is fixed: about 3 KiB per interval per variant, so 300 KiB for the
 // default 5-minute window at 10-second resolution. Exported through
 // OpenTelemetry as baton.canary.requests and baton.canary.errors
@@ -127,8 +128,9 @@
 //   - Latency tests assume both variants run on comparable machines; two
 //     processes on different hosts or transports can differ for reasons
 //     unrelated to the code (use SkipLatency or LatencyMargin).
-//   - The window's newest interval is partial, and a record racing an
-//     interval change in the same instant can land in the previous interval.
+//   - The window's newest interval is partial. A goroutine stalled between
+//     reading the clock and counting for longer than the whole window could
+//     count into a slot already reused by a newer interval.
 //   - Mirror analysis (canary on mirrored traffic against stable) is not
 //     automated: read Metrics().Snapshot().Of(Mirror).
 package canary

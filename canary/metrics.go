@@ -54,8 +54,9 @@ type Histogram struct {
 func (h *Histogram) Count() uint64 { return h.total }
 
 // Quantile returns the latency below which a share q (0..1) of the
-// observations fall, as the middle of the bucket that holds it (within
-// 3.2% of the true value above 16 µs); it returns 0 for an empty histogram.
+// observations fall, interpolated linearly within its bucket (so within
+// 6.25% of the true value above 16 µs, usually much closer); it returns 0
+// for an empty histogram.
 func (h *Histogram) Quantile(q float64) time.Duration {
 	if h.total == 0 {
 		return 0
@@ -67,14 +68,15 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	}
 	var seen uint64
 	for i, c := range h.counts {
-		seen += c
-		if seen > rank {
+		if seen+c > rank {
 			lo := bucketLow(i)
 			if i == numBuckets-1 {
 				return lo
 			}
-			return lo + (bucketLow(i+1)-lo)/2
+			frac := (float64(rank-seen) + 0.5) / float64(c)
+			return lo + time.Duration(frac*float64(bucketLow(i+1)-lo))
 		}
+		seen += c
 	}
 	return bucketLow(numBuckets - 1)
 }
