@@ -106,7 +106,7 @@ const (
 	DefaultOverrideSecretHeader = "X-Canary-Secret"
 )
 
-// Reason says why a request went where it did.
+// Reason says why a request went where it did. The zero value is ByWeight.
 type Reason uint8
 
 // Reasons, in the order of precedence the splitter applies.

@@ -70,7 +70,7 @@ func (s State) String() string {
 // Finished reports whether the rollout is over (promoted or aborted).
 func (s State) Finished() bool { return s == Promoted || s == Aborted }
 
-// EventKind says what an Event records.
+// EventKind says what an Event records. The zero value is EventStarted.
 type EventKind uint8
 
 // Event kinds.
@@ -89,6 +89,7 @@ func (k EventKind) String() string {
 }
 
 // Event is a transition of a rollout, delivered to ControllerOptions.OnEvent.
+// The zero value describes nothing.
 type Event struct {
 	Kind   EventKind
 	At     time.Time
@@ -151,7 +152,8 @@ type Status struct {
 // rolled back.
 var ErrAborted = errors.New("canary: rollout aborted")
 
-// AbortError carries the reason of an abort.
+// AbortError carries the reason of an abort; Run returns it. The zero value
+// has no reason.
 type AbortError struct {
 	Reason string
 	Manual bool

@@ -20,6 +20,11 @@
 // hand; OnEvent receives every transition. Status is a snapshot for
 // dashboards and the rollout package.
 //
+// The rollout package (or any orchestrator) needs three calls:
+// Splitter.SetWeight(bp) to move traffic, Controller.Status() for a
+// snapshot, and Controller.Analyze(ctx) for a verdict it acts on itself
+// (Evaluate acts too).
+//
 // Close a Splitter to stop mirroring and unregister its metrics; Shutdown
 // first waits for mirrored copies in flight. Close an Upstream to drop its
 // idle connections. Routed requests belong to the http.Server.

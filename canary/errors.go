@@ -18,11 +18,10 @@ var (
 	// ErrNotStarted is returned by Controller methods that need a running
 	// rollout, before Start.
 	ErrNotStarted = errors.New("canary: rollout not started")
-	// ErrClosed is returned by a Splitter or Controller after Close.
-	ErrClosed = errors.New("canary: closed")
 )
 
-// OptionsError says which field of an Options struct is wrong and why.
+// OptionsError says which field of an Options struct is wrong and why. The
+// zero value names no field.
 type OptionsError struct {
 	Field  string // the field's path, e.g. "Steps[2].Weight"
 	Reason string // what is wrong with it, in words

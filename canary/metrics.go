@@ -105,7 +105,8 @@ func (s *Sample) ErrorRate() float64 {
 	return float64(s.Errors) / float64(s.Requests)
 }
 
-// Window is a snapshot of every variant over the same span of time.
+// Window is a snapshot of every variant over the same span of time. The
+// zero value is an empty window.
 type Window struct {
 	Start, End time.Time // the span covered: whole intervals, the last one partial
 	Variants   [numVariants]Sample
