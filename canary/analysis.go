@@ -305,7 +305,10 @@ func (a *Analyzer) errorCheck(st, ca *Sample, enough bool, level float64) Check 
 		c.Detail = needPair(st, ca, a.opts.MinSamples)
 		return c
 	}
-	c.P = stats.ProportionGreater(int64(ca.Errors), int64(ca.Requests), int64(st.Errors), int64(st.Requests))
+	// Errors never exceed requests in a snapshot (see SnapshotAt); the
+	// clamp keeps a future change from turning that into a panic.
+	c.P = stats.ProportionGreater(int64(min(ca.Errors, ca.Requests)), int64(ca.Requests),
+		int64(min(st.Errors, st.Requests)), int64(st.Requests))
 	worse := ca.ErrorRate() > st.ErrorRate()+a.opts.ErrorMargin
 	c.Verdict = Pass
 	if c.P < level && worse {

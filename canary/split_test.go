@@ -261,6 +261,16 @@ func TestOverrideSecretAndDisabled(t *testing.T) {
 	if v := s.Route(r); v != canary.Canary {
 		t.Error("override refused with the right secret")
 	}
+	var seen http.Header
+	withTarget := newSplitter(t, canary.Options{Override: canary.Override{Secret: "s3cret"},
+		Canary: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = r.Header.Clone() })})
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set(canary.DefaultOverrideHeader, "always")
+	r.Header.Set(canary.DefaultOverrideSecretHeader, "s3cret")
+	withTarget.ServeHTTP(httptest.NewRecorder(), r)
+	if seen == nil || seen.Get(canary.DefaultOverrideSecretHeader) != "" || seen.Get(canary.DefaultOverrideHeader) != "always" {
+		t.Errorf("canary target saw headers %v: the secret must be stripped", seen)
+	}
 	off := newSplitter(t, canary.Options{Override: canary.Override{Disabled: true}})
 	r = httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("X-Canary", "always")

@@ -266,6 +266,13 @@ func (s *Splitter) key(r *http.Request) string {
 // for a complete one.
 func (s *Splitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	v, _, assign := s.route(r)
+	if o := s.override; o != nil && o.secret != nil {
+		// The override secret is a credential: targets, their logs and
+		// upstream processes do not need to see it.
+		if _, ok := r.Header[o.secretHeader]; ok {
+			r.Header.Del(o.secretHeader)
+		}
+	}
 	if assign != "" {
 		http.SetCookie(w, &http.Cookie{
 			Name: s.assignCookie, Value: assign, Path: "/", MaxAge: s.assignMaxAge,
