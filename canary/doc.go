@@ -110,8 +110,8 @@
 //     at worst.
 //
 // Hot path (go test -run '^$' -bench . -benchmem ./canary/, 2 cores): the
-// routing decision for a keyed request 33 ns, recording an outcome 68 ns,
-// the full ServeHTTP with handler targets 154 ns against 3 ns for calling
+// routing decision for a keyed request 29 ns, recording an outcome 60 ns,
+// the full ServeHTTP with handler targets 141 ns against 3.4 ns for calling
 // the handler directly; all without allocation.
 //
 // # Mirroring
