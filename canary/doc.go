@@ -110,9 +110,10 @@
 //     at worst.
 //
 // Hot path (go test -run '^$' -bench . -benchmem ./canary/, 2 cores): the
-// routing decision for a keyed request 29 ns, recording an outcome 60 ns,
-// the full ServeHTTP with handler targets 141 ns against 3.4 ns for calling
-// the handler directly; all without allocation.
+// routing decision for a keyed request 29 ns and recording an outcome 60 ns,
+// both without allocation; the full ServeHTTP with handler targets about
+// 160 ns against 3.6 ns for calling the handler directly, with one 32-byte
+// allocation (the status recorder, deliberately not pooled).
 //
 // # Mirroring
 //

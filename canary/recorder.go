@@ -5,29 +5,19 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 )
 
 // recorder wraps a ResponseWriter to learn the status code. It exposes
 // Flush, Hijack and ReadFrom (falling back when the underlying writer lacks
 // them) and Unwrap for http.ResponseController.
+//
+// It is allocated per request, not pooled: a handler that leaks its writer
+// to a goroutine outliving the request would otherwise write into another
+// user's response.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
-}
-
-var recorders = sync.Pool{New: func() any { return new(recorder) }}
-
-func getRecorder(w http.ResponseWriter) *recorder {
-	r := recorders.Get().(*recorder)
-	r.ResponseWriter, r.status, r.wrote = w, 0, false
-	return r
-}
-
-func putRecorder(r *recorder) {
-	r.ResponseWriter = nil
-	recorders.Put(r)
 }
 
 func (r *recorder) WriteHeader(code int) {

@@ -286,9 +286,7 @@ func (s *Splitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if s.mirror != nil {
 		cap = s.mirror.capture(r)
 	}
-	rec := getRecorder(w)
-	s.serve(h, rec, r, v)
-	putRecorder(rec)
+	s.serve(h, &recorder{ResponseWriter: w}, r, v)
 	if cap != nil {
 		s.mirror.send(r, cap)
 	}
