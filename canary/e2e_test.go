@@ -47,6 +47,12 @@ func runUpstream(role string) {
 			return
 		}
 		w.Header().Set("X-Served-By", role)
+		// A body that arrives cut or padded is a server error, so that
+		// mirrored copies with broken bodies show up as mirror errors.
+		if want := r.Header.Get("X-Body-Len"); want != "" && want != strconv.Itoa(len(body)) {
+			http.Error(w, "body length mismatch", http.StatusInternalServerError)
+			return
+		}
 		if failEvery > 0 && n.Add(1)%int64(failEvery) == 0 {
 			http.Error(w, "injected failure", http.StatusInternalServerError)
 			return
@@ -163,6 +169,7 @@ func load(t *testing.T, url string, n, workers, users int) loadResult {
 				body := strings.Repeat("x", int(i%64))
 				req, _ := http.NewRequest("POST", url, strings.NewReader(body))
 				req.Header.Set("X-User", user)
+				req.Header.Set("X-Body-Len", strconv.Itoa(len(body)))
 				resp, err := client.Do(req)
 				if err != nil {
 					t.Errorf("request %d: %v", i, err)
@@ -303,4 +310,41 @@ func TestEndToEndGoodCanaryPromoted(t *testing.T) {
 	if res.byVariant["canary"] != 500 {
 		t.Errorf("after promotion: %v", res.byVariant)
 	}
+}
+
+// TestEndToEndMirror copies stable traffic, bodies included, to a canary
+// process over a Unix socket while clients see only stable's answers.
+func TestEndToEndMirror(t *testing.T) {
+	stable := startUpstream(t, "stable", "tcp", 0)
+	cnry := startUpstream(t, "canary", filepath.Join(t.TempDir(), "canary.sock"), 0)
+	s, err := canary.New(canary.Options{Stable: stable, Canary: cnry, Mirror: &canary.MirrorOptions{MaxConcurrent: 64}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	res := load(t, "http://"+ln.Addr().String()+"/", 600, 4, 50)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-served
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res.byVariant["stable"] != 600 || res.statuses[200] != 600 {
+		t.Fatalf("clients saw %v %v", res.byVariant, res.statuses)
+	}
+	ms := s.MirrorStats()
+	n, e := s.Metrics().Totals(canary.Mirror)
+	if ms.Sent == 0 || n != ms.Sent || e != 0 || ms.Sent+ms.Dropped+ms.Skipped != 600 || ms.Skipped != 0 {
+		t.Fatalf("mirror stats %+v, canary answered %d copies with %d errors", ms, n, e)
+	}
+	t.Logf("mirrored %d of 600 requests (%d dropped with every slot busy)", ms.Sent, ms.Dropped)
 }
