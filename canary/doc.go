@@ -104,6 +104,8 @@
 //   - A/A (canary identical to stable): 42 of 10,000 rollouts rolled back
 //     (0.42%); 7 of the 1,000 that TestSimAA runs (0.7%).
 //     BATON_AA_RUNS=10000 go test -run 'TestSimAA$' -v ./canary/
+//     Testing every check at the whole 1% instead (no spending) rolls back
+//     82 of those 1,000 (8.2%).
 //   - canary errors 0.1% -> 2% at 5% weight: rolled back 31 s after the
 //     change on average, 50 s at worst over 20 seeds.
 //   - canary latency x1.5 (p99 +50%) at 5% weight: 22.5 s on average, 30 s
