@@ -7,7 +7,9 @@
 //	go run ./examples/canary -scenario bad -v2-errors 0.05 -v2-latency 20ms
 //
 // It exits with status 1 if a scenario does not end as expected (good:
-// promoted, bad: aborted), so it doubles as a smoke test.
+// promoted, bad: aborted), so it doubles as a smoke test; a good canary is
+// wrongly rolled back with probability at most -alpha (1%), so a CI run
+// passes -alpha 0.001.
 package main
 
 import (
@@ -36,14 +38,15 @@ func main() {
 	v2Errors := flag.Float64("v2-errors", 0.03, "error rate of the bad v2")
 	v2Latency := flag.Duration("v2-latency", 3*time.Millisecond, "latency the bad v2 adds")
 	stepFor := flag.Duration("step", 6*time.Second, "minimum duration of each step")
+	alpha := flag.Float64("alpha", canary.DefaultAlpha, "bound on the false-rollback probability of one rollout")
 	flag.Parse()
 
 	ok := true
 	if *scenario == "good" || *scenario == "both" {
-		ok = run("good", 0, 0, *rps, *stepFor, canary.Promoted) && ok
+		ok = run("good", 0, 0, *rps, *stepFor, *alpha, canary.Promoted) && ok
 	}
 	if *scenario == "bad" || *scenario == "both" {
-		ok = run("bad", *v2Errors, *v2Latency, *rps, *stepFor, canary.Aborted) && ok
+		ok = run("bad", *v2Errors, *v2Latency, *rps, *stepFor, *alpha, canary.Aborted) && ok
 	}
 	if !ok {
 		os.Exit(1)
@@ -63,7 +66,7 @@ func version(name string, errRate float64, extra time.Duration) http.Handler {
 	})
 }
 
-func run(name string, v2Errors float64, v2Latency time.Duration, rps int, stepFor time.Duration, want canary.State) bool {
+func run(name string, v2Errors float64, v2Latency time.Duration, rps int, stepFor time.Duration, alpha float64, want canary.State) bool {
 	fmt.Printf("== scenario %s: v2 error rate %.1f%%, v2 added latency %s\n", name, 100*v2Errors, v2Latency)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	split, err := canary.New(canary.Options{
@@ -87,6 +90,7 @@ func run(name string, v2Errors float64, v2Latency time.Duration, rps int, stepFo
 			{Weight: 5000, MinDuration: stepFor},
 		},
 		Interval: 2 * time.Second,
+		Analysis: canary.AnalysisOptions{Alpha: alpha},
 		OnEvent: func(e canary.Event) {
 			fmt.Printf("   %-8s weight %5.2f%%  %s\n", e.Kind, float64(e.Weight)/100, e.Reason)
 		},

@@ -14,7 +14,9 @@
 //     given the total number of errors, so the p-value stays valid with a
 //     handful of errors, where the pooled z-test is anti-conservative (with
 //     0.6 expected canary errors it overstates significance about tenfold).
-//     ProportionZ is kept for reporting an effect size.
+//     ProportionZ is kept for reporting an effect size. Measured (seeded,
+//     TestProportionGreaterSize): 600 against 11,400 trials at a common
+//     0.1% rate, level 1%: the exact test rejects 0.43%, the z-test 3.1%.
 //   - Latency distributions are compared with the Mann-Whitney U test on
 //     histogram bins: observations in one bin are ties, handled by the
 //     standard tie correction of the variance, with a continuity correction.
