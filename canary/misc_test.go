@@ -73,7 +73,7 @@ func TestNames(t *testing.T) {
 		canary.Pending.String(): "pending", canary.Progressing.String(): "progressing", canary.Paused.String(): "paused",
 		canary.Promoted.String(): "promoted", canary.Aborted.String(): "aborted", canary.State(9).String(): "State(9)",
 		canary.Insufficient.String(): "insufficient data", canary.Pass.String(): "pass", canary.Fail.String(): "fail",
-		canary.EventStep.String(): "step",
+		canary.EventStep.String():                            "step",
 		(&canary.AbortError{Reason: "p99 too high"}).Error(): "canary: rollout aborted: p99 too high",
 	} {
 		if got != want {
