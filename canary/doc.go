@@ -102,10 +102,10 @@
 // latency (median 20 ms, sigma 0.8), 0.1% errors on stable:
 //
 //   - A/A (canary identical to stable): 42 of 10,000 rollouts rolled back
-//     (0.42%); 7 of the 1,000 that TestSimAA runs (0.7%).
-//     BATON_AA_RUNS=10000 go test -run 'TestSimAA$' -v ./canary/
-//     Testing every check at the whole 1% instead (no spending) rolls back
-//     82 of those 1,000 (8.2%).
+//     (0.42%, by BATON_AA_RUNS=10000 go test -run 'TestSimAA$' -v), 7 of
+//     the 1,000 that TestSimAA runs by default (0.7%). Testing every check
+//     at the whole 1% instead (no spending) rolls back 82 of those 1,000
+//     (8.2%).
 //   - canary errors 0.1% -> 2% at 5% weight: rolled back 31 s after the
 //     change on average, 50 s at worst over 20 seeds.
 //   - canary latency x1.5 (p99 +50%) at 5% weight: 22.5 s on average, 30 s
@@ -124,8 +124,9 @@
 // # Mirroring
 //
 // With Options.Mirror, a copy of stable requests goes to the canary handler
-// with an X-Baton-Mirror: 1 header, after the real response is complete;
-// the canary's answer is discarded and recorded as variant Mirror, apart
+// with an X-Baton-Mirror: 1 header, once the stable handler has returned
+// (the real request pays only for cloning its headers); the canary's answer
+// is discarded and recorded as variant Mirror, apart
 // from real canary traffic. At most MaxConcurrent copies run; when all are
 // busy the copy is dropped and counted. Bodies are captured as the stable
 // handler reads them, up to MaxBody; larger, unknown-length or unread
