@@ -75,7 +75,13 @@ func TestRecorderPassesThroughFlushAndHijack(t *testing.T) {
 		brw.Flush()
 	})
 	s := newSplitter(t, canary.Options{Stable: h, Canary: h})
-	srv := httptest.NewServer(s)
+	// The client sees the hijacked connection close before the splitter
+	// records the request: wait for ServeHTTP to return.
+	returned := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ServeHTTP(w, r)
+		close(returned)
+	}))
 	defer srv.Close()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
@@ -95,6 +101,7 @@ func TestRecorderPassesThroughFlushAndHijack(t *testing.T) {
 	if len(lines) == 0 || lines[len(lines)-1] != "raw\n" {
 		t.Fatalf("hijacked connection said %q", lines)
 	}
+	<-returned
 	if n, e := s.Metrics().Totals(canary.Stable); n != 1 || e != 0 {
 		t.Fatalf("hijacked request: %d requests, %d errors", n, e)
 	}
