@@ -213,6 +213,10 @@ func NewController(o ControllerOptions) (*Controller, error) {
 		if st.Weight > MaxWeight {
 			return nil, optErr(field+".Weight", "%d basis points is above %d (100%%)", st.Weight, MaxWeight)
 		}
+		if st.Weight == MaxWeight && !st.SkipAnalysis {
+			return nil, optErr(field+".Weight", "a step at 100%% leaves no stable traffic to compare with, so it could never pass: "+
+				"drop it (the weight goes to 100%% after the last step passes) or set SkipAnalysis")
+		}
 		if i > 0 && st.Weight < steps[i-1].Weight {
 			return nil, optErr(field+".Weight", "%s is below the previous step's %s: weights must not decrease",
 				formatWeight(st.Weight), formatWeight(steps[i-1].Weight))

@@ -247,6 +247,7 @@ func TestControllerOptionsErrors(t *testing.T) {
 		{canary.ControllerOptions{Steps: []canary.Step{{}}}, "Splitter"},
 		{canary.ControllerOptions{Splitter: s}, "Steps"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 10001}}}, "Steps[0].Weight"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 10000}}}, "Steps[1].Weight"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 100}}}, "Steps[1].Weight"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{MinDuration: -1}}}, "Steps[0].MinDuration"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{}}, Analysis: canary.AnalysisOptions{Alpha: 2}}, "Analysis.Alpha"},
