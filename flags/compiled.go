@@ -1,0 +1,453 @@
+package flags
+
+import (
+	"math"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/batonhq/baton/internal/bucket"
+)
+
+// Reason explains why an evaluation returned its value; the values are
+// OpenFeature's. The zero Reason is empty and never returned.
+type Reason string
+
+// Reasons.
+const (
+	ReasonStatic   Reason = "STATIC"          // the flag has no targeting: it serves one variant to all
+	ReasonTargeted Reason = "TARGETING_MATCH" // a rule matched
+	ReasonSplit    Reason = "SPLIT"           // the fallthrough is a percentage rollout
+	ReasonDisabled Reason = "DISABLED"        // the flag is turned off
+	ReasonDefault  Reason = "DEFAULT"         // no rule matched, a prerequisite failed, or no bucketing key
+	ReasonError    Reason = "ERROR"           // see the error code; the caller's default is returned
+)
+
+// reason indexes per-reason counters; the first numCounted have counters
+// per variant, reasonError is counted per flag.
+type reason uint8
+
+const (
+	rStatic reason = iota
+	rTargeted
+	rSplit
+	rDisabled
+	rDefault
+	numCounted
+	rError = numCounted
+)
+
+var reasonNames = [...]Reason{ReasonStatic, ReasonTargeted, ReasonSplit, ReasonDisabled, ReasonDefault, ReasonError}
+
+// percentTotal is the bucket count behind percentages: 0.001% resolution.
+// A share of p% is p*1000 buckets out of 100,000, the same cut as a weight of
+// p out of 100 (both compare h against p/100 * 2^32), so flags and canary
+// agree on who is in.
+const percentTotal = 100_000
+
+// snapshot is an immutable compiled configuration; Store swaps it whole.
+type snapshot struct {
+	flags    map[string]*cflag
+	segments map[string]*csegment
+	version  uint64
+	loadedAt time.Time
+	dropped  []droppedOverride
+}
+
+type droppedOverride struct {
+	flag string
+	err  error
+}
+
+type cvariant struct {
+	name string
+	b    bool
+	s    string
+	i    int64
+	f    float64
+	obj  any
+	raw  any // the value as defined, for listings
+}
+
+type serveKind uint8
+
+const (
+	serveVariant serveKind = iota
+	serveRollout
+	serveProgressive
+)
+
+type cserve struct {
+	kind    serveKind
+	variant int
+	weights []uint32
+	widx    []int
+	prog    *cprog
+}
+
+type cprog struct {
+	variant, otherwise int
+	at                 []int64   // unix nanos, increasing
+	share              []float64 // buckets out of percentTotal
+	linear             bool
+}
+
+// shareAt is the number of buckets (out of percentTotal) in at time now.
+func (p *cprog) shareAt(now int64) uint32 {
+	if len(p.at) == 0 || now < p.at[0] {
+		return 0
+	}
+	i := 0
+	for i+1 < len(p.at) && p.at[i+1] <= now {
+		i++
+	}
+	s := p.share[i]
+	if p.linear && i+1 < len(p.at) {
+		frac := float64(now-p.at[i]) / float64(p.at[i+1]-p.at[i])
+		s += (p.share[i+1] - s) * frac
+	}
+	return uint32(s)
+}
+
+type cprereq struct {
+	key    string
+	flag   *cflag
+	accept []bool // indexed by the prerequisite's variant index
+}
+
+type crule struct {
+	name  string
+	cond  *cnode // nil matches all
+	serve cserve
+}
+
+type cflag struct {
+	key        string
+	typ        Type
+	variants   []cvariant
+	def, off   int
+	disabled   bool
+	salt       string
+	bucketBy   string
+	prereqs    []cprereq
+	rules      []crule
+	serve      cserve
+	fallReason reason
+	meta       map[string]any
+	source     string
+	usage      *usage
+	counters   []*vcounters // per variant, shared with usage across reloads
+	override   override
+	def0       Flag // the definition, for listings
+}
+
+func (f *cflag) variantIndex(name string) int {
+	for i := range f.variants {
+		if f.variants[i].name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// shards spreads one flag's counters over cache lines so that cores
+// evaluating the same flag do not contend on one line.
+const shards = 4
+
+type vcounters struct {
+	s [shards]struct {
+		n [numCounted]atomic.Uint64
+		_ [8 - numCounted]uint64 // pad to a 64-byte line
+	}
+}
+
+func (v *vcounters) total(r reason) uint64 {
+	var n uint64
+	for i := range v.s {
+		n += v.s[i].n[r].Load()
+	}
+	return n
+}
+
+// usage outlives snapshots: a reload keeps a flag's counts.
+type usage struct {
+	last     atomic.Int64 // unix seconds of the last evaluation; 0 never
+	errors   atomic.Uint64
+	since    time.Time              // when the flag was first loaded
+	variants map[string]*vcounters // guarded by Store.mu
+}
+
+// opKind enumerates compiled condition nodes.
+type opKind uint8
+
+const (
+	opAll opKind = iota
+	opAny
+	opNot
+	opSegment
+	opEquals
+	opNotEquals
+	opIn
+	opNotIn
+	opContains
+	opStartsWith
+	opEndsWith
+	opMatches
+	opLT
+	opLTE
+	opGT
+	opGTE
+	opSemverEq
+	opSemverLT
+	opSemverLTE
+	opSemverGT
+	opSemverGTE
+	opBefore
+	opAfter
+	opExists
+)
+
+type valueKind uint8
+
+const (
+	vString valueKind = iota
+	vNum
+	vBool
+)
+
+// cnode is a compiled condition. It is a concrete type rather than an
+// interface so that the evaluation context, passed by pointer, stays on the
+// caller's stack: arguments of interface method calls escape to the heap.
+type cnode struct {
+	op    opKind
+	attr  string
+	vkind valueKind
+	s     string
+	n     float64
+	b     bool
+	t     int64
+	sv    semver
+	re    *regexp.Regexp
+	strs  map[string]struct{}
+	nums  map[float64]struct{}
+	kids  []cnode
+	seg   *csegment
+}
+
+type csegment struct {
+	name     string
+	keys     map[string]struct{}
+	excluded map[string]struct{}
+	cond     *cnode
+}
+
+func (g *csegment) match(s *Store, ec *EvalContext) bool {
+	if tk := ec.targetingKey(); tk != "" {
+		if _, ok := g.keys[tk]; ok {
+			return true
+		}
+		if _, ok := g.excluded[tk]; ok {
+			return false
+		}
+	}
+	return g.cond != nil && g.cond.match(s, ec)
+}
+
+func (c *cnode) match(s *Store, ec *EvalContext) bool {
+	switch c.op {
+	case opAll:
+		for i := range c.kids {
+			if !c.kids[i].match(s, ec) {
+				return false
+			}
+		}
+		return true
+	case opAny:
+		for i := range c.kids {
+			if c.kids[i].match(s, ec) {
+				return true
+			}
+		}
+		return false
+	case opNot:
+		return !c.kids[0].match(s, ec)
+	case opSegment:
+		return c.seg.match(s, ec)
+	case opEquals:
+		return c.equals(ec)
+	case opNotEquals:
+		return c.present(ec) && !c.equals(ec)
+	case opIn:
+		return c.in(ec)
+	case opNotIn:
+		return c.present(ec) && !c.in(ec)
+	case opContains:
+		return c.contains(ec)
+	case opStartsWith:
+		v, ok := ec.str(c.attr)
+		return ok && strings.HasPrefix(v, c.s)
+	case opEndsWith:
+		v, ok := ec.str(c.attr)
+		return ok && strings.HasSuffix(v, c.s)
+	case opMatches:
+		v, ok := ec.str(c.attr)
+		return ok && c.re.MatchString(v)
+	case opLT, opLTE, opGT, opGTE:
+		v, ok := ec.num(c.attr)
+		if !ok || math.IsNaN(v) {
+			return false
+		}
+		switch c.op {
+		case opLT:
+			return v < c.n
+		case opLTE:
+			return v <= c.n
+		case opGT:
+			return v > c.n
+		default:
+			return v >= c.n
+		}
+	case opSemverEq, opSemverLT, opSemverLTE, opSemverGT, opSemverGTE:
+		v, ok := ec.str(c.attr)
+		if !ok {
+			return false
+		}
+		sv, ok := parseSemver(v)
+		if !ok {
+			return false
+		}
+		cmp := compareSemver(sv, c.sv)
+		switch c.op {
+		case opSemverEq:
+			return cmp == 0
+		case opSemverLT:
+			return cmp < 0
+		case opSemverLTE:
+			return cmp <= 0
+		case opSemverGT:
+			return cmp > 0
+		default:
+			return cmp >= 0
+		}
+	case opBefore, opAfter:
+		var t int64
+		if c.attr == "" {
+			t = s.nowNano()
+		} else {
+			var ok bool
+			if t, ok = ec.unixNano(c.attr); !ok {
+				return false
+			}
+		}
+		if c.op == opBefore {
+			return t < c.t
+		}
+		return t >= c.t
+	case opExists:
+		return c.present(ec)
+	}
+	return false
+}
+
+func (c *cnode) present(ec *EvalContext) bool {
+	_, _, _, ok := ec.lookup(c.attr)
+	return ok
+}
+
+func (c *cnode) equals(ec *EvalContext) bool {
+	switch c.vkind {
+	case vString:
+		v, ok := ec.str(c.attr)
+		return ok && v == c.s
+	case vNum:
+		v, ok := ec.num(c.attr)
+		return ok && v == c.n
+	default:
+		v, _, _, ok := ec.lookup(c.attr)
+		b, isBool := v.(bool)
+		return ok && isBool && b == c.b
+	}
+}
+
+func (c *cnode) in(ec *EvalContext) bool {
+	if v, ok := ec.str(c.attr); ok {
+		_, in := c.strs[v]
+		return in
+	}
+	if len(c.nums) == 0 {
+		return false
+	}
+	if v, ok := ec.num(c.attr); ok {
+		_, in := c.nums[v]
+		return in
+	}
+	return false
+}
+
+func (c *cnode) contains(ec *EvalContext) bool {
+	v, tk, isKey, ok := ec.lookup(c.attr)
+	if isKey {
+		return strings.Contains(tk, c.s)
+	}
+	if !ok {
+		return false
+	}
+	switch x := v.(type) {
+	case string:
+		return strings.Contains(x, c.s)
+	case []string:
+		for _, e := range x {
+			if e == c.s {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if s, ok := e.(string); ok && s == c.s {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pick resolves a serve to a variant index; ok is false when a split has
+// no bucketing value or no weight.
+func (sv *cserve) pick(s *Store, f *cflag, ec *EvalContext) (int, bool) {
+	switch sv.kind {
+	case serveVariant:
+		return sv.variant, true
+	case serveRollout:
+		key, ok := f.bucketKey(ec)
+		if !ok {
+			return 0, false
+		}
+		i := bucket.Pick(bucket.Hash(f.salt, key), sv.weights)
+		if i < 0 {
+			return 0, false
+		}
+		return sv.widx[i], true
+	default:
+		p := sv.prog
+		key, ok := f.bucketKey(ec)
+		if !ok {
+			return 0, false
+		}
+		share := p.shareAt(s.nowNano())
+		if bucket.In(bucket.Hash(f.salt, key), share, percentTotal) {
+			return p.variant, true
+		}
+		return p.otherwise, true
+	}
+}
+
+func (f *cflag) bucketKey(ec *EvalContext) (string, bool) {
+	var k string
+	if f.bucketBy == "" {
+		k = ec.targetingKey()
+	} else {
+		k, _ = ec.str(f.bucketBy)
+	}
+	return k, k != ""
+}
