@@ -174,7 +174,7 @@ func (v *vcounters) total(r reason) uint64 {
 type usage struct {
 	last     atomic.Int64 // unix seconds of the last evaluation; 0 never
 	errors   atomic.Uint64
-	since    time.Time              // when the flag was first loaded
+	since    time.Time             // when the flag was first loaded
 	variants map[string]*vcounters // guarded by Store.mu
 }
 
