@@ -231,8 +231,8 @@ func TestSegments(t *testing.T) {
 		email string
 		want  bool
 	}{
-		{"alice", "alice@gmail.com", true},    // listed key
-		{"carol", "carol@corp.com", true},     // condition
+		{"alice", "alice@gmail.com", true},     // listed key
+		{"carol", "carol@corp.com", true},      // condition
 		{"mallory", "mallory@corp.com", false}, // excluded wins over the condition
 		{"dave", "dave@gmail.com", false},
 		{"bob", "", true}, // second segment
