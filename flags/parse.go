@@ -69,7 +69,15 @@ func merge(dst *Config, src Config, file string) error {
 // Parse parses one flag file; name is used in errors and picks the syntax
 // (".json" is JSON, anything else YAML). The schema is documented in the
 // package documentation.
+//
+// An empty file is an error, not an empty configuration: it is what a
+// reader sees between an in-place writer's truncate and write, and
+// accepting it would delete every flag for a moment. A file that defines
+// no flags says so: "flags: {}".
 func Parse(name string, data []byte) (Config, error) {
+	if len(data) == 0 {
+		return Config{}, &LoadError{File: name, Err: errors.New("file is empty (write \"flags: {}\" for no flags)")}
+	}
 	if strings.EqualFold(filepath.Ext(name), ".json") {
 		// YAML accepts some input JSON rejects (trailing commas, comments);
 		// a JSON file must be JSON, and JSON's errors carry an offset.
@@ -311,7 +319,7 @@ func normalize(v any) any {
 func (w *walker) config(doc *yaml.Node) (Config, error) {
 	cfg := Config{Flags: map[string]Flag{}, Segments: map[string]Segment{}}
 	if doc.Kind == 0 || (doc.Kind == yaml.DocumentNode && len(doc.Content) == 0) {
-		return cfg, nil // an empty file defines nothing
+		return Config{}, w.fail(nil, "", "no document (write \"flags: {}\" for no flags)")
 	}
 	top, err := w.mapping(doc, "", "flags", "segments", "$schema")
 	if err != nil {

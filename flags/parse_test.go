@@ -173,8 +173,13 @@ func TestDuplicateAcrossFiles(t *testing.T) {
 }
 
 func TestEmptyFile(t *testing.T) {
-	cfg, err := Parse("empty.yaml", nil)
+	for _, body := range []string{"", "# only a comment\n"} {
+		if _, err := Parse("empty.yaml", []byte(body)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: err = %v, want ErrInvalid", body, err)
+		}
+	}
+	cfg, err := Parse("none.yaml", []byte("flags: {}\n"))
 	if err != nil || len(cfg.Flags) != 0 {
-		t.Errorf("empty file: %v, %v", cfg, err)
+		t.Errorf("flags: {}: %v, %v", cfg, err)
 	}
 }
