@@ -19,7 +19,7 @@ func benchProvider(b *testing.B) (*openfeature.Provider, *flags.Store) {
 	b.Cleanup(func() { store.Close() })
 	err = store.Set("bench", flags.Config{Flags: map[string]flags.Flag{"f": {
 		Variants: map[string]any{"on": true, "off": false}, Default: "off",
-		Rules: []flags.Rule{{If: &flags.Condition{Attr: "plan", Op: flags.OpEquals, Value: "pro"}, Serve: flags.Serve{Variant: "on"}}},
+		Rules:    []flags.Rule{{If: &flags.Condition{Attr: "plan", Op: flags.OpEquals, Value: "pro"}, Serve: flags.Serve{Variant: "on"}}},
 		Metadata: map[string]any{"owner": "bench"},
 	}}})
 	if err != nil {

@@ -119,8 +119,8 @@ func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
 	case flags.EventRejected:
 		evs = append(evs, of.Event{ProviderName: p.name, EventType: of.ProviderStale,
 			ProviderEventDetails: of.ProviderEventDetails{
-				Message:       "update rejected, serving the last good configuration: " + e.Err.Error(),
-				ErrorCode:     of.ParseErrorCode,
+				Message:   "update rejected, serving the last good configuration: " + e.Err.Error(),
+				ErrorCode: of.ParseErrorCode,
 				// The SDK does not pass ErrorCode on to handlers; the
 				// metadata carries it too.
 				EventMetadata: map[string]any{"version": int64(e.Version), "source": e.Source, "errorCode": string(of.ParseErrorCode)},
