@@ -1,9 +1,18 @@
 package flags
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 func benchStore(b *testing.B, cfg Config) *Store {
@@ -117,4 +126,186 @@ func BenchmarkEvalParallel(b *testing.B) {
 		}
 		_ = n
 	})
+}
+
+// BenchmarkEvalRuleMetrics is BenchmarkEvalRule with a real OpenTelemetry
+// SDK MeterProvider: the evaluation counters are the usage counters, read
+// at collection, so the hot path costs the same.
+func BenchmarkEvalRuleMetrics(b *testing.B) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	b.Cleanup(func() { mp.Shutdown(context.Background()) })
+	s, err := New(Options{MeterProvider: mp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.Set("bench", Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+		Rules: []Rule{{If: twoConds("FR", "pro"), Serve: Serve{Variant: "on"}}}}}}); err != nil {
+		b.Fatal(err)
+	}
+	ec := EvalContext{TargetingKey: "u", Attributes: map[string]any{"country": "FR", "plan": "pro"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !s.Bool("f", ec, false) {
+			b.Fatal("rule did not match")
+		}
+	}
+	b.StopTimer()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkMetricsCollect measures one collection of the evaluation
+// counter for 1,000 flags with two variants each: the cost moved off the
+// hot path.
+func BenchmarkMetricsCollect(b *testing.B) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	b.Cleanup(func() { mp.Shutdown(context.Background()) })
+	s, err := New(Options{MeterProvider: mp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.Set("bench", thousandFlags()); err != nil {
+		b.Fatal(err)
+	}
+	for _, st := range s.Flags() {
+		s.Bool(st.Key, EvalContext{TargetingKey: "u", Attributes: map[string]any{"plan": "pro", "country": "FR"}}, false)
+		s.Bool(st.Key, EvalContext{TargetingKey: "v"}, false)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// thousandFlags is a realistic file-sized configuration: 1,000 flags, each
+// with two variants, a rule of two conditions and a 10% rollout.
+func thousandFlags() Config {
+	cfg := Config{Flags: map[string]Flag{}}
+	for i := range 1000 {
+		cfg.Flags["flag-"+strconv.Itoa(i)] = Flag{Variants: map[string]any{"on": true, "off": false}, Default: "off",
+			Metadata: map[string]any{"owner": "team-" + strconv.Itoa(i%10)},
+			Rules:    []Rule{{Name: "pro in FR", If: twoConds("FR", "pro"), Serve: Serve{Variant: "on"}}},
+			Serve:    Serve{Rollout: []Weight{{"on", 10}, {"off", 90}}}}
+	}
+	return cfg
+}
+
+// BenchmarkCompileThousand compiles and swaps in 1,000 flags (Store.Set).
+func BenchmarkCompileThousand(b *testing.B) {
+	s := benchStore(b, Config{})
+	cfg := thousandFlags()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Set("bench", cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseCompileThousand parses a 1,000-flag YAML file and compiles
+// it: the whole reload minus the file system wait.
+func BenchmarkParseCompileThousand(b *testing.B) {
+	s := benchStore(b, Config{})
+	data := thousandFlagsYAML()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		cfg, err := Parse("flags.yaml", data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Set("bench", cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func thousandFlagsYAML() []byte {
+	var sb strings.Builder
+	sb.WriteString("flags:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&sb, `  flag-%d:
+    variants: {on: true, off: false}
+    default: off
+    metadata: {owner: team-%d}
+    rules:
+      - name: pro in FR
+        if:
+          all:
+            - {attr: country, op: in, values: [FR, XX]}
+            - {attr: plan, op: equals, value: pro}
+        serve: on
+    serve:
+      rollout: [{variant: on, weight: 10}, {variant: off, weight: 90}]
+`, i, i%10)
+	}
+	return []byte(sb.String())
+}
+
+// BenchmarkHeapThousand reports the heap held by a Store with 1,000 flags
+// (compiled snapshot, usage counters, definitions kept for listings).
+func BenchmarkHeapThousand(b *testing.B) {
+	cfg := thousandFlags()
+	var ms runtime.MemStats
+	var total uint64
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapAlloc
+		s, err := New(Options{Now: time.Now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Set("bench", cfg); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		total += ms.HeapAlloc - before
+		runtime.KeepAlive(s)
+		s.Close()
+	}
+	b.ReportMetric(float64(total)/float64(b.N)/(1<<20), "MB-heap")
+}
+
+// BenchmarkReloadVisible measures a file write until the new value is
+// served: fsnotify, debounce (DefaultDebounce), parse, compile, swap.
+func BenchmarkReloadVisible(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "flags.yaml")
+	writeFile(b, path, flagFile("c0"))
+	s, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	fs, err := NewFileSource(s, FileOptions{Paths: []string{path}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fs.Close()
+	ch := events(b, s)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		want := "c" + strconv.Itoa(i+1)
+		tmp := path + ".tmp"
+		writeFile(b, tmp, flagFile(want))
+		if err := os.Rename(tmp, path); err != nil {
+			b.Fatal(err)
+		}
+		next(b, ch, EventUpdated)
+		if got := color(s); got != want {
+			b.Fatalf("served %q, want %q", got, want)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/reload")
 }

@@ -156,13 +156,10 @@ func (c *compiler) flag(key string, d Flag) (*cflag, error) {
 	}
 	f := &cflag{
 		key: key, typ: d.Type, disabled: d.Disabled, salt: d.Salt, bucketBy: d.BucketBy,
-		meta: d.Metadata, source: c.sources[key], def0: d,
+		meta: d.Metadata, source: c.sources[key],
 	}
 	if f.salt == "" {
 		f.salt = key
-	}
-	if f.meta == nil {
-		f.meta = map[string]any{}
 	}
 	if len(d.Variants) == 0 {
 		return nil, c.errf(key, "variants", d.line, "at least one variant is required")
@@ -243,7 +240,7 @@ func variantNames(f *cflag) string {
 }
 
 func variantValue(t Type, v any) (cvariant, error) {
-	cv := cvariant{raw: v, obj: v}
+	cv := cvariant{obj: v}
 	switch t {
 	case TypeBool:
 		b, ok := v.(bool)
@@ -446,7 +443,7 @@ func (c *compiler) cond(d *Condition, field string, segmentsAllowed bool) (*cnod
 		if g == nil {
 			return nil, fail(".segment", "unknown segment %q", d.Segment)
 		}
-		return &cnode{op: opSegment, seg: g}, nil
+		return &cnode{op: opSegment, x: &cnodeExt{seg: g}}, nil
 	}
 	op, ok := opKinds[d.Op]
 	if !ok {
@@ -463,21 +460,25 @@ func (c *compiler) cond(d *Condition, field string, segmentsAllowed bool) (*cnod
 		if len(d.Values) == 0 {
 			return nil, fail(".values", "operator %s needs a non-empty list", d.Op)
 		}
-		n.strs = map[string]struct{}{}
+		n.x = &cnodeExt{}
 		for i, v := range d.Values {
 			switch x := v.(type) {
 			case string:
-				n.strs[x] = struct{}{}
+				n.x.strList = append(n.x.strList, x)
 			default:
 				f, ok := toNumStrict(v)
 				if !ok {
 					return nil, fail(".values["+strconv.Itoa(i)+"]", "%v (%T) is neither a string nor a number", v, v)
 				}
-				if n.nums == nil {
-					n.nums = map[float64]struct{}{}
+				if n.x.nums == nil {
+					n.x.nums = map[float64]struct{}{}
 				}
-				n.nums[f] = struct{}{}
+				n.x.nums[f] = struct{}{}
 			}
+		}
+		if len(n.x.strList) > smallSet {
+			n.x.strSet = set(n.x.strList)
+			n.x.strList = nil
 		}
 		return n, nil
 	}
@@ -518,7 +519,7 @@ func (c *compiler) cond(d *Condition, field string, segmentsAllowed bool) (*cnod
 		if err != nil {
 			return nil, fail(".value", "%w", err)
 		}
-		n.re = re
+		n.x = &cnodeExt{re: re}
 	case opLT, opLTE, opGT, opGTE:
 		f, ok := toNumStrict(d.Value)
 		if !ok {
@@ -530,17 +531,17 @@ func (c *compiler) cond(d *Condition, field string, segmentsAllowed bool) (*cnod
 		if !isStr || !ok {
 			return nil, fail(".value", "%v is not a semantic version", d.Value)
 		}
-		n.sv = sv
+		n.x = &cnodeExt{sv: sv}
 	case opBefore, opAfter:
 		switch x := d.Value.(type) {
 		case time.Time:
-			n.t = x.UnixNano()
+			n.x = &cnodeExt{t: x.UnixNano()}
 		case string:
 			t, err := time.Parse(time.RFC3339Nano, x)
 			if err != nil {
 				return nil, fail(".value", "%q is not an RFC 3339 time", x)
 			}
-			n.t = t.UnixNano()
+			n.x = &cnodeExt{t: t.UnixNano()}
 		default:
 			return nil, fail(".value", "operator %s needs a time, not %T", d.Op, d.Value)
 		}

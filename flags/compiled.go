@@ -66,8 +66,7 @@ type cvariant struct {
 	s    string
 	i    int64
 	f    float64
-	obj  any
-	raw  any // the value as defined, for listings
+	obj  any // the value as defined
 }
 
 type serveKind uint8
@@ -139,7 +138,6 @@ type cflag struct {
 	usage      *usage
 	counters   []*vcounters // per variant, shared with usage across reloads
 	override   override
-	def0       Flag // the definition, for listings
 }
 
 func (f *cflag) variantIndex(name string) int {
@@ -151,31 +149,37 @@ func (f *cflag) variantIndex(name string) int {
 	return -1
 }
 
-// shards spreads one flag's counters over cache lines so that cores
-// evaluating the same flag do not contend on one line.
-const shards = 4
-
+// vcounters counts one variant's evaluations by reason. It has one line
+// per shard (a power of two, set from GOMAXPROCS) so that cores evaluating
+// the same flag mostly write to different cache lines.
 type vcounters struct {
-	s [shards]struct {
-		n [numCounted]atomic.Uint64
-		_ [8 - numCounted]uint64 // pad to a 64-byte line
-	}
+	lines []counterLine
+}
+
+type counterLine struct {
+	n [numCounted]atomic.Uint64
+	_ [8 - numCounted]uint64 // pad to a 64-byte line
 }
 
 func (v *vcounters) total(r reason) uint64 {
 	var n uint64
-	for i := range v.s {
-		n += v.s[i].n[r].Load()
+	for i := range v.lines {
+		n += v.lines[i].n[r].Load()
 	}
 	return n
+}
+
+type namedCounters struct {
+	variant string
+	c       *vcounters
 }
 
 // usage outlives snapshots: a reload keeps a flag's counts.
 type usage struct {
 	last     atomic.Int64 // unix seconds of the last evaluation; 0 never
 	errors   atomic.Uint64
-	since    time.Time             // when the flag was first loaded
-	variants map[string]*vcounters // guarded by Store.mu
+	since    time.Time       // when the flag was first loaded
+	variants []namedCounters // guarded by Store.mu
 }
 
 // opKind enumerates compiled condition nodes.
@@ -219,21 +223,31 @@ const (
 // cnode is a compiled condition. It is a concrete type rather than an
 // interface so that the evaluation context, passed by pointer, stays on the
 // caller's stack: arguments of interface method calls escape to the heap.
+// It holds what the common operators need in 80 bytes; the rest is in x.
 type cnode struct {
 	op    opKind
-	attr  string
 	vkind valueKind
+	b     bool
+	attr  string
 	s     string
 	n     float64
-	b     bool
-	t     int64
-	sv    semver
-	re    *regexp.Regexp
-	strs  map[string]struct{}
-	nums  map[float64]struct{}
 	kids  []cnode
-	seg   *csegment
+	x     *cnodeExt
 }
+
+type cnodeExt struct {
+	t       int64 // before/after operand, unix nanoseconds
+	sv      semver
+	re      *regexp.Regexp
+	strList []string            // in/not_in string operands, when few
+	strSet  map[string]struct{} // in/not_in string operands, when many
+	nums    map[float64]struct{}
+	seg     *csegment
+}
+
+// smallSet is the list length up to which in/not_in scans a slice: for a
+// handful of short strings that is faster and far smaller than a map.
+const smallSet = 8
 
 type csegment struct {
 	name     string
@@ -273,7 +287,7 @@ func (c *cnode) match(s *Store, ec *EvalContext) bool {
 	case opNot:
 		return !c.kids[0].match(s, ec)
 	case opSegment:
-		return c.seg.match(s, ec)
+		return c.x.seg.match(s, ec)
 	case opEquals:
 		return c.equals(ec)
 	case opNotEquals:
@@ -292,7 +306,7 @@ func (c *cnode) match(s *Store, ec *EvalContext) bool {
 		return ok && strings.HasSuffix(v, c.s)
 	case opMatches:
 		v, ok := ec.str(c.attr)
-		return ok && c.re.MatchString(v)
+		return ok && c.x.re.MatchString(v)
 	case opLT, opLTE, opGT, opGTE:
 		v, ok := ec.num(c.attr)
 		if !ok || math.IsNaN(v) {
@@ -317,7 +331,7 @@ func (c *cnode) match(s *Store, ec *EvalContext) bool {
 		if !ok {
 			return false
 		}
-		cmp := compareSemver(sv, c.sv)
+		cmp := compareSemver(sv, c.x.sv)
 		switch c.op {
 		case opSemverEq:
 			return cmp == 0
@@ -341,9 +355,9 @@ func (c *cnode) match(s *Store, ec *EvalContext) bool {
 			}
 		}
 		if c.op == opBefore {
-			return t < c.t
+			return t < c.x.t
 		}
-		return t >= c.t
+		return t >= c.x.t
 	case opExists:
 		return c.present(ec)
 	}
@@ -372,14 +386,22 @@ func (c *cnode) equals(ec *EvalContext) bool {
 
 func (c *cnode) in(ec *EvalContext) bool {
 	if v, ok := ec.str(c.attr); ok {
-		_, in := c.strs[v]
-		return in
+		if c.x.strSet != nil {
+			_, in := c.x.strSet[v]
+			return in
+		}
+		for _, e := range c.x.strList {
+			if e == v {
+				return true
+			}
+		}
+		return false
 	}
-	if len(c.nums) == 0 {
+	if len(c.x.nums) == 0 {
 		return false
 	}
 	if v, ok := ec.num(c.attr); ok {
-		_, in := c.nums[v]
+		_, in := c.x.nums[v]
 		return in
 	}
 	return false

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,7 @@ type Store struct {
 	usage     map[string]*usage
 	version   uint64
 	subs      map[int]func(Event)
+	shards    int // counter lines per variant, a power of two
 	nextSub   int
 	closed    bool
 
@@ -103,8 +105,12 @@ func New(opts Options) (*Store, error) {
 		overrides: map[string]override{},
 		usage:     map[string]*usage{},
 		subs:      map[int]func(Event){},
+		shards:    1,
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
+	}
+	for s.shards < runtime.GOMAXPROCS(0) && s.shards < maxShards {
+		s.shards *= 2
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -233,9 +239,9 @@ func (s *Store) update(source string, edit func([]layer) []layer, editOverrides 
 		s.log.Warn("flags: run-time override dropped", "flag", d.flag, "err", d.err)
 		delete(overrides, d.flag)
 	}
+	changed := diff(s.layers, layers, old, sn)
 	s.layers, s.overrides = layers, overrides
 	s.snap.Store(sn)
-	changed := diff(old, sn)
 	ev := Event{Kind: EventUpdated, Source: source, Changed: changed, Version: sn.version}
 	subs := s.subscribers()
 	s.mu.Unlock()
@@ -301,18 +307,19 @@ func (s *Store) attach(sn *snapshot) {
 	for key, f := range sn.flags {
 		u := s.usage[key]
 		if u == nil {
-			u = &usage{since: now, variants: map[string]*vcounters{}}
+			u = &usage{since: now}
 			s.usage[key] = u
 		}
 		f.usage = u
 		f.counters = make([]*vcounters, len(f.variants))
 		for i := range f.variants {
-			vc := u.variants[f.variants[i].name]
-			if vc == nil {
-				vc = new(vcounters)
-				u.variants[f.variants[i].name] = vc
+			name := f.variants[i].name
+			j := slices.IndexFunc(u.variants, func(nc namedCounters) bool { return nc.variant == name })
+			if j < 0 {
+				j = len(u.variants)
+				u.variants = append(u.variants, namedCounters{name, &vcounters{lines: make([]counterLine, s.shards)}})
 			}
-			f.counters[i] = vc
+			f.counters[i] = u.variants[j].c
 		}
 	}
 	for key := range s.usage {
@@ -322,11 +329,22 @@ func (s *Store) attach(sn *snapshot) {
 	}
 }
 
-func diff(old, sn *snapshot) []string {
+// diff lists the flags whose definition or run-time state changed.
+// Definitions are compared as given, so a flag that only moved in its
+// file is reported too.
+func diff(oldLayers, newLayers []layer, old, sn *snapshot) []string {
+	defs := func(ls []layer) map[string]Flag {
+		m := map[string]Flag{}
+		for _, l := range ls {
+			maps.Copy(m, l.cfg.Flags)
+		}
+		return m
+	}
+	od, nd := defs(oldLayers), defs(newLayers)
 	var changed []string
 	for key, f := range sn.flags {
 		o := old.flags[key]
-		if o == nil || !reflect.DeepEqual(o.def0, f.def0) || o.disabled != f.disabled || !reflect.DeepEqual(o.override, f.override) {
+		if o == nil || !reflect.DeepEqual(od[key], nd[key]) || o.disabled != f.disabled || !reflect.DeepEqual(o.override, f.override) {
 			changed = append(changed, key)
 		}
 	}
@@ -400,18 +418,22 @@ func (s *Store) setOverride(key string, edit func(*override) error) error {
 	return err
 }
 
+// maxShards caps the counter lines per variant: 8 lines of 64 bytes.
+const maxShards = 8
+
 // shard picks a counter shard from the goroutine's stack address: two
 // goroutines have different stacks, so cores evaluating the same flag
 // mostly touch different cache lines. It costs no call and no allocation.
 func shard() int {
 	var x byte
-	return int(uintptr(unsafe.Pointer(&x))>>13) & (shards - 1)
+	return int(uintptr(unsafe.Pointer(&x)) >> 13)
 }
 
 // count records an evaluation; it is the whole per-evaluation cost of usage
 // tracking and metrics.
 func (s *Store) count(f *cflag, vi int, r reason) {
-	f.counters[vi].s[shard()].n[r].Add(1)
+	l := f.counters[vi].lines
+	l[shard()&(len(l)-1)].n[r].Add(1)
 	now := s.nowNano() / 1e9
 	if f.usage.last.Load() != now {
 		f.usage.last.Store(now)
