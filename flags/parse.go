@@ -19,6 +19,10 @@ import (
 // a YAML alias bomb is an error rather than a hang.
 const maxNodes = 1 << 20
 
+// maxAliases bounds alias dereferences per file: sharing a condition
+// among a few hundred flags is fine, an alias bomb is not.
+const maxAliases = 10000
+
 // maxDepth bounds condition nesting.
 const maxDepth = 64
 
@@ -95,7 +99,7 @@ func Parse(name string, data []byte) (Config, error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return Config{}, &LoadError{File: name, Line: yamlErrLine(err), Err: err}
 	}
-	w := &walker{file: name, budget: maxNodes}
+	w := &walker{file: name, budget: maxNodes, aliases: maxAliases}
 	return w.config(&doc)
 }
 
@@ -120,6 +124,7 @@ type walker struct {
 	flag    string
 	segment string
 	budget  int
+	aliases int
 }
 
 type kv struct {
@@ -143,6 +148,9 @@ func (w *walker) node(n *yaml.Node, field string) (*yaml.Node, error) {
 			return nil, w.fail(n, field, "alias chain too long")
 		}
 		if n.Kind == yaml.AliasNode {
+			if w.aliases--; w.aliases < 0 {
+				return nil, w.fail(n, field, "too many aliases (at most %d)", maxAliases)
+			}
 			n = n.Alias
 		} else if len(n.Content) == 1 {
 			n = n.Content[0]
