@@ -339,3 +339,48 @@ func TestCompileErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestSourcesAndLifecycle(t *testing.T) {
+	s, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []Event
+	cancel := s.Subscribe(func(e Event) { evs = append(evs, e) })
+	if err := s.Set("a", Config{Flags: map[string]Flag{"x": {Variants: onOff, Default: "on"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set("b", Config{Flags: map[string]Flag{"y": {Variants: onOff, Default: "on",
+		Prerequisites: []Prerequisite{{Flag: "x", Variants: []string{"on"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Removing a source another source depends on is refused.
+	if err := s.Remove("a"); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Remove(a) = %v, want ErrInvalid", err)
+	}
+	if err := s.Remove("b"); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.BoolDetail("y", EvalContext{}, false); d.ErrorCode != CodeFlagNotFound {
+		t.Errorf("removed flag still served: %+v", d)
+	}
+	if s.Version() != 3 {
+		t.Errorf("version %d, want 3", s.Version())
+	}
+	cancel()
+	if len(evs) != 3 || evs[1].Changed[0] != "y" || evs[2].Changed[0] != "y" {
+		t.Errorf("events %+v", evs)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := s.Set("a", Config{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("Set after Close = %v", err)
+	}
+	if !s.Bool("x", EvalContext{}, false) {
+		t.Error("evaluation after Close lost the configuration")
+	}
+}

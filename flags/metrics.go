@@ -15,7 +15,6 @@ type metrics struct {
 	reg      metric.Registration
 	reloads  metric.Int64Counter
 	rejects  metric.Int64Counter
-	okAttrs  metric.MeasurementOption
 	bgCtx    context.Context
 	disabled bool
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"reflect"
 	"runtime"
 	"slices"
 	"sync"
@@ -330,22 +329,28 @@ func (s *Store) attach(sn *snapshot) {
 }
 
 // diff lists the flags whose definition or run-time state changed.
-// Definitions are compared as given, so a flag that only moved in its
-// file is reported too.
 func diff(oldLayers, newLayers []layer, old, sn *snapshot) []string {
-	defs := func(ls []layer) map[string]Flag {
-		m := map[string]Flag{}
-		for _, l := range ls {
-			maps.Copy(m, l.cfg.Flags)
+	find := func(ls []layer, hint int, key string) (Flag, bool) {
+		if hint < len(ls) {
+			if f, ok := ls[hint].cfg.Flags[key]; ok {
+				return f, true
+			}
 		}
-		return m
+		for _, l := range ls {
+			if f, ok := l.cfg.Flags[key]; ok {
+				return f, true
+			}
+		}
+		return Flag{}, false
 	}
-	od, nd := defs(oldLayers), defs(newLayers)
 	var changed []string
-	for key, f := range sn.flags {
-		o := old.flags[key]
-		if o == nil || !reflect.DeepEqual(od[key], nd[key]) || o.disabled != f.disabled || !reflect.DeepEqual(o.override, f.override) {
-			changed = append(changed, key)
+	for i, l := range newLayers {
+		for key, nf := range l.cfg.Flags {
+			o, f := old.flags[key], sn.flags[key]
+			of, ok := find(oldLayers, i, key)
+			if o == nil || !ok || !flagEqual(&of, &nf) || o.disabled != f.disabled || o.override != f.override {
+				changed = append(changed, key)
+			}
 		}
 	}
 	for key := range old.flags {
