@@ -58,6 +58,17 @@ func watched(t testing.TB, opts Options, body string) (*Store, *FileSource, stri
 	return s, fs, path
 }
 
+// replaceFile writes body aside and renames it over path, as editors and
+// config managers do, so that the watcher never reads a half-written file.
+// (TestReloadOnWrite and TestReloadRace cover in-place writes.)
+func replaceFile(t testing.TB, path, body string) {
+	t.Helper()
+	writeFile(t, path+".tmp", body)
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func color(s *Store) string { return s.String("color", EvalContext{}, "") }
 
 func TestReloadOnWrite(t *testing.T) {
@@ -114,7 +125,7 @@ func TestDeleteAndRecreate(t *testing.T) {
 	if !errors.Is(e.Err, os.ErrNotExist) || color(s) != "red" {
 		t.Errorf("missing file: event %+v, color %q", e, color(s))
 	}
-	writeFile(t, path, flagFile("blue"))
+	replaceFile(t, path, flagFile("blue"))
 	next(t, ch, EventUpdated)
 	if c := color(s); c != "blue" {
 		t.Errorf("after recreate: %q", c)
@@ -138,7 +149,7 @@ func TestBadFileKeepsLastGood(t *testing.T) {
 		mu.Unlock()
 	}}, flagFile("red"))
 	ch := events(t, s)
-	writeFile(t, path, "flags:\n  color:\n    type: string\n    variants: {a: red}\n    default: nope\n")
+	replaceFile(t, path, "flags:\n  color:\n    type: string\n    variants: {a: red}\n    default: nope\n")
 	e := next(t, ch, EventRejected)
 	var le *LoadError
 	if !errors.As(e.Err, &le) || le.File != path || le.Flag != "color" || le.Line != 2 || le.Field != "default" {
@@ -157,7 +168,7 @@ func TestBadFileKeepsLastGood(t *testing.T) {
 	if n := sumMetric(rm, "baton.flags.rejected"); n != 2 {
 		t.Errorf("baton.flags.rejected = %d, want 2", n)
 	}
-	writeFile(t, path, flagFile("blue"))
+	replaceFile(t, path, flagFile("blue"))
 	next(t, ch, EventUpdated)
 	if c := color(s); c != "blue" {
 		t.Errorf("after fix: %q", c)
