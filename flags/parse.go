@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,6 +126,8 @@ type walker struct {
 	segment string
 	budget  int
 	aliases int
+	seen    map[string]bool // keys of the large mapping seenFor
+	seenFor *kv
 }
 
 type kv struct {
@@ -176,7 +179,6 @@ func (w *walker) mapping(n *yaml.Node, field string, allowed ...string) ([]kv, e
 		return nil, w.fail(n, field, "expected a mapping, found %s", kindName(n))
 	}
 	out := make([]kv, 0, len(n.Content)/2)
-	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, err := w.node(n.Content[i], field)
 		if err != nil {
@@ -188,16 +190,38 @@ func (w *walker) mapping(n *yaml.Node, field string, allowed ...string) ([]kv, e
 		if k.Tag == "!!merge" {
 			return nil, w.fail(k, field, "merge keys (<<) are not supported")
 		}
-		if seen[k.Value] {
+		var dup bool
+		if len(out) < 64 {
+			dup = slices.ContainsFunc(out, func(e kv) bool { return e.key == k.Value })
+		} else {
+			dup = w.seenLate(out, k.Value)
+		}
+		if dup {
 			return nil, w.fail(k, join(field, k.Value), "key defined twice")
 		}
-		seen[k.Value] = true
 		if allowed != nil && !contains(allowed, k.Value) {
 			return nil, w.fail(k, join(field, k.Value), "unknown field (expected one of %s)", strings.Join(allowed, ", "))
 		}
 		out = append(out, kv{k.Value, k, n.Content[i+1]})
 	}
 	return out, nil
+}
+
+// seenLate checks for a duplicate key in a large mapping (the flags or
+// segments of a big file) with a set rather than a scan.
+func (w *walker) seenLate(out []kv, key string) bool {
+	if w.seen == nil || w.seenFor != &out[0] {
+		w.seen = make(map[string]bool, len(out))
+		for _, e := range out {
+			w.seen[e.key] = true
+		}
+		w.seenFor = &out[0]
+	}
+	if w.seen[key] {
+		return true
+	}
+	w.seen[key] = true
+	return false
 }
 
 func (w *walker) sequence(n *yaml.Node, field string) ([]*yaml.Node, error) {
@@ -295,11 +319,41 @@ func (w *walker) value(n *yaml.Node, field string) (any, error) {
 	if w.budget -= 64; w.budget < 0 {
 		return nil, w.fail(n, field, "document too large")
 	}
+	if n.Kind == yaml.ScalarNode {
+		if v, ok := scalarValue(n); ok {
+			return v, nil
+		}
+	}
 	var v any
 	if err := n.Decode(&v); err != nil {
 		return nil, w.fail(n, field, "%v", err)
 	}
 	return normalize(v), nil
+}
+
+// scalarValue resolves the common scalars without a yaml decoder, which
+// costs an allocation-heavy setup per call; anything unusual (timestamps,
+// hex, overflow...) is left to Decode.
+func scalarValue(n *yaml.Node) (any, bool) {
+	switch n.ShortTag() {
+	case "!!str":
+		return n.Value, true
+	case "!!bool":
+		b, err := strconv.ParseBool(n.Value)
+		return b, err == nil
+	case "!!int":
+		i, err := strconv.ParseInt(n.Value, 10, 64)
+		if err != nil || i != int64(int(i)) {
+			return nil, false
+		}
+		return int(i), true
+	case "!!float":
+		f, err := strconv.ParseFloat(n.Value, 64)
+		return f, err == nil
+	case "!!null":
+		return nil, true
+	}
+	return nil, false
 }
 
 // normalize turns YAML's map[any]any (non-string keys) into map[string]any

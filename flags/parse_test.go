@@ -183,3 +183,22 @@ func TestEmptyFile(t *testing.T) {
 		t.Errorf("flags: {}: %v, %v", cfg, err)
 	}
 }
+
+func TestDuplicateInLargeMapping(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("flags:\n")
+	for i := range 100 {
+		b.WriteString("  f" + itoa(uint64(i)) + ": {variants: {on: true}, default: on}\n")
+	}
+	good := b.String()
+	if cfg, err := Parse("big.yaml", []byte(good)); err != nil || len(cfg.Flags) != 100 {
+		t.Fatalf("100 flags: %d, %v", len(cfg.Flags), err)
+	}
+	for _, dup := range []string{"f3", "f70", "f99"} {
+		_, err := Parse("big.yaml", []byte(good+"  "+dup+": {variants: {on: true}, default: on}\n"))
+		var le *LoadError
+		if !errors.As(err, &le) || le.Line != 102 || le.Field != "flags."+dup {
+			t.Errorf("duplicate %s: %v", dup, err)
+		}
+	}
+}

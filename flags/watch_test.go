@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -249,5 +250,37 @@ func TestReloadRace(t *testing.T) {
 	})
 	if c := color(s); c != "c20" {
 		t.Errorf("final color %q", c)
+	}
+}
+
+// TestSeveralFiles: two files in two directories form one source; a change
+// to either reloads both, and a flag moving between them is fine.
+func TestSeveralFiles(t *testing.T) {
+	a := filepath.Join(t.TempDir(), "a.yaml")
+	b := filepath.Join(t.TempDir(), "b.json")
+	writeFile(t, a, flagFile("red"))
+	writeFile(t, b, `{"flags": {"size": {"variants": {"s": 1, "l": 3}, "default": "s"}}}`)
+	s, _ := newStore(t, Config{})
+	fs, err := NewFileSource(s, FileOptions{Paths: []string{a, b}, Name: "ab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	ch := events(t, s)
+	if color(s) != "red" || s.Int("size", EvalContext{}, 0) != 1 {
+		t.Fatal("initial load")
+	}
+	replaceFile(t, b, `{"flags": {"size": {"variants": {"s": 1, "l": 3}, "default": "l"}}}`)
+	if e := next(t, ch, EventUpdated); e.Source != "ab" || len(e.Changed) != 1 || e.Changed[0] != "size" {
+		t.Errorf("event %+v", e)
+	}
+	if s.Int("size", EvalContext{}, 0) != 3 || color(s) != "red" {
+		t.Error("second file's change not applied, or first file lost")
+	}
+	// Defining a flag in both files is refused, naming both.
+	replaceFile(t, a, flagFile("red")+"  size:\n    variants: {x: 1}\n    default: x\n")
+	e := next(t, ch, EventRejected)
+	if e.Err == nil || !strings.Contains(e.Err.Error(), "also defined in "+a) {
+		t.Errorf("rejection %v", e.Err)
 	}
 }
