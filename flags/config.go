@@ -75,7 +75,8 @@ type Flag struct {
 	file string // the file that defined it; empty from code
 }
 
-// Prerequisite requires another flag to serve one of Variants.
+// Prerequisite requires another flag to serve one of Variants. The zero
+// Prerequisite is invalid: it names no flag.
 type Prerequisite struct {
 	// Flag is the key of the prerequisite flag. Required; cycles are rejected.
 	Flag string
@@ -86,6 +87,7 @@ type Prerequisite struct {
 }
 
 // Rule serves a variant or a split to the subjects its condition matches.
+// The zero Rule is invalid: it serves nothing.
 type Rule struct {
 	// Name appears in logs and in the admin listing. Empty is allowed.
 	Name string
@@ -177,7 +179,8 @@ type Serve struct {
 	Progressive *Progressive
 }
 
-// Weight is one variant's share of a Rollout. Weights are relative: [1, 3]
+// Weight is one variant's share of a Rollout; the zero Weight names no
+// variant and is invalid. Weights are relative: [1, 3]
 // serves 25% and 75%. Raising one weight while keeping the total moves
 // subjects only into that variant.
 type Weight struct {
@@ -186,7 +189,8 @@ type Weight struct {
 }
 
 // Progressive serves Variant to a share of subjects that changes over time
-// and Otherwise to the rest. Give either From and To (a linear ramp) or
+// and Otherwise to the rest. The zero Progressive is invalid: it names no
+// variant. Give either From and To (a linear ramp) or
 // Steps (the share jumps at each step). Before the first point the share is
 // zero; after the last it stays at the last point's percent.
 type Progressive struct {
@@ -202,7 +206,8 @@ type Progressive struct {
 	Steps []Step
 }
 
-// Step is a percentage in force from a point in time.
+// Step is a percentage in force from a point in time. The zero Step is
+// invalid: it has no time.
 type Step struct {
 	At      time.Time
 	Percent float64 // 0 to 100

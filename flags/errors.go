@@ -36,6 +36,7 @@ const (
 
 // LoadError says where a definition is wrong: the file (empty for code),
 // the flag or segment, the line (0 when unknown) and the field path.
+// The zero LoadError says nothing; the package always fills Err.
 type LoadError struct {
 	File    string // path of the file, or the source name for code
 	Flag    string // flag key; empty when the error is elsewhere

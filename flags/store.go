@@ -54,7 +54,8 @@ const (
 	EventRejected                      // an update was refused; the previous configuration stays
 )
 
-// Event reports a configuration change to subscribers.
+// Event reports a configuration change to subscribers. The zero Event
+// has no kind and is never delivered.
 type Event struct {
 	Kind    EventKind
 	Source  string   // the source that was set or rejected

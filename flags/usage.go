@@ -111,7 +111,7 @@ type StaleOptions struct {
 
 // StaleFlag is a flag that is probably debt: unused, or serving one
 // variant to everyone so that the code path it guards can be made
-// permanent.
+// permanent. The zero StaleFlag names no flag.
 type StaleFlag struct {
 	Key    string `json:"key"`
 	Source string `json:"source"`
