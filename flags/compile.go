@@ -19,18 +19,6 @@ type layer struct {
 	cfg  Config
 }
 
-// override is a run-time change made through the Store (admin): it
-// survives reloads until cleared.
-type override struct {
-	disabled *bool
-	percent  *pctOverride
-}
-
-type pctOverride struct {
-	variant string
-	percent float64
-}
-
 type compiler struct {
 	flags    map[string]*cflag
 	segments map[string]*csegment
@@ -613,34 +601,6 @@ func (c *compiler) cycles(keys []string) error {
 		if err := visit(k); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// apply installs a run-time override on a freshly compiled flag; it
-// changes nothing when it fails.
-func (f *cflag) apply(o override) error {
-	var prog *cprog
-	if p := o.percent; p != nil {
-		vi := f.variantIndex(p.variant)
-		if vi < 0 {
-			return fmt.Errorf("unknown variant %q", p.variant)
-		}
-		if vi == f.def {
-			return fmt.Errorf("variant %q is the default; a percentage needs another variant", p.variant)
-		}
-		prog = &cprog{
-			variant: vi, otherwise: f.def,
-			at:    []int64{math.MinInt64},
-			share: []float64{p.percent * percentTotal / 100},
-		}
-	}
-	f.override = o
-	if o.disabled != nil {
-		f.disabled = *o.disabled
-	}
-	if prog != nil {
-		f.serve = cserve{kind: serveProgressive, prog: prog}
 	}
 	return nil
 }
