@@ -199,7 +199,9 @@ func runDemo(log *slog.Logger, file string) error {
 	srv := &http.Server{Handler: a, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
-	get := func(query string) error {
+	defer http.DefaultClient.CloseIdleConnections()
+	// get prints the response and checks that it says want.
+	get := func(query, want string) error {
 		resp, err := http.Get("http://" + ln.Addr().String() + "/?" + query)
 		if err != nil {
 			return err
@@ -207,6 +209,9 @@ func runDemo(log *slog.Logger, file string) error {
 		defer resp.Body.Close()
 		body, err := io.ReadAll(resp.Body)
 		fmt.Printf("  GET /?%s -> %s", query, body)
+		if err == nil && !strings.Contains(string(body), want) {
+			err = fmt.Errorf("GET /?%s: %q does not say %q", query, body, want)
+		}
 		return err
 	}
 	wait := func(ch <-chan of.EventDetails, what string) (of.EventDetails, error) {
@@ -225,8 +230,12 @@ func runDemo(log *slog.Logger, file string) error {
 	}
 
 	fmt.Println("1. as shipped:")
-	for _, q := range []string{"user=alice", "user=bob&plan=pro", "user=carol"} {
-		if err := get(q); err != nil {
+	for _, q := range [][2]string{
+		{"user=alice", "Welcome back, alice"}, // staff segment
+		{"user=bob&plan=pro", "checkout: new (TARGETING_MATCH)"},
+		{"user=carol", "checkout: classic (DEFAULT)"},
+	} {
+		if err := get(q[0], q[1]); err != nil {
 			return err
 		}
 	}
@@ -240,7 +249,7 @@ func runDemo(log *slog.Logger, file string) error {
 		return err
 	}
 	fmt.Printf("  CONFIGURATION_CHANGED %v after %v\n", d.FlagChanges, time.Since(start).Round(time.Millisecond))
-	if err := get("user=bob&plan=pro"); err != nil {
+	if err := get("user=bob&plan=pro", "checkout: classic (DISABLED)"); err != nil {
 		return err
 	}
 	fmt.Println("3. a broken edit is refused; the last good flags stay:")
@@ -251,7 +260,7 @@ func runDemo(log *slog.Logger, file string) error {
 		return err
 	}
 	fmt.Printf("  STALE: %s\n", d.Message)
-	if err := get("user=bob&plan=pro"); err != nil {
+	if err := get("user=bob&plan=pro", "checkout: classic (DISABLED)"); err != nil {
 		return err
 	}
 	for _, st := range a.store.Flags() {
