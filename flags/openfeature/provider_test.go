@@ -254,3 +254,24 @@ func TestProviderShutdownIsReusable(t *testing.T) {
 		t.Errorf("invalid set: %v", err)
 	}
 }
+
+func TestProviderDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	e := setup(t)
+	p := openfeature.New(e.store, openfeature.Options{})
+	ctx := context.Background()
+	flat := of.FlattenedContext{"targetingKey": "user-1", "plan": "pro"}
+	for name, fn := range map[string]func(){
+		"bool":   func() { p.BooleanEvaluation(ctx, "new-checkout", false, flat) },
+		"string": func() { p.StringEvaluation(ctx, "color", "", flat) },
+		"int":    func() { p.IntEvaluation(ctx, "limit", 0, flat) },
+		"float":  func() { p.FloatEvaluation(ctx, "ratio", 0, flat) },
+		"object": func() { p.ObjectEvaluation(ctx, "layout", nil, flat) },
+	} {
+		if n := testing.AllocsPerRun(100, fn); n != 0 {
+			t.Errorf("%s: %v allocs", name, n)
+		}
+	}
+}
