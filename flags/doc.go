@@ -165,8 +165,8 @@
 //     has the coarse clock's resolution.
 //   - Scheduled steps and time conditions take effect up to
 //     DefaultClockResolution late (exact with Options.Now).
-//   - Bucketing values must be strings; a numeric attribute named by
-//     BucketBy is treated as missing.
+//   - Bucketing values are strings or integers (hashed as their decimal
+//     form); other types named by BucketBy count as missing.
 //   - A split needs a bucketing value: anonymous subjects get the default.
 //   - Object values are shared between evaluations: callers must not
 //     modify them.

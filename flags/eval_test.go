@@ -49,6 +49,7 @@ func TestOperators(t *testing.T) {
 		{"in strings no", Condition{Attr: "c", Op: OpIn, Values: []any{"FR", "DE"}}, map[string]any{"c": "US"}, false},
 		{"in numbers", Condition{Attr: "n", Op: OpIn, Values: []any{1, 2.5}}, map[string]any{"n": 2.5}, true},
 		{"in numbers int", Condition{Attr: "n", Op: OpIn, Values: []any{1, 2}}, map[string]any{"n": uint8(2)}, true},
+		{"in numbers numeric string", Condition{Attr: "n", Op: OpIn, Values: []any{"x", 2}}, map[string]any{"n": "2"}, true},
 		{"in missing", Condition{Attr: "c", Op: OpIn, Values: []any{"FR"}}, nil, false},
 		{"not_in", Condition{Attr: "c", Op: OpNotIn, Values: []any{"FR", "DE"}}, map[string]any{"c": "US"}, true},
 		{"not_in member", Condition{Attr: "c", Op: OpNotIn, Values: []any{"FR", "DE"}}, map[string]any{"c": "FR"}, false},

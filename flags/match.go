@@ -2,7 +2,9 @@ package flags
 
 import (
 	"math"
+	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/batonhq/baton/internal/bucket"
 )
@@ -148,6 +150,14 @@ func (c *cnode) in(ec *EvalContext) bool {
 				return true
 			}
 		}
+		if len(c.x.nums) == 0 {
+			return false
+		}
+		// A numeric string matches a number in the list, as equals does.
+		if n, ok := parseNum(v); ok {
+			_, in := c.x.nums[n]
+			return in
+		}
 		return false
 	}
 	if len(c.x.nums) == 0 {
@@ -194,7 +204,8 @@ func (sv *cserve) pick(s *Store, f *cflag, ec *EvalContext) (int, bool) {
 	case serveVariant:
 		return sv.variant, true
 	case serveRollout:
-		key, ok := f.bucketKey(ec)
+		var buf [20]byte
+		key, ok := f.bucketKey(ec, buf[:0])
 		if !ok {
 			return 0, false
 		}
@@ -205,7 +216,8 @@ func (sv *cserve) pick(s *Store, f *cflag, ec *EvalContext) (int, bool) {
 		return sv.widx[i], true
 	default:
 		p := sv.prog
-		key, ok := f.bucketKey(ec)
+		var buf [20]byte
+		key, ok := f.bucketKey(ec, buf[:0])
 		if !ok {
 			return 0, false
 		}
@@ -217,12 +229,44 @@ func (sv *cserve) pick(s *Store, f *cflag, ec *EvalContext) (int, bool) {
 	}
 }
 
-func (f *cflag) bucketKey(ec *EvalContext) (string, bool) {
-	var k string
+// bucketKey returns the value a split hashes: the targeting key, or the
+// BucketBy attribute, a string or an integer (formatted in decimal into
+// buf, which the caller keeps on its stack, so that user IDs stored as
+// numbers bucket like their decimal strings without allocating).
+func (f *cflag) bucketKey(ec *EvalContext, buf []byte) (string, bool) {
 	if f.bucketBy == "" {
-		k = ec.targetingKey()
-	} else {
-		k, _ = ec.str(f.bucketBy)
+		k := ec.targetingKey()
+		return k, k != ""
 	}
-	return k, k != ""
+	v, tk, isKey, ok := ec.lookup(f.bucketBy)
+	if isKey {
+		return tk, true
+	}
+	if !ok {
+		return "", false
+	}
+	switch x := v.(type) {
+	case string:
+		return x, x != ""
+	case int:
+		buf = strconv.AppendInt(buf, int64(x), 10)
+	case int64:
+		buf = strconv.AppendInt(buf, x, 10)
+	case int32:
+		buf = strconv.AppendInt(buf, int64(x), 10)
+	case uint64:
+		buf = strconv.AppendUint(buf, x, 10)
+	case uint32:
+		buf = strconv.AppendUint(buf, uint64(x), 10)
+	case uint:
+		buf = strconv.AppendUint(buf, uint64(x), 10)
+	case float64:
+		if x != math.Trunc(x) || math.Abs(x) >= 1<<63 {
+			return "", false
+		}
+		buf = strconv.AppendInt(buf, int64(x), 10)
+	default:
+		return "", false
+	}
+	return unsafe.String(unsafe.SliceData(buf), len(buf)), true
 }

@@ -214,3 +214,25 @@ func TestProgressiveBoundaries(t *testing.T) {
 		t.Errorf("stale at t2 = %+v, want none", stale)
 	}
 }
+
+func TestBucketByInteger(t *testing.T) {
+	s, _ := newStore(t, Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off", BucketBy: "uid",
+		Serve: Serve{Rollout: []Weight{{"on", 50}, {"off", 50}}}}}})
+	for i := range 1000 {
+		byString := s.Bool("f", EvalContext{Attributes: map[string]any{"uid": strconv.Itoa(i)}}, false)
+		for _, v := range []any{i, int64(i), uint32(i), float64(i)} {
+			if got := s.BoolDetail("f", EvalContext{Attributes: map[string]any{"uid": v}}, false); got.Value != byString || got.Reason != ReasonSplit {
+				t.Fatalf("uid %v (%T): %+v, as a string %v", v, v, got, byString)
+			}
+		}
+	}
+	if d := s.BoolDetail("f", EvalContext{Attributes: map[string]any{"uid": 1.5}}, false); d.Reason != ReasonDefault {
+		t.Errorf("fractional uid: %+v", d)
+	}
+	if !raceEnabled {
+		ec := EvalContext{Attributes: map[string]any{"uid": int64(1234567)}}
+		if n := testing.AllocsPerRun(100, func() { s.Bool("f", ec, false) }); n != 0 {
+			t.Errorf("integer bucketing: %v allocs", n)
+		}
+	}
+}
