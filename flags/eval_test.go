@@ -385,3 +385,20 @@ func TestSourcesAndLifecycle(t *testing.T) {
 		t.Error("evaluation after Close lost the configuration")
 	}
 }
+
+func TestOverrideDroppedWithItsFlag(t *testing.T) {
+	cfg := Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "on"}}}
+	s, _ := newStore(t, cfg)
+	if err := s.SetDisabled("f", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set("test", Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set("test", cfg); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.BoolDetail("f", EvalContext{}, false); !d.Value || d.Reason != ReasonStatic {
+		t.Errorf("override outlived its flag: %+v", d)
+	}
+}

@@ -238,6 +238,14 @@ func (s *Store) update(source string, edit func([]layer) []layer, editOverrides 
 		s.log.Warn("flags: run-time override dropped", "flag", d.flag, "err", d.err)
 		delete(overrides, d.flag)
 	}
+	for key := range overrides {
+		// A flag that comes back later starts from its definition, not
+		// from a kill switch thrown at a previous incarnation.
+		if sn.flags[key] == nil {
+			s.log.Info("flags: run-time override dropped with its flag", "flag", key)
+			delete(overrides, key)
+		}
+	}
 	changed := diff(s.layers, layers, old, sn)
 	s.layers, s.overrides = layers, overrides
 	s.snap.Store(sn)
