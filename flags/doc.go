@@ -119,7 +119,8 @@
 //     flag metadata is shared.
 //   - Run-time changes (SetDisabled, SetPercent) survive reloads until
 //     ClearOverride; one that no longer applies after a reload (its variant
-//     was removed) is dropped with a warning rather than blocking the reload.
+//     was removed) is dropped with a warning rather than blocking the
+//     reload, and one whose flag is removed is dropped with it.
 //
 // # Usage and flag debt
 //
