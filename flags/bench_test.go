@@ -210,22 +210,50 @@ func BenchmarkCompileThousand(b *testing.B) {
 	}
 }
 
-// BenchmarkParseCompileThousand parses a 1,000-flag YAML file and compiles
-// it: the whole reload minus the file system wait.
+// BenchmarkParseCompileThousand parses a 1,000-flag file and compiles it:
+// the whole reload minus the file system wait, for YAML (yaml.v3's parser
+// dominates) and JSON (encoding/json's tokenizer).
 func BenchmarkParseCompileThousand(b *testing.B) {
-	s := benchStore(b, Config{})
-	data := thousandFlagsYAML()
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		cfg, err := Parse("flags.yaml", data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.Set("bench", cfg); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{{"flags.yaml", thousandFlagsYAML()}, {"flags.json", thousandFlagsJSON()}} {
+		b.Run(filepath.Ext(tc.name)[1:], func(b *testing.B) {
+			s := benchStore(b, Config{})
+			b.SetBytes(int64(len(tc.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				cfg, err := Parse(tc.name, tc.data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Set("bench", cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
+}
+
+func thousandFlagsJSON() []byte {
+	var sb strings.Builder
+	sb.WriteString("{\"flags\": {\n")
+	for i := range 1000 {
+		if i > 0 {
+			sb.WriteString(",\n")
+		}
+		fmt.Fprintf(&sb, `  "flag-%d": {
+    "variants": {"on": true, "off": false},
+    "default": "off",
+    "metadata": {"owner": "team-%d"},
+    "rules": [{"name": "pro in FR",
+      "if": {"all": [{"attr": "country", "op": "in", "values": ["FR", "XX"]}, {"attr": "plan", "op": "equals", "value": "pro"}]},
+      "serve": "on"}],
+    "serve": {"rollout": [{"variant": "on", "weight": 10}, {"variant": "off", "weight": 90}]}
+  }`, i, i%10)
+	}
+	sb.WriteString("\n}}\n")
+	return []byte(sb.String())
 }
 
 func thousandFlagsYAML() []byte {

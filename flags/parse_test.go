@@ -97,6 +97,8 @@ func TestBadFiles(t *testing.T) {
 		{"unknown variant", "f.yaml", "flags:\n  a:\n    variants: {on: true, off: false}\n    default: on\n    rules:\n      - if: {attr: x, op: exists}\n        serve: maybe\n", "a", "rules[0].serve.variant", 6, "unknown variant"},
 		{"wrong value type", "f.yaml", "flags:\n  a:\n    type: int\n    variants: {one: 1, two: two}\n    default: one\n", "a", "variants.two", 2, "not an integer"},
 		{"cycle", "f.yaml", "flags:\n  a:\n    variants: {on: true}\n    default: on\n    prerequisites: [{flag: b, variants: [on]}]\n  b:\n    variants: {on: true}\n    default: on\n    prerequisites: [{flag: a, variants: [on]}]\n", "a", "prerequisites", 2, "cycle"},
+		{"json duplicate key", "f.json", "{\"flags\": {\"a\": {\"default\": \"x\",\n  \"default\": \"y\"}}}", "a", "default", 2, "twice"},
+		{"json wrong shape", "f.json", "{\"flags\": {\n \"a\": {\"variants\": {\"on\": true}, \"default\": \"on\",\n \"rules\": {\"if\": 1}}}}", "a", "rules", 3, "expected a list"},
 		{"alias bomb", "f.yaml", bomb(), "f", "*", 0, "too many aliases"},
 	}
 	for _, tc := range tests {
@@ -200,5 +202,22 @@ func TestDuplicateInLargeMapping(t *testing.T) {
 		if !errors.As(err, &le) || le.Line != 102 || le.Field != "flags."+dup {
 			t.Errorf("duplicate %s: %v", dup, err)
 		}
+	}
+}
+
+func TestJSONScalars(t *testing.T) {
+	data := "{\"flags\": {\"f\\u0061\": {\"type\": \"object\", \"default\": \"v\",\r\n\t\"variants\": {\"v\": {\"s\": \"\\u00e9\\\"x\\\\\\/\", \"n\": -1.5e2, \"i\": 12, \"b\": false, \"z\": null, \"l\": [1, [], {}]}}}}}"
+	cfg, err := Parse("x.json", []byte(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := cfg.Flags["fa"]
+	if !ok || f.line != 1 {
+		t.Fatalf("flag key with an escape: %+v", cfg.Flags)
+	}
+	v := f.Variants["v"].(map[string]any)
+	want := map[string]any{"s": "é\"x\\/", "n": -150.0, "i": 12, "b": false, "z": nil, "l": []any{1, []any{}, map[string]any{}}}
+	if !reflect.DeepEqual(v, want) {
+		t.Errorf("got %#v\nwant %#v", v, want)
 	}
 }
