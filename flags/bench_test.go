@@ -306,17 +306,26 @@ func BenchmarkHeapThousand(b *testing.B) {
 
 // BenchmarkReloadVisible measures a file replaced (written aside, renamed
 // over) until the new value is served: fsnotify, debounce
-// (DefaultDebounce), parse, compile, swap. The "thousand" case reloads a
+// (DefaultDebounce), parse, compile, swap. The "thousand" cases reload a
 // 1,000-flag file.
 func BenchmarkReloadVisible(b *testing.B) {
-	b.Run("one", func(b *testing.B) { benchReload(b, "") })
-	b.Run("thousand", func(b *testing.B) { benchReload(b, string(thousandFlagsYAML()[len("flags:\n"):])) })
+	yamlBody := string(thousandFlagsYAML()[len("flags:\n"):])
+	jsonBody := string(thousandFlagsJSON()[len("{\"flags\": {\n"):])
+	b.Run("one", func(b *testing.B) { benchReload(b, "flags.yaml", flagFile) })
+	b.Run("thousand-yaml", func(b *testing.B) {
+		benchReload(b, "flags.yaml", func(c string) string { return flagFile(c) + yamlBody })
+	})
+	b.Run("thousand-json", func(b *testing.B) {
+		benchReload(b, "flags.json", func(c string) string {
+			return "{\"flags\": {\"color\": {\"type\": \"string\", \"variants\": {\"a\": \"" + c + "\", \"b\": \"other\"}, \"default\": \"a\"},\n" + jsonBody
+		})
+	})
 }
 
-func benchReload(b *testing.B, extra string) {
+func benchReload(b *testing.B, name string, body func(color string) string) {
 	dir := b.TempDir()
-	path := filepath.Join(dir, "flags.yaml")
-	writeFile(b, path, flagFile("c0")+extra)
+	path := filepath.Join(dir, name)
+	writeFile(b, path, body("c0"))
 	s, err := New(Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -331,7 +340,7 @@ func benchReload(b *testing.B, extra string) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		want := "c" + strconv.Itoa(i+1)
-		replaceFile(b, path, flagFile(want)+extra)
+		replaceFile(b, path, body(want))
 		next(b, ch, EventUpdated)
 		if got := color(s); got != want {
 			b.Fatalf("served %q, want %q", got, want)
