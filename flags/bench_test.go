@@ -1,0 +1,350 @@
+package flags
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+func benchStore(b *testing.B, cfg Config) *Store {
+	b.Helper()
+	s, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.Set("bench", cfg); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+var onOff = map[string]any{"on": true, "off": false}
+
+func benchKeys() []EvalContext {
+	ecs := make([]EvalContext, 1024)
+	for i := range ecs {
+		ecs[i] = EvalContext{TargetingKey: "user-" + strconv.Itoa(i), Attributes: map[string]any{
+			"country": []string{"FR", "DE", "US", "JP"}[i%4], "plan": []string{"free", "pro"}[i%2],
+			"version": "2.3." + strconv.Itoa(i%10), "age": i % 90,
+		}}
+	}
+	return ecs
+}
+
+func twoConds(country, plan string) *Condition {
+	return &Condition{All: []Condition{
+		{Attr: "country", Op: OpIn, Values: []any{country, "XX"}},
+		{Attr: "plan", Op: OpEquals, Value: plan},
+	}}
+}
+
+func runEval(b *testing.B, s *Store, key string) {
+	ecs := benchKeys()
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		if s.Bool(key, ecs[i&1023], false) {
+			n++
+		}
+	}
+	sinkInt = n
+}
+
+var sinkInt int
+
+func BenchmarkEvalStatic(b *testing.B) {
+	s := benchStore(b, Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off", Serve: Serve{Variant: "on"}}}})
+	runEval(b, s, "f")
+}
+
+func BenchmarkEvalSplit(b *testing.B) {
+	s := benchStore(b, Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+		Serve: Serve{Rollout: []Weight{{"on", 50}, {"off", 50}}}}}})
+	runEval(b, s, "f")
+}
+
+func BenchmarkEvalRule(b *testing.B) {
+	s := benchStore(b, Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+		Rules: []Rule{{If: twoConds("FR", "pro"), Serve: Serve{Variant: "on"}}}}}})
+	ec := EvalContext{TargetingKey: "u", Attributes: map[string]any{"country": "FR", "plan": "pro"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !s.Bool("f", ec, false) {
+			b.Fatal("rule did not match")
+		}
+	}
+}
+
+func BenchmarkEvalTenRules(b *testing.B) {
+	var rules []Rule
+	for i := range 9 {
+		rules = append(rules, Rule{If: twoConds("C"+strconv.Itoa(i), "plan"+strconv.Itoa(i)), Serve: Serve{Variant: "off"}})
+	}
+	rules = append(rules, Rule{If: twoConds("FR", "pro"), Serve: Serve{Variant: "on"}})
+	s := benchStore(b, Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off", Rules: rules}}})
+	ec := EvalContext{TargetingKey: "u", Attributes: map[string]any{"country": "FR", "plan": "pro"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !s.Bool("f", ec, false) {
+			b.Fatal("tenth rule did not match")
+		}
+	}
+}
+
+func BenchmarkEvalProgressive(b *testing.B) {
+	now := time.Now()
+	s := benchStore(b, Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+		Serve: Serve{Progressive: &Progressive{Variant: "on",
+			From: &Step{At: now.Add(-time.Hour), Percent: 5}, To: &Step{At: now.Add(time.Hour), Percent: 100}}}}}})
+	runEval(b, s, "f")
+}
+
+func BenchmarkEvalParallel(b *testing.B) {
+	s := benchStore(b, Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+		Rules: []Rule{{If: twoConds("FR", "pro"), Serve: Serve{Rollout: []Weight{{"on", 50}, {"off", 50}}}}},
+		Serve: Serve{Rollout: []Weight{{"on", 10}, {"off", 90}}}}}})
+	ecs := benchKeys()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i, n := 0, 0
+		for pb.Next() {
+			if s.Bool("f", ecs[i&1023], false) {
+				n++
+			}
+			i++
+		}
+		_ = n
+	})
+}
+
+// BenchmarkEvalRuleMetrics is BenchmarkEvalRule with a real OpenTelemetry
+// SDK MeterProvider: the evaluation counters are the usage counters, read
+// at collection, so the hot path costs the same.
+func BenchmarkEvalRuleMetrics(b *testing.B) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	b.Cleanup(func() { mp.Shutdown(context.Background()) })
+	s, err := New(Options{MeterProvider: mp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.Set("bench", Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+		Rules: []Rule{{If: twoConds("FR", "pro"), Serve: Serve{Variant: "on"}}}}}}); err != nil {
+		b.Fatal(err)
+	}
+	ec := EvalContext{TargetingKey: "u", Attributes: map[string]any{"country": "FR", "plan": "pro"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !s.Bool("f", ec, false) {
+			b.Fatal("rule did not match")
+		}
+	}
+	b.StopTimer()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkMetricsCollect measures one collection of the evaluation
+// counter for 1,000 flags with two variants each: the cost moved off the
+// hot path.
+func BenchmarkMetricsCollect(b *testing.B) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	b.Cleanup(func() { mp.Shutdown(context.Background()) })
+	s, err := New(Options{MeterProvider: mp})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	if err := s.Set("bench", thousandFlags()); err != nil {
+		b.Fatal(err)
+	}
+	for _, st := range s.Flags() {
+		s.Bool(st.Key, EvalContext{TargetingKey: "u", Attributes: map[string]any{"plan": "pro", "country": "FR"}}, false)
+		s.Bool(st.Key, EvalContext{TargetingKey: "v"}, false)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// thousandFlags is a realistic file-sized configuration: 1,000 flags, each
+// with two variants, a rule of two conditions and a 10% rollout.
+func thousandFlags() Config {
+	cfg := Config{Flags: map[string]Flag{}}
+	for i := range 1000 {
+		cfg.Flags["flag-"+strconv.Itoa(i)] = Flag{Variants: map[string]any{"on": true, "off": false}, Default: "off",
+			Metadata: map[string]any{"owner": "team-" + strconv.Itoa(i%10)},
+			Rules:    []Rule{{Name: "pro in FR", If: twoConds("FR", "pro"), Serve: Serve{Variant: "on"}}},
+			Serve:    Serve{Rollout: []Weight{{"on", 10}, {"off", 90}}}}
+	}
+	return cfg
+}
+
+// BenchmarkCompileThousand compiles and swaps in 1,000 flags (Store.Set).
+func BenchmarkCompileThousand(b *testing.B) {
+	s := benchStore(b, Config{})
+	cfg := thousandFlags()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Set("bench", cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseCompileThousand parses a 1,000-flag file and compiles it:
+// the whole reload minus the file system wait, for YAML (yaml.v3's parser
+// dominates) and JSON (encoding/json's tokenizer).
+func BenchmarkParseCompileThousand(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{{"flags.yaml", thousandFlagsYAML()}, {"flags.json", thousandFlagsJSON()}} {
+		b.Run(filepath.Ext(tc.name)[1:], func(b *testing.B) {
+			s := benchStore(b, Config{})
+			b.SetBytes(int64(len(tc.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				cfg, err := Parse(tc.name, tc.data)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := s.Set("bench", cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func thousandFlagsJSON() []byte {
+	var sb strings.Builder
+	sb.WriteString("{\"flags\": {\n")
+	for i := range 1000 {
+		if i > 0 {
+			sb.WriteString(",\n")
+		}
+		fmt.Fprintf(&sb, `  "flag-%d": {
+    "variants": {"on": true, "off": false},
+    "default": "off",
+    "metadata": {"owner": "team-%d"},
+    "rules": [{"name": "pro in FR",
+      "if": {"all": [{"attr": "country", "op": "in", "values": ["FR", "XX"]}, {"attr": "plan", "op": "equals", "value": "pro"}]},
+      "serve": "on"}],
+    "serve": {"rollout": [{"variant": "on", "weight": 10}, {"variant": "off", "weight": 90}]}
+  }`, i, i%10)
+	}
+	sb.WriteString("\n}}\n")
+	return []byte(sb.String())
+}
+
+func thousandFlagsYAML() []byte {
+	var sb strings.Builder
+	sb.WriteString("flags:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&sb, `  flag-%d:
+    variants: {on: true, off: false}
+    default: off
+    metadata: {owner: team-%d}
+    rules:
+      - name: pro in FR
+        if:
+          all:
+            - {attr: country, op: in, values: [FR, XX]}
+            - {attr: plan, op: equals, value: pro}
+        serve: on
+    serve:
+      rollout: [{variant: on, weight: 10}, {variant: off, weight: 90}]
+`, i, i%10)
+	}
+	return []byte(sb.String())
+}
+
+// BenchmarkHeapThousand reports the heap held by a Store with 1,000 flags
+// (compiled snapshot, usage counters, definitions kept for listings).
+func BenchmarkHeapThousand(b *testing.B) {
+	cfg := thousandFlags()
+	var ms runtime.MemStats
+	var total uint64
+	for b.Loop() {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		before := ms.HeapAlloc
+		s, err := New(Options{Now: time.Now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Set("bench", cfg); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		total += ms.HeapAlloc - before
+		runtime.KeepAlive(s)
+		s.Close()
+	}
+	b.ReportMetric(float64(total)/float64(b.N)/(1<<20), "MB-heap")
+}
+
+// BenchmarkReloadVisible measures a file replaced (written aside, renamed
+// over) until the new value is served: fsnotify, debounce
+// (DefaultDebounce), parse, compile, swap. The "thousand" cases reload a
+// 1,000-flag file.
+func BenchmarkReloadVisible(b *testing.B) {
+	yamlBody := string(thousandFlagsYAML()[len("flags:\n"):])
+	jsonBody := string(thousandFlagsJSON()[len("{\"flags\": {\n"):])
+	b.Run("one", func(b *testing.B) { benchReload(b, "flags.yaml", flagFile) })
+	b.Run("thousand-yaml", func(b *testing.B) {
+		benchReload(b, "flags.yaml", func(c string) string { return flagFile(c) + yamlBody })
+	})
+	b.Run("thousand-json", func(b *testing.B) {
+		benchReload(b, "flags.json", func(c string) string {
+			return "{\"flags\": {\"color\": {\"type\": \"string\", \"variants\": {\"a\": \"" + c + "\", \"b\": \"other\"}, \"default\": \"a\"},\n" + jsonBody
+		})
+	})
+}
+
+func benchReload(b *testing.B, name string, body func(color string) string) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, name)
+	writeFile(b, path, body("c0"))
+	s, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	fs, err := NewFileSource(s, FileOptions{Paths: []string{path}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fs.Close()
+	ch := events(b, s)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		want := "c" + strconv.Itoa(i+1)
+		replaceFile(b, path, body(want))
+		next(b, ch, EventUpdated)
+		if got := color(s); got != want {
+			b.Fatalf("served %q, want %q", got, want)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/reload")
+}

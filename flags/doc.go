@@ -1,0 +1,180 @@
+// Package flags is in-process feature flagging: a service ships code
+// disabled and turns it on progressively, for segments of users and by
+// sticky percentages, with no flag server. Definitions come from code
+// (Store.Set), from JSON or YAML files that are reloaded when they change
+// (FileSource), and from run-time changes (Store.SetDisabled,
+// Store.SetPercent, or the admin handler). Package flags/openfeature serves
+// a Store to the OpenFeature Go SDK.
+//
+// # Lifecycle
+//
+//	store, err := flags.New(flags.Options{Logger: log, MeterProvider: mp})
+//	defer store.Close()
+//	src, err := flags.NewFileSource(store, flags.FileOptions{Paths: []string{"flags.yaml"}})
+//	defer src.Close()
+//	on := store.Bool("new-checkout", flags.EvalContext{TargetingKey: userID, Attributes: attrs}, false)
+//
+// New starts one goroutine, a coarse clock (see DefaultClockResolution),
+// which Close stops; NewFileSource starts one more, the file watch, which
+// its Close stops. Close the FileSource first. Evaluations keep working
+// after Close, on the last configuration.
+//
+// # Evaluation
+//
+// A flag is evaluated in this order: a disabled flag serves its off variant
+// (reason DISABLED); each prerequisite must serve one of its listed variants,
+// else the flag serves its default (DEFAULT); the first rule whose condition
+// matches serves its variant or its split (TARGETING_MATCH); otherwise the
+// flag's serve applies: a fixed variant (STATIC when the flag has no rules
+// nor prerequisites, DEFAULT otherwise) or a rollout or progressive rollout
+// (SPLIT). A split with no bucketing value (no targeting key, or no
+// BucketBy attribute) serves the default (DEFAULT). Unknown flags and calls
+// of the wrong typed method return the caller's default with reason ERROR
+// and code FLAG_NOT_FOUND or TYPE_MISMATCH; invalid definitions never get
+// that far, they are refused at load, so PARSE_ERROR does not occur.
+//
+// # Bucketing
+//
+// Splits use internal/bucket, the scheme flagd uses for "fractional": the
+// 32-bit MurmurHash3 of salt+key (salt defaults to the flag key, key to the
+// targeting key) mapped by (h*total)>>32 onto cumulative weights in
+// declaration order. A user gets the same variant here as from flagd-based
+// SDKs for the same flag key, weights and targeting key. Raising a weight
+// (keeping the total) or a percentage only moves users into the variant;
+// a flag's percentage and a canary weight agree on who is in at p%.
+// Properties are tested over 10^6 keys (each share within 0.1 percentage
+// point; monotone ramps; stickiness across Stores).
+//
+// # Files
+//
+// Files are YAML, or JSON for names ending in ".json" (JSON is checked as
+// JSON, so trailing commas are errors, and scanned without the YAML parser,
+// which makes large JSON files about twice as fast to reload). Schema, every field optional
+// unless marked:
+//
+//	segments:
+//	  <name>:
+//	    keys: [<targeting key>, ...]        # always in
+//	    excluded: [<targeting key>, ...]    # never in (keys win)
+//	    if: <condition>                     # everyone else it matches; no segment references
+//	flags:
+//	  <key>:
+//	    type: bool|string|int|float|object  # default: inferred from the variants
+//	    variants: {<name>: <value>, ...}    # required
+//	    default: <variant>                  # required
+//	    disabled: true|false                # kill switch
+//	    offVariant: <variant>               # served while disabled; default: default
+//	    salt: <string>                      # default: the flag key
+//	    bucketBy: <attribute>               # default: the targeting key
+//	    prerequisites: [{flag: <key>, variants: [<variant>, ...]}, ...]
+//	    rules: [{name: <text>, if: <condition>, serve: <serve>}, ...]
+//	    serve: <serve>                      # default: the default variant
+//	    metadata: {<key>: <scalar>, ...}    # returned with every evaluation
+//	    description: <text>
+//
+//	<serve> is one of:
+//	  <variant>                             # short for {variant: <variant>}
+//	  {variant: <variant>}
+//	  {rollout: [{variant: <variant>, weight: <uint32>}, ...]}
+//	  {progressive: {variant: <v>, otherwise: <v>,             # otherwise: default
+//	                 from: {at: <RFC 3339>, percent: <0-100>},   # linear ramp...
+//	                 to:   {at: <RFC 3339>, percent: <0-100>}}}
+//	  {progressive: {variant: <v>, steps: [{at: <time>, percent: <p>}, ...]}}  # ...or steps
+//
+//	<condition> is one of:
+//	  {attr: <name>, op: <op>, value: <operand>}     # "targetingKey" names the targeting key
+//	  {attr: <name>, op: in|not_in, values: [...]}
+//	  {all: [<condition>, ...]}  {any: [<condition>, ...]}  {not: <condition>}
+//	  {segment: <name>}
+//	<op>: equals not_equals in not_in contains starts_with ends_with matches (RE2)
+//	      lt lte gt gte (numbers) semver_eq semver_lt semver_lte semver_gt semver_gte
+//	      before after (times; without attr, the current time) exists
+//
+// An absent attribute never matches, whatever the operator (use not to
+// match absence). A progressive rollout serves nobody before its first
+// point and keeps its last percentage after the last point. See
+// testdata/flags.yaml for a complete example.
+//
+// A file is accepted or refused whole. A refusal is a *LoadError naming the
+// file, the flag or segment, the line and the field path (for example
+// "flags.yaml:14: flag "new-checkout": rules[1].if.all[0].op: unknown
+// operator "equal""); the previous configuration stays in force, and the
+// error goes to slog (Error), the baton.flags.rejected counter,
+// Options.OnReject and Subscribe callbacks (so the OpenFeature provider
+// reports STALE). Prerequisite cycles, unknown variants, segments or flags,
+// bad regular expressions, versions and times, duplicate keys, unknown
+// fields and flags defined twice are all refusals. An empty file is refused
+// too (it is what an in-place writer leaves between truncate and write);
+// write "flags: {}" for no flags, and prefer writing a new file and renaming
+// it over the old one.
+//
+// # Guarantees
+//
+//   - An evaluation never waits: it reads an immutable compiled snapshot
+//     through an atomic pointer. An update compiles a new snapshot aside and
+//     swaps it in whole, so an evaluation sees the old or the new
+//     configuration, never a mix.
+//   - Evaluation does not allocate: conditions are compiled at load (regular
+//     expressions, versions, times, numbers; short lists scanned, long ones
+//     hashed), attributes are read in place from EvalContext.Attributes and
+//     flag metadata is shared.
+//   - Run-time changes (SetDisabled, SetPercent) survive reloads until
+//     ClearOverride; one that no longer applies after a reload (its variant
+//     was removed) is dropped with a warning rather than blocking the
+//     reload, and one whose flag is removed is dropped with it.
+//
+// # Usage and flag debt
+//
+// Each flag counts its evaluations by variant and reason in per-core
+// sharded atomic counters and stamps "last evaluated" from the coarse
+// clock: that is the whole hot-path cost of usage tracking and of the
+// OpenTelemetry metric baton.flags.evaluations{flag,variant,reason}, which
+// is an observable counter read from the same counters at collection.
+// Store.Flags lists state and usage; Store.Stale lists flags not evaluated
+// for a period and flags that serve one variant to everyone (flag debt).
+// Counts start at zero with each process.
+//
+// # Metrics
+//
+//	baton.flags.evaluations  observable counter  {flag, variant, reason}; unknown flags: {reason=ERROR, error=FLAG_NOT_FOUND}
+//	baton.flags.updates      counter             accepted updates
+//	baton.flags.rejected     counter             refused updates
+//
+// # Measured
+//
+// On the 2-core AMD EPYC development machine, shared with other test runs
+// (load average 4 to 8 during these runs; lowest of three),
+// go test -run '^$' -bench . -benchmem ./flags/...:
+//
+//	BenchmarkEvalStatic              15 ns/op   0 allocs  (target 30)
+//	BenchmarkEvalSplit               39 ns/op   0 allocs  (target 80)
+//	BenchmarkEvalRule                37 ns/op   0 allocs  (one rule, two conditions; target 150)
+//	BenchmarkEvalTenRules           200 ns/op   0 allocs  (the tenth rule matches; target 1000)
+//	BenchmarkEvalProgressive         43 ns/op   0 allocs  (target 100)
+//	BenchmarkEvalParallel            25-34 ns/op 0 allocs (2 goroutines; the same flag costs about 50 ns on one)
+//	BenchmarkProviderBoolean         35 ns/op   0 allocs  (flags/openfeature; target 100)
+//	BenchmarkEvalRuleMetrics         38 ns/op   0 allocs  (EvalRule with an OpenTelemetry SDK meter: no extra cost)
+//	BenchmarkMetricsCollect         2.9 ms/op             (one collection of 1,000 flags, off the hot path)
+//	BenchmarkCompileThousand        2.2-2.9 ms/op         (1,000 flags compiled and swapped in; target 10)
+//	BenchmarkParseCompileThousand   22 ms/op JSON, 39 ms/op YAML (365 kB files; yaml.v3's parser dominates)
+//	BenchmarkHeapThousand           1.45 MB               (1,000 flags; target 2)
+//	BenchmarkReloadVisible          21 ms/reload          (small file, rename to value served; DefaultDebounce is 20 ms)
+//	                                55 ms JSON, 72 ms YAML with 1,000 flags (more when the machine is loaded)
+//
+// Evaluations take no lock: compare BenchmarkEvalParallel at -cpu 1,2 on
+// an idle machine to see the scaling.
+//
+// # Known limits
+//
+//   - Usage counts are per process and reset on restart; "last evaluated"
+//     has the coarse clock's resolution.
+//   - Scheduled steps and time conditions take effect up to
+//     DefaultClockResolution late (exact with Options.Now).
+//   - Bucketing values are strings or integers (hashed as their decimal
+//     form); other types named by BucketBy count as missing.
+//   - A split needs a bucketing value: anonymous subjects get the default.
+//   - Object values are shared between evaluations: callers must not
+//     modify them.
+//   - Subscribers run synchronously on the updating goroutine and must not
+//     update the Store.
+package flags

@@ -1,0 +1,48 @@
+// Package openfeature is an OpenFeature provider for package flags: it lets
+// code written against the OpenFeature Go SDK (github.com/open-feature/go-sdk)
+// evaluate flags held by a flags.Store, in process, with no flag server.
+//
+// # Lifecycle
+//
+//	store, _ := flags.New(flags.Options{})
+//	src, _ := flags.NewFileSource(store, flags.FileOptions{Paths: []string{"flags.yaml"}})
+//	api := isolated.NewAPI() // or the SDK's global API
+//	_ = api.SetProviderAndWait(ctx, openfeature.New(store, openfeature.Options{}))
+//	client := api.NewClient()
+//	on := client.Boolean(ctx, "new-checkout", false, of.NewEvaluationContext("user-42", nil))
+//
+// The provider does not own the Store or the FileSource: close them after
+// the SDK has shut the provider down.
+//
+// # Guarantees
+//
+//   - All five types, with the variant, the reason (STATIC, TARGETING_MATCH,
+//     SPLIT, DISABLED, DEFAULT, ERROR), the error code (FLAG_NOT_FOUND,
+//     TYPE_MISMATCH) and the flag's metadata.
+//   - Events: PROVIDER_READY when the SDK initialises the provider;
+//     PROVIDER_CONFIGURATION_CHANGED with the changed flag keys after every
+//     accepted update (file reload, Set, admin change); PROVIDER_STALE when an
+//     update is rejected, since the last good configuration is still
+//     served; PROVIDER_READY again at the next accepted update.
+//   - The evaluation methods do not allocate on success: the flattened
+//     context is read in place and flag metadata is precomputed. (The SDK
+//     client around them allocates; see the benchmarks.)
+//
+// # Measured
+//
+// On the 2-core AMD EPYC development machine,
+// go test -run '^$' -bench . -benchmem ./flags/openfeature/:
+//
+//	BenchmarkProviderBoolean    35 ns/op      0 B/op   0 allocs/op  (the provider method, one rule)
+//	BenchmarkClientBoolean     850 ns/op   1536 B/op  13 allocs/op  (the whole SDK client path around it)
+//
+// Most of an SDK evaluation is the SDK's own work (context merging,
+// hooks, detail copies); call flags.Store directly where that matters.
+//
+// # Known limits
+//
+//   - The SDK does not pass an event's ErrorCode on to handlers; STALE
+//     events also carry it as EventMetadata["errorCode"].
+//   - The SDK runs each event handler on its own goroutine, so handlers may
+//     see READY and CONFIGURATION_CHANGED of one recovery in either order.
+package openfeature

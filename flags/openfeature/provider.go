@@ -1,0 +1,187 @@
+package openfeature
+
+import (
+	"context"
+	"sync"
+
+	of "github.com/open-feature/go-sdk/openfeature"
+
+	"github.com/batonhq/baton/flags"
+)
+
+// DefaultName is the provider name reported in OpenFeature metadata when
+// Options.Name is empty.
+const DefaultName = "baton-flags"
+
+// DefaultEventBuffer is the capacity of the event channel when
+// Options.EventBuffer is zero.
+const DefaultEventBuffer = 64
+
+// Options configures a Provider. The zero Options uses the defaults.
+type Options struct {
+	// Name is reported as the provider's metadata name. Empty means
+	// DefaultName.
+	Name string
+	// EventBuffer is the event channel's capacity. Zero means
+	// DefaultEventBuffer. When the SDK falls this far behind, the Store
+	// update that emits the next event waits for it.
+	EventBuffer int
+}
+
+// Provider serves a flags.Store through the OpenFeature Go SDK. It
+// implements of.FeatureProvider, of.StateHandler and of.EventHandler.
+// The zero Provider is not usable; call New.
+type Provider struct {
+	store  *flags.Store
+	name   string
+	events chan of.Event
+
+	mu     sync.Mutex // guards cancel, stop and stale
+	cancel func()
+	stop   chan struct{}
+	stale  bool
+}
+
+var (
+	_ of.FeatureProvider = (*Provider)(nil)
+	_ of.StateHandler    = (*Provider)(nil)
+	_ of.EventHandler    = (*Provider)(nil)
+)
+
+// New returns a provider for store. The store's lifecycle stays with the
+// caller: Shutdown stops the provider's events, not the store.
+func New(store *flags.Store, opts Options) *Provider {
+	if opts.Name == "" {
+		opts.Name = DefaultName
+	}
+	if opts.EventBuffer <= 0 {
+		opts.EventBuffer = DefaultEventBuffer
+	}
+	return &Provider{store: store, name: opts.Name, events: make(chan of.Event, opts.EventBuffer)}
+}
+
+// Metadata returns the provider's name.
+func (p *Provider) Metadata() of.Metadata { return of.Metadata{Name: p.name} }
+
+// Hooks returns no hooks.
+func (p *Provider) Hooks() []of.Hook { return nil }
+
+// Init subscribes to the store's updates; the SDK then reports READY.
+// Updates become PROVIDER_CONFIGURATION_CHANGED events, rejected updates
+// PROVIDER_STALE (the last good configuration is still served), and the
+// next accepted update PROVIDER_READY again.
+func (p *Provider) Init(of.EvaluationContext) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancel != nil {
+		return nil
+	}
+	p.stop = make(chan struct{})
+	stop := p.stop
+	p.cancel = p.store.Subscribe(func(e flags.Event) { p.forward(e, stop) })
+	return nil
+}
+
+// Shutdown stops forwarding events. The event channel stays open (the SDK
+// may still be selecting on it) and Init may be called again.
+func (p *Provider) Shutdown() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	close(p.stop)
+	p.cancel, p.stop = nil, nil
+}
+
+// EventChannel returns the channel the SDK reads events from.
+func (p *Provider) EventChannel() <-chan of.Event { return p.events }
+
+func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
+	p.mu.Lock()
+	wasStale := p.stale
+	p.stale = e.Kind == flags.EventRejected
+	p.mu.Unlock()
+	var evs []of.Event
+	switch e.Kind {
+	case flags.EventUpdated:
+		if wasStale {
+			evs = append(evs, of.Event{ProviderName: p.name, EventType: of.ProviderReady,
+				ProviderEventDetails: of.ProviderEventDetails{Message: "configuration accepted again"}})
+		}
+		evs = append(evs, of.Event{ProviderName: p.name, EventType: of.ProviderConfigChange,
+			ProviderEventDetails: of.ProviderEventDetails{
+				Message:       "configuration updated by " + e.Source,
+				FlagChanges:   e.Changed,
+				EventMetadata: map[string]any{"version": int64(e.Version), "source": e.Source},
+			}})
+	case flags.EventRejected:
+		evs = append(evs, of.Event{ProviderName: p.name, EventType: of.ProviderStale,
+			ProviderEventDetails: of.ProviderEventDetails{
+				Message:   "update rejected, serving the last good configuration: " + e.Err.Error(),
+				ErrorCode: of.ParseErrorCode,
+				// The SDK does not pass ErrorCode on to handlers; the
+				// metadata carries it too.
+				EventMetadata: map[string]any{"version": int64(e.Version), "source": e.Source, "errorCode": string(of.ParseErrorCode)},
+			}})
+	}
+	for _, ev := range evs {
+		select {
+		case p.events <- ev:
+		case <-stop:
+			return
+		}
+	}
+}
+
+func resolution(flag string, r flags.Result) of.ProviderResolutionDetail {
+	code := r.ErrorCode()
+	if code == flags.CodeNone {
+		return of.ProviderResolutionDetail{Reason: of.Reason(r.Reason()), Variant: r.Variant(), FlagMetadata: r.Metadata()}
+	}
+	d := of.ProviderResolutionDetail{Reason: of.ErrorReason, FlagMetadata: r.Metadata()}
+	switch code {
+	case flags.CodeFlagNotFound:
+		d.ResolutionError = of.NewFlagNotFoundResolutionError("flag " + flag + " not found")
+	case flags.CodeTypeMismatch:
+		d.ResolutionError = of.NewTypeMismatchResolutionError("flag " + flag + " has another type")
+	default:
+		d.ResolutionError = of.NewGeneralResolutionError("flag " + flag + ": " + string(code))
+	}
+	return d
+}
+
+// The flattened map already holds "targetingKey", which EvalContext reads
+// from Attributes: the context is used in place, with no copy.
+
+// BooleanEvaluation evaluates a bool flag.
+func (p *Provider) BooleanEvaluation(_ context.Context, flag string, def bool, flat of.FlattenedContext) of.BoolResolutionDetail {
+	r := p.store.Evaluate(flag, &flags.EvalContext{Attributes: flat}, flags.TypeBool)
+	return of.BoolResolutionDetail{Value: r.Bool(def), ProviderResolutionDetail: resolution(flag, r)}
+}
+
+// StringEvaluation evaluates a string flag.
+func (p *Provider) StringEvaluation(_ context.Context, flag string, def string, flat of.FlattenedContext) of.StringResolutionDetail {
+	r := p.store.Evaluate(flag, &flags.EvalContext{Attributes: flat}, flags.TypeString)
+	return of.StringResolutionDetail{Value: r.String(def), ProviderResolutionDetail: resolution(flag, r)}
+}
+
+// FloatEvaluation evaluates a float flag (or an int flag, converted).
+func (p *Provider) FloatEvaluation(_ context.Context, flag string, def float64, flat of.FlattenedContext) of.FloatResolutionDetail {
+	r := p.store.Evaluate(flag, &flags.EvalContext{Attributes: flat}, flags.TypeFloat)
+	return of.FloatResolutionDetail{Value: r.Float(def), ProviderResolutionDetail: resolution(flag, r)}
+}
+
+// IntEvaluation evaluates an int flag.
+func (p *Provider) IntEvaluation(_ context.Context, flag string, def int64, flat of.FlattenedContext) of.IntResolutionDetail {
+	r := p.store.Evaluate(flag, &flags.EvalContext{Attributes: flat}, flags.TypeInt)
+	return of.IntResolutionDetail{Value: r.Int(def), ProviderResolutionDetail: resolution(flag, r)}
+}
+
+// ObjectEvaluation evaluates a flag of any type and returns its value as
+// defined; an object flag's value is shared and must not be modified.
+func (p *Provider) ObjectEvaluation(_ context.Context, flag string, def any, flat of.FlattenedContext) of.InterfaceResolutionDetail {
+	r := p.store.EvaluateAny(flag, &flags.EvalContext{Attributes: flat})
+	return of.InterfaceResolutionDetail{Value: r.Object(def), ProviderResolutionDetail: resolution(flag, r)}
+}

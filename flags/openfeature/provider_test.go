@@ -1,0 +1,277 @@
+package openfeature_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	of "github.com/open-feature/go-sdk/openfeature"
+	"github.com/open-feature/go-sdk/openfeature/isolated"
+	"go.uber.org/goleak"
+
+	"github.com/batonhq/baton/flags"
+	"github.com/batonhq/baton/flags/openfeature"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const flagsYAML = `
+flags:
+  new-checkout:
+    variants: {on: true, off: false}
+    default: off
+    metadata: {owner: payments}
+    rules:
+      - if: {attr: plan, op: equals, value: pro}
+        serve: on
+  color:
+    variants: {red: "#f00", blue: "#00f"}
+    default: red
+  limit:
+    variants: {low: 10, high: 1000}
+    default: low
+    serve:
+      rollout: [{variant: low, weight: 0}, {variant: high, weight: 1}]
+  ratio:
+    type: float
+    variants: {a: 0.25}
+    default: a
+  layout:
+    variants:
+      v1: {columns: 2}
+    default: v1
+  killed:
+    variants: {on: true, off: false}
+    default: on
+    disabled: true
+    offVariant: off
+`
+
+type env struct {
+	store  *flags.Store
+	src    *flags.FileSource
+	path   string
+	api    *of.EvaluationAPI
+	client *of.Client
+	events chan event
+}
+
+type event struct {
+	kind of.EventType
+	d    of.EventDetails
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	e := &env{events: make(chan event, 64)}
+	e.path = filepath.Join(t.TempDir(), "flags.yaml")
+	write(t, e.path, flagsYAML)
+	var err error
+	if e.store, err = flags.New(flags.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if e.src, err = flags.NewFileSource(e.store, flags.FileOptions{Paths: []string{e.path}}); err != nil {
+		t.Fatal(err)
+	}
+	e.api = isolated.NewAPI()
+	for _, k := range []of.EventType{of.ProviderReady, of.ProviderConfigChange, of.ProviderStale, of.ProviderError} {
+		cb := func(d of.EventDetails) { e.events <- event{k, d} }
+		e.api.AddHandler(k, &cb)
+	}
+	ctx := context.Background()
+	if err := e.api.SetProviderAndWait(ctx, openfeature.New(e.store, openfeature.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.api.Shutdown(context.Background())
+		e.src.Close()
+		e.store.Close()
+	})
+	e.client = e.api.NewClient()
+	return e
+}
+
+func write(t *testing.T, path, body string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait collects events until it has seen each wanted kind. The SDK runs
+// each handler on its own goroutine, so events of one update may arrive in
+// any order.
+func (e *env) wait(t *testing.T, want ...of.EventType) map[of.EventType]of.EventDetails {
+	t.Helper()
+	got := map[of.EventType]of.EventDetails{}
+	timeout := time.After(10 * time.Second)
+	for len(got) < len(want) {
+		select {
+		case ev := <-e.events:
+			for _, w := range want {
+				if ev.kind == w {
+					got[w] = ev.d
+				}
+			}
+		case <-timeout:
+			t.Fatalf("saw %v within 10s, want %v", got, want)
+		}
+	}
+	return got
+}
+
+func TestClientEvaluations(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	pro := of.NewEvaluationContext("user-1", map[string]any{"plan": "pro"})
+
+	b, err := e.client.BooleanValueDetails(ctx, "new-checkout", false, pro)
+	if err != nil || !b.Value || b.Variant != "on" || b.Reason != of.TargetingMatchReason {
+		t.Errorf("bool: %+v, %v", b, err)
+	}
+	if owner, _ := b.FlagMetadata.GetString("owner"); owner != "payments" {
+		t.Errorf("metadata: %v", b.FlagMetadata)
+	}
+	b, _ = e.client.BooleanValueDetails(ctx, "new-checkout", true, of.NewEvaluationContext("user-2", nil))
+	if b.Value || b.Reason != of.DefaultReason {
+		t.Errorf("bool without plan: %+v", b)
+	}
+	s, err := e.client.StringValueDetails(ctx, "color", "", pro)
+	if err != nil || s.Value != "#f00" || s.Reason != of.StaticReason {
+		t.Errorf("string: %+v, %v", s, err)
+	}
+	i, err := e.client.IntValueDetails(ctx, "limit", 0, pro)
+	if err != nil || i.Value != 1000 || i.Variant != "high" || i.Reason != of.SplitReason {
+		t.Errorf("int: %+v, %v", i, err)
+	}
+	f, err := e.client.FloatValueDetails(ctx, "ratio", 0, pro)
+	if err != nil || f.Value != 0.25 {
+		t.Errorf("float: %+v, %v", f, err)
+	}
+	o, err := e.client.ObjectValueDetails(ctx, "layout", nil, pro)
+	if m, _ := o.Value.(map[string]any); err != nil || m["columns"] != 2 {
+		t.Errorf("object: %+v, %v", o, err)
+	}
+	k, err := e.client.BooleanValueDetails(ctx, "killed", true, pro)
+	if err != nil || k.Value || k.Reason != of.DisabledReason || k.Variant != "off" {
+		t.Errorf("disabled: %+v, %v", k, err)
+	}
+	nf, err := e.client.BooleanValueDetails(ctx, "missing", true, pro)
+	if err == nil || !nf.Value || nf.ErrorCode != of.FlagNotFoundCode || nf.Reason != of.ErrorReason {
+		t.Errorf("not found: %+v, %v", nf, err)
+	}
+	tm, err := e.client.BooleanValueDetails(ctx, "color", true, pro)
+	if err == nil || !tm.Value || tm.ErrorCode != of.TypeMismatchCode {
+		t.Errorf("type mismatch: %+v, %v", tm, err)
+	}
+	if e.client.State() != of.ReadyState {
+		t.Errorf("state %s", e.client.State())
+	}
+}
+
+func TestEvents(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	e.wait(t, of.ProviderReady)
+
+	// A reload: CONFIGURATION_CHANGED naming the changed flag.
+	write(t, e.path, flagsYAML+"  extra:\n    variants: {x: true}\n    default: x\n")
+	d := e.wait(t, of.ProviderConfigChange)[of.ProviderConfigChange]
+	if len(d.FlagChanges) != 1 || d.FlagChanges[0] != "extra" {
+		t.Errorf("changed flags %v, want [extra]", d.FlagChanges)
+	}
+	if !e.client.Boolean(ctx, "extra", false, of.EvaluationContext{}) {
+		t.Error("new flag not served")
+	}
+
+	// A rejected file: STALE, and the last good configuration still served.
+	write(t, e.path, "flags:\n  color:\n    variants: {red: 1}\n    default: blue\n")
+	d = e.wait(t, of.ProviderStale)[of.ProviderStale]
+	if d.EventMetadata["errorCode"] != "PARSE_ERROR" || !strings.Contains(d.Message, `unknown variant "blue"`) {
+		t.Errorf("stale event: %+v", d)
+	}
+	if e.client.State() != of.StaleState {
+		t.Errorf("state %s, want STALE", e.client.State())
+	}
+	if !e.client.Boolean(ctx, "extra", false, of.EvaluationContext{}) {
+		t.Error("last good configuration not served while stale")
+	}
+
+	// Fixed: READY again, then CONFIGURATION_CHANGED.
+	write(t, e.path, flagsYAML)
+	d = e.wait(t, of.ProviderReady, of.ProviderConfigChange)[of.ProviderConfigChange]
+	if len(d.FlagChanges) != 1 || d.FlagChanges[0] != "extra" {
+		t.Errorf("changed flags %v, want [extra]", d.FlagChanges)
+	}
+	if e.client.State() != of.ReadyState {
+		t.Errorf("state %s, want READY", e.client.State())
+	}
+
+	// A run-time change through the store is an event too.
+	if err := e.store.SetDisabled("color", true); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(t, of.ProviderConfigChange)
+	if s, _ := e.client.StringValueDetails(ctx, "color", "", of.EvaluationContext{}); s.Reason != of.DisabledReason {
+		t.Errorf("after SetDisabled: %+v", s)
+	}
+}
+
+func TestProviderShutdownIsReusable(t *testing.T) {
+	store, err := flags.New(flags.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	p := openfeature.New(store, openfeature.Options{Name: "x"})
+	if p.Metadata().Name != "x" {
+		t.Errorf("name %q", p.Metadata().Name)
+	}
+	p.Shutdown() // before Init: no-op
+	if err := p.Init(of.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	p.Shutdown()
+	p.Shutdown()
+	// After Shutdown no event is forwarded, and the update is not blocked.
+	if err := store.Set("code", flags.Config{Flags: map[string]flags.Flag{"a": {Variants: map[string]any{"on": true}, Default: "on"}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-p.EventChannel():
+		t.Errorf("event after Shutdown: %+v", ev)
+	default:
+	}
+	if err := store.Set("code", flags.Config{Flags: map[string]flags.Flag{"a": {}}}); !errors.Is(err, flags.ErrInvalid) {
+		t.Errorf("invalid set: %v", err)
+	}
+}
+
+func TestProviderDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	e := setup(t)
+	p := openfeature.New(e.store, openfeature.Options{})
+	ctx := context.Background()
+	flat := of.FlattenedContext{"targetingKey": "user-1", "plan": "pro"}
+	for name, fn := range map[string]func(){
+		"bool":   func() { p.BooleanEvaluation(ctx, "new-checkout", false, flat) },
+		"string": func() { p.StringEvaluation(ctx, "color", "", flat) },
+		"int":    func() { p.IntEvaluation(ctx, "limit", 0, flat) },
+		"float":  func() { p.FloatEvaluation(ctx, "ratio", 0, flat) },
+		"object": func() { p.ObjectEvaluation(ctx, "layout", nil, flat) },
+	} {
+		if n := testing.AllocsPerRun(100, fn); n != 0 {
+			t.Errorf("%s: %v allocs", name, n)
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package openfeature_test
+
+const raceEnabled = false
