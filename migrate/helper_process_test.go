@@ -1,0 +1,3 @@
+package migrate_test
+
+func helperMain() int { return 0 }
