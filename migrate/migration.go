@@ -121,8 +121,8 @@ type Transform struct {
 	Table string `yaml:"table"`
 	// Key is the integer primary-key column used for keyset batches; empty
 	// means the table's primary key, which must be one integer column.
-	Key  string   `yaml:"key"`
-	Add  []Column `yaml:"add"`
+	Key  string          `yaml:"key"`
+	Add  []Column        `yaml:"add"`
 	Up   map[string]Expr `yaml:"up"`
 	Down map[string]Expr `yaml:"down"`
 	// Drop lists the old columns dropped on Complete; they must be the keys
