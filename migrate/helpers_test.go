@@ -176,3 +176,12 @@ func seed(t testing.TB, db *sql.DB, d migrate.Dialect, table string, n int) {
 }
 
 func runtime_Gosched() { time.Sleep(time.Millisecond) }
+
+func openSQLiteAt(dsn string) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(8)
+	return db, db.Ping()
+}
