@@ -546,7 +546,7 @@ func (r *Runner) dropIndex(ctx context.Context, o CreateIndex) error {
 		if err != nil || !ok {
 			return err
 		}
-		return r.execDDL(ctx, "DROP INDEX "+q(o.Name)+" ON "+q(o.Table)+" ALGORITHM=INPLACE LOCK=NONE")
+		return r.execDDL(ctx, "ALTER TABLE "+q(o.Table)+" DROP INDEX "+q(o.Name)+", ALGORITHM=INPLACE, LOCK=NONE")
 	default:
 		return r.execDDL(ctx, "DROP INDEX IF EXISTS "+q(o.Name))
 	}
