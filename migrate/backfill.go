@@ -118,9 +118,12 @@ func (r *Runner) loadCheckpoint(ctx context.Context, i int) (*checkpoint, error)
 // Each batch is one transaction that also advances the checkpoint, so a
 // crash loses at most the batch in flight.
 //
-// A batch is a no-op UPDATE (old = old) of the next keys whose new columns
-// are still NULL: the UPDATE trigger derives the new columns, so the
-// backfill and the live writes share one definition of the mapping.
+// On MySQL/MariaDB and SQLite a batch is a no-op UPDATE (old = old) of the
+// next keys whose new columns are still NULL: the UPDATE trigger derives the
+// new columns. On PostgreSQL the batch sets the new columns with the same
+// Up expressions directly, skipping the trigger (one set-based statement
+// instead of a PL/pgSQL call per row). Either way backfill and live writes
+// share one definition of the mapping.
 func (r *Runner) backfill(ctx context.Context, i int, t Transform) error {
 	p, err := r.plan(ctx, t)
 	if err != nil {
@@ -163,11 +166,21 @@ func (r *Runner) backfill(ctx context.Context, i int, t Transform) error {
 	var batchSQL, boundSQL, updSQL string
 	switch r.d {
 	case PostgreSQL:
-		// One round trip: pick the next keys, update them, report the
-		// highest key and the count.
-		batchSQL = `WITH b AS (SELECT ` + key + ` AS k FROM ` + tbl + ` WHERE ` + key + ` > $1 AND ` + key + ` <= $2 ORDER BY ` + key + ` LIMIT $3),
-u AS (UPDATE ` + tbl + ` SET ` + touch + ` FROM b WHERE ` + tbl + `.` + key + ` = b.k AND ` + strings.Join(newNull, " AND ") + ` RETURNING 1)
-SELECT (SELECT MAX(k) FROM b), (SELECT COUNT(*) FROM b), (SELECT COUNT(*) FROM u)`
+		// One round trip: pick the next keys, set the new columns from the
+		// Up expressions, report the highest key and the count. The
+		// session has baton.backfill=on, so the dual-write trigger's WHEN
+		// clause skips these rows; a row a writer changed meanwhile is
+		// re-checked by PostgreSQL (EvalPlanQual) and skipped if the
+		// trigger already filled it.
+		set := make([]string, len(p.newCols))
+		for j, c := range p.newCols {
+			set[j] = q(c) + " = " + p.upTable[c]
+		}
+		// The UPDATE scans the key range (an index range scan) rather than
+		// joining the picked keys, which halves its cost.
+		batchSQL = `WITH b AS (SELECT MAX(k) AS hi, COUNT(*) AS n FROM (SELECT ` + key + ` AS k FROM ` + tbl + ` WHERE ` + key + ` > $1 AND ` + key + ` <= $2 ORDER BY ` + key + ` LIMIT $3) s),
+u AS (UPDATE ` + tbl + ` SET ` + strings.Join(set, ", ") + ` WHERE ` + key + ` > $1 AND ` + key + ` <= (SELECT hi FROM b) AND ` + strings.Join(newNull, " AND ") + ` RETURNING 1)
+SELECT (SELECT hi FROM b), (SELECT n FROM b), (SELECT COUNT(*) FROM u)`
 	default:
 		boundSQL = `SELECT MAX(k), COUNT(*) FROM (SELECT ` + key + ` AS k FROM ` + tbl + ` WHERE ` + key + ` > ? AND ` + key + ` <= ? ORDER BY ` + key + ` LIMIT ?) s`
 		updSQL = `UPDATE ` + tbl + ` SET ` + touch + ` WHERE ` + key + ` > ? AND ` + key + ` <= ? AND ` + strings.Join(newNull, " AND ")
@@ -185,10 +198,20 @@ SELECT (SELECT MAX(k) FROM b), (SELECT COUNT(*) FROM b), (SELECT COUNT(*) FROM u
 	if err := r.d.setLockTimeout(ctx, c, r.opts.LockTimeout); err != nil {
 		return err
 	}
+	if r.d == PostgreSQL {
+		if _, err := c.ExecContext(ctx, "SELECT set_config('"+pgBackfillGUC+"', 'on', false)"); err != nil {
+			return err
+		}
+	}
 	defer func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if r.d != SQLite {
+			if r.d == PostgreSQL {
+				if _, err := c.ExecContext(rctx, "RESET "+pgBackfillGUC); err != nil {
+					_ = c.Raw(func(any) error { return driverBadConn })
+				}
+			}
 			if err := r.d.resetLockTimeout(rctx, c); err != nil {
 				_ = c.Raw(func(any) error { return driverBadConn })
 			}
@@ -257,15 +280,15 @@ SELECT (SELECT MAX(k) FROM b), (SELECT COUNT(*) FROM b), (SELECT COUNT(*) FROM u
 	return nil
 }
 
-// adapt scales the batch size toward the time target, at most doubling or
-// halving per batch so that one slow batch (a checkpoint, a vacuum) does
-// not collapse the size.
+// adapt scales the batch size toward the time target, by at most a factor
+// of four per batch, so that one slow batch (a checkpoint, a vacuum) does
+// not collapse the size and one fast batch does not overshoot.
 func adapt(size int, took, target time.Duration, lo, hi int) int {
 	if took <= 0 {
 		took = time.Microsecond
 	}
 	next := int(float64(size) * float64(target) / float64(took))
-	next = min(max(next, size/2), size*2)
+	next = min(max(next, size/4), size*4)
 	return min(max(next, lo), hi)
 }
 

@@ -18,7 +18,7 @@ const (
 	DefaultRetryBackoff     = 100 * time.Millisecond
 	DefaultMaxRetryBackoff  = 5 * time.Second
 	DefaultBatchTarget      = 50 * time.Millisecond
-	DefaultBatchSize        = 1000
+	DefaultBatchSize        = 2000
 	DefaultMinBatchSize     = 10
 	DefaultMaxBatchSize     = 50000
 	DefaultInstanceTTL      = 30 * time.Second

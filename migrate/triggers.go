@@ -39,6 +39,10 @@ import (
 //     one writer at a time and the mark never commits, so it is private to
 //     the statement.
 
+// pgBackfillGUC is the custom setting a PostgreSQL backfill session sets
+// so that the dual-write trigger skips its rows.
+const pgBackfillGUC = "baton.backfill"
+
 // trigName builds the name of a trigger (or function) of operation i.
 func (r *Runner) trigName(i int, suffix string) string {
 	return fmt.Sprintf("baton_%s_%d_%s", r.m.Name, i, suffix)
@@ -51,6 +55,9 @@ type syncPlan struct {
 	newCols  []string // sorted for stable SQL
 	oldCols  []string
 	up, down map[string]string // column -> expression with references qualified by NEW.
+	// upTable is up with references qualified by the table name, for a
+	// set-based UPDATE.
+	upTable map[string]string
 }
 
 func (r *Runner) plan(ctx context.Context, t Transform) (*syncPlan, error) {
@@ -81,10 +88,12 @@ func (r *Runner) plan(ctx context.Context, t Transform) (*syncPlan, error) {
 	}
 	idx := columnIndex(r.d, names)
 	newRef := func(c string) string { return "NEW." + r.d.quote(c) }
-	p := &syncPlan{table: t.Table, key: key, up: map[string]string{}, down: map[string]string{}}
+	tblRef := func(c string) string { return r.d.quote(t.Table) + "." + r.d.quote(c) }
+	p := &syncPlan{table: t.Table, key: key, up: map[string]string{}, down: map[string]string{}, upTable: map[string]string{}}
 	for c, e := range t.Up {
 		p.newCols = append(p.newCols, c)
 		p.up[c] = "(" + rewriteColumns(r.d, e.For(r.d), idx, newRef) + ")"
+		p.upTable[c] = "(" + rewriteColumns(r.d, e.For(r.d), idx, tblRef) + ")"
 	}
 	for c, e := range t.Down {
 		p.oldCols = append(p.oldCols, c)
@@ -182,8 +191,10 @@ $baton$`, fn,
 		if err := r.execDDL(ctx, body); err != nil {
 			return err
 		}
-		return r.execDDL(ctx, fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION %s()`,
-			q(r.trigName(i, "sync")), tbl, fn))
+		// The WHEN clause lets the backfill's own session skip the trigger
+		// (see backfill.go) without a PL/pgSQL call per row.
+		return r.execDDL(ctx, fmt.Sprintf(`CREATE OR REPLACE TRIGGER %s BEFORE INSERT OR UPDATE ON %s FOR EACH ROW WHEN (current_setting('%s', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION %s()`,
+			q(r.trigName(i, "sync")), tbl, pgBackfillGUC, fn))
 	case MySQL:
 		ins := fmt.Sprintf("CREATE TRIGGER IF NOT EXISTS %s BEFORE INSERT ON %s FOR EACH ROW BEGIN\n  IF %s THEN SET %s;\n  ELSEIF %s THEN SET %s;\n  END IF;\nEND",
 			q(r.trigName(i, "bi")), tbl,
