@@ -20,6 +20,10 @@ type Progress struct {
 	Table     string
 	// Rows is how many rows the backfill has visited so far, across runs.
 	Rows int64
+	// Filled is how many rows this run's batches filled (rows that a
+	// writer had already synced through the triggers are visited, not
+	// filled).
+	Filled int64
 	// LastKey is the checkpoint: every key <= LastKey is done.
 	LastKey, MaxKey int64
 	// Fraction is the share of the key range done, 0..1.
@@ -224,7 +228,7 @@ SELECT (SELECT hi FROM b), (SELECT n FROM b), (SELECT COUNT(*) FROM u)`
 
 	size := r.opts.BatchSize
 	start := time.Now()
-	var runRows int64
+	var runRows, runFilled int64
 	attrs := metric.WithAttributes(attribute.String("migration", r.m.Name), attribute.String("table", p.table))
 	failures := 0
 	for cp.lastKey < cp.maxKey {
@@ -232,7 +236,7 @@ SELECT (SELECT hi FROM b), (SELECT n FROM b), (SELECT COUNT(*) FROM u)`
 			return err
 		}
 		t0 := time.Now()
-		hi, n, err := r.batch(ctx, c, cp, size, batchSQL, boundSQL, updSQL, cpSQL, i)
+		hi, n, filled, err := r.batch(ctx, c, cp, size, batchSQL, boundSQL, updSQL, cpSQL, i)
 		d := time.Since(t0)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -252,11 +256,12 @@ SELECT (SELECT hi FROM b), (SELECT n FROM b), (SELECT COUNT(*) FROM u)`
 		failures = 0
 		cp.lastKey, cp.rows = hi, cp.rows+n
 		runRows += n
+		runFilled += filled
 		r.inst.rows.Add(ctx, n, attrs)
 		r.inst.batchDuration.Record(ctx, d.Seconds(), attrs)
 		size = adapt(size, d, r.opts.BatchTarget, r.opts.MinBatchSize, r.opts.MaxBatchSize)
 		if r.opts.OnProgress != nil {
-			pr := Progress{Migration: r.m.Name, Operation: i, Table: p.table, Rows: cp.rows, LastKey: cp.lastKey, MaxKey: cp.maxKey,
+			pr := Progress{Migration: r.m.Name, Operation: i, Table: p.table, Rows: cp.rows, Filled: runFilled, LastKey: cp.lastKey, MaxKey: cp.maxKey,
 				BatchSize: int(n), BatchDuration: d, NextBatchSize: size}
 			if span := cp.maxKey - cp.minKey + 1; span > 0 {
 				pr.Fraction = float64(cp.lastKey-cp.minKey+1) / float64(span)
@@ -292,15 +297,14 @@ func adapt(size int, took, target time.Duration, lo, hi int) int {
 	return min(max(next, lo), hi)
 }
 
-// batch runs one batch transaction and returns the new checkpoint key and
-// the rows visited.
-func (r *Runner) batch(ctx context.Context, c *sql.Conn, cp *checkpoint, size int, batchSQL, boundSQL, updSQL, cpSQL string, op int) (int64, int64, error) {
+// batch runs one batch transaction and returns the new checkpoint key, the
+// rows visited and the rows filled.
+func (r *Runner) batch(ctx context.Context, c *sql.Conn, cp *checkpoint, size int, batchSQL, boundSQL, updSQL, cpSQL string, op int) (int64, int64, int64, error) {
 	var hi sql.NullInt64
-	var n int64
-	run := func(ex func(string, ...any) error, qr func(string, ...any) *sql.Row) error {
+	var n, filled int64
+	run := func(ex func(string, ...any) (sql.Result, error), qr func(string, ...any) *sql.Row) error {
 		if r.d == PostgreSQL {
-			var upd int64
-			if err := qr(batchSQL, cp.lastKey, cp.maxKey, size).Scan(&hi, &n, &upd); err != nil {
+			if err := qr(batchSQL, cp.lastKey, cp.maxKey, size).Scan(&hi, &n, &filled); err != nil {
 				return err
 			}
 		} else {
@@ -308,9 +312,11 @@ func (r *Runner) batch(ctx context.Context, c *sql.Conn, cp *checkpoint, size in
 				return err
 			}
 			if hi.Valid {
-				if err := ex(updSQL, cp.lastKey, hi.Int64); err != nil {
+				res, err := ex(updSQL, cp.lastKey, hi.Int64)
+				if err != nil {
 					return err
 				}
+				filled, _ = res.RowsAffected()
 			}
 		}
 		if !hi.Valid { // no rows left below maxKey
@@ -320,7 +326,8 @@ func (r *Runner) batch(ctx context.Context, c *sql.Conn, cp *checkpoint, size in
 		if hi.Int64 >= cp.maxKey {
 			done = 1
 		}
-		return ex(cpSQL, hi.Int64, n, done, nowMS(), r.m.Name, op)
+		_, err := ex(cpSQL, hi.Int64, n, done, nowMS(), r.m.Name, op)
+		return err
 	}
 	if r.d == SQLite {
 		// BEGIN IMMEDIATE takes the writer lock up front (waiting up to
@@ -328,34 +335,34 @@ func (r *Runner) batch(ctx context.Context, c *sql.Conn, cp *checkpoint, size in
 		// writes fails with SQLITE_BUSY without waiting when another writer
 		// committed in between.
 		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
-		err := run(func(s string, a ...any) error { _, err := c.ExecContext(ctx, s, a...); return err },
+		err := run(func(s string, a ...any) (sql.Result, error) { return c.ExecContext(ctx, s, a...) },
 			func(s string, a ...any) *sql.Row { return c.QueryRowContext(ctx, s, a...) })
 		if err != nil {
 			_, _ = c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
 			_, _ = c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
-		return hi.Int64, n, nil
+		return hi.Int64, n, filled, nil
 	}
 	// READ COMMITTED: on MySQL/MariaDB it avoids gap locks on the key range,
 	// which would block inserts at the end of the table.
 	tx, err := c.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	err = run(func(s string, a ...any) error { _, err := tx.ExecContext(ctx, s, a...); return err },
+	err = run(func(s string, a ...any) (sql.Result, error) { return tx.ExecContext(ctx, s, a...) },
 		func(s string, a ...any) *sql.Row { return tx.QueryRowContext(ctx, s, a...) })
 	if err != nil {
 		_ = tx.Rollback()
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return hi.Int64, n, nil
+	return hi.Int64, n, filled, nil
 }
