@@ -46,6 +46,16 @@ type checkpoint struct {
 }
 
 func (r *Runner) backfillAll(ctx context.Context) error {
+	for _, op := range r.m.Operations {
+		// Without triggers, a row an old-version instance writes after its
+		// batch would go stale: the old version must be gone first.
+		if t, ok := op.(Transform); ok && t.Sync == SyncApplication {
+			if err := r.checkInstances(ctx); err != nil {
+				return err
+			}
+			break
+		}
+	}
 	for i, op := range r.m.Operations {
 		if t, ok, err := r.asTransform(ctx, op, false); err != nil {
 			return err
@@ -166,7 +176,14 @@ func (r *Runner) backfill(ctx context.Context, i int, t Transform) error {
 	for j, c := range p.newCols {
 		newNull[j] = tbl + "." + q(c) + " IS NULL"
 	}
+	set := make([]string, len(p.newCols))
+	for j, c := range p.newCols {
+		set[j] = q(c) + " = " + p.upTable[c]
+	}
 	touch := q(p.oldCols[0]) + " = " + q(p.oldCols[0])
+	if t.Sync == SyncApplication {
+		touch = strings.Join(set, ", ") // no trigger: set the new columns directly
+	}
 	var batchSQL, boundSQL, updSQL string
 	switch r.d {
 	case PostgreSQL:
@@ -176,10 +193,6 @@ func (r *Runner) backfill(ctx context.Context, i int, t Transform) error {
 		// clause skips these rows; a row a writer changed meanwhile is
 		// re-checked by PostgreSQL (EvalPlanQual) and skipped if the
 		// trigger already filled it.
-		set := make([]string, len(p.newCols))
-		for j, c := range p.newCols {
-			set[j] = q(c) + " = " + p.upTable[c]
-		}
 		// The UPDATE scans the key range (an index range scan) rather than
 		// joining the picked keys, which halves its cost.
 		batchSQL = `WITH b AS (SELECT MAX(k) AS hi, COUNT(*) AS n FROM (SELECT ` + key + ` AS k FROM ` + tbl + ` WHERE ` + key + ` > $1 AND ` + key + ` <= $2 ORDER BY ` + key + ` LIMIT $3) s),

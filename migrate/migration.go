@@ -128,7 +128,29 @@ type Transform struct {
 	// Drop lists the old columns dropped on Complete; they must be the keys
 	// of Down.
 	Drop []string `yaml:"drop"`
+	// Sync chooses who keeps old and new columns equal while both exist.
+	// Zero means SyncTriggers.
+	Sync SyncMode `yaml:"sync"`
 }
+
+// SyncMode says how a Transform's old and new columns are kept in sync.
+type SyncMode string
+
+const (
+	// SyncTriggers (the default, also the zero value) installs dual-write
+	// triggers: old-version code that writes only the old columns keeps
+	// working unchanged, which is what a rolling deploy needs.
+	SyncTriggers SyncMode = ""
+	// SyncApplication installs no trigger: the application writes both
+	// sides itself (see Phase.WriteOld and Phase.WriteNew). It fits where
+	// triggers are not allowed (managed MySQL without trigger privileges,
+	// some proxies), at a price: every running version must already write
+	// both sides before Backfill, so Backfill refuses, like Complete,
+	// while an instance older than Migration.Version heartbeats; and after
+	// SwitchReads the application writes only the new columns, so the old
+	// ones must be nullable or defaulted.
+	SyncApplication SyncMode = "application"
+)
 
 // RenameColumn renames a column the expand-contract way: To is added with
 // From's type, both are kept equal, and From is dropped on Complete. Type
@@ -498,6 +520,9 @@ func validateOp(d Dialect, op Operation) error {
 func validateTransform(d Dialect, o Transform) error {
 	if err := checkIdent(".table", o.Table); err != nil {
 		return err
+	}
+	if o.Sync != SyncTriggers && o.Sync != SyncApplication {
+		return verr(".sync", "unknown sync mode %q (want \"\" for triggers or %q)", o.Sync, SyncApplication)
 	}
 	if len(o.Add) == 0 {
 		return verr(".add", "no new columns")

@@ -40,6 +40,22 @@ func (p Phase) ReadNew() bool {
 	return p == PhaseReadNew || p == PhaseCompleting || p == PhaseComplete
 }
 
+// WriteOld reports whether application code that syncs columns itself
+// (SyncApplication) writes the old columns: until SwitchReads. From then on
+// nothing reads them and Complete will drop them.
+func (p Phase) WriteOld() bool { return !p.ReadNew() }
+
+// WriteNew reports whether application code that syncs columns itself
+// (SyncApplication) writes the new columns: once they exist (expanded and
+// later), not before Start nor after a Rollback.
+func (p Phase) WriteNew() bool {
+	switch p {
+	case PhaseExpanded, PhaseBackfilling, PhaseBackfilled, PhaseReadNew, PhaseCompleting, PhaseComplete:
+		return true
+	}
+	return false
+}
+
 // tables holds the quoted names of the state tables.
 type tables struct {
 	migrations, checkpoints, instances, locks, guard string

@@ -270,5 +270,8 @@ func (r *Runner) expandTransform(ctx context.Context, i int, t Transform) error 
 	if err != nil {
 		return err
 	}
+	if t.Sync == SyncApplication {
+		return nil
+	}
 	return r.createTriggers(ctx, i, p)
 }
