@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,9 +122,14 @@ func TestKilledRunnerResumes(t *testing.T) {
 			}
 			sc := bufio.NewScanner(out)
 			batches := 0
+			var printedRows int64
 			for sc.Scan() {
 				if strings.HasPrefix(sc.Text(), "batch ") {
 					batches++
+					var key int64
+					if _, err := fmt.Sscanf(sc.Text(), "batch %d %d", &key, &printedRows); err != nil {
+						t.Fatal(err)
+					}
 				}
 				if batches == 5 {
 					break
@@ -142,8 +148,8 @@ func TestKilledRunnerResumes(t *testing.T) {
 			if err := db.QueryRow(`SELECT rows_done FROM "` + prefix + `checkpoints"`).Scan(&cpRows); err != nil {
 				t.Fatal(err)
 			}
-			if cpRows < 5*50 {
-				t.Fatalf("checkpoint has %d rows after 5 committed batches of 50", cpRows)
+			if cpRows < printedRows {
+				t.Fatalf("checkpoint has %d rows, the child reported %d committed", cpRows, printedRows)
 			}
 			var resumed []migrate.Progress
 			opts.OnProgress = func(p migrate.Progress) { resumed = append(resumed, p) }
