@@ -20,9 +20,10 @@ const (
 	// driver or lib/pq → PostgreSQL, go-sql-driver/mysql → MySQL,
 	// modernc.org/sqlite or mattn/go-sqlite3 → SQLite.
 	DialectAuto Dialect = iota
-	// PostgreSQL 12 or later.
+	// PostgreSQL 14 or later (CREATE OR REPLACE TRIGGER).
 	PostgreSQL
-	// MySQL 8 or MariaDB 10.5 or later.
+	// MySQL 8.0.29 or later, or MariaDB 10.5 or later (CREATE TRIGGER IF
+	// NOT EXISTS, ALGORITHM=INSTANT).
 	MySQL
 	// SQLite 3.35 or later.
 	SQLite

@@ -190,12 +190,16 @@ func TestFourPhasesWithConcurrentOldAndNewWriters(t *testing.T) {
 			seed(t, db, d, table, seeded)
 
 			var batches atomic.Int64
+			var maxKeys sync.Map // every MaxKey the backfill reported
 			opts := migrate.Options{
 				StateTablePrefix: prefix,
 				BatchSize:        100,
 				MaxBatchSize:     500,
 				Throttle:         5 * time.Millisecond,
-				OnProgress:       func(migrate.Progress) { batches.Add(1) },
+				OnProgress: func(p migrate.Progress) {
+					batches.Add(1)
+					maxKeys.Store(p.MaxKey, true)
+				},
 			}
 			r, err := migrate.New(db, splitName(d, table, name), opts)
 			if err != nil {
@@ -236,6 +240,17 @@ func TestFourPhasesWithConcurrentOldAndNewWriters(t *testing.T) {
 			}
 			if bad, total := inconsistent(t, db, d, table, true); bad != 0 {
 				t.Fatalf("after backfill: %d of %d rows inconsistent", bad, total)
+			}
+			// The backfill's end is fixed when it starts: rows inserted
+			// meanwhile (covered by the triggers) do not extend it.
+			var keys []any
+			maxKeys.Range(func(k, _ any) bool { keys = append(keys, k); return true })
+			var top int64
+			if err := db.QueryRow("SELECT MAX(id) FROM " + qi(d, table)).Scan(&top); err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) != 1 || top <= keys[0].(int64) {
+				t.Fatalf("backfill end keys %v, table max key %d: want one end key, below the keys inserted during the backfill", keys, top)
 			}
 			// Phase 3: switch reads; wait until each new writer saw it.
 			if err := r.SwitchReads(ctx); err != nil {

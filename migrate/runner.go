@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -44,8 +45,8 @@ type Runner struct {
 	tracer trace.Tracer
 	inst   instruments
 
-	mu      sync.Mutex // serialises phase calls within this process; guards stateOK
-	stateOK bool
+	mu      sync.Mutex // serialises phase calls within this process
+	stateOK atomic.Bool
 }
 
 type instruments struct {
@@ -117,13 +118,13 @@ func (r *Runner) Phase(ctx context.Context) (Phase, error) {
 }
 
 func (r *Runner) ensureState(ctx context.Context) error {
-	if r.stateOK {
+	if r.stateOK.Load() {
 		return nil
 	}
 	if err := ensureState(ctx, r.db, r.d, r.t); err != nil {
 		return err
 	}
-	r.stateOK = true
+	r.stateOK.Store(true)
 	return nil
 }
 

@@ -141,10 +141,14 @@ func CurrentPhase(ctx context.Context, db *sql.DB, opts Options, name string) (P
 		prefix = DefaultStateTablePrefix
 	}
 	t := newTables(d, prefix)
-	if ok, err := d.tableExists(ctx, db, prefix+"migrations"); err != nil || !ok {
-		return PhaseNone, err
+	p, err := readPhase(ctx, db, d, t, name)
+	if err != nil && ctx.Err() == nil {
+		// Before any runner created the state table, the phase is none.
+		if ok, terr := d.tableExists(ctx, db, prefix+"migrations"); terr == nil && !ok {
+			return PhaseNone, nil
+		}
 	}
-	return readPhase(ctx, db, d, t, name)
+	return p, err
 }
 
 func (r *Runner) setPhase(ctx context.Context, p Phase) error {
