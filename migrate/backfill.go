@@ -45,17 +45,19 @@ type checkpoint struct {
 	done                          bool
 }
 
-func (r *Runner) backfillAll(ctx context.Context) error {
+// appSyncGuard refuses Backfill of a SyncApplication transform while an
+// older version runs: without triggers, a row an old-version instance
+// writes after its batch would go stale.
+func (r *Runner) appSyncGuard(ctx context.Context) error {
 	for _, op := range r.m.Operations {
-		// Without triggers, a row an old-version instance writes after its
-		// batch would go stale: the old version must be gone first.
 		if t, ok := op.(Transform); ok && t.Sync == SyncApplication {
-			if err := r.checkInstances(ctx); err != nil {
-				return err
-			}
-			break
+			return r.checkInstances(ctx)
 		}
 	}
+	return nil
+}
+
+func (r *Runner) backfillAll(ctx context.Context) error {
 	for i, op := range r.m.Operations {
 		if t, ok, err := r.asTransform(ctx, op, false); err != nil {
 			return err

@@ -268,6 +268,9 @@ func TestFourPhasesWithConcurrentOldAndNewWriters(t *testing.T) {
 			if !errors.As(err, &ov) || !errors.Is(err, migrate.ErrOldVersionsAlive) || len(ov.Alive) != 1 || ov.Alive[0].ID != "old-1" {
 				t.Fatalf("Complete with old instance alive: got %v", err)
 			}
+			if p, _ := r.Phase(ctx); p != migrate.PhaseReadNew {
+				t.Fatalf("refused Complete left phase %q, want read_new", p)
+			}
 			stopOld()
 			oldWG.Wait()
 			if bad, total := inconsistent(t, db, d, table, true); bad != 0 {

@@ -132,6 +132,12 @@ func (r *Runner) ensureState(ctx context.Context) error {
 // from, record during, run fn, record after. A phase in done means the
 // step already happened: nil, nothing runs.
 func (r *Runner) step(ctx context.Context, action string, from, done []Phase, during, after Phase, fn func(context.Context) error) (err error) {
+	return r.guardedStep(ctx, action, from, done, nil, during, after, fn)
+}
+
+// guardedStep is step with a guard that may refuse the transition before
+// anything is recorded, so that a refusal leaves the phase unchanged.
+func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Phase, guard func(context.Context) error, during, after Phase, fn func(context.Context) error) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ctx, span := r.tracer.Start(ctx, "migrate."+action, trace.WithAttributes(
@@ -173,6 +179,11 @@ func (r *Runner) step(ctx context.Context, action string, from, done []Phase, du
 	if !slices.Contains(from, cur) {
 		return &PhaseError{Migration: r.m.Name, Action: action, Current: cur, Want: from}
 	}
+	if guard != nil {
+		if err := guard(ctx); err != nil {
+			return err
+		}
+	}
 	if during != "" && during != cur {
 		if err := r.setPhase(ctx, during); err != nil {
 			return err
@@ -200,10 +211,10 @@ func (r *Runner) Start(ctx context.Context) error {
 // commit their checkpoint with them, and validates NOT VALID constraints.
 // A cancelled or crashed Backfill resumes from its last checkpoint.
 func (r *Runner) Backfill(ctx context.Context) error {
-	return r.step(ctx, "Backfill",
+	return r.guardedStep(ctx, "Backfill",
 		[]Phase{PhaseExpanded, PhaseBackfilling},
 		[]Phase{PhaseBackfilled, PhaseReadNew, PhaseCompleting, PhaseComplete},
-		PhaseBackfilling, PhaseBackfilled, r.backfillAll)
+		r.appSyncGuard, PhaseBackfilling, PhaseBackfilled, r.backfillAll)
 }
 
 // SwitchReads records that applications must read the new columns
@@ -231,17 +242,14 @@ func (r *Runner) ForceComplete(ctx context.Context) error {
 }
 
 func (r *Runner) complete(ctx context.Context, force bool) error {
-	return r.step(ctx, "Complete",
+	guard := r.checkInstances
+	if force {
+		guard = nil
+	}
+	return r.guardedStep(ctx, "Complete",
 		[]Phase{PhaseReadNew, PhaseCompleting},
 		[]Phase{PhaseComplete},
-		PhaseCompleting, PhaseComplete, func(ctx context.Context) error {
-			if !force {
-				if err := r.checkInstances(ctx); err != nil {
-					return err
-				}
-			}
-			return r.contract(ctx)
-		})
+		guard, PhaseCompleting, PhaseComplete, r.contract)
 }
 
 // Rollback undoes the expand phase (drops triggers, new columns, new
