@@ -53,22 +53,25 @@ type Column struct {
 }
 
 // CreateTable creates a table in the expand phase (IF NOT EXISTS) and drops
-// it on Rollback.
+// it on Rollback. All fields are required; the zero value is invalid.
 type CreateTable struct {
 	Table   string   `yaml:"table"`
 	Columns []Column `yaml:"columns"`
 }
 
 // AddColumn adds a nullable column, or a NOT NULL one with a constant
-// default, in the expand phase; Rollback drops it.
+// default, in the expand phase; Rollback drops it. Table and Column are
+// required.
 type AddColumn struct {
 	Table  string `yaml:"table"`
 	Column Column `yaml:"column"`
 }
 
 // CreateIndex creates an index without blocking writes: CONCURRENTLY on
-// PostgreSQL, ALGORITHM=INPLACE, LOCK=NONE on MySQL/MariaDB. A unique index
-// built this way is the safe way to add a unique constraint.
+// PostgreSQL, ALGORITHM=INPLACE, LOCK=NONE on MySQL/MariaDB (SQLite has no
+// online build: writers wait for it). A unique index built this way is the
+// safe way to add a unique constraint. Table, Name and Columns are
+// required; Unique false means a plain index. Rollback drops it.
 type CreateIndex struct {
 	Table   string   `yaml:"table"`
 	Name    string   `yaml:"name"`
@@ -116,7 +119,8 @@ func (e *Expr) UnmarshalYAML(n *yaml.Node) error {
 // triggers while old and new code write (Up derives each new column from
 // the old ones, Down each old column from the new ones), backfills existing
 // rows, and on Complete drops the columns in Drop. RenameColumn and
-// ChangeType are Transforms.
+// ChangeType are Transforms. Table, Add, Up and Down are required; an empty
+// Drop keeps the old columns after Complete.
 type Transform struct {
 	Table string `yaml:"table"`
 	// Key is the integer primary-key column used for keyset batches; empty
@@ -154,7 +158,7 @@ const (
 
 // RenameColumn renames a column the expand-contract way: To is added with
 // From's type, both are kept equal, and From is dropped on Complete. Type
-// overrides the type read from the catalog.
+// overrides the type read from the catalog; empty reads it.
 type RenameColumn struct {
 	Table string `yaml:"table"`
 	From  string `yaml:"from"`
@@ -165,8 +169,9 @@ type RenameColumn struct {
 // ChangeType changes a column's type the expand-contract way, through a new
 // column To of type Type (there is no in-place type change without a table
 // rewrite, and no view layer to hide the new name). Up converts the old
-// value (default: a CAST), Down converts back (default: a CAST to the old
-// type).
+// value (empty: a CAST), Down converts back (empty: a CAST to the old
+// type; MySQL's CAST knows few types, so give both there). Table, Column,
+// To and Type are required.
 type ChangeType struct {
 	Table  string `yaml:"table"`
 	Column string `yaml:"column"`
@@ -181,7 +186,7 @@ type ChangeType struct {
 // Backfill, SET NOT NULL (which then skips the scan) and drop of the check on
 // Complete. On MySQL/MariaDB: MODIFY ... NOT NULL with ALGORITHM=INPLACE,
 // LOCK=NONE on Complete. Not supported on SQLite (it would rebuild the
-// table).
+// table). Both fields are required; Rollback drops the check.
 type SetNotNull struct {
 	Table  string `yaml:"table"`
 	Column string `yaml:"column"`
@@ -192,7 +197,7 @@ type SetNotNull struct {
 // MySQL/MariaDB added with foreign_key_checks=0 and ALGORITHM=INPLACE,
 // LOCK=NONE on Start, and existing rows checked during Backfill (the
 // migration fails there, listing an orphan, if any row violates it). Not
-// supported on SQLite.
+// supported on SQLite. All fields are required; Rollback drops the key.
 type AddForeignKey struct {
 	Table      string   `yaml:"table"`
 	Name       string   `yaml:"name"`
@@ -202,19 +207,23 @@ type AddForeignKey struct {
 }
 
 // DropColumn drops a column on Complete only (the contract phase), when no
-// old code reads it.
+// old code reads it. Both fields are required; Rollback does nothing.
 type DropColumn struct {
 	Table  string `yaml:"table"`
 	Column string `yaml:"column"`
 }
 
-// DropTable drops a table on Complete only.
+// DropTable drops a table on Complete only. Table is required; Rollback
+// does nothing.
 type DropTable struct {
 	Table string `yaml:"table"`
 }
 
-// RawSQL runs statements as written; they are linted by Lint. Up runs on
-// Start (or on Complete when Contract is set), Down on Rollback.
+// RawSQL runs statements as written (split at top-level semicolons, each
+// with the lock timeout and retries of every DDL statement); Lint checks
+// them. Up runs on Start, or on Complete when Contract is set; Down (empty:
+// nothing) on Rollback. Up must be safe to run again after a crash (IF NOT
+// EXISTS).
 type RawSQL struct {
 	Up       string `yaml:"up"`
 	Down     string `yaml:"down"`
