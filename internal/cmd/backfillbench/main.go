@@ -7,8 +7,11 @@
 //	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN"                       # 10k,100k,300k,1M
 //	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN" -sizes 10000,100000   # CI size
 //
-// It exits non-zero if a writer saw an SQL error, a row is inconsistent, or
-// (with -check) the p99 batch time or the worst writer wait exceeds its bound.
+// The writers' sessions have the same lock timeout as the migration, so a
+// writer that waits longer than that for a lock fails. It exits non-zero if
+// a writer saw an SQL error (lock timeouts included), a row is
+// inconsistent, or (with -check) the p99 batch time is above 100 ms.
+// "writer max" is the slowest write end to end, I/O stalls included.
 package main
 
 import (
@@ -40,7 +43,7 @@ func main() {
 	rate := flag.Int("rate", 250, "operations per second per writer (2/3 writes: insert or update)")
 	lockTimeout := flag.Duration("lock-timeout", migrate.DefaultLockTimeout, "lock timeout of DDL and batches")
 	target := flag.Duration("target", migrate.DefaultBatchTarget, "batch time target")
-	check := flag.Bool("check", true, "fail if p99 batch > 100ms or a writer waited longer than the lock timeout")
+	check := flag.Bool("check", true, "fail if the p99 batch time is above 100ms (writer errors, including lock waits beyond the lock timeout, always fail)")
 	timeout := flag.Duration("timeout", 20*time.Minute, "overall bound")
 	flag.Parse()
 	if *dsn == "" {
@@ -55,6 +58,22 @@ func main() {
 		os.Exit(2)
 	}
 	defer db.Close()
+	// The writers' own sessions carry the lock timeout too: a writer that
+	// waits longer than that for a lock (behind a DDL statement or a batch)
+	// fails with a lock timeout, which counts as a writer error.
+	wdsn := *dsn
+	switch d {
+	case migrate.PostgreSQL:
+		wdsn = withParam(wdsn, fmt.Sprintf("lock_timeout=%d", lockTimeout.Milliseconds()))
+	case migrate.MySQL:
+		wdsn = withParam(wdsn, fmt.Sprintf("innodb_lock_wait_timeout=%d&lock_wait_timeout=%d", secs(*lockTimeout), secs(*lockTimeout)))
+	}
+	_, wdb, err := open(wdsn)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "backfillbench: writers:", err)
+		os.Exit(2)
+	}
+	defer wdb.Close()
 	fmt.Printf("dialect %s, %d writers at %d ops/s each, lock timeout %v, batch target %v\n", d, *writers, *rate, *lockTimeout, *target)
 	fmt.Printf("%10s %10s %10s %8s %9s %9s %9s %11s %11s %8s %8s\n", "rows", "seconds", "rows/s", "batches", "p50 ms", "p99 ms", "max ms", "writer p99", "writer max", "w.errs", "bad rows")
 	failed := false
@@ -64,7 +83,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "backfillbench: bad size %q\n", s)
 			os.Exit(2)
 		}
-		res, err := run(ctx, d, db, n, *writers, *rate, *lockTimeout, *target)
+		res, err := run(ctx, d, db, wdb, n, *writers, *rate, *lockTimeout, *target)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "backfillbench:", err)
 			os.Exit(1)
@@ -77,8 +96,8 @@ func main() {
 				fmt.Fprintln(os.Stderr, "first writer error:", res.firstErr)
 			}
 		}
-		if *check && (pct(res.batches, 99) > 100*time.Millisecond || res.writerMax > max(*lockTimeout, time.Second)+*lockTimeout) {
-			fmt.Fprintln(os.Stderr, "backfillbench: bound exceeded (p99 batch > 100ms or writer wait > lock timeout)")
+		if *check && pct(res.batches, 99) > 100*time.Millisecond {
+			fmt.Fprintln(os.Stderr, "backfillbench: p99 batch time above 100ms")
 			failed = true
 		}
 	}
@@ -86,6 +105,15 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+func withParam(dsn, kv string) string {
+	if strings.Contains(dsn, "?") {
+		return dsn + "&" + kv
+	}
+	return dsn + "?" + kv
+}
+
+func secs(d time.Duration) int64 { return max(int64((d+time.Second-1)/time.Second), 1) }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
@@ -206,7 +234,7 @@ func splitName(d migrate.Dialect) *migrate.Migration {
 	}}}
 }
 
-func run(ctx context.Context, d migrate.Dialect, db *sql.DB, n, writers, rate int, lockTimeout, target time.Duration) (*result, error) {
+func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, rate int, lockTimeout, target time.Duration) (*result, error) {
 	const prefix = "bb_"
 	for _, s := range []string{"migrations", "checkpoints", "instances", "locks", "guard"} {
 		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+q(d, prefix+s)); err != nil {
@@ -267,7 +295,7 @@ func run(ctx context.Context, d migrate.Dialect, db *sql.DB, n, writers, rate in
 					stmt, args = "SELECT COUNT(*) FROM "+tb+" WHERE id = "+ph(d, 1), []any{id}
 				}
 				t0 := time.Now()
-				_, err := db.ExecContext(wctx, stmt, args...)
+				_, err := wdb.ExecContext(wctx, stmt, args...)
 				el := time.Since(t0)
 				if err != nil && wctx.Err() == nil {
 					errs.Add(1)
