@@ -43,6 +43,7 @@ func main() {
 	rate := flag.Int("rate", 250, "operations per second per writer (2/3 writes: insert or update)")
 	lockTimeout := flag.Duration("lock-timeout", migrate.DefaultLockTimeout, "lock timeout of DDL and batches")
 	target := flag.Duration("target", migrate.DefaultBatchTarget, "batch time target")
+	throttle := flag.Duration("throttle", 0, "pause between batches (Options.Throttle)")
 	check := flag.Bool("check", true, "fail if the p99 batch time is above 100ms (writer errors, including lock waits beyond the lock timeout, always fail)")
 	timeout := flag.Duration("timeout", 20*time.Minute, "overall bound")
 	flag.Parse()
@@ -74,7 +75,7 @@ func main() {
 		os.Exit(2)
 	}
 	defer wdb.Close()
-	fmt.Printf("dialect %s, %d writers at %d ops/s each, lock timeout %v, batch target %v\n", d, *writers, *rate, *lockTimeout, *target)
+	fmt.Printf("dialect %s, %d writers at %d ops/s each, lock timeout %v, batch target %v, throttle %v\n", d, *writers, *rate, *lockTimeout, *target, *throttle)
 	fmt.Printf("%10s %10s %10s %8s %9s %9s %9s %11s %11s %8s %8s\n", "rows", "seconds", "rows/s", "batches", "p50 ms", "p99 ms", "max ms", "writer p99", "writer max", "w.errs", "bad rows")
 	failed := false
 	for _, s := range strings.Split(*sizes, ",") {
@@ -83,7 +84,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "backfillbench: bad size %q\n", s)
 			os.Exit(2)
 		}
-		res, err := run(ctx, d, db, wdb, n, *writers, *rate, *lockTimeout, *target)
+		res, err := run(ctx, d, db, wdb, n, *writers, *rate, *lockTimeout, *target, *throttle)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "backfillbench:", err)
 			os.Exit(1)
@@ -234,7 +235,7 @@ func splitName(d migrate.Dialect) *migrate.Migration {
 	}}}
 }
 
-func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, rate int, lockTimeout, target time.Duration) (*result, error) {
+func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, rate int, lockTimeout, target, throttle time.Duration) (*result, error) {
 	const prefix = "bb_"
 	for _, s := range []string{"migrations", "checkpoints", "instances", "locks", "guard"} {
 		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+q(d, prefix+s)); err != nil {
@@ -247,7 +248,7 @@ func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, ra
 	res := &result{}
 	var mu sync.Mutex
 	r, err := migrate.New(db, splitName(d), migrate.Options{
-		Dialect: d, StateTablePrefix: prefix, LockTimeout: lockTimeout, BatchTarget: target,
+		Dialect: d, StateTablePrefix: prefix, LockTimeout: lockTimeout, BatchTarget: target, Throttle: throttle,
 		OnProgress: func(p migrate.Progress) {
 			mu.Lock()
 			res.batches = append(res.batches, p.BatchDuration)
