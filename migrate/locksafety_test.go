@@ -3,6 +3,7 @@ package migrate_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -151,6 +152,64 @@ func TestDDLBlockedByLongTransactionRetries(t *testing.T) {
 				t.Fatalf("column not added: %v", err)
 			}
 			t.Logf("%v: DDL retried %d times behind the long transaction; %d application queries meanwhile, slowest %v (lock timeout 100ms, %s)", d, retryCount.Load(), queries, worst, map[bool]string{true: "MySQL rounds it up to 1s", false: "as set"}[d == migrate.MySQL])
+		})
+	}
+}
+
+// TestBackfillBatchBehindRowLockRetries holds a row lock inside the
+// backfill's range: the batch gives up after the lock timeout (instead of
+// holding its own row locks while it waits), is retried, and the backfill
+// completes once the lock is released.
+func TestBackfillBatchBehindRowLockRetries(t *testing.T) {
+	for _, d := range dialects() {
+		if d == migrate.SQLite {
+			continue // no row locks: the single writer lock is covered by busy_timeout
+		}
+		t.Run(d.String(), func(t *testing.T) {
+			db := openDB(t, d)
+			const table, prefix = "mt_rowlock_users", "mt_rowlock_"
+			dropAll(t, db, d, prefix, table)
+			t.Cleanup(func() { dropAll(t, db, d, prefix, table) })
+			if _, err := db.Exec(usersDDL(d, table)); err != nil {
+				t.Fatal(err)
+			}
+			seed(t, db, d, table, 500)
+			retried := make(chan struct{}, 1)
+			r, err := migrate.New(db, splitName(d, table, "mt_rowlock"), migrate.Options{
+				StateTablePrefix: prefix, LockTimeout: 100 * time.Millisecond, RetryBackoff: 10 * time.Millisecond,
+				Logger: slog.New(signalHandler{msg: "migrate: backfill batch retried", c: retried}),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := r.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			blocker, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := blocker.Exec("UPDATE " + qi(d, table) + " SET email = 'locked@x' WHERE id = 250"); err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- r.Backfill(ctx) }()
+			<-retried
+			select {
+			case err := <-errc:
+				t.Fatalf("Backfill ended while a row of its range was locked: %v", err)
+			default:
+			}
+			if err := blocker.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+			if bad, total := inconsistent(t, db, d, table, true); bad != 0 || total != 500 {
+				t.Fatalf("%d of %d rows inconsistent", bad, total)
+			}
 		})
 	}
 }
