@@ -78,14 +78,6 @@ func (d Dialect) quote(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
-// ph returns the n-th (1-based) bind placeholder.
-func (d Dialect) ph(n int) string {
-	if d == PostgreSQL {
-		return "$" + strconv.Itoa(n)
-	}
-	return "?"
-}
-
 // rebind turns '?' placeholders (outside strings and identifiers) into $n
 // on PostgreSQL, so that internal SQL is written once.
 func (d Dialect) rebind(q string) string {
@@ -291,7 +283,8 @@ func (d Dialect) constraintExists(ctx context.Context, q queryer, table, name st
 	return n > 0, err
 }
 
-// boolLit is the literal for true/false in d (MySQL and SQLite store 1/0).
+// textType is the type of the state tables' text keys (MySQL needs a
+// bounded length for a primary key).
 func (d Dialect) textType() string {
 	if d == MySQL {
 		return "VARCHAR(191)"
