@@ -22,9 +22,10 @@ import (
 func TestDDLBlockedByLongTransactionRetries(t *testing.T) {
 	for _, d := range dialects() {
 		if d == migrate.SQLite {
-			// SQLite has no lock queue: readers never wait in WAL mode, and a
-			// long write transaction blocks every writer, the runner's own
-			// state writes included, whatever the DDL does.
+			// SQLite has no lock queue (readers never wait in WAL mode) and a
+			// long write transaction blocks the runner's own state writes
+			// too: TestSQLiteDDLBusyRetries takes the writer lock at the
+			// right moment instead.
 			continue
 		}
 		t.Run(d.String(), func(t *testing.T) {
@@ -212,4 +213,111 @@ func TestBackfillBatchBehindRowLockRetries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// gateHandler blocks the runner's log call for the given message until
+// gate is closed, after signalling ready: a way to act at an exact point
+// of a phase call.
+type gateHandler struct {
+	msg, attr string
+	ready     chan struct{}
+	gate      chan struct{}
+	once      *sync.Once
+}
+
+func (h gateHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h gateHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != h.msg {
+		return nil
+	}
+	match := false
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Value.String() == h.attr {
+			match = true
+		}
+		return true
+	})
+	if match {
+		h.once.Do(func() {
+			close(h.ready)
+			<-h.gate
+		})
+	}
+	return nil
+}
+func (h gateHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h gateHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestSQLiteDDLBusyRetries: on SQLite a long write transaction holds the
+// single writer lock. Once Start has recorded its phase, the test takes
+// that lock; the DDL gives up after busy_timeout, retries, and application
+// reads (WAL) keep completing meanwhile; after the commit Start finishes.
+func TestSQLiteDDLBusyRetries(t *testing.T) {
+	d := migrate.SQLite
+	db := openDB(t, d)
+	const table = "mt_busy_users"
+	if _, err := db.Exec(usersDDL(d, table)); err != nil {
+		t.Fatal(err)
+	}
+	seed(t, db, d, table, 100)
+	ready, gate := make(chan struct{}), make(chan struct{})
+	var retries atomic.Int64
+	retried := make(chan struct{}, 100)
+	m := &migrate.Migration{Name: "mt_busy_add", Operations: []migrate.Operation{
+		migrate.AddColumn{Table: table, Column: migrate.Column{Name: "nickname", Type: "TEXT"}},
+	}}
+	r, err := migrate.New(db, m, migrate.Options{
+		LockTimeout: 100 * time.Millisecond, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 40 * time.Millisecond, DDLAttempts: 100000,
+		Logger:  slog.New(gateHandler{msg: "migrate: phase", attr: string(migrate.PhaseExpanding), ready: ready, gate: gate, once: new(sync.Once)}),
+		OnRetry: func(string, int, error) {
+			retries.Add(1)
+			select {
+			case retried <- struct{}{}:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	errc := make(chan error, 1)
+	go func() { errc <- r.Start(ctx) }()
+	<-ready
+	blocker, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	if _, err := blocker.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blocker.ExecContext(ctx, "INSERT INTO "+qi(d, table)+" (name) VALUES ('long tx')"); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	<-retried
+	<-retried
+	for i := range 50 {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+qi(d, table)+" WHERE id > ?", i).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-errc:
+		t.Fatalf("Start finished while the writer lock was held: %v", err)
+	default:
+	}
+	if _, err := blocker.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(nickname) FROM " + qi(d, table)).Scan(&n); err != nil {
+		t.Fatalf("column not added: %v", err)
+	}
+	t.Logf("DDL retried %d times behind the writer lock", retries.Load())
 }
