@@ -268,7 +268,7 @@ func TestSQLiteDDLBusyRetries(t *testing.T) {
 	}}
 	r, err := migrate.New(db, m, migrate.Options{
 		LockTimeout: 100 * time.Millisecond, RetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 40 * time.Millisecond, DDLAttempts: 100000,
-		Logger:  slog.New(gateHandler{msg: "migrate: phase", attr: string(migrate.PhaseExpanding), ready: ready, gate: gate, once: new(sync.Once)}),
+		Logger: slog.New(gateHandler{msg: "migrate: phase", attr: string(migrate.PhaseExpanding), ready: ready, gate: gate, once: new(sync.Once)}),
 		OnRetry: func(string, int, error) {
 			retries.Add(1)
 			select {
