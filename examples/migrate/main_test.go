@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"))
+}
+
+func TestEndToEndOnSQLite(t *testing.T) {
+	d, db, err := open(filepath.Join(t.TempDir(), "ex.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// run returns an error unless writer errors and inconsistent rows are 0.
+	if err := run(context.Background(), d, db, splitName(d), "all", 3000, 2, 50*time.Millisecond, true, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPhaseByPhaseWithRollbackOnSQLite(t *testing.T) {
+	d, db, err := open(filepath.Join(t.TempDir(), "ex.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, p := range []string{"start", "backfill", "switch", "rollback", "start", "backfill", "switch", "complete", "status"} {
+		if err := run(context.Background(), d, db, splitName(d), p, 2000, 1, 30*time.Millisecond, false, false); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+}
+
+func TestLintCommand(t *testing.T) {
+	if got := lintCmd([]string{"-dialect", "postgres", "../../migrate/testdata/lint/postgres/unsafe-set-not-null.sql"}); got != 1 {
+		t.Fatalf("unsafe file: exit %d, want 1", got)
+	}
+	if got := lintCmd([]string{"-dialect", "mysql", "../../migrate/testdata/lint/mysql/safe-index-online.sql", "../../migrate/testdata/migrations/split_name.yaml"}); got != 0 {
+		t.Fatalf("safe files: exit %d, want 0", got)
+	}
+}

@@ -1,0 +1,347 @@
+// Command backfillbench measures migrate's backfill: for each table size it
+// loads a users table, starts a split-name Transform, runs old- and
+// new-version writers at a fixed rate, and backfills, reporting rows/s, the
+// batch transaction time distribution, the writers' worst latency and
+// errors, and the rows left inconsistent.
+//
+//	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN"                       # 10k,100k,300k,1M
+//	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN" -sizes 10000,100000   # CI size
+//
+// The writers' sessions have the same lock timeout as the migration, so a
+// writer that waits longer than that for a lock fails. It exits non-zero if
+// a writer saw an SQL error (lock timeouts included), a row is
+// inconsistent, or (with -check) the p99 batch time is above 100 ms.
+// "writer max" is the slowest write end to end, I/O stalls included.
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+
+	"github.com/batonhq/baton/migrate"
+)
+
+func main() {
+	dsn := flag.String("db", os.Getenv("BATON_TEST_POSTGRES_DSN"), "database: postgres://..., mysql user@tcp(host)/db, or an SQLite file path")
+	sizes := flag.String("sizes", "10000,100000,300000,1000000", "comma-separated table sizes")
+	writers := flag.Int("writers", 4, "concurrent writers (half old version, half new)")
+	rate := flag.Int("rate", 250, "operations per second per writer (2/3 writes: insert or update)")
+	lockTimeout := flag.Duration("lock-timeout", migrate.DefaultLockTimeout, "lock timeout of DDL and batches")
+	target := flag.Duration("target", migrate.DefaultBatchTarget, "batch time target")
+	throttle := flag.Duration("throttle", 0, "pause between batches (Options.Throttle)")
+	check := flag.Bool("check", true, "fail if the p99 batch time is above 100ms (writer errors, including lock waits beyond the lock timeout, always fail)")
+	timeout := flag.Duration("timeout", 20*time.Minute, "overall bound")
+	flag.Parse()
+	if *dsn == "" {
+		fmt.Fprintln(os.Stderr, "backfillbench: -db or BATON_TEST_POSTGRES_DSN required")
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	d, db, err := open(*dsn)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "backfillbench:", err)
+		os.Exit(2)
+	}
+	defer db.Close()
+	// The writers' own sessions carry the lock timeout too: a writer that
+	// waits longer than that for a lock (behind a DDL statement or a batch)
+	// fails with a lock timeout, which counts as a writer error.
+	wdsn := *dsn
+	switch d {
+	case migrate.PostgreSQL:
+		wdsn = withParam(wdsn, fmt.Sprintf("lock_timeout=%d", lockTimeout.Milliseconds()))
+	case migrate.MySQL:
+		wdsn = withParam(wdsn, fmt.Sprintf("innodb_lock_wait_timeout=%d&lock_wait_timeout=%d", secs(*lockTimeout), secs(*lockTimeout)))
+	}
+	_, wdb, err := open(wdsn)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "backfillbench: writers:", err)
+		os.Exit(2)
+	}
+	defer wdb.Close()
+	fmt.Printf("dialect %s, %d writers at %d ops/s each, lock timeout %v, batch target %v, throttle %v\n", d, *writers, *rate, *lockTimeout, *target, *throttle)
+	fmt.Printf("%10s %10s %10s %8s %9s %9s %9s %11s %11s %8s %8s\n", "rows", "seconds", "rows/s", "batches", "p50 ms", "p99 ms", "max ms", "writer p99", "writer max", "w.errs", "bad rows")
+	failed := false
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fmt.Fprintf(os.Stderr, "backfillbench: bad size %q\n", s)
+			os.Exit(2)
+		}
+		res, err := run(ctx, d, db, wdb, n, *writers, *rate, *lockTimeout, *target, *throttle)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "backfillbench:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%10d %10.2f %10.0f %8d %9.1f %9.1f %9.1f %9.1fms %9.1fms %8d %8d\n", n, res.elapsed.Seconds(), float64(res.rows)/res.elapsed.Seconds(),
+			len(res.batches), ms(pct(res.batches, 50)), ms(pct(res.batches, 99)), ms(pct(res.batches, 100)), ms(pct(res.writerLat, 99)), ms(res.writerMax), res.writerErrs, res.bad)
+		if res.writerErrs > 0 || res.bad > 0 {
+			failed = true
+			if res.firstErr != nil {
+				fmt.Fprintln(os.Stderr, "first writer error:", res.firstErr)
+			}
+		}
+		if *check && pct(res.batches, 99) > 100*time.Millisecond {
+			fmt.Fprintln(os.Stderr, "backfillbench: p99 batch time above 100ms")
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func withParam(dsn, kv string) string {
+	if strings.Contains(dsn, "?") {
+		return dsn + "&" + kv
+	}
+	return dsn + "?" + kv
+}
+
+func secs(d time.Duration) int64 { return max(int64((d+time.Second-1)/time.Second), 1) }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	return s[min(max(i-1, 0), len(s)-1)]
+}
+
+func open(dsn string) (migrate.Dialect, *sql.DB, error) {
+	var d migrate.Dialect
+	var driver string
+	switch {
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		d, driver = migrate.PostgreSQL, "pgx"
+	case strings.Contains(dsn, "@tcp(") || strings.HasPrefix(dsn, "mysql://"):
+		d, driver = migrate.MySQL, "mysql"
+		dsn = strings.TrimPrefix(dsn, "mysql://")
+	default:
+		d, driver = migrate.SQLite, "sqlite"
+		dsn = "file:" + dsn + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return d, nil, err
+	}
+	db.SetMaxOpenConns(16)
+	return d, db, db.Ping()
+}
+
+type result struct {
+	rows       int64
+	elapsed    time.Duration
+	batches    []time.Duration
+	writerMax  time.Duration
+	writerLat  []time.Duration
+	writerErrs int64
+	firstErr   error
+	bad        int64
+}
+
+const table = "bb_users"
+
+func q(d migrate.Dialect, s string) string {
+	if d == migrate.MySQL {
+		return "`" + s + "`"
+	}
+	return `"` + s + `"`
+}
+
+func ph(d migrate.Dialect, n int) string {
+	if d == migrate.PostgreSQL {
+		return "$" + strconv.Itoa(n)
+	}
+	return "?"
+}
+
+func load(ctx context.Context, d migrate.Dialect, db *sql.DB, n int) error {
+	var stmts []string
+	tb := q(d, table)
+	switch d {
+	case migrate.PostgreSQL:
+		stmts = []string{
+			"DROP TABLE IF EXISTS " + tb,
+			"CREATE TABLE " + tb + " (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name TEXT, email TEXT)",
+			fmt.Sprintf("INSERT INTO %s (name, email) SELECT 'f' || g || ' l' || g, 'u' || g || '@example.com' FROM generate_series(1, %d) g", tb, n),
+			"VACUUM (ANALYZE) " + tb,
+		}
+	case migrate.MySQL:
+		stmts = []string{
+			"DROP TABLE IF EXISTS " + tb,
+			"CREATE TABLE " + tb + " (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(200), email VARCHAR(200))",
+			"SET SESSION cte_max_recursion_depth = 100000000",
+			"SET SESSION max_recursive_iterations = 100000000",
+			fmt.Sprintf("INSERT INTO %s (name, email) WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %d) SELECT CONCAT('f', x, ' l', x), CONCAT('u', x, '@example.com') FROM g", tb, n),
+		}
+	default:
+		stmts = []string{
+			"DROP TABLE IF EXISTS " + tb,
+			"CREATE TABLE " + tb + " (id INTEGER PRIMARY KEY, name TEXT, email TEXT)",
+			fmt.Sprintf("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %d) INSERT INTO %s (name, email) SELECT 'f' || x || ' l' || x, 'u' || x || '@example.com' FROM g", n, tb),
+		}
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, s := range stmts {
+		if _, err := c.ExecContext(ctx, s); err != nil {
+			if d == migrate.MySQL && strings.Contains(s, "SET SESSION") {
+				continue // MySQL knows cte_max_recursion_depth, MariaDB max_recursive_iterations
+			}
+			return fmt.Errorf("load: %w", err)
+		}
+	}
+	return nil
+}
+
+func splitName(d migrate.Dialect) *migrate.Migration {
+	return &migrate.Migration{Name: "bb_split", Operations: []migrate.Operation{migrate.Transform{
+		Table: table,
+		Add:   []migrate.Column{{Name: "first_name", Type: "VARCHAR(200)"}, {Name: "last_name", Type: "VARCHAR(200)"}},
+		Up: map[string]migrate.Expr{
+			"first_name": {PostgreSQL: `split_part(name, ' ', 1)`, MySQL: `SUBSTRING_INDEX(name, ' ', 1)`,
+				SQLite: `CASE WHEN instr(name, ' ') > 0 THEN substr(name, 1, instr(name, ' ') - 1) ELSE name END`},
+			"last_name": {PostgreSQL: `CASE WHEN strpos(name, ' ') > 0 THEN substr(name, strpos(name, ' ') + 1) ELSE '' END`,
+				MySQL:  `CASE WHEN LOCATE(' ', name) > 0 THEN SUBSTRING(name, LOCATE(' ', name) + 1) ELSE '' END`,
+				SQLite: `CASE WHEN instr(name, ' ') > 0 THEN substr(name, instr(name, ' ') + 1) ELSE '' END`},
+		},
+		Down: map[string]migrate.Expr{"name": {SQL: `CASE WHEN last_name = '' THEN first_name ELSE first_name || ' ' || last_name END`,
+			MySQL: `CASE WHEN last_name = '' THEN first_name ELSE CONCAT(first_name, ' ', last_name) END`}},
+		Drop: []string{"name"},
+	}}}
+}
+
+func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, rate int, lockTimeout, target, throttle time.Duration) (*result, error) {
+	const prefix = "bb_"
+	for _, s := range []string{"migrations", "checkpoints", "instances", "locks", "guard"} {
+		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+q(d, prefix+s)); err != nil {
+			return nil, err
+		}
+	}
+	if err := load(ctx, d, db, n); err != nil {
+		return nil, err
+	}
+	res := &result{}
+	var mu sync.Mutex
+	r, err := migrate.New(db, splitName(d), migrate.Options{
+		Dialect: d, StateTablePrefix: prefix, LockTimeout: lockTimeout, BatchTarget: target, Throttle: throttle,
+		OnProgress: func(p migrate.Progress) {
+			mu.Lock()
+			res.batches = append(res.batches, p.BatchDuration)
+			res.rows = p.Rows
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Start(ctx); err != nil {
+		return nil, err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var worst atomic.Int64
+	var errs atomic.Int64
+	var firstErr atomic.Value
+	tb := q(d, table)
+	for w := range writers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(n)))
+			tick := time.NewTicker(time.Second / time.Duration(rate))
+			defer tick.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-wctx.Done():
+					return
+				case <-tick.C:
+				}
+				id := 1 + rng.IntN(n)
+				var stmt string
+				var args []any
+				old := w%2 == 0
+				switch {
+				case i%3 == 0 && old:
+					stmt, args = "INSERT INTO "+tb+" (name, email) VALUES ("+ph(d, 1)+", 'w@x')", []any{fmt.Sprintf("o%d p%d", w, i)}
+				case i%3 == 0:
+					stmt, args = "INSERT INTO "+tb+" (first_name, last_name, email) VALUES ("+ph(d, 1)+", "+ph(d, 2)+", 'w@x')", []any{fmt.Sprintf("n%d", w), fmt.Sprintf("m%d", i)}
+				case i%3 == 1 && old:
+					stmt, args = "UPDATE "+tb+" SET name = "+ph(d, 1)+" WHERE id = "+ph(d, 2), []any{fmt.Sprintf("u%d v%d", w, i), id}
+				case i%3 == 1:
+					stmt, args = "UPDATE "+tb+" SET first_name = "+ph(d, 1)+", last_name = "+ph(d, 2)+" WHERE id = "+ph(d, 3), []any{fmt.Sprintf("a%d", w), fmt.Sprintf("b%d", i), id}
+				default:
+					stmt, args = "SELECT COUNT(*) FROM "+tb+" WHERE id = "+ph(d, 1), []any{id}
+				}
+				t0 := time.Now()
+				_, err := wdb.ExecContext(wctx, stmt, args...)
+				el := time.Since(t0)
+				if err != nil && wctx.Err() == nil {
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				mu.Lock()
+				res.writerLat = append(res.writerLat, el)
+				mu.Unlock()
+				for {
+					cur := worst.Load()
+					if int64(el) <= cur || worst.CompareAndSwap(cur, int64(el)) {
+						break
+					}
+				}
+			}
+		})
+	}
+	// Only the writes made while the backfill runs are measured.
+	mu.Lock()
+	res.writerLat = res.writerLat[:0]
+	mu.Unlock()
+	worst.Store(0)
+	t0 := time.Now()
+	err = r.Backfill(ctx)
+	res.elapsed = time.Since(t0)
+	stop()
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	res.writerMax = time.Duration(worst.Load())
+	res.writerErrs = errs.Load()
+	if e, ok := firstErr.Load().(error); ok {
+		res.firstErr = e
+	}
+	down := `CASE WHEN last_name = '' THEN first_name ELSE first_name || ' ' || last_name END`
+	if d == migrate.MySQL {
+		down = `CASE WHEN last_name = '' THEN first_name ELSE CONCAT(first_name, ' ', last_name) END`
+	}
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+tb+" WHERE first_name IS NULL OR last_name IS NULL OR name IS NULL OR name <> "+down).Scan(&res.bad); err != nil {
+		return nil, err
+	}
+	if err := r.Rollback(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	_, _ = db.ExecContext(ctx, "DROP TABLE IF EXISTS "+tb)
+	return res, nil
+}

@@ -1,0 +1,120 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors. Every error returned by this package that a caller may
+// want to branch on wraps one of these; test with errors.Is.
+var (
+	// ErrInvalid means a migration, an operation or an option is malformed;
+	// the wrapping *ValidationError says which one and why.
+	ErrInvalid = errors.New("migrate: invalid migration")
+	// ErrPhase means the requested phase transition is not allowed from the
+	// migration's current phase (for example Complete before SwitchReads).
+	ErrPhase = errors.New("migrate: wrong phase")
+	// ErrLocked means another runner holds the runner lock.
+	ErrLocked = errors.New("migrate: runner lock held by another runner")
+	// ErrOldVersionsAlive means Complete was refused because an instance of an
+	// older application version heartbeats in the instance registry.
+	ErrOldVersionsAlive = errors.New("migrate: instances of an older application version are alive")
+	// ErrUnsupported means the operation cannot be done safely (or at all) on
+	// the dialect in use.
+	ErrUnsupported = errors.New("migrate: not supported on this dialect")
+	// ErrLockTimeout means a DDL statement kept timing out on its lock after
+	// every allowed retry.
+	ErrLockTimeout = errors.New("migrate: DDL lock timeout, retries exhausted")
+	// ErrUnknownMigration means no state row exists for the migration name.
+	ErrUnknownMigration = errors.New("migrate: unknown migration")
+)
+
+// ValidationError says which part of a migration is wrong. It wraps ErrInvalid.
+type ValidationError struct {
+	// Migration is the migration name ("" when it is the name itself that is missing).
+	Migration string
+	// Path locates the field, for example "operations[2].add_column.column.type".
+	Path string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+func (e *ValidationError) Error() string {
+	var b strings.Builder
+	b.WriteString("migrate: invalid migration")
+	if e.Migration != "" {
+		fmt.Fprintf(&b, " %q", e.Migration)
+	}
+	if e.Path != "" {
+		fmt.Fprintf(&b, " at %s", e.Path)
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *ValidationError) Unwrap() error { return ErrInvalid }
+
+// PhaseError reports a refused phase transition. It wraps ErrPhase.
+type PhaseError struct {
+	Migration string
+	// Action is the method that was called ("Backfill", "Complete", ...).
+	Action string
+	// Current is the phase the migration is in.
+	Current Phase
+	// Want lists the phases from which Action is allowed.
+	Want []Phase
+}
+
+func (e *PhaseError) Error() string {
+	want := make([]string, len(e.Want))
+	for i, p := range e.Want {
+		want[i] = string(p)
+	}
+	return fmt.Sprintf("migrate: %s of %q refused: migration is in phase %q, want one of [%s]",
+		e.Action, e.Migration, e.Current, strings.Join(want, ", "))
+}
+
+// Unwrap makes errors.Is(err, ErrPhase) true.
+func (e *PhaseError) Unwrap() error { return ErrPhase }
+
+// OldVersionsError lists the live instances that made Complete refuse. It
+// wraps ErrOldVersionsAlive.
+type OldVersionsError struct {
+	Migration string
+	// Need is the application version the migration requires everywhere.
+	Need string
+	// Alive lists the offending instances.
+	Alive []InstanceInfo
+}
+
+func (e *OldVersionsError) Error() string {
+	parts := make([]string, len(e.Alive))
+	for i, in := range e.Alive {
+		parts[i] = fmt.Sprintf("%s (version %s)", in.ID, in.Version)
+	}
+	return fmt.Sprintf("migrate: complete of %q refused: %d live instance(s) run a version older than %q: %s; stop them or use ForceComplete",
+		e.Migration, len(e.Alive), e.Need, strings.Join(parts, ", "))
+}
+
+// Unwrap makes errors.Is(err, ErrOldVersionsAlive) true.
+func (e *OldVersionsError) Unwrap() error { return ErrOldVersionsAlive }
+
+// DDLError reports a DDL statement that failed, with the statement text.
+type DDLError struct {
+	// Statement is the SQL that failed.
+	Statement string
+	// Attempts is how many times it was tried.
+	Attempts int
+	// Err is the last error.
+	Err error
+}
+
+func (e *DDLError) Error() string {
+	return fmt.Sprintf("migrate: DDL failed after %d attempt(s): %v; statement: %s", e.Attempts, e.Err, e.Statement)
+}
+
+// Unwrap returns the last error.
+func (e *DDLError) Unwrap() error { return e.Err }

@@ -1,0 +1,2 @@
+-- expect: drop-table, no-lock-timeout
+DROP TABLE sessions;

@@ -1,0 +1,3 @@
+-- expect: rename-column
+SET lock_timeout = '1s';
+ALTER TABLE users RENAME COLUMN login TO username;

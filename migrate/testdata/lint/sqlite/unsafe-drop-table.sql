@@ -1,0 +1,3 @@
+-- expect: drop-table
+PRAGMA busy_timeout = 500;
+DROP TABLE sessions;
