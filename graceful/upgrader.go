@@ -135,7 +135,8 @@ func (u *Upgrader) Done() <-chan struct{} { return u.done }
 // Listen returns a stream listener for network and address: the one handed
 // down by the parent process under the same network and address, a socket
 // activated by systemd with that address, or a new one. Wrap it for TLS
-// after Listen. Its Accept pauses while the process bakes or drains.
+// after Listen. Its Accept blocks until Ready and while the process bakes
+// or drains, so serving may start before Ready.
 func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listener, error) {
 	key := fileKey{kindListener, network, addr}
 	u.mu.Lock()
@@ -179,6 +180,12 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 		}
 	}
 	l := newListener(inner, key, f)
+	if u.state == StateStarting {
+		// A process accepts only once its readiness check passed;
+		// until then connections wait in the kernel's queue (or go to
+		// the parent, which holds the same socket).
+		l.pause()
+	}
 	u.listeners = append(u.listeners, l)
 	return l, nil
 }
@@ -313,6 +320,9 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	}
 	u.activated = nil
 	u.state = StateReady
+	for _, l := range u.listeners {
+		l.resume()
+	}
 	u.mu.Unlock()
 	if err := writePIDFile(u.opts.PIDFile); err != nil {
 		u.log.Error("writing PID file", "err", err)
