@@ -10,15 +10,23 @@ import (
 	"syscall"
 )
 
+// catchSignals starts catching the lifecycle signals at New, so that one
+// arriving before Run (a quick second reload, a stop during start-up) is
+// queued instead of killing the process with the default action.
+func (u *Upgrader) catchSignals() {
+	u.sigs = make(chan os.Signal, 8)
+	signal.Notify(u.sigs, u.opts.UpgradeSignal, syscall.SIGTERM, syscall.SIGINT)
+}
+
+func (u *Upgrader) releaseSignals() { signal.Stop(u.sigs) }
+
 // Run serves the process's lifecycle until it has nothing left to serve:
 // Options.UpgradeSignal (SIGHUP by default; systemd's ExecReload sends it)
 // upgrades, SIGTERM or SIGINT drains (Shutdown), and a second one closes at
 // once. It returns nil when serving ended after a handoff or a drain, or
 // ctx.Err() after closing everything if ctx ends first. Call it after Ready.
 func (u *Upgrader) Run(ctx context.Context) error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, u.opts.UpgradeSignal, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+	sigs := u.sigs
 	stops := 0
 	for {
 		select {

@@ -1,12 +1,20 @@
 package graceful_test
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Upgrades under load from 16 clients, with and without keep-alive, lose
@@ -222,4 +230,155 @@ func TestOldKilledMidHandoff(t *testing.T) {
 	}
 	s.waitPID(waitNewPID(t, s, next))
 	l.check(t)
+}
+
+// Requests in flight across an upgrade complete; a hijacked connection is
+// told to finish and closed at the drain deadline.
+func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
+	s := startServer(t, nil, "-drain-timeout", "1500ms")
+	hj, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hj.Close()
+	r := bufio.NewReader(hj)
+	fmt.Fprintf(hj, "GET /hijack HTTP/1.1\r\nHost: test\r\n\r\n")
+	if line, err := readLine(t, hj, r); err != nil || !strings.HasPrefix(line, "hello") {
+		t.Fatalf("hijack: %q %v", line, err)
+	}
+	type result struct {
+		body string
+		err  error
+	}
+	results := make(chan result, 4)
+	for range 4 {
+		go func() {
+			resp, err := s.client.Get(s.url("/?delay=1s"))
+			if err != nil {
+				results <- result{err: err}
+				return
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			results <- result{string(b), err}
+		}()
+	}
+	if ok, msg := s.upgrade(); !ok {
+		t.Fatal(msg)
+	}
+	if line, err := readLine(t, hj, r); err != nil || !strings.HasPrefix(line, fmt.Sprintf("bye pid=%d", s.first)) {
+		t.Fatalf("hijacked connection was not told to finish: %q %v", line, err)
+	}
+	for range 4 {
+		res := <-results
+		if res.err != nil || !strings.HasPrefix(res.body, "pid=") {
+			t.Errorf("long request: %q %v", res.body, res.err)
+		}
+	}
+	// We never hang up; the old process's drain deadline closes it.
+	if line, err := readLine(t, hj, r); !errors.Is(err, io.EOF) {
+		t.Errorf("hijacked connection after the deadline: %q %v, want EOF", line, err)
+	}
+	waitGone(t, s.first)
+}
+
+// systemd sees READY=1, RELOADING=1, MAINPID= of the new process with
+// READY=1, and STOPPING=1.
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	pc, err := net.ListenPacket("unixgram", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	msgs := make(chan string, 32)
+	go func() {
+		defer close(msgs)
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	next := func() string {
+		select {
+		case m := <-msgs:
+			return m
+		case <-time.After(20 * time.Second):
+			t.Fatal("no notification")
+		}
+		return ""
+	}
+	s := startServer(t, []string{"NOTIFY_SOCKET=" + sock})
+	if m := next(); m != "READY=1" {
+		t.Fatalf("first notification %q", m)
+	}
+	if ok, msg := s.upgrade(); !ok {
+		t.Fatal(msg)
+	}
+	if m := next(); !strings.HasPrefix(m, "RELOADING=1\nMONOTONIC_USEC=") {
+		t.Errorf("on upgrade: %q", m)
+	}
+	child := s.pidFile()
+	if m := next(); m != fmt.Sprintf("MAINPID=%d\nREADY=1", child) {
+		t.Errorf("after handoff: %q, want MAINPID of %d", m, child)
+	}
+	if err := syscall.Kill(child, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(); m != "STOPPING=1" {
+		t.Errorf("on stop: %q", m)
+	}
+	waitGone(t, child)
+	pc.Close()
+	for range msgs {
+	}
+}
+
+// On a first start, a socket passed by systemd (LISTEN_FDS) is used.
+func TestSocketActivation(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	dir := t.TempDir()
+	errf, _ := os.Create(filepath.Join(dir, "stderr"))
+	defer errf.Close()
+	// LISTEN_PID must name the process itself, known only after fork: the
+	// shell sets it before exec.
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -addr "$1" -addrfile "$2"`,
+		goodBin, addr, filepath.Join(dir, "addr"))
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Stdout, cmd.Stderr = errf, errf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	waitFile(t, filepath.Join(dir, "addr"))
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("activated socket not served: %v", err)
+	}
+	resp.Body.Close()
+	// The inherited socket was used, not a new one: the address was
+	// bound only by the socket we passed (no SO_REUSEPORT), so a second
+	// bind must fail while it is open.
+	if l2, err := net.Listen("tcp", addr); err == nil {
+		l2.Close()
+		t.Error("address free again: the activated socket was not used")
+	}
 }

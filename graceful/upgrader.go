@@ -42,6 +42,7 @@ type Upgrader struct {
 	giveBackAck  chan bool
 	keep         []*os.File // names pipes: closed only by process exit
 	child        *child     // during an upgrade or a bake
+	sigs         chan os.Signal
 
 	stopping  chan struct{} // Shutdown or Close called
 	stopOnce  sync.Once
@@ -115,6 +116,7 @@ func New(opts Options) (*Upgrader, error) {
 		// their sockets from us, do not see it.
 		u.activated = activation.Files(true)
 	}
+	u.catchSignals()
 	return u, nil
 }
 
@@ -784,6 +786,7 @@ func (u *Upgrader) Close() error {
 		}
 		u.drain.forceClose()
 		u.drain.stopNow()
+		u.releaseSignals()
 		u.doneOnce.Do(func() { close(u.done) })
 	})
 	u.wg.Wait()
