@@ -24,20 +24,36 @@ type listener struct {
 	wake   chan struct{} // closed when accepting resumes
 	closed chan struct{}
 	once   sync.Once
+	// inAccept counts callers inside the socket's accept; handedOut
+	// counts connections returned whose caller has not come back to
+	// Accept yet. A caller such as http.Server.Serve registers a
+	// connection (ConnState StateNew) before it accepts again, so once
+	// both are zero every accepted connection is visible to the drain.
+	inAccept, handedOut int
+	quiet               chan struct{} // poked when either drops
 }
 
 type deadliner interface{ SetDeadline(time.Time) error }
 
 func newListener(inner net.Listener, key fileKey, file *os.File) *listener {
-	return &listener{Listener: inner, key: key, file: file, wake: make(chan struct{}), closed: make(chan struct{})}
+	return &listener{Listener: inner, key: key, file: file, wake: make(chan struct{}), closed: make(chan struct{}), quiet: make(chan struct{}, 1)}
 }
 
 // Accept blocks while the listener is paused. A connection the kernel handed
 // over before the pause took effect is returned and served normally.
 func (l *listener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if l.handedOut > 0 {
+		l.handedOut--
+		l.pokeLocked()
+	}
+	l.mu.Unlock()
 	for {
 		l.mu.Lock()
 		paused, wake := l.paused, l.wake
+		if !paused {
+			l.inAccept++
+		}
 		l.mu.Unlock()
 		select {
 		case <-l.closed:
@@ -53,6 +69,13 @@ func (l *listener) Accept() (net.Conn, error) {
 			}
 		}
 		c, err := l.Listener.Accept()
+		l.mu.Lock()
+		l.inAccept--
+		if err == nil {
+			l.handedOut++
+		}
+		l.pokeLocked()
+		l.mu.Unlock()
 		if err == nil {
 			return c, nil
 		}
@@ -69,17 +92,47 @@ func (l *listener) Accept() (net.Conn, error) {
 	}
 }
 
-// pause stops accepting. The socket stays open.
+func (l *listener) pokeLocked() {
+	select {
+	case l.quiet <- struct{}{}:
+	default:
+	}
+}
+
+// pauseQuietBound bounds how long pause waits for the accepting caller to
+// come back; only a caller that stopped calling Accept (or does slow work
+// between accepts) can make it wait that long.
+const pauseQuietBound = 250 * time.Millisecond
+
+// pause stops accepting. The socket stays open. It returns once a
+// connection the kernel handed over just before the pause has reached the
+// server (see inAccept), so a drain that starts next sees it and answers it.
 func (l *listener) pause() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.paused {
-		return
+	if !l.paused {
+		l.paused = true
+		l.wake = make(chan struct{})
+		if d, ok := l.Listener.(deadliner); ok {
+			_ = d.SetDeadline(time.Unix(1, 0))
+		}
 	}
-	l.paused = true
-	l.wake = make(chan struct{})
-	if d, ok := l.Listener.(deadliner); ok {
-		_ = d.SetDeadline(time.Unix(1, 0))
+	l.mu.Unlock()
+	bound := time.NewTimer(pauseQuietBound)
+	defer bound.Stop()
+	for {
+		l.mu.Lock()
+		quiet := l.inAccept == 0 && l.handedOut == 0
+		l.mu.Unlock()
+		if quiet {
+			return
+		}
+		select {
+		case <-l.quiet:
+		case <-l.closed:
+			return
+		case <-bound.C:
+			return
+		}
 	}
 }
 
