@@ -390,3 +390,5 @@ func (s *server) waitState(state string) {
 	}
 	s.t.Fatalf("never reached state %s", state)
 }
+
+func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }
