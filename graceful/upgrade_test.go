@@ -2,6 +2,7 @@ package graceful_test
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -381,4 +382,107 @@ func TestSocketActivation(t *testing.T) {
 		l2.Close()
 		t.Error("address free again: the activated socket was not used")
 	}
+}
+
+// Unix stream and UDP sockets are inherited too; the Unix socket's path
+// outlives the old process.
+func TestUnixAndUDPInherited(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpAddr := pc.LocalAddr().String()
+	pc.Close()
+	s := startServer(t, nil, "-unix", sock, "-udp", udpAddr)
+	unixClient := &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+	askUnix := func() string {
+		resp, err := unixClient.Get("http://unix/")
+		if err != nil {
+			t.Fatalf("unix: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	askUDP := func() string {
+		c, err := net.Dial("udp", udpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		for range 100 {
+			c.Write([]byte("?"))
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, err := c.Read(buf); err == nil {
+				return string(buf[:n])
+			}
+		}
+		t.Fatal("udp: no answer")
+		return ""
+	}
+	want := fmt.Sprintf("pid=%d", s.first)
+	if got := askUnix(); got != want {
+		t.Fatalf("unix before: %q", got)
+	}
+	if got := askUDP(); got != want {
+		t.Fatalf("udp before: %q", got)
+	}
+	if ok, msg := s.upgrade(); !ok {
+		t.Fatal(msg)
+	}
+	waitGone(t, s.first)
+	want = fmt.Sprintf("pid=%d", s.pidFile())
+	if got := askUnix(); got != want {
+		t.Errorf("unix after: %q, want %q", got, want)
+	}
+	if got := askUDP(); got != want {
+		t.Errorf("udp after: %q, want %q", got, want)
+	}
+}
+
+// A process on tableflip v1.2.3 upgrades into a graceful one: the wire
+// protocol is the same.
+func TestFromTableflip(t *testing.T) {
+	dir := t.TempDir()
+	tf := filepath.Join(dir, "tfserver")
+	build := exec.Command("go", "build", "-o", tf, "./internal/tfserver")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building tfserver: %v\n%s", err, out)
+	}
+	path := filepath.Join(dir, "server")
+	if err := os.Rename(tf, path); err != nil {
+		t.Fatal(err)
+	}
+	addrFile, pidfile := filepath.Join(dir, "addr"), filepath.Join(dir, "pid")
+	errf, _ := os.Create(filepath.Join(dir, "stderr"))
+	defer errf.Close()
+	cmd := exec.Command(path, "-addr", "127.0.0.1:0", "-addrfile", addrFile, "-pidfile", pidfile)
+	cmd.Stdout, cmd.Stderr = errf, errf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(waited) }()
+	s := &server{t: t, dir: dir, path: path, pidfile: pidfile, addr: waitFile(t, addrFile),
+		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+	t.Cleanup(func() { s.stopAll(); <-waited })
+	if got := s.pid(); got != cmd.Process.Pid {
+		t.Fatalf("tableflip process answered as %d", got)
+	}
+	s.install("") // the graceful build now stands at the path
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	next := waitNewPID(t, s, 0)
+	s.waitPID(next)
+	<-waited // the tableflip parent exits once the graceful child is ready
+	if ok, msg := s.upgrade(); !ok {
+		t.Fatalf("graceful process upgrading again: %s", msg)
+	}
+	s.waitPID(waitNewPID(t, s, next))
 }

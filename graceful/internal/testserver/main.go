@@ -33,6 +33,8 @@ func main() {
 	timeout := flag.Duration("upgrade-timeout", 10*time.Second, "upgrade timeout")
 	drain := flag.Duration("drain-timeout", 10*time.Second, "drain timeout")
 	pidfile := flag.String("pidfile", "", "PID file")
+	unixPath := flag.String("unix", "", "also serve HTTP on this Unix socket")
+	udpAddr := flag.String("udp", "", "answer UDP datagrams on this address with the PID")
 	flag.Parse()
 
 	fault := os.Getenv("BATON_TEST_FAULT")
@@ -133,6 +135,31 @@ func main() {
 	upg.HTTP(srv)
 	if fault != "crash" {
 		go srv.Serve(ln)
+	}
+	if *unixPath != "" {
+		uln, err := upg.Listen(ctx, "unix", *unixPath)
+		if err != nil {
+			log.Error("listen unix", "err", err)
+			os.Exit(1)
+		}
+		go srv.Serve(uln)
+	}
+	if *udpAddr != "" {
+		pc, err := upg.ListenPacket(ctx, "udp", *udpAddr)
+		if err != nil {
+			log.Error("listen udp", "err", err)
+			os.Exit(1)
+		}
+		go func() {
+			buf := make([]byte, 512)
+			for {
+				_, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				_, _ = pc.WriteTo([]byte("pid="+pid), from)
+			}
+		}()
 	}
 	if err := upg.Ready(ctx); err != nil {
 		log.Error("ready", "err", err)
