@@ -392,3 +392,17 @@ func (s *server) waitState(state string) {
 }
 
 func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }
+
+// waitNoFallback waits until pid logged that its predecessor is no longer a
+// fallback (the predecessor's exit closes the control socket).
+func (s *server) waitNoFallback(pid int) {
+	s.t.Helper()
+	want := fmt.Sprintf(`"msg":"previous process no longer a fallback","pid":%d`, pid)
+	for range 4000 {
+		if b, _ := os.ReadFile(s.stderr); strings.Contains(string(b), want) {
+			return
+		}
+		waitBriefly()
+	}
+	s.t.Fatalf("process %d never dropped its fallback", pid)
+}

@@ -131,7 +131,7 @@ func TestFaults(t *testing.T) {
 func TestBakeRollback(t *testing.T) {
 	for _, fault := range []string{"crash", "unhealthy"} {
 		t.Run(fault, func(t *testing.T) {
-			s := startServer(t, nil, "-bake", "1s")
+			s := startServer(t, nil, "-bake", "3s")
 			l := startLoad(t, s, 16, false, "/")
 			s.install(fault)
 			if ok, msg := s.upgrade(); !ok {
@@ -154,9 +154,19 @@ func TestBakeRollback(t *testing.T) {
 			}
 			next := waitNewPID(t, s, s.first)
 			s.waitPID(next)
-			l.check(t)
-			// After the window the old process finishes and exits.
+			// While the old process bakes, the new one refuses to upgrade.
+			if ok, msg := s.upgrade(); ok || !strings.Contains(msg, "bake window") {
+				t.Errorf("upgrade during the bake window: ok=%v %q", ok, msg)
+			}
+			// After the window the old process finishes and exits, and
+			// the new one may upgrade.
 			waitGone(t, s.first)
+			s.waitNoFallback(next)
+			if ok, msg := s.upgrade(); !ok {
+				t.Fatalf("upgrade after the bake window: %s", msg)
+			}
+			s.waitPID(waitNewPID(t, s, next))
+			l.check(t)
 		})
 	}
 }
@@ -485,4 +495,42 @@ func TestFromTableflip(t *testing.T) {
 		t.Fatalf("graceful process upgrading again: %s", msg)
 	}
 	s.waitPID(waitNewPID(t, s, next))
+}
+
+// SIGTERM: readiness turns not-ready while requests are still answered
+// (the drain delay), the hijacked connection is told to finish; a second
+// SIGTERM closes at once instead of waiting for the drain deadline; the
+// Unix socket's path is removed as nobody serves it any more.
+func TestStopSignals(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	s := startServer(t, nil, "-drain-delay", "60s", "-drain-timeout", "60s", "-unix", sock)
+	hj, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hj.Close()
+	r := bufio.NewReader(hj)
+	fmt.Fprintf(hj, "GET /hijack HTTP/1.1\r\nHost: test\r\n\r\n")
+	if line, err := readLine(t, hj, r); err != nil || !strings.HasPrefix(line, "hello") {
+		t.Fatalf("hijack: %q %v", line, err)
+	}
+	if err := syscall.Kill(s.first, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Inside the delay: not ready, but still serving.
+	s.waitState("draining")
+	if got := s.pid(); got != s.first {
+		t.Fatalf("answered by %d", got)
+	}
+	if err := syscall.Kill(s.first, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Closed at once: well before the 60 s delay and deadline.
+	if line, err := readLine(t, hj, r); !errors.Is(err, io.EOF) {
+		t.Errorf("hijacked connection after the second SIGTERM: %q %v, want EOF", line, err)
+	}
+	waitGone(t, s.first)
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("unix socket path after the last process stopped: %v", err)
+	}
 }

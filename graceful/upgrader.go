@@ -43,6 +43,7 @@ type Upgrader struct {
 	keep         []*os.File // names pipes: closed only by process exit
 	child        *child     // during an upgrade or a bake
 	sigs         chan os.Signal
+	handedOff    bool // a successor holds the sockets
 
 	stopping  chan struct{} // Shutdown or Close called
 	stopOnce  sync.Once
@@ -138,7 +139,8 @@ func (u *Upgrader) Done() <-chan struct{} { return u.done }
 // down by the parent process under the same network and address, a socket
 // activated by systemd with that address, or a new one. Wrap it for TLS
 // after Listen. Its Accept blocks until Ready and while the process bakes
-// or drains, so serving may start before Ready.
+// or drains, so serving may start before Ready. Call Listen before Ready:
+// descriptors handed down and not claimed by then are closed.
 func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listener, error) {
 	key := fileKey{kindListener, network, addr}
 	u.mu.Lock()
@@ -399,6 +401,10 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 		}
 		u.child = nil
 		u.mu.Unlock()
+		// The new process may have written its PID before it failed.
+		if err := writePIDFile(u.opts.PIDFile); err != nil {
+			u.log.Error("writing PID file", "err", err)
+		}
 		u.notifyMain()
 		u.met.upgrade(OutcomeFailed)
 		u.log.Error("upgrade failed; still serving", "err", err)
@@ -457,16 +463,18 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 		kill()
 		return fail(childErr(ErrDraining))
 	}
-	for _, l := range u.listeners {
-		l.pause()
-	}
 	bake := u.opts.BakeWindow > 0
+	u.handedOff = true
 	if bake {
 		u.state = StateBaking
 	} else {
 		u.state = StateDraining
 	}
+	ls := append([]*listener(nil), u.listeners...)
 	u.mu.Unlock()
+	for _, l := range ls {
+		l.pause()
+	}
 	c.copyStderr()
 	handoff := max(time.Since(trigger)-startup, 0)
 	u.met.handedOff(handoff)
@@ -570,6 +578,7 @@ func (u *Upgrader) rollback(c *child, why string) {
 	}
 	u.state = StateReady
 	u.child = nil
+	u.handedOff = false
 	u.mu.Unlock()
 	u.drain.resume()
 	u.met.upgrade(OutcomeRolledBack)
@@ -702,10 +711,11 @@ func (u *Upgrader) handBack() {
 		return
 	}
 	u.state = StateDraining
-	for _, l := range u.listeners {
+	ls := append([]*listener(nil), u.listeners...)
+	u.mu.Unlock()
+	for _, l := range ls {
 		l.pause()
 	}
-	u.mu.Unlock()
 	deadline := time.Now().Add(u.opts.DrainTimeout)
 	r := u.drain.soft(deadline, nil)
 	u.finish(deadline, r, false)
@@ -749,10 +759,11 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 				deadline = d
 			}
 			u.mu.Lock()
-			for _, l := range u.listeners {
+			ls := append([]*listener(nil), u.listeners...)
+			u.mu.Unlock()
+			for _, l := range ls {
 				l.pause()
 			}
-			u.mu.Unlock()
 			r := u.drain.soft(deadline, nil)
 			u.finish(deadline, r, true)
 		}()
@@ -768,7 +779,8 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 
 // Close stops at once: listeners and every tracked connection are closed,
 // a new process still starting is killed, and owned goroutines are waited
-// for. Idempotent.
+// for. Unix socket paths are removed unless a successor (or a baking
+// predecessor) still serves them. Idempotent.
 func (u *Upgrader) Close() error {
 	u.closeOnce.Do(func() {
 		u.stopOnce.Do(func() { close(u.stopping) })
@@ -777,9 +789,13 @@ func (u *Upgrader) Close() error {
 		u.state = StateDraining
 		ls := append([]*listener(nil), u.listeners...)
 		ps := append([]*packetConn(nil), u.packets...)
+		last := !u.handedOff && !u.parentBaking
 		u.mu.Unlock()
 		for _, l := range ls {
 			_ = l.Close()
+			if ul, ok := l.Listener.(*net.UnixListener); ok && last {
+				_ = os.Remove(ul.Addr().String())
+			}
 		}
 		for _, p := range ps {
 			_ = p.Close()

@@ -32,6 +32,7 @@ func main() {
 	bake := flag.Duration("bake", 0, "bake window")
 	timeout := flag.Duration("upgrade-timeout", 10*time.Second, "upgrade timeout")
 	drain := flag.Duration("drain-timeout", 10*time.Second, "drain timeout")
+	drainDelay := flag.Duration("drain-delay", 0, "drain delay")
 	pidfile := flag.String("pidfile", "", "PID file")
 	unixPath := flag.String("unix", "", "also serve HTTP on this Unix socket")
 	udpAddr := flag.String("udp", "", "answer UDP datagrams on this address with the PID")
@@ -53,6 +54,7 @@ func main() {
 		BakeWindow:     *bake,
 		UpgradeTimeout: *timeout,
 		DrainTimeout:   *drain,
+		DrainDelay:     *drainDelay,
 		CheckInterval:  20 * time.Millisecond,
 		PIDFile:        *pidfile,
 		Logger:         log,
