@@ -134,7 +134,10 @@ func TestBakeRollback(t *testing.T) {
 			s := startServer(t, nil, "-bake", "3s")
 			l := startLoad(t, s, 16, false, "/")
 			s.install(fault)
-			if ok, msg := s.upgrade(); !ok {
+			ok, msg := s.upgrade()
+			// A crash right after ready may also be seen before the
+			// handoff completes: then the upgrade fails instead.
+			if !ok && (fault != "crash" || !strings.Contains(msg, "exit status 4")) {
 				t.Fatalf("handoff: %s", msg)
 			}
 			// The old process takes serving back by itself.
@@ -525,8 +528,13 @@ func TestStopSignals(t *testing.T) {
 	if err := syscall.Kill(s.first, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	// Closed at once: well before the 60 s delay and deadline.
-	if line, err := readLine(t, hj, r); !errors.Is(err, io.EOF) {
+	// Closed at once: well before the 60 s delay and deadline (it may
+	// still have been told to finish on the way).
+	line, err := readLine(t, hj, r)
+	if err == nil && strings.HasPrefix(line, "bye") {
+		line, err = readLine(t, hj, r)
+	}
+	if !errors.Is(err, io.EOF) {
 		t.Errorf("hijacked connection after the second SIGTERM: %q %v, want EOF", line, err)
 	}
 	waitGone(t, s.first)

@@ -456,6 +456,12 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 	}
 	// Paused before anything else: from here the new process is the only
 	// acceptor, and no connection is dropped because both hold the socket.
+	select {
+	case <-c.exited:
+		// Ready and already gone: never hand off to a dead process.
+		return fail(childErr(fmt.Errorf("%w: %s", ErrChildExited, c.state)))
+	default:
+	}
 	u.mu.Lock()
 	if u.state != StateUpgrading {
 		// Shutdown or Close won the race with the readiness notice.

@@ -5,7 +5,7 @@
 //
 //	exit       print to stderr and exit 3 before Ready
 //	hang       print to stderr and never become ready
-//	crash      become ready, then exit 4 before serving a request
+//	crash      become ready, then exit 4 200 ms later, never serving
 //	unhealthy  become ready, then fail the readiness check (bake rollback)
 //	gate       become ready only once the file in BATON_TEST_GATE exists
 package main
@@ -168,6 +168,9 @@ func main() {
 		os.Exit(1)
 	}
 	if fault == "crash" {
+		// Crash a moment after the handoff, never having served: the
+		// connections queued meanwhile must reach the resumed parent.
+		time.Sleep(200 * time.Millisecond)
 		fmt.Fprintln(os.Stderr, "panic: nil map write (simulated)")
 		os.Exit(4)
 	}
