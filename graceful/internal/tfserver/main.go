@@ -1,6 +1,7 @@
-// Command tfserver is a service on cloudflare/tableflip v1.2.3 (its
-// documented pattern), used by graceful's tests to show that a tableflip
-// process can upgrade into a graceful one.
+// Command tfserver is a service on cloudflare/tableflip v1.2.3 in its
+// documented pattern (Upgrade on SIGHUP, then http.Server.Shutdown). Tests
+// use it to show that a tableflip process can upgrade into a graceful one;
+// upgradeload -plain measures it as the baseline.
 package main
 
 import (
@@ -18,10 +19,10 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	addrFile := flag.String("addrfile", "", "write the bound address here")
-	flag.String("pidfile", "", "accepted for compatibility; unused")
+	pidfile := flag.String("pidfile", "", "PID file (written by tableflip)")
 	flag.Parse()
 
-	upg, err := tableflip.New(tableflip.Options{})
+	upg, err := tableflip.New(tableflip.Options{PIDFile: *pidfile})
 	if err != nil {
 		panic(err)
 	}

@@ -6,6 +6,9 @@
 // if any request failed or clients did not move to the new processes.
 //
 //	go run ./internal/cmd/upgradeload -upgrades 50 -clients 16 -keepalive=false
+//
+// -plain runs the same load against tableflip's documented pattern instead,
+// as the baseline.
 package main
 
 import (
@@ -51,14 +54,15 @@ func main() {
 	warmup := flag.Duration("warmup", 2*time.Second, "steady-state load before the first upgrade")
 	delay := flag.Duration("delay", 0, "server-side time per request (httpserver -delay)")
 	limit := flag.Duration("limit", 100*time.Second, "abort (and fail) after this long")
+	plain := flag.Bool("plain", false, "baseline: run tableflip's documented pattern (graceful/internal/tfserver) instead of examples/httpserver")
 	flag.Parse()
-	if err := run(*upgrades, *clients, *keepAlive, *interval, *near, *warmup, *delay, *limit); err != nil {
+	if err := run(*upgrades, *clients, *keepAlive, *interval, *near, *warmup, *delay, *limit, *plain); err != nil {
 		fmt.Fprintln(os.Stderr, "upgradeload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, limit time.Duration) error {
+func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, limit time.Duration, plain bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "upgradeload-*")
@@ -67,10 +71,14 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "httpserver")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/batonhq/baton/examples/httpserver")
+	pkg := "github.com/batonhq/baton/examples/httpserver"
+	if plain {
+		pkg = "github.com/batonhq/baton/graceful/internal/tfserver"
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
-		return fmt.Errorf("building examples/httpserver: %w", err)
+		return fmt.Errorf("building %s: %w", pkg, err)
 	}
 	addr, err := freeAddr()
 	if err != nil {
@@ -84,7 +92,11 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "-addr", addr, "-pidfile", pidfile, "-delay", delay.String())
+	args := []string{"-addr", addr, "-pidfile", pidfile}
+	if !plain {
+		args = append(args, "-delay", delay.String())
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = logW
 	if err := cmd.Start(); err != nil {
 		return err
@@ -140,10 +152,18 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 			return fmt.Errorf("upgrade %d: signalling %d: %w", i+1, old, err)
 		}
 		triggers = append(triggers, t0)
-		select {
-		case h := <-handoffs:
-			hs = append(hs, h)
-		case <-ctx.Done():
+		if plain {
+			// tableflip logs nothing: the PID file tells the handoff.
+			for readPID(pidfile) == old && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			hs = append(hs, handoff{total: time.Since(t0)})
+		} else {
+			select {
+			case h := <-handoffs:
+				hs = append(hs, h)
+			case <-ctx.Done():
+			}
 		}
 		// The new process wrote the PID file before it announced itself.
 		if p := readPID(pidfile); p == old {
@@ -168,7 +188,10 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	if ctx.Err() != nil {
 		return fmt.Errorf("aborted after %s (limit): %d of %d upgrades done", limit, len(hs), upgrades)
 	}
-	return report(st, triggers, hs, near, elapsed, upgrades, clients, keepAlive, readPID(pidfile))
+	if plain {
+		fmt.Println("baseline: tableflip's documented pattern (Upgrade on SIGHUP, then http.Server.Shutdown)")
+	}
+	return report(st, triggers, hs, near, elapsed, upgrades, clients, keepAlive, readPID(pidfile), plain)
 }
 
 func request(c *http.Client, url string, st *stats) {
@@ -242,7 +265,7 @@ func readLog(r io.Reader, out chan<- handoff, done chan<- []string) {
 	done <- last
 }
 
-func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Duration, upgrades, clients int, keepAlive bool, lastPID int) error {
+func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Duration, upgrades, clients int, keepAlive bool, lastPID int, plain bool) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var nearL, steadyL []time.Duration
@@ -287,8 +310,12 @@ func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Du
 		su = append(su, h.startup)
 	}
 	ph, pt, pu := pct(ho), pct(tot), pct(su)
-	fmt.Printf("handoff:     p50=%s p99=%s max=%s (trigger to new process accepting, minus its New-to-Ready time)\n", ph[0], ph[1], ph[2])
-	fmt.Printf("  total:     p50=%s p99=%s max=%s; new process New-to-Ready p50=%s\n", pt[0], pt[1], pt[2], pu[0])
+	if plain {
+		fmt.Printf("handoff:     n/a; trigger to PID file change p50=%s p99=%s max=%s\n", pt[0], pt[1], pt[2])
+	} else {
+		fmt.Printf("handoff:     p50=%s p99=%s max=%s (trigger to new process accepting, minus its New-to-Ready time)\n", ph[0], ph[1], ph[2])
+		fmt.Printf("  total:     p50=%s p99=%s max=%s; new process New-to-Ready p50=%s\n", pt[0], pt[1], pt[2], pu[0])
+	}
 
 	var errs []string
 	if failed > 0 {
