@@ -415,10 +415,16 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 	if err != nil {
 		return fail(&UpgradeError{Path: u.path, ExitStatus: -1, Err: fmt.Errorf("%w: %w", ErrStart, err)})
 	}
+	spawned := time.Since(trigger)
 	u.mu.Lock()
-	u.keep = append(u.keep, namesW)
 	u.child = c
 	u.mu.Unlock()
+	failChild := fail
+	fail = func(err error) error {
+		// Nobody is left to learn of this process's exit through it.
+		namesW.Close()
+		return failChild(err)
+	}
 
 	childErr := func(cause error) error {
 		status := -1
@@ -481,10 +487,16 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 	for _, l := range ls {
 		l.pause()
 	}
+	u.mu.Lock()
+	// Closed only by this process's exit, which is how the new process
+	// learns of it.
+	u.keep = append(u.keep, namesW)
+	u.mu.Unlock()
 	c.copyStderr()
-	handoff := max(time.Since(trigger)-startup, 0)
+	total := time.Since(trigger)
+	handoff := max(total-startup, 0)
 	u.met.handedOff(handoff)
-	u.log.Info("handed off", "child_pid", c.pid, "total", time.Since(trigger), "child_startup", startup, "handoff", handoff)
+	u.log.Info("handed off", "child_pid", c.pid, "total", total, "spawn", spawned, "child_startup", startup, "handoff", handoff)
 	go u.afterHandoff(c, bake)
 	return nil
 }

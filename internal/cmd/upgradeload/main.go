@@ -235,7 +235,7 @@ func classify(err error) string {
 }
 
 type handoff struct {
-	total, startup, handoff time.Duration
+	total, spawn, startup, handoff time.Duration
 }
 
 // readLog picks the "handed off" events out of the servers' JSON logs and
@@ -252,12 +252,13 @@ func readLog(r io.Reader, out chan<- handoff, done chan<- []string) {
 		var ev struct {
 			Msg     string `json:"msg"`
 			Total   int64  `json:"total"`
+			Spawn   int64  `json:"spawn"`
 			Startup int64  `json:"child_startup"`
 			Handoff int64  `json:"handoff"`
 		}
 		if json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "handed off" {
 			select {
-			case out <- handoff{time.Duration(ev.Total), time.Duration(ev.Startup), time.Duration(ev.Handoff)}:
+			case out <- handoff{time.Duration(ev.Total), time.Duration(ev.Spawn), time.Duration(ev.Startup), time.Duration(ev.Handoff)}:
 			default:
 			}
 		}
@@ -303,18 +304,20 @@ func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Du
 	if ps[1] > 0 {
 		fmt.Printf("p99 near/steady: %.2fx\n", float64(pn[1])/float64(ps[1]))
 	}
-	var ho, tot, su []time.Duration
+	var ho, tot, su, sp []time.Duration
 	for _, h := range hs {
 		ho = append(ho, h.handoff)
 		tot = append(tot, h.total)
 		su = append(su, h.startup)
+		sp = append(sp, h.spawn)
 	}
-	ph, pt, pu := pct(ho), pct(tot), pct(su)
+	ph, pt, pu, psp := pct(ho), pct(tot), pct(su), pct(sp)
 	if plain {
 		fmt.Printf("handoff:     n/a; trigger to PID file change p50=%s p99=%s max=%s\n", pt[0], pt[1], pt[2])
 	} else {
 		fmt.Printf("handoff:     p50=%s p99=%s max=%s (trigger to new process accepting, minus its New-to-Ready time)\n", ph[0], ph[1], ph[2])
-		fmt.Printf("  total:     p50=%s p99=%s max=%s; new process New-to-Ready p50=%s\n", pt[0], pt[1], pt[2], pu[0])
+		fmt.Printf("  total:     p50=%s p99=%s max=%s; of which fork+exec p50=%s p99=%s, new process New-to-Ready p50=%s p99=%s\n",
+			pt[0], pt[1], pt[2], psp[0], psp[1], pu[0], pu[1])
 	}
 
 	var errs []string
