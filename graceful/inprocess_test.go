@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -128,5 +130,87 @@ func TestUpgradeInProcess(t *testing.T) {
 	}
 	if got["baton.graceful.upgrades/failed"] != 1 || got["baton.graceful.upgrades/succeeded"] != 1 || handoffs != 1 {
 		t.Errorf("metrics: %v, %d handoffs", got, handoffs)
+	}
+}
+
+func TestOptionsRejected(t *testing.T) {
+	_, err := graceful.New(graceful.Options{DrainTimeout: -time.Second})
+	if err == nil || !strings.Contains(err.Error(), "Options.DrainTimeout is negative") {
+		t.Fatalf("negative DrainTimeout: %v", err)
+	}
+	_, err = graceful.New(graceful.Options{Executable: "no-such-binary-here"})
+	if err != nil {
+		t.Fatalf("Executable is only resolved at upgrade time: %v", err)
+	}
+}
+
+// Cancelling Upgrade's context kills the new process and leaves this one
+// serving.
+func TestUpgradeCancelled(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "server")
+	script := "#!/bin/sh\nBATON_TEST_FAULT=hang exec " + goodBin + " \"$@\"\n"
+	if err := os.WriteFile(exe, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	u, err := graceful.New(graceful.Options{Executable: exe, Args: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if err := u.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- u.Upgrade(ctx) }()
+	for u.State() != graceful.StateUpgrading {
+		waitBriefly()
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Upgrade: %v, want context.Canceled", err)
+	}
+	if st := u.State(); st != graceful.StateReady {
+		t.Errorf("state %v after a cancelled upgrade", st)
+	}
+}
+
+type fakeGRPC struct {
+	graceful, stopped chan struct{}
+	once              sync.Once
+}
+
+func (f *fakeGRPC) GracefulStop() {
+	close(f.graceful)
+	<-f.stopped // a stream that never ends
+}
+
+// Stop is idempotent, like grpc.Server's.
+func (f *fakeGRPC) Stop() { f.once.Do(func() { close(f.stopped) }) }
+
+// A gRPC server is stopped gracefully, then forcibly at the deadline.
+func TestDrainGRPC(t *testing.T) {
+	u, err := graceful.New(graceful.Options{DrainTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	g := &fakeGRPC{graceful: make(chan struct{}), stopped: make(chan struct{})}
+	u.GRPC(g)
+	if err := u.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := u.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.graceful:
+	default:
+		t.Error("GracefulStop was not called")
+	}
+	select {
+	case <-g.stopped:
+	default:
+		t.Error("Stop was not called at the deadline")
 	}
 }

@@ -57,6 +57,20 @@ type Upgrader struct {
 // New prepares the Upgrader of this process, taking over what a parent
 // process handed down, or systemd's activated sockets on a first start.
 func New(opts Options) (*Upgrader, error) {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"UpgradeTimeout", opts.UpgradeTimeout}, {"BakeWindow", opts.BakeWindow}, {"DrainTimeout", opts.DrainTimeout},
+		{"DrainDelay", opts.DrainDelay}, {"CheckInterval", opts.CheckInterval},
+	} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("graceful: Options.%s is negative (%s); use zero for the default", d.name, d.v)
+		}
+	}
+	if opts.StderrLines < 0 {
+		return nil, fmt.Errorf("graceful: Options.StderrLines is negative (%d)", opts.StderrLines)
+	}
 	if opts.UpgradeTimeout <= 0 {
 		opts.UpgradeTimeout = DefaultUpgradeTimeout
 	}
@@ -818,8 +832,13 @@ func (u *Upgrader) Close() error {
 		for _, p := range ps {
 			_ = p.Close()
 		}
-		u.drain.forceClose()
-		u.drain.stopNow()
+		select {
+		case <-u.done:
+			// Serving already ended (Shutdown or handoff): nothing to stop.
+		default:
+			u.drain.forceClose()
+			u.drain.stopNow()
+		}
 		u.releaseSignals()
 		u.doneOnce.Do(func() { close(u.done) })
 	})
