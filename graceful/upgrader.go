@@ -410,16 +410,20 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 	u.log.Info("upgrade started", "path", u.path)
 	fail := func(err error) error {
 		u.mu.Lock()
-		if u.state == StateUpgrading {
+		serving := u.state == StateUpgrading
+		if serving {
 			u.state = StateReady
 		}
 		u.child = nil
 		u.mu.Unlock()
-		// The new process may have written its PID before it failed.
-		if err := writePIDFile(u.opts.PIDFile); err != nil {
-			u.log.Error("writing PID file", "err", err)
+		if serving {
+			// The new process may have written its PID before it
+			// failed, and told systemd it was the main process.
+			if err := writePIDFile(u.opts.PIDFile); err != nil {
+				u.log.Error("writing PID file", "err", err)
+			}
+			u.notifyMain()
 		}
-		u.notifyMain()
 		u.met.upgrade(OutcomeFailed)
 		u.log.Error("upgrade failed; still serving", "err", err)
 		u.wg.Done()
