@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -181,6 +182,74 @@ func TestDrainKeepAliveAndTracked(t *testing.T) {
 	// The deadline closes the tracked connection.
 	if _, err := rawCli.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("tracked connection: %v, want closed", err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TLS wraps the listener after Listen; an HTTP/2 request in flight at the
+// drain completes, and the idle HTTP/2 connection is closed by the drain.
+func TestDrainTLSHTTP2(t *testing.T) {
+	u, err := graceful.New(graceful.Options{DrainTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	ln, err := u.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inHandler := make(chan struct{})
+	release := make(chan struct{})
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(inHandler)
+			<-release
+		}
+		io.WriteString(w, r.Proto)
+	}))
+	ts.Listener.Close()
+	ts.Listener = ln
+	ts.EnableHTTP2 = true
+	u.HTTP(ts.Config)
+	ts.StartTLS()
+	defer ts.Close()
+	if err := u.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c := ts.Client()
+	resp, err := c.Get(ts.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "HTTP/2.0" {
+		t.Fatalf("protocol %q, want HTTP/2.0", b)
+	}
+	type result struct {
+		body string
+		err  error
+	}
+	slow := make(chan result, 1)
+	go func() {
+		resp, err := c.Get(ts.URL + "/slow")
+		if err != nil {
+			slow <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- result{string(b), err}
+	}()
+	<-inHandler
+	shut := make(chan error, 1)
+	go func() { shut <- u.Shutdown(context.Background()) }()
+	<-graceful.Draining(ts.Config.BaseContext(ln))
+	close(release)
+	if r := <-slow; r.err != nil || r.body != "HTTP/2.0" {
+		t.Errorf("in-flight HTTP/2 request: %q %v", r.body, r.err)
 	}
 	if err := <-shut; err != nil {
 		t.Fatal(err)
