@@ -249,7 +249,7 @@ func TestOldKilledMidHandoff(t *testing.T) {
 // Requests in flight across an upgrade complete; a hijacked connection is
 // told to finish and closed at the drain deadline.
 func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
-	s := startServer(t, nil, "-drain-timeout", "1500ms")
+	s := startServer(t, nil, "-drain-timeout", "3s")
 	hj, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -282,6 +282,15 @@ func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
 	}
 	if line, err := readLine(t, hj, r); err != nil || !strings.HasPrefix(line, fmt.Sprintf("bye pid=%d", s.first)) {
 		t.Fatalf("hijacked connection was not told to finish: %q %v", line, err)
+	}
+	// The old process still drains (the hijacked connection holds it
+	// until the deadline); the new one may upgrade meanwhile (tableflip
+	// issue 52).
+	if ok, msg := s.upgrade(); !ok {
+		t.Fatalf("upgrade while the old process drains: %s", msg)
+	}
+	if !processAlive(s.first) {
+		t.Error("the old process was gone before its drain deadline; the check above proved nothing")
 	}
 	for range 4 {
 		res := <-results
