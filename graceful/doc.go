@@ -92,7 +92,9 @@
 // this package importing gRPC. The handoff drains the old process the same
 // way, without the delay. net/http stops reporting a connection once it is
 // hijacked, so a hijacked connection that is not passed to Track is waited
-// for until the deadline and then closed. Closing an idle keep-alive
+// for until the deadline and then closed. A connection that sent nothing
+// in the 5 s since it was accepted (a browser's preconnect) counts as idle,
+// as in http.Server.Shutdown. Closing an idle keep-alive
 // connection races with a client sending on it at that instant, as with any
 // server; clients retry idempotent requests (Go's transport does so itself).
 //

@@ -51,8 +51,18 @@ type drainer struct {
 
 type httpServer struct {
 	srv   *http.Server
-	conns map[net.Conn]http.ConnState // guarded by drainer.mu
+	conns map[net.Conn]connState // guarded by drainer.mu
 }
+
+type connState struct {
+	st    http.ConnState
+	since time.Time
+}
+
+// newConnIdleAfter: a connection that sent nothing for this long since it
+// was accepted (a browser's preconnect) counts as idle and is closed by a
+// drain, as http.Server.Shutdown does.
+const newConnIdleAfter = 5 * time.Second
 
 type tracked struct {
 	c      io.Closer
@@ -80,7 +90,7 @@ func (d *drainer) draining() <-chan struct{} {
 // counted until Track's release or the drain deadline, because after a
 // hijack net/http no longer reports when they close.
 func (d *drainer) addHTTP(srv *http.Server) {
-	h := &httpServer{srv: srv, conns: make(map[net.Conn]http.ConnState)}
+	h := &httpServer{srv: srv, conns: make(map[net.Conn]connState)}
 	prevState := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
 		d.mu.Lock()
@@ -88,7 +98,7 @@ func (d *drainer) addHTTP(srv *http.Server) {
 		case http.StateClosed:
 			delete(h.conns, c)
 		default:
-			h.conns[c] = st
+			h.conns[c] = connState{st, time.Now()}
 		}
 		d.mu.Unlock()
 		if st == http.StateClosed || st == http.StateIdle {
@@ -217,8 +227,8 @@ func (d *drainer) wait(deadline time.Time, cancel <-chan struct{}) int {
 		d.mu.Lock()
 		var idle []net.Conn
 		for _, h := range d.servers {
-			for c, st := range h.conns {
-				if st == http.StateIdle {
+			for c, cs := range h.conns {
+				if cs.st == http.StateIdle || cs.st == http.StateNew && time.Since(cs.since) > newConnIdleAfter {
 					idle = append(idle, c)
 				}
 			}
