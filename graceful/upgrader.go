@@ -827,6 +827,15 @@ func (u *Upgrader) Close() error {
 		ps := append([]*packetConn(nil), u.packets...)
 		last := !u.handedOff && !u.parentBaking
 		u.mu.Unlock()
+		// Servers first, so that Serve returns http.ErrServerClosed
+		// rather than the closed listener's error.
+		select {
+		case <-u.done:
+			// Serving already ended (Shutdown or handoff): nothing to stop.
+		default:
+			u.drain.stopNow()
+			u.drain.forceClose()
+		}
 		for _, l := range ls {
 			_ = l.Close()
 			if ul, ok := l.Listener.(*net.UnixListener); ok && last {
@@ -835,13 +844,6 @@ func (u *Upgrader) Close() error {
 		}
 		for _, p := range ps {
 			_ = p.Close()
-		}
-		select {
-		case <-u.done:
-			// Serving already ended (Shutdown or handoff): nothing to stop.
-		default:
-			u.drain.forceClose()
-			u.drain.stopNow()
 		}
 		u.releaseSignals()
 		u.doneOnce.Do(func() { close(u.done) })
