@@ -131,20 +131,20 @@
 //
 // go run ./internal/cmd/upgradeload (examples/httpserver, 50 SIGHUP upgrades,
 // 16 clients, loopback; a 2-core machine shared with other engineers' test
-// runs, load average 7 to 9), over five runs per mode:
+// runs, load average 7 to 9), over five runs without keep-alive and four with:
 //
 //	                      no keep-alive        keep-alive
-//	failed requests       0 of ~140-180k       0 of ~420-650k
+//	failed requests       0 of 139-167k        0 of 424-648k
 //	p99 near / steady     1.03-1.16x           1.11-1.50x
 //	handoff p50           7-10 ms              6-9 ms
-//	handoff p99           15-81 ms             16-75 ms
+//	handoff p99           15-147 ms            16-75 ms
 //
 // "Near" is a request started within 100 ms after a trigger. Handoff is
 // trigger to the new process accepting, minus the new process's own
 // New-to-Ready time; it still includes fork and exec (p50 about 3 ms) and
-// the Go runtime's start. Its p99 follows the machine's load: 15-28 ms at
-// load average 7, 75-81 ms at 9, where fork+exec alone reached a p99 of
-// 69 ms. With 200 ms requests in flight across every upgrade (-delay
+// the Go runtime's start. Its p99 follows the machine's load: 15-28 ms in
+// most runs, 75-147 ms in the busiest, where fork+exec alone reached a p99
+// of 69 ms. With 200 ms requests in flight across every upgrade (-delay
 // 200ms, 20 upgrades) no request failed either. The same load against
 // tableflip's documented pattern (upgradeload -plain): 115 EOFs in 30
 // upgrades without keep-alive, none with keep-alive.
