@@ -28,8 +28,6 @@ var (
 	ErrChildTimeout = errors.New("graceful: new process not ready before timeout")
 	// ErrCheck means the readiness check failed.
 	ErrCheck = errors.New("graceful: readiness check failed")
-	// ErrClosed is returned by calls on a closed Upgrader.
-	ErrClosed = errors.New("graceful: upgrader closed")
 	// ErrInherit means the handoff data from the parent process was unusable.
 	ErrInherit = errors.New("graceful: cannot inherit from parent process")
 )
