@@ -166,7 +166,7 @@ type child struct {
 // receives the write end of the names pipe, which must stay open for the
 // rest of this process's life: its closing is how the child learns that this
 // process exited.
-func startChild(path string, args []string, files map[fileKey]*os.File) (*child, *os.File, error) {
+func startChild(path string, args []string, files map[fileKey]*os.File, bake bool) (*child, *os.File, error) {
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err
@@ -214,7 +214,11 @@ func startChild(path string, args []string, files map[fileKey]*os.File) (*child,
 	for k, f := range files {
 		add(k, f)
 	}
-	add(fileKey{kindFd, nameControl, ""}, controlChild)
+	if bake {
+		// Only a child whose parent will bake gets the control socket:
+		// its presence is how the child knows it must not upgrade yet.
+		add(fileKey{kindFd, nameControl, ""}, controlChild)
+	}
 	stderr := os.Stderr
 	if errf != nil {
 		add(fileKey{kindFd, nameStderr, ""}, os.Stderr)

@@ -500,7 +500,7 @@ func TestFromTableflip(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	next := waitNewPID(t, s, 0)
+	next := waitNewPID(t, s, cmd.Process.Pid)
 	s.waitPID(next)
 	<-waited // the tableflip parent exits once the graceful child is ready
 	if ok, msg := s.upgrade(); !ok {

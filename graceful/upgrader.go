@@ -429,7 +429,7 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 		u.wg.Done()
 		return err
 	}
-	c, namesW, err := startChild(u.path, u.args, files)
+	c, namesW, err := startChild(u.path, u.args, files, u.opts.BakeWindow > 0)
 	if err != nil {
 		return fail(&UpgradeError{Path: u.path, ExitStatus: -1, Err: fmt.Errorf("%w: %w", ErrStart, err)})
 	}
