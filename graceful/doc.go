@@ -131,10 +131,10 @@
 //
 // go run ./internal/cmd/upgradeload (examples/httpserver, 50 SIGHUP upgrades,
 // 16 clients, loopback; a 2-core machine shared with other engineers' test
-// runs, load average 7 to 9), over five runs without keep-alive and four with:
+// runs, load average 7 to 9), over six runs without keep-alive and five with:
 //
 //	                      no keep-alive        keep-alive
-//	failed requests       0 of 139-167k        0 of 424-648k
+//	failed requests       0 of 139-186k        0 of 424-648k
 //	p99 near / steady     1.03-1.16x           1.11-1.50x
 //	handoff p50           7-10 ms              6-9 ms
 //	handoff p99           15-147 ms            16-75 ms
