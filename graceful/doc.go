@@ -113,7 +113,9 @@
 // Metrics (no-op unless MeterProvider is set): baton.graceful.upgrades
 // {outcome=succeeded|failed|rolled_back}, baton.graceful.handoff.duration,
 // baton.graceful.drain.connections {result=drained|forced},
-// baton.graceful.drain.duration. Events go to Logger (discarded if nil).
+// baton.graceful.drain.duration. Each Upgrade is a span, graceful.upgrade,
+// with the outcome and the new process's PID (no-op unless TracerProvider
+// is set). Events go to Logger (discarded if nil).
 //
 // # Other limits
 //

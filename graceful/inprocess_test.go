@@ -15,6 +15,8 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/batonhq/baton/graceful"
 )
@@ -31,10 +33,14 @@ func TestUpgradeInProcess(t *testing.T) {
 	reader := metric.NewManualReader()
 	mp := metric.NewMeterProvider(metric.WithReader(reader))
 	defer mp.Shutdown(context.Background())
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	defer tp.Shutdown(context.Background())
 	u, err := graceful.New(graceful.Options{
-		Executable:    exe,
-		Args:          []string{"-addr", "127.0.0.1:0", "-pidfile", pidfile},
-		MeterProvider: mp,
+		Executable:     exe,
+		Args:           []string{"-addr", "127.0.0.1:0", "-pidfile", pidfile},
+		MeterProvider:  mp,
+		TracerProvider: tp,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +133,17 @@ func TestUpgradeInProcess(t *testing.T) {
 				}
 			}
 		}
+	}
+	var outcomes []string
+	for _, sp := range spans.Ended() {
+		for _, kv := range sp.Attributes() {
+			if kv.Key == "graceful.outcome" {
+				outcomes = append(outcomes, sp.Name()+"="+kv.Value.AsString()+"/"+sp.Status().Code.String())
+			}
+		}
+	}
+	if strings.Join(outcomes, " ") != "graceful.upgrade=failed/Error graceful.upgrade=handed_off/Unset" {
+		t.Errorf("spans: %v", outcomes)
 	}
 	if got["baton.graceful.upgrades/failed"] != 1 || got["baton.graceful.upgrades/succeeded"] != 1 || handoffs != 1 {
 		t.Errorf("metrics: %v, %d handoffs", got, handoffs)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults used when the matching Options field is zero.
@@ -76,4 +77,7 @@ type Options struct {
 	Logger *slog.Logger
 	// MeterProvider receives metrics. Nil means a no-op provider.
 	MeterProvider metric.MeterProvider
+	// TracerProvider receives a span per upgrade (graceful.upgrade, with
+	// the new process's PID and the outcome). Nil means a no-op provider.
+	TracerProvider trace.TracerProvider
 }

@@ -16,6 +16,10 @@ import (
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/coreos/go-systemd/v22/daemon"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // Upgrader is one process's life across upgrades: it hands listeners to a
@@ -28,6 +32,7 @@ type Upgrader struct {
 	args    []string
 	log     *slog.Logger
 	met     *metrics
+	tracer  trace.Tracer
 	in      *inheritance
 	drain   *drainer
 	started time.Time
@@ -103,6 +108,11 @@ func New(opts Options) (*Upgrader, error) {
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
 	}
+	tp := opts.TracerProvider
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	u.tracer = tp.Tracer("github.com/batonhq/baton/graceful")
 	u.path = opts.Executable
 	if u.path == "" {
 		p, err := exec.LookPath(os.Args[0])
@@ -406,9 +416,14 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 	u.mu.Unlock()
 
 	trigger := time.Now()
+	ctx, span := u.tracer.Start(ctx, "graceful.upgrade", trace.WithAttributes(attribute.String("graceful.executable", u.path)))
+	defer span.End()
 	u.notifyReloading()
 	u.log.Info("upgrade started", "path", u.path)
 	fail := func(err error) error {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(attribute.String("graceful.outcome", OutcomeFailed))
 		u.mu.Lock()
 		serving := u.state == StateUpgrading
 		if serving {
@@ -514,6 +529,8 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 	total := time.Since(trigger)
 	handoff := max(total-startup, 0)
 	u.met.handedOff(handoff)
+	span.SetAttributes(attribute.Int("graceful.child_pid", c.pid), attribute.String("graceful.outcome", "handed_off"),
+		attribute.Float64("graceful.handoff_seconds", handoff.Seconds()))
 	u.log.Info("handed off", "child_pid", c.pid, "total", total, "spawn", spawned, "child_startup", startup, "handoff", handoff)
 	go u.afterHandoff(c, bake)
 	return nil
