@@ -155,9 +155,16 @@ func TestOptionsRejected(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Options.DrainTimeout is negative") {
 		t.Fatalf("negative DrainTimeout: %v", err)
 	}
-	_, err = graceful.New(graceful.Options{Executable: "no-such-binary-here"})
+	u, err := graceful.New(graceful.Options{})
 	if err != nil {
-		t.Fatalf("Executable is only resolved at upgrade time: %v", err)
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := u.Listen(context.Background(), "tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.Listen(context.Background(), "tcp", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), `Listen("tcp", "127.0.0.1:0") called twice`) {
+		t.Errorf("second Listen on the same address: %v", err)
 	}
 }
 

@@ -172,6 +172,9 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 	if u.state >= StateDraining {
 		return nil, ErrDraining
 	}
+	if err := u.uniqueLocked(key); err != nil {
+		return nil, err
+	}
 	var inner net.Listener
 	var err error
 	f := u.inherited[key]
@@ -228,6 +231,9 @@ func (u *Upgrader) ListenPacket(ctx context.Context, network, addr string) (net.
 	if u.state >= StateDraining {
 		return nil, ErrDraining
 	}
+	if err := u.uniqueLocked(key); err != nil {
+		return nil, err
+	}
 	var pc net.PacketConn
 	var err error
 	f := u.inherited[key]
@@ -260,6 +266,22 @@ func (u *Upgrader) ListenPacket(ctx context.Context, network, addr string) (net.
 	p := &packetConn{PacketConn: pc, key: key, file: f}
 	u.packets = append(u.packets, p)
 	return p, nil
+}
+
+// uniqueLocked refuses a second socket under the same network and address:
+// the new process could inherit only one of them.
+func (u *Upgrader) uniqueLocked(k fileKey) error {
+	for _, l := range u.listeners {
+		if l.key == k {
+			return fmt.Errorf("graceful: Listen(%q, %q) called twice; each network and address can be handed down once", k[1], k[2])
+		}
+	}
+	for _, p := range u.packets {
+		if p.key == k {
+			return fmt.Errorf("graceful: ListenPacket(%q, %q) called twice; each network and address can be handed down once", k[1], k[2])
+		}
+	}
+	return nil
 }
 
 // takeActivated finds a systemd-activated socket bound to addr.
