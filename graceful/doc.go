@@ -1,0 +1,153 @@
+// Package graceful keeps a Go service answering every request across binary
+// upgrades and shutdowns: socket handoff to a new process, a blue-green bake
+// window with automatic rollback, connection draining, health probes and
+// systemd integration.
+//
+// # Lifecycle
+//
+//	u, _ := graceful.New(graceful.Options{BakeWindow: 30 * time.Second, Check: pingDB})
+//	ln, _ := u.Listen(ctx, "tcp", ":8080")   // inherited, socket-activated or new
+//	srv := &http.Server{Handler: h}
+//	u.HTTP(srv)                              // tracked for draining
+//	go srv.Serve(ln)                         // Accept blocks until Ready
+//	if err := u.Ready(ctx); err != nil { os.Exit(1) } // runs Check, then announces
+//	err := u.Run(ctx)                        // SIGHUP upgrades, SIGTERM drains
+//
+// A process is starting, ready, upgrading (still accepting), baking, draining
+// and finally stopped (State, and the Health handler's readiness probe).
+// Upgrade (or SIGHUP, or systemd's ExecReload) starts whatever binary now
+// stands at the path the process was started from, with the same arguments,
+// and passes it duplicates of every listener. The new process accepts only
+// after its Ready, that is after the application's Check passed; the old one
+// stops accepting only after it receives that notice, so for a moment both
+// accept and there is no gap. Both hold the same socket (not SO_REUSEPORT),
+// so the kernel's accept queue is never lost: a connection is accepted by
+// one process or the other, never refused or reset by the handoff.
+//
+// Upgrade returns nil once the new process is the acceptor. If the new
+// process cannot be started, exits, or is not ready within UpgradeTimeout,
+// it is killed, the old process keeps serving, and Upgrade returns an
+// *UpgradeError naming the binary, PID, exit status, cause (ErrStart,
+// ErrChildExited, ErrChildTimeout) and the last lines it wrote to standard
+// error (captured in an unlinked temporary file until its Ready, then copied
+// to the real standard error, which the new process takes over). A trigger
+// while an upgrade runs fails at once with ErrUpgradeInProgress.
+//
+// # Why the plain pattern loses requests, and what graceful does instead
+//
+// tableflip's documented pattern calls http.Server.Shutdown after the
+// handoff. net/http reads the request of a connection it accepted just
+// before Shutdown, then sees the shutdown flag and closes the connection
+// without an answer: the client gets EOF (TestServerShutdownDropsAcceptedRequest
+// shows it). Without keep-alive every request is such a connection, hence
+// the EOFs. graceful never calls Shutdown while a request can be pending:
+// accepting is paused (a deadline interrupts Accept; the socket stays
+// open), pause returns only once a connection the kernel handed over at
+// that instant has reached its server, keep-alives are switched off (idle
+// connections close, busy ones answer with Connection: close), and only
+// when every HTTP/1 connection is gone does Shutdown run, for HTTP/2.
+//
+// # Bake window (blue-green in one process tree)
+//
+// With BakeWindow set, the old process stays warm after the handoff: its
+// listeners stay open but paused, its own connections drain. If, inside the
+// window, the new process exits (any status, any signal) or fails its Check
+// (re-run every CheckInterval; it then gives serving back and drains), the
+// old process resumes accepting, rewrites the PID file, tells systemd it is
+// MAINPID again, and can upgrade again later. Watching uses the child's exit
+// status (the old process is its parent) and a socketpair passed with the
+// listeners. When the window ends, the old process drains for good and
+// exits. While the old process bakes, the new one refuses to upgrade
+// (ErrParentBaking): otherwise a rollback could resurrect a generation
+// older than the one being replaced.
+//
+// Guarantees: a connection waiting in the kernel queue is served by
+// whichever process resumes or remains; connections of the old process are
+// drained normally. Limits: requests in flight inside a new process that
+// crashes are lost with it (a failed Check hands back gracefully instead);
+// the bake watches exit and Check only, not error rates (canary analysis
+// belongs to the canary and rollout packages); long-lived HTTP/2 and gRPC
+// connections stay on the old process during the window (gRPC's
+// GracefulStop is irreversible, so it runs when the window ends).
+//
+// # Upgrades while old processes drain (tableflip issue 52)
+//
+// Allowed. A new process may upgrade as soon as its parent's bake window
+// is over (at once without a bake window) even if the parent still drains
+// long connections: each process hands down its own descriptors and nothing
+// waits for the parent's exit. The cost: up to DrainTimeout / (time between
+// upgrades) old processes may drain at once, each holding its memory and
+// connections. The limit is the bake window, for the reason above.
+//
+// # Draining
+//
+// Shutdown (and SIGTERM/SIGINT in Run) turns readiness not-ready, waits
+// DrainDelay while still accepting so that load balancers notice, stops
+// accepting, closes idle keep-alive connections, answers busy ones with
+// Connection: close, tells long and hijacked connections to finish
+// (Draining(ctx) in handlers, the finish callback of Track), and at the
+// drain deadline (DrainTimeout, or ctx's deadline if earlier) closes what is
+// left. A second SIGTERM closes everything at once. gRPC servers are
+// registered with GRPC (GracefulStop, then Stop at the deadline) without
+// this package importing gRPC. The handoff drains the old process the same
+// way, without the delay. net/http stops reporting a connection once it is
+// hijacked, so a hijacked connection that is not passed to Track is waited
+// for until the deadline and then closed. A connection that sent nothing
+// in the 5 s since it was accepted (a browser's preconnect) counts as idle,
+// as in http.Server.Shutdown. Closing an idle keep-alive
+// connection races with a client sending on it at that instant, as with any
+// server; clients retry idempotent requests (Go's transport does so itself).
+//
+// # systemd
+//
+// With NOTIFY_SOCKET set (Type=notify): READY=1 on first start;
+// RELOADING=1 with MONOTONIC_USEC at an upgrade; the new process sends
+// MAINPID=<its pid> and READY=1 (the unit needs NotifyAccess=all); a
+// failed upgrade or a rollback sends the old PID as MAINPID again;
+// STOPPING=1 when draining. PIDFile is replaced atomically by the serving
+// process. On a first start, sockets passed by systemd (LISTEN_FDS) are
+// matched to Listen by address. See examples/systemd.
+//
+// # Observability
+//
+// Metrics (no-op unless MeterProvider is set): baton.graceful.upgrades
+// {outcome=succeeded|failed|rolled_back}, baton.graceful.handoff.duration,
+// baton.graceful.drain.connections {result=drained|forced},
+// baton.graceful.drain.duration. Each Upgrade is a span, graceful.upgrade,
+// with the outcome and the new process's PID (no-op unless TracerProvider
+// is set). Events go to Logger (discarded if nil).
+//
+// # Other limits
+//
+// One Upgrader per process; Unix only (tested on Linux). Lifecycle signals
+// are caught from New on, so one arriving before Run is queued instead of
+// killing the process. Packet sockets (UDP, unixgram) are inherited but
+// cannot be paused: both processes may read during a handoff. A process
+// SIGKILLed loses the connections it had accepted; if the old process is
+// killed before the new one has read its descriptors, nobody serves and the
+// service manager must restart it. The wire protocol is tableflip v1.2.3's
+// (sentinel variable, descriptors 3 and 4, gob-encoded names), so a
+// tableflip process can upgrade into a graceful one.
+//
+// # Measured
+//
+// go run ./internal/cmd/upgradeload (examples/httpserver, 50 SIGHUP upgrades,
+// 16 clients, loopback; a 2-core machine shared with other engineers' test
+// runs, load average 7 to 9), over six runs without keep-alive and five with:
+//
+//	                      no keep-alive        keep-alive
+//	failed requests       0 of 139-186k        0 of 424-648k
+//	p99 near / steady     1.03-1.16x           1.11-1.50x
+//	handoff p50           7-10 ms              6-9 ms
+//	handoff p99           15-147 ms            16-75 ms
+//
+// "Near" is a request started within 100 ms after a trigger. Handoff is
+// trigger to the new process accepting, minus the new process's own
+// New-to-Ready time; it still includes fork and exec (p50 about 3 ms) and
+// the Go runtime's start. Its p99 follows the machine's load: 15-28 ms in
+// most runs, 75-147 ms in the busiest, where fork+exec alone reached a p99
+// of 69 ms. With 200 ms requests in flight across every upgrade (-delay
+// 200ms, 20 upgrades) no request failed either. The same load against
+// tableflip's documented pattern (upgradeload -plain): 115 EOFs in 30
+// upgrades without keep-alive, none with keep-alive.
+package graceful

@@ -1,0 +1,408 @@
+package graceful_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// goodBin is testserver built once for the whole package.
+var goodBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "graceful-test-bin-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	goodBin = filepath.Join(dir, "testserver")
+	build := exec.Command("go", "build", "-o", goodBin, "./internal/testserver")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building testserver:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a testserver process tree whose upgrade path the test controls.
+type server struct {
+	t       *testing.T
+	dir     string
+	path    string // the upgrade path: a copy of goodBin, or a fault wrapper
+	pidfile string
+	addr    string
+	stderr  string
+	first   int
+	client  *http.Client
+}
+
+func startServer(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &server{t: t, dir: dir, path: filepath.Join(dir, "server"), pidfile: filepath.Join(dir, "pid"),
+		stderr: filepath.Join(dir, "stderr"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+	s.install("")
+	errf, err := os.Create(s.stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	addrFile := filepath.Join(dir, "addr")
+	cmd := exec.Command(s.path, append([]string{"-addrfile", addrFile, "-pidfile", s.pidfile}, args...)...)
+	cmd.Stdout, cmd.Stderr = errf, errf
+	cmd.Env = append(os.Environ(), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.first = cmd.Process.Pid
+	// The first process is our child; reap it whenever it exits.
+	waited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(waited) }()
+	t.Cleanup(func() {
+		s.stopAll()
+		<-waited
+		if t.Failed() {
+			b, _ := os.ReadFile(s.stderr)
+			t.Logf("server stderr:\n%s", tail(string(b), 60))
+		}
+	})
+	s.addr = waitFile(t, addrFile)
+	s.waitReady()
+	return s
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitFile waits (bounded) for a file another process writes.
+func waitFile(t *testing.T, path string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && (len(b) > 0 || strings.HasSuffix(path, ".waiting")) {
+			return strings.TrimSpace(string(b))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s never appeared", path)
+	return ""
+}
+
+// install puts the good binary, or a wrapper selecting a fault, at the
+// upgrade path; rename keeps running processes unaffected.
+func (s *server) install(fault string) {
+	s.t.Helper()
+	tmp := s.path + ".new"
+	var data []byte
+	var err error
+	if fault == "" {
+		data, err = os.ReadFile(goodBin)
+	} else {
+		data = []byte(fmt.Sprintf("#!/bin/sh\nBATON_TEST_FAULT=%s exec %s \"$@\"\n", fault, goodBin))
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp, data, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *server) url(p string) string { return "http://" + s.addr + p }
+
+// pid asks the server which process answers.
+func (s *server) pid() int {
+	s.t.Helper()
+	resp, err := s.client.Get(s.url("/"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(b)), "pid="))
+	if err != nil {
+		s.t.Fatalf("bad answer %q", b)
+	}
+	return n
+}
+
+func (s *server) pidFile() int {
+	b, _ := os.ReadFile(s.pidfile)
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+// waitReady waits until the readiness probe answers 200.
+func (s *server) waitReady() {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := s.client.Get(s.url("/healthz/readyz")); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.t.Fatal("server never became ready")
+}
+
+// upgrade asks the serving process to upgrade and returns Upgrade's answer.
+func (s *server) upgrade() (ok bool, msg string) {
+	s.t.Helper()
+	resp, err := s.client.Post(s.url("/upgrade"), "text/plain", nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode == 200, strings.TrimSpace(string(b))
+}
+
+// waitPID waits until pid answers requests (bounded).
+func (s *server) waitPID(pid int) {
+	s.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if s.pid() == pid {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.t.Fatalf("pid %d never answered", pid)
+}
+
+// stopAll terminates every process of the tree still alive.
+func (s *server) stopAll() {
+	for _, pid := range s.tree() {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.tree()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// tree lists live processes started from this server's directory.
+func (s *server) tree() []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil || alive(string(stat)) == false {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(env), s.dir) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func alive(stat string) bool {
+	i := strings.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && stat[i+2] != 'Z' && stat[i+2] != 'X'
+}
+
+func processAlive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && alive(string(stat))
+}
+
+// load is a set of clients requesting / until stopped.
+type load struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	ok     int
+	fails  map[string]int
+	pids   map[string]int
+	sample []string
+}
+
+func startLoad(t *testing.T, s *server, clients int, keepAlive bool, path string) *load {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel, fails: map[string]int{}, pids: map[string]int{}}
+	tr := &http.Transport{DisableKeepAlives: !keepAlive, MaxIdleConnsPerHost: clients}
+	c := &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	for range clients {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), "GET", s.url(path), nil)
+				resp, err := c.Do(req)
+				if err != nil {
+					l.fail(classify(err), err.Error())
+					continue
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				switch {
+				case err != nil:
+					l.fail(classify(err), err.Error())
+				case resp.StatusCode != 200:
+					l.fail("non-2xx", resp.Status)
+				default:
+					l.mu.Lock()
+					l.ok++
+					l.pids[strings.TrimSpace(string(b))]++
+					l.mu.Unlock()
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() { l.stop(); tr.CloseIdleConnections() })
+	return l
+}
+
+func (l *load) fail(class, msg string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fails[class]++
+	if len(l.sample) < 5 {
+		l.sample = append(l.sample, msg)
+	}
+}
+
+func (l *load) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// check stops the load and fails the test on any failed request.
+func (l *load) check(t *testing.T) {
+	t.Helper()
+	l.stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Logf("load: %d ok, failures %v, answered by %d processes", l.ok, l.fails, len(l.pids))
+	if len(l.fails) > 0 {
+		t.Errorf("failed requests: %v; e.g. %q", l.fails, l.sample)
+	}
+	if l.ok == 0 {
+		t.Error("no request succeeded")
+	}
+}
+
+func classify(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return "other"
+}
+
+// readLine reads one line from a raw connection with a bound.
+func readLine(t *testing.T, c net.Conn, r *bufio.Reader) (string, error) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	return r.ReadString('\n')
+}
+
+// waitBriefly paces polls of another process's state; it is never what a
+// test relies on for ordering.
+func waitBriefly() { time.Sleep(5 * time.Millisecond) }
+
+// installGated puts a build at the upgrade path whose readiness check
+// passes only once gate exists.
+func (s *server) installGated(gate string) {
+	s.t.Helper()
+	tmp := s.path + ".new"
+	data := fmt.Sprintf("#!/bin/sh\nBATON_TEST_FAULT=gate BATON_TEST_GATE=%s exec %s \"$@\"\n", gate, goodBin)
+	if err := os.WriteFile(tmp, []byte(data), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.path); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *server) upgradeNoFatal() (bool, string) {
+	resp, err := s.client.Post(s.url("/upgrade"), "text/plain", nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode == 200, strings.TrimSpace(string(b))
+}
+
+// waitState waits until the accepting process reports state on its
+// readiness probe.
+func (s *server) waitState(state string) {
+	s.t.Helper()
+	for range 4000 {
+		if resp, err := s.client.Get(s.url("/healthz/readyz")); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.TrimSpace(string(b)) == state {
+				return
+			}
+		}
+		waitBriefly()
+	}
+	s.t.Fatalf("never reached state %s", state)
+}
+
+func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }
+
+// waitNoFallback waits until pid logged that its predecessor is no longer a
+// fallback (the predecessor's exit closes the control socket).
+func (s *server) waitNoFallback(pid int) {
+	s.t.Helper()
+	want := fmt.Sprintf(`"msg":"previous process no longer a fallback","pid":%d`, pid)
+	for range 4000 {
+		if b, _ := os.ReadFile(s.stderr); strings.Contains(string(b), want) {
+			return
+		}
+		waitBriefly()
+	}
+	s.t.Fatalf("process %d never dropped its fallback", pid)
+}
