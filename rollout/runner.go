@@ -118,6 +118,10 @@ func New(ctx context.Context, plan Plan, opts Options) (*Rollout, error) {
 			return nil, fmt.Errorf("rollout: stored state of %q is not valid JSON: %w", p.ID, err)
 		}
 		r.st.Revision = rev
+		// Waiting describes a live runner; the one that wrote it is gone.
+		for i := range r.st.Steps {
+			r.st.Steps[i].Waiting = false
+		}
 		if r.st.PlanHash != p.hash() || len(r.st.Steps) != len(p.Steps) {
 			return nil, fmt.Errorf("%w: %q was stored with plan %s, this plan is %s: use a new id for a new plan", ErrPlanChanged, p.ID, r.st.PlanHash, p.hash())
 		}

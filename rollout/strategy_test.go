@@ -34,8 +34,8 @@ func TestExpandContractChoreography(t *testing.T) {
 	e := newEnv(t)
 	steps, err := rollout.ExpandContract(rollout.ExpandContractOptions{
 		Migrator: e.m, Migration: "users_email",
-		Deploy:   []rollout.Step{rollout.Upgrade(e.up, "v2").Named("deploy")},
-		Flags:    e.f, DualWriteFlag: "users-email-dual-write",
+		Deploy: []rollout.Step{rollout.Upgrade(e.up, "v2").Named("deploy")},
+		Flags:  e.f, DualWriteFlag: "users-email-dual-write",
 		ReadFlag: "users-email-read-new", ReadPercentages: []float64{10, 100}, Analyzer: e.a,
 		Registry: e.reg, Version: "v2",
 	})
