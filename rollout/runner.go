@@ -327,7 +327,9 @@ func (r *Rollout) execStep(ctx context.Context, i int) error {
 	}
 	s.FinishedAt = time.Time{}
 	r.st.Current = i
-	if resumed {
+	if resumed && (s.From == "" || s.From == r.opts.Version) {
+		// (A process of another version resuming a handoff step records
+		// the takeover instead.)
 		r.decideLocked(i, "resuming after a restart (attempt %d, progress %d)", s.Attempts, s.Progress)
 	}
 	if err := r.saveLocked(ctx); err != nil {

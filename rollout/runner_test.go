@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -620,4 +621,38 @@ func TestWaitOldGoneWaitsAndIgnoresPromote(t *testing.T) {
 	if !strings.Contains(decisions(r.Status()), "2 instance(s) of older versions still alive") {
 		t.Fatal(decisions(r.Status()))
 	}
+}
+
+// A failed rollback leaves the rollout "failed" with both reasons; Retry
+// retries the rollback from where it failed.
+func TestRollbackFailureThenRetry(t *testing.T) {
+	e := newEnv(t)
+	e.a.SetVerdicts(rollout.Fail)
+	var flagDown atomic.Bool
+	flagDown.Store(true)
+	e.rec.SetBefore(func(ctx context.Context, c string) error {
+		if c == "flag f off" && flagDown.Load() {
+			return errors.New("flag source unreachable")
+		}
+		return nil
+	})
+	r := e.rollout(rollout.Plan{ID: "rollback-fails", Steps: []rollout.Step{
+		rollout.SetWeight(e.w, 100),
+		rollout.RampFlag(e.f, "f", rollout.RampOptions{Percentages: []float64{10}}),
+		rollout.Analyze(e.a, rollout.AnalysisOptions{}),
+	}}, "")
+	wantErrIs(t, r.Run(context.Background()), rollout.ErrRollbackFailed)
+	st := r.Status()
+	if st.Phase != rollout.PhaseFailed || !strings.Contains(st.Reason, "analysis fail") || !strings.Contains(st.Reason, "flag source unreachable") {
+		t.Fatalf("%s %q", st.Phase, st.Reason)
+	}
+	if stepStatus(st, "01-ramp-flag") != rollout.StepRollbackFailed || stepStatus(st, "00-set-weight") != rollout.StepSucceeded {
+		t.Fatalf("%+v", st.Steps)
+	}
+	flagDown.Store(false)
+	if err := r.Retry(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantErrIs(t, r.Run(context.Background()), rollout.ErrRolledBack)
+	wantCalls(t, e.rec.Calls(), "weight 100", "flag f 10", "analyze", "flag f off", "weight 0")
 }
