@@ -193,6 +193,8 @@ func (h *adminHandler) command(w http.ResponseWriter, req *http.Request) {
 		writeJSON(w, http.StatusOK, h.view())
 	case errors.As(err, &ce):
 		h.fail(w, req, http.StatusConflict, ce.Reason)
+	case errors.Is(err, ErrConflict):
+		h.fail(w, req, http.StatusConflict, "this process no longer drives the rollout (another runner, e.g. the new process after a handoff, wrote its state): send the command to that process")
 	case errors.Is(err, context.Canceled):
 		h.fail(w, req, http.StatusServiceUnavailable, "request cancelled")
 	default:

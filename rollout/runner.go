@@ -339,8 +339,9 @@ func (r *Rollout) execStep(ctx context.Context, i int) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.stepCancel = cancel
+	attempt := s.Attempts
 	r.mu.Unlock()
-	r.log.Info("rollout step started", "rollout", r.st.ID, "step", step.Name, "kind", step.act.kind(), "attempt", s.Attempts)
+	r.log.Info("rollout step started", "rollout", r.plan.ID, "step", step.Name, "kind", step.act.kind(), "attempt", attempt)
 
 	sctx, endSpan := r.tel.startStep(sctx, step.Name, step.act.kind(), "run")
 	runCtx := sctx

@@ -50,7 +50,15 @@ func TestRolloutctlOverUnixSocketAndLoopback(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
+	var runErr error
+	ran := false
+	wait := func() error {
+		if !ran {
+			runErr, ran = <-done, true
+		}
+		return runErr
+	}
+	defer func() { cancel(); wait() }()
 	waitWaiting(t, r, "hold")
 
 	ctl := func(args ...string) (int, string, string) {
@@ -75,10 +83,9 @@ func TestRolloutctlOverUnixSocketAndLoopback(t *testing.T) {
 	if code, out, errs := ctl("-socket", sock, "abort", "error", "rate", "up"); code != 0 || !strings.Contains(out, "abort: accepted") {
 		t.Fatalf("abort %d %s %s", code, out, errs)
 	}
-	if err := <-done; !strings.Contains(errString(err), "rolled back") {
+	if err := wait(); !strings.Contains(errString(err), "rolled back") {
 		t.Fatalf("run: %v", err)
 	}
-	done <- nil
 	code, out, _ = ctl("-socket", sock, "status")
 	if code != 0 || !strings.Contains(out, "rolled-back") || !strings.Contains(out, "error rate up") {
 		t.Fatalf("status after abort:\n%s", out)
