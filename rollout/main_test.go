@@ -11,5 +11,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
+	if os.Getenv(serverEnv) != "" {
+		os.Exit(serverMain())
+	}
 	goleak.VerifyTestMain(m)
 }

@@ -168,6 +168,9 @@ func (a *replaceAction) healthGate(ctx context.Context, x *stepCtx, ts []Target)
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
+			if errors.Is(err, ErrProcessExited) {
+				return err
+			}
 			if !x.now().Before(deadline) {
 				return fmt.Errorf("%s not healthy after %s: %w", t.Name(), a.o.HealthTimeout, err)
 			}
