@@ -172,4 +172,3 @@ func (p *ProcessTarget) Close() error {
 }
 
 var _ Target = (*ProcessTarget)(nil)
-
