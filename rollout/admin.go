@@ -80,14 +80,16 @@ type adminHandler struct {
 	log *slog.Logger
 }
 
-// StatusView is the JSON of GET /api/status.
+// StatusView is the JSON of GET /api/status. Its zero value is an empty
+// status.
 type StatusView struct {
 	State
 	Now   time.Time  `json:"now"`
 	Steps []StepView `json:"steps"`
 }
 
-// StepView is one step in StatusView, with its duration computed.
+// StepView is one step in StatusView, with its duration computed. The
+// zero value is an empty step.
 type StepView struct {
 	StepState
 	DurationSeconds float64 `json:"durationSeconds"`
@@ -123,7 +125,8 @@ func (h *adminHandler) fail(w http.ResponseWriter, req *http.Request, code int, 
 	writeJSON(w, code, errorBody{Error: reason})
 }
 
-// CommandRequest is the optional JSON body of a command.
+// CommandRequest is the optional JSON body of a command. The zero value
+// (or no body) gives no reason.
 type CommandRequest struct {
 	Reason string `json:"reason,omitempty"`
 }

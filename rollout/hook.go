@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// HookEvent tells a hook where it is called from.
+// HookEvent tells a hook where it is called from; it is the JSON body a
+// Webhook posts. The zero value is an empty event.
 type HookEvent struct {
 	Rollout  string            `json:"rollout"`
 	Step     string            `json:"step"`
@@ -22,7 +23,7 @@ type HookEvent struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
-// HookFunc is a hook: a Go func, or an HTTP call built by Webhook. A
+// HookFunc is a hook (nil is invalid in a Hook step): a Go func, or an HTTP call built by Webhook. A
 // non-nil error fails the step (or, for a confirm hook, means "not yet").
 type HookFunc func(ctx context.Context, ev HookEvent) error
 

@@ -10,6 +10,7 @@ import (
 )
 
 // Kind names a kind of step. It is persisted, so its values never change.
+// The zero value names no kind (the zero Step's).
 type Kind string
 
 // Step kinds.
@@ -69,7 +70,8 @@ func (s Step) WithTimeout(d time.Duration) Step { s.Timeout = d; return s }
 // Plan is a rollout: an id and its steps in order. The same Plan must be
 // built by every process that may drive the rollout (the old binary and the
 // new one across an upgrade), because the state stores only step names and
-// progress; funcs and interfaces live in the Plan.
+// progress; funcs and interfaces live in the Plan. The zero Plan is
+// invalid (New refuses it: no id, no steps).
 type Plan struct {
 	// ID names the rollout in the Store: letters, digits, '.', '_', '-'
 	// (at most 128). Use a new id for each rollout (e.g. "v2-2026-11-26").

@@ -45,7 +45,7 @@ type Options struct {
 // drive the plan, call Run, and give it to NewHandler for the admin API.
 // Commands (Promote, Abort, ...) may be called from any goroutine; they are
 // serialized with each other and with the runner's transitions, and each is
-// persisted before it returns.
+// persisted before it returns. The zero value is not usable: use New.
 type Rollout struct {
 	plan  Plan
 	opts  Options

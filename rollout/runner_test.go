@@ -656,3 +656,46 @@ func TestRollbackFailureThenRetry(t *testing.T) {
 	wantErrIs(t, r.Run(context.Background()), rollout.ErrRolledBack)
 	wantCalls(t, e.rec.Calls(), "weight 100", "flag f 10", "analyze", "flag f off", "weight 0")
 }
+
+func TestPromoteEndsBakeEarly(t *testing.T) {
+	e := newEnv(t)
+	plan := rollout.Plan{ID: "bake-promote", Steps: []rollout.Step{
+		rollout.BlueGreen(e.up, "v2", rollout.BakeOptions{Window: time.Hour, Interval: time.Minute, Analyzers: []rollout.Analyzer{e.a}}).Named("bg"),
+	}}
+	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	r := e.rollout(plan, "v2")
+	wait, _ := start(t, r)
+	waitFor(t, r, "bake waiting", stepWaiting("bg"))
+	if err := r.Promote(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	wantCalls(t, e.rec.Calls(), "upgrade v2", "bake-promote")
+	if !strings.Contains(decisions(r.Status()), "bake window ended early on operator request") {
+		t.Fatal(decisions(r.Status()))
+	}
+}
+
+func TestRollingOptionsAddPausesAndAnalyses(t *testing.T) {
+	e := newEnv(t)
+	var ts []rollout.Target
+	for _, n := range []string{"a", "b", "c", "d"} {
+		ts = append(ts, &rollouttest.Target{Recorder: e.rec, ID: n})
+	}
+	steps, err := rollout.Rolling(ts, "v2", "v1", rollout.RollingOptions{MaxUnavailable: 2, PauseBetween: time.Minute, Analyzer: e.a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, s := range steps {
+		kinds = append(kinds, string(s.Kind()))
+	}
+	if got := strings.Join(kinds, ","); got != "replace,analyze,pause,replace,analyze" {
+		t.Fatalf("steps %s", got)
+	}
+	if err := e.run(e.rollout(rollout.Plan{ID: "rolling-opts", Steps: steps}, ""), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -86,7 +86,8 @@ func ListenLoopback(addr string) (net.Listener, error) {
 }
 
 // AdminServer serves an admin handler on a listener; it owns one goroutine
-// that ends with Shutdown or Close.
+// that ends with Shutdown or Close. The zero value is not usable: use
+// ServeAdmin.
 type AdminServer struct {
 	srv  *http.Server
 	done chan struct{}

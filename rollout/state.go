@@ -48,13 +48,14 @@ const (
 )
 
 // Decision is one decision the runner took and why, in words an operator
-// reads.
+// reads. The zero value is an empty decision.
 type Decision struct {
 	At     time.Time `json:"at"`
 	Reason string    `json:"reason"`
 }
 
-// StepState is the persisted record of one step.
+// StepState is the persisted record of one step. The zero value is a
+// pending step with no name.
 type StepState struct {
 	Name         string     `json:"name"`
 	Kind         Kind       `json:"kind"`
@@ -98,6 +99,7 @@ func (s *StepState) Duration(now time.Time) time.Duration {
 
 // State is the persisted record of a rollout, written to the Store after
 // every transition. It is plain JSON so an operator can read the file.
+// The zero value is a pending rollout with no steps.
 type State struct {
 	ID       string `json:"id"`
 	Phase    Phase  `json:"phase"`

@@ -329,7 +329,8 @@ func (a *rampAction) undo(ctx context.Context, x *stepCtx) error {
 
 // ---- migration ----
 
-// MigrationPhase is a phase of an expand-contract migration.
+// MigrationPhase is a phase of an expand-contract migration. The zero
+// value is invalid.
 type MigrationPhase string
 
 // Migration phases, in order.

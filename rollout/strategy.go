@@ -8,7 +8,8 @@ import (
 // The strategies below build the usual plans from steps; their results
 // can be concatenated with other steps (hooks, migrations) into a Plan.
 
-// CanaryOptions configure Canary. Weights is required.
+// CanaryOptions configure Canary. Weights is required; the other zero
+// fields mean no pause and no analysis.
 type CanaryOptions struct {
 	// Weights are the canary weights in basis points, in order (e.g. 100,
 	// 500, 2500, 10000).
@@ -65,7 +66,9 @@ func ProgressiveFlag(f FlagRamper, key string, o RampOptions) []Step {
 }
 
 // ExpandContractOptions configure ExpandContract. Migrator, Migration,
-// Flags, ReadFlag, Registry and Version are required.
+// Flags, ReadFlag, Registry and Version are required; zero optional fields
+// mean no deploy steps, no dual-write flag, reads switched at 100% at once,
+// DefaultRampInterval and DefaultPollInterval.
 type ExpandContractOptions struct {
 	Migrator  MigrationPhaser
 	Migration string
