@@ -148,7 +148,11 @@ func Webhook(rawURL string, opts WebhookOptions) (HookFunc, error) {
 	}
 	client := opts.Client
 	if client == nil {
-		client = &http.Client{Timeout: opts.Timeout}
+		// A hook answers itself: a redirect elsewhere is refused rather
+		// than followed to a host nobody configured.
+		client = &http.Client{Timeout: opts.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
 	}
 	target := u.String()
 	return func(ctx context.Context, ev HookEvent) error {

@@ -180,8 +180,33 @@ func (r *Rollout) decideLocked(i int, format string, args ...any) {
 		r.log.Info("rollout decision", "rollout", r.st.ID, "reason", d.Reason)
 		return
 	}
-	r.st.Steps[i].Decisions = append(r.st.Steps[i].Decisions, d)
+	r.st.Steps[i].Decisions = capDecisions(append(r.st.Steps[i].Decisions, d))
 	r.log.Info("rollout decision", "rollout", r.st.ID, "step", r.st.Steps[i].Name, "reason", d.Reason)
+}
+
+// MaxStepDecisions bounds the decisions kept per step (a confirm hook or a
+// long wait records one per interval): beyond it the oldest are dropped,
+// except the first ones, and a marker says how many.
+const MaxStepDecisions = 200
+
+const keptFirstDecisions = 20
+
+func capDecisions(ds []Decision) []Decision {
+	if len(ds) <= MaxStepDecisions {
+		return ds
+	}
+	head, tail := ds[:keptFirstDecisions], ds[keptFirstDecisions:]
+	dropped := 0
+	if m := tail[0]; m.At.IsZero() { // the marker of an earlier cap
+		fmt.Sscanf(m.Reason, "(%d earlier decisions dropped)", &dropped)
+		tail = tail[1:]
+	}
+	keep := MaxStepDecisions - keptFirstDecisions - 1
+	dropped += len(tail) - keep
+	out := make([]Decision, 0, MaxStepDecisions)
+	out = append(out, head...)
+	out = append(out, Decision{Reason: fmt.Sprintf("(%d earlier decisions dropped)", dropped)})
+	return append(out, tail[len(tail)-keep:]...)
 }
 
 func (r *Rollout) broadcastLocked() {

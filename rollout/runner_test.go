@@ -699,3 +699,30 @@ func TestRollingOptionsAddPausesAndAnalyses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A confirm hook that keeps saying "not yet" does not grow the state
+// without bound: 499 "not yet" and one "hook passed" leave the first 20,
+// a marker and the last 179.
+func TestDecisionsAreCapped(t *testing.T) {
+	e := newEnv(t)
+	var n atomic.Int32
+	notYet := func(ctx context.Context, ev rollout.HookEvent) error {
+		if n.Add(1) < 500 {
+			return errors.New("not yet")
+		}
+		return nil
+	}
+	r := e.rollout(rollout.Plan{ID: "capped", Steps: []rollout.Step{
+		rollout.Hook(notYet, rollout.HookOptions{Confirm: true, Interval: time.Second}).Named("gate"),
+	}}, "")
+	if err := e.run(r, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ds := r.Status().Steps[0].Decisions
+	if len(ds) != rollout.MaxStepDecisions {
+		t.Fatalf("%d decisions kept", len(ds))
+	}
+	if ds[20].Reason != "(301 earlier decisions dropped)" || ds[len(ds)-1].Reason != "hook passed" {
+		t.Fatalf("marker %q, last %q", ds[20].Reason, ds[len(ds)-1].Reason)
+	}
+}
