@@ -14,7 +14,7 @@
 //
 //	r, err := rollout.New(ctx, plan, rollout.Options{Store: store, Version: "v2"})
 //	go rollout.ServeAdmin(ln, rollout.NewHandler(r, rollout.HandlerOptions{}))
-//	err = r.Run(ctx)
+//	err = r.Run(ctx) // or r.Drive(ctx): Run again after each operator retry
 //
 // Run returns nil when every step succeeded; an error wrapping
 // ErrRolledBack after a failure or an abort was rolled back;
@@ -79,7 +79,7 @@
 //   - Extra instances started for MaxSurge are stopped by the step; if the
 //     process dies in between, stopping them is left to the Surger.
 //   - Retry starts again from the first step after the last completed
-//     irreversible one; Run must then be called again.
+//     irreversible one; Run must then be called again (Drive does it).
 //
 // # Admin API
 //

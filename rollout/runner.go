@@ -518,3 +518,34 @@ func (r *Rollout) rollback(ctx context.Context) error {
 		}
 	}
 }
+
+// Drive runs the rollout like Run and, each time it ends (succeeded,
+// rolled back or failed), waits for an operator's Retry and runs it again.
+// It suits a long-lived service whose admin API offers retry. It returns
+// ctx.Err() when ctx ends, ErrHandedOff when another process took the
+// drive, or the error that stopped a Run for another cause (a lost state,
+// a store failure).
+func (r *Rollout) Drive(ctx context.Context) error {
+	for {
+		err := r.Run(ctx)
+		switch {
+		case err == nil, errors.Is(err, ErrRolledBack), errors.Is(err, ErrRollbackFailed):
+			r.log.Info("rollout ended; waiting for a retry", "rollout", r.plan.ID, "result", fmt.Sprint(err))
+		default:
+			return err
+		}
+		for {
+			r.mu.Lock()
+			done, ch := r.st.Phase.Done(), r.changed
+			r.mu.Unlock()
+			if !done {
+				break
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+}

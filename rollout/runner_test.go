@@ -726,3 +726,27 @@ func TestDecisionsAreCapped(t *testing.T) {
 		t.Fatalf("marker %q, last %q", ds[20].Reason, ds[len(ds)-1].Reason)
 	}
 }
+
+func TestDriveRunsAgainAfterRetry(t *testing.T) {
+	e := newEnv(t)
+	e.a.SetVerdicts(rollout.Fail)
+	r := e.rollout(rollout.Plan{ID: "drive", Steps: []rollout.Step{
+		rollout.SetWeight(e.w, 100),
+		rollout.Analyze(e.a, rollout.AnalysisOptions{}),
+	}}, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Drive(ctx) }()
+	waitFor(t, r, "rolled back", func(st rollout.State) bool { return st.Phase == rollout.PhaseRolledBack })
+	e.a.SetVerdicts(rollout.Pass)
+	if err := r.Retry(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r, "succeeded", func(st rollout.State) bool { return st.Phase == rollout.PhaseSucceeded })
+	cancel()
+	wantErrIs(t, <-done, context.Canceled)
+	wantCalls(t, e.rec.Calls(), "weight 100", "analyze", "weight 0", "weight 100", "analyze")
+	if st := r.Status(); st.Run != 2 {
+		t.Fatalf("run %d", st.Run)
+	}
+}
