@@ -74,21 +74,6 @@ func (e *CommandError) Error() string {
 // Unwrap returns ErrInvalidCommand.
 func (e *CommandError) Unwrap() error { return ErrInvalidCommand }
 
-// StepError is the failure of one step: which step, what kind, and the
-// cause returned by the consumer (the upgrader, the analyzer, the hook...).
-type StepError struct {
-	Step string
-	Kind Kind
-	Err  error
-}
-
-func (e *StepError) Error() string {
-	return fmt.Sprintf("rollout: step %q (%s): %v", e.Step, e.Kind, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *StepError) Unwrap() error { return e.Err }
-
 // AnalysisError is a failed analysis: the verdict was Fail (or stayed
 // Inconclusive past the allowed count) and Reason is what the analyzer said.
 type AnalysisError struct {

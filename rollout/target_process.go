@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -28,11 +27,10 @@ type ProcessTargetOptions struct {
 	// owner writes (a binary path per version, fixed arguments); no value
 	// from a request or the admin API ever reaches it.
 	Command func(version string) *exec.Cmd
-	// Health checks the running process; nil means "healthy while it
-	// runs". HealthURL, if set instead, is fetched with GET and must
-	// answer 2xx.
-	Health    func(ctx context.Context) error
-	HealthURL string
+	// Health checks the running process (for example an HTTP GET of its
+	// health endpoint); nil means "healthy while it runs". It is called
+	// only while the process runs.
+	Health func(ctx context.Context) error
 	// StopTimeout is the grace between SIGTERM and SIGKILL. Zero means
 	// DefaultStopTimeout.
 	StopTimeout time.Duration
@@ -49,7 +47,6 @@ type ProcessTarget struct {
 	mu      sync.Mutex // guards proc and version; held across a stop
 	proc    *process
 	version string
-	client  *http.Client
 }
 
 // process is one started child; err is written before exited is closed
@@ -69,7 +66,7 @@ func NewProcessTarget(o ProcessTargetOptions) (*ProcessTarget, error) {
 	if o.StopTimeout == 0 {
 		o.StopTimeout = DefaultStopTimeout
 	}
-	return &ProcessTarget{o: o, client: &http.Client{Timeout: 5 * time.Second}}, nil
+	return &ProcessTarget{o: o}, nil
 }
 
 // Name implements Target.
@@ -144,22 +141,8 @@ func (p *ProcessTarget) Healthy(ctx context.Context) error {
 		return fmt.Errorf("%w: %s running %s: %v", ErrProcessExited, name, version, pr.err)
 	default:
 	}
-	switch {
-	case p.o.Health != nil:
+	if p.o.Health != nil {
 		return p.o.Health(ctx)
-	case p.o.HealthURL != "":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.o.HealthURL, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := p.client.Do(req)
-		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("%s: health answered %s", name, resp.Status)
-		}
 	}
 	return nil
 }
