@@ -1,0 +1,360 @@
+package rollout_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/rollout"
+	"github.com/batonhq/baton/rollout/rollouttest"
+)
+
+// The kill -9 tests re-execute the test binary as a rollout runner (a
+// "child"), let it reach a given point of a given step, kill it with
+// SIGKILL, and resume the rollout with a fresh runner. Every effect of the
+// fakes (a weight set, a flag changed, a migration phase run, an upgrade)
+// is appended, fsynced, to an effects file by whichever process makes it;
+// after the resume the effects must be exactly those of an uninterrupted
+// rollout: nothing completed is repeated, nothing is lost.
+
+const (
+	childEnv      = "BATON_ROLLOUT_TEST_CHILD"
+	childDir      = "BATON_ROLLOUT_TEST_DIR"
+	childEffects  = "BATON_ROLLOUT_TEST_EFFECTS"
+	childVersion  = "BATON_ROLLOUT_TEST_VERSION"
+	childBlockAt  = "BATON_ROLLOUT_TEST_BLOCK_CALL" // block inside this fake call
+	childWaitStep = "BATON_ROLLOUT_TEST_WAIT_STEP"  // report when this step waits
+	childFail     = "BATON_ROLLOUT_TEST_FAIL_BAKE"
+)
+
+type namedAnalyzer struct {
+	rec  *rollouttest.Recorder
+	name string
+	fail bool
+}
+
+func (a namedAnalyzer) Analyze(ctx context.Context) (rollout.Verdict, string, error) {
+	if err := a.rec.Record(ctx, "analyze "+a.name); err != nil {
+		return rollout.Inconclusive, "", err
+	}
+	if a.fail {
+		return rollout.Fail, "error rate 7% > 1%", nil
+	}
+	return rollout.Pass, "healthy", nil
+}
+
+// killPlan has one step of every kind; the upgrades come last because they
+// move the drive to another process version (v1 -> v2 -> v3). With
+// failBake the bake analysis fails, and the rollback travels back through
+// the handoffs (v3 -> v2 -> v1) down to the irreversible contract.
+func killPlan(rec *rollouttest.Recorder, failBake bool) rollout.Plan {
+	w := &rollouttest.Weights{Recorder: rec}
+	f := &rollouttest.Flags{Recorder: rec}
+	m := &rollouttest.Migrator{Recorder: rec}
+	reg := &rollouttest.Registry{Recorder: rec}
+	tg := &rollouttest.Target{Recorder: rec, ID: "t1"}
+	rolling, _ := rollout.Rolling([]rollout.Target{tg}, "v2", "v1", rollout.RollingOptions{})
+	hook := func(ctx context.Context, ev rollout.HookEvent) error { return rec.Record(ctx, "hook "+ev.Step) }
+	steps := []rollout.Step{
+		rollout.Hook(hook, rollout.HookOptions{}).Named("pre"),
+		rollout.Migration(m, "m", rollout.MigrationStart).Named("expand"),
+		rollout.Migration(m, "m", rollout.MigrationComplete).Named("contract"),
+		rollout.SetWeight(w, 500).Named("weight"),
+		rollout.Pause(time.Hour).Named("pause"),
+		rollout.Analyze(namedAnalyzer{rec: rec, name: "check"}, rollout.AnalysisOptions{}).Named("check"),
+		rollout.RampFlag(f, "f", rollout.RampOptions{Percentages: []float64{10, 50}, Interval: time.Hour, Analyzer: namedAnalyzer{rec: rec, name: "ramp"}}).Named("ramp"),
+		rollout.WaitOldGone(reg, "v2", time.Hour).Named("old-gone"),
+	}
+	steps = append(steps, rolling...)
+	steps = append(steps,
+		rollout.Upgrade(&rollouttest.Upgrader{Recorder: rec, To: "v2"}, "v2").Named("upgrade"),
+		rollout.BlueGreen(&rollouttest.Upgrader{Recorder: rec, To: "v3"}, "v3", rollout.BakeOptions{Window: 3 * time.Hour, Interval: time.Hour, Analyzers: []rollout.Analyzer{namedAnalyzer{rec, "bake", failBake}}}).Named("blue-green"),
+		rollout.SetWeight(w, 10000).Named("full"),
+	)
+	return rollout.Plan{ID: "kill", Steps: steps}
+}
+
+// effectsRecorder appends every call to path (fsynced) before it takes
+// effect; block, if non-empty, names a call that instead announces itself
+// on stdout and never returns (the process is about to be killed).
+func effectsRecorder(path, block string, out *os.File) *rollouttest.Recorder {
+	var mu sync.Mutex
+	return &rollouttest.Recorder{Before: func(ctx context.Context, call string) error {
+		if call == block {
+			fmt.Fprintf(out, "BLOCKED %s\n", call)
+			<-ctx.Done() // SIGKILL arrives first
+			return ctx.Err()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		fh, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		if _, err := fmt.Fprintln(fh, call); err != nil {
+			return err
+		}
+		return fh.Sync()
+	}}
+}
+
+func childMain() int {
+	ctx := context.Background()
+	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: os.Getenv(childDir)})
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	rec := effectsRecorder(os.Getenv(childEffects), os.Getenv(childBlockAt), os.Stdout)
+	// Timers of steps before the kill point fire at once on a virtual
+	// clock; when the kill point is a wait, timers never fire.
+	clock := &skipClock{now: time.Now(), hold: os.Getenv(childWaitStep) != ""}
+	r, err := rollout.New(ctx, killPlan(rec, os.Getenv(childFail) != ""), rollout.Options{Store: store, Version: os.Getenv(childVersion), Clock: clock})
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	if step := os.Getenv(childWaitStep); step != "" {
+		go func() { // ends with the process
+			for {
+				ch := r.Changed()
+				for _, s := range r.Status().Steps {
+					if s.Name == step && s.Waiting {
+						fmt.Printf("WAITING %s\n", step)
+						return
+					}
+				}
+				<-ch
+			}
+		}()
+	}
+	err = r.Run(ctx)
+	switch {
+	case err == nil:
+		fmt.Println("DONE")
+	case errors.Is(err, rollout.ErrHandedOff):
+		fmt.Println("HANDEDOFF")
+	case errors.Is(err, rollout.ErrRolledBack):
+		fmt.Println("ROLLEDBACK")
+	default:
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	return 0
+}
+
+type killCase struct {
+	name     string
+	before   []string // versions run in process before the child
+	child    string   // version of the child that gets killed
+	blockAt  string   // a fake call to block in, or
+	waitStep string   // a step to catch while it waits
+	after    []string // versions run in process after the kill
+	failBake bool
+	want     func(ok, failed []string) []string // expected effects
+	phase    rollout.Phase
+}
+
+func asIs(ok, _ []string) []string    { return ok }
+func asFailed(_, f []string) []string { return f }
+func upTo(l []string, last string) []string {
+	return append([]string(nil), l[:slices.Index(l, last)+1]...)
+}
+
+var (
+	v123 = []string{"v1", "v2", "v3"}
+	v23  = []string{"v2", "v3"}
+)
+
+var killCases = []killCase{
+	{"hook", nil, "v1", "hook pre", "", v123, false, asIs, rollout.PhaseSucceeded},
+	{"migration", nil, "v1", "migration m complete", "", v123, false, asIs, rollout.PhaseSucceeded},
+	{"set-weight", nil, "v1", "weight 500", "", v123, false, asIs, rollout.PhaseSucceeded},
+	{"pause", nil, "v1", "", "pause", v123, false, asIs, rollout.PhaseSucceeded},
+	{"analyze", nil, "v1", "analyze check", "", v123, false, asIs, rollout.PhaseSucceeded},
+	{"ramp-flag", nil, "v1", "flag f 50", "", v123, false, asIs, rollout.PhaseSucceeded},
+	{"wait-old-gone", nil, "v1", "registry", "", v123, false, asIs, rollout.PhaseSucceeded},
+	{"replace", nil, "v1", "replace t1 v2", "", v123, false, asIs, rollout.PhaseSucceeded},
+	// The old process dies inside Upgrade: a fresh old process upgrades.
+	{"upgrade-handoff", nil, "v1", "upgrade v2", "", v123, false, asIs, rollout.PhaseSucceeded},
+	// The new process dies during its bake; a fresh new process resumes
+	// the bake for what is left of the window.
+	{"blue-green-bake", []string{"v1", "v2"}, "v3", "", "blue-green", []string{"v3"}, false, asIs, rollout.PhaseSucceeded},
+	// The new process dies during its bake and the old one (resumed by
+	// graceful) gets the drive: it rolls back, handing back to v1 through
+	// the Downgrader, down to the irreversible contract.
+	{"blue-green-bake-old-resumes", []string{"v1", "v2"}, "v3", "", "blue-green", []string{"v2", "v1"}, false,
+		func(ok, _ []string) []string {
+			return append(upTo(ok, "upgrade_v3"), "downgrade", "replace_t1_v1", "flag_f_off", "weight_0")
+		}, rollout.PhaseRolledBack},
+	// A kill in the middle of a rollback that already crossed two handoffs.
+	{"rollback", []string{"v1", "v2", "v3", "v2"}, "v1", "flag f off", "", []string{"v1"}, true, asFailed, rollout.PhaseRolledBack},
+}
+
+// runVersions drives the kill plan in process with fresh runners of the
+// given versions in turn, each until it hands off or the rollout ends,
+// and returns the final phase.
+func runVersions(t *testing.T, dir, effects string, failBake bool, versions ...string) rollout.Phase {
+	t.Helper()
+	store := mustFileStore(t, dir)
+	for _, v := range versions {
+		clock := rollouttest.NewClock(time.Now())
+		r, err := rollout.New(context.Background(), killPlan(effectsRecorder(effects, "", nil), failBake), rollout.Options{Store: store, Version: v, Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &env{t: t, clock: clock}
+		err = e.run(r, time.Hour)
+		if err != nil && !errors.Is(err, rollout.ErrHandedOff) && !errors.Is(err, rollout.ErrRolledBack) {
+			t.Fatalf("version %s: %v\n%s", v, err, decisions(r.Status()))
+		}
+		if st := r.Status(); st.Phase.Done() {
+			return st.Phase
+		}
+	}
+	return ""
+}
+
+func readEffects(t *testing.T, path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(b)), " ", "_"))
+}
+
+// referenceEffects runs the kill plan uninterrupted in process.
+func referenceEffects(t *testing.T, failBake bool, versions ...string) []string {
+	dir := t.TempDir()
+	path := dir + "/effects"
+	runVersions(t, dir, path, failBake, versions...)
+	return readEffects(t, path)
+}
+
+func TestKillDuringEachStepKindResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := referenceEffects(t, false, v123...)
+	failed := referenceEffects(t, true, "v1", "v2", "v3", "v2", "v1")
+	if !slices.Contains(failed, "downgrade") || !slices.Contains(failed, "flag_f_off") || slices.Contains(failed, "migration_m_rollback") {
+		t.Fatalf("the failing reference did not roll back through the handoffs to the contract: %v", failed)
+	}
+	for _, c := range killCases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			effects := dir + "/effects"
+			if len(c.before) > 0 {
+				if p := runVersions(t, dir, effects, c.failBake, c.before...); p != "" {
+					t.Fatalf("rollout ended (%s) before the child started", p)
+				}
+			}
+			// The bound only stops a hung child; readiness comes from its output.
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(cctx, exe, "-test.run=^$")
+			fail := ""
+			if c.failBake {
+				fail = "1"
+			}
+			cmd.Env = append(os.Environ(), childEnv+"=1", childDir+"="+dir, childEffects+"="+effects,
+				childVersion+"="+c.child, childBlockAt+"="+c.blockAt, childWaitStep+"="+c.waitStep, childFail+"="+fail)
+			cmd.Stderr = os.Stderr
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			ready := "BLOCKED " + c.blockAt
+			if c.waitStep != "" {
+				ready = "WAITING " + c.waitStep
+			}
+			sc := bufio.NewScanner(out)
+			var lines []string
+			for sc.Scan() {
+				lines = append(lines, sc.Text())
+				if sc.Text() == ready {
+					break
+				}
+			}
+			if len(lines) == 0 || lines[len(lines)-1] != ready {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("child never reached %q; it said %q", ready, lines)
+			}
+			if err := cmd.Process.Signal(os.Kill); err != nil {
+				t.Fatal(err)
+			}
+			err = cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != -1 {
+				t.Fatalf("child did not die by the signal: %v", err)
+			}
+			// Fresh runners resume: the killed version, or the old side that
+			// gets the drive back, then whoever the handoffs designate.
+			phase := runVersions(t, dir, effects, c.failBake, c.after...)
+			if phase != c.phase {
+				t.Fatalf("rollout ended %q, want %q", phase, c.phase)
+			}
+			got, want := readEffects(t, effects), c.want(ok, failed)
+			if !slices.Equal(got, want) {
+				t.Fatalf("effects after kill -9 and resume:\n got  %v\n want %v", got, want)
+			}
+			r, err := rollout.New(context.Background(), killPlan(&rollouttest.Recorder{}, c.failBake), rollout.Options{Store: mustFileStore(t, dir), Version: "v1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := r.Status()
+			killed := false
+			for _, s := range st.Steps {
+				if s.Attempts > 1 || strings.Contains(fmt.Sprint(s.Decisions), "resuming after a restart") || strings.Contains(fmt.Sprint(s.Decisions), "took over and is gone") {
+					killed = true
+				}
+			}
+			if !killed && c.name != "rollback" {
+				t.Fatalf("no step shows the restart:\n%s", decisions(st))
+			}
+		})
+	}
+}
+
+// skipClock is the child's clock: After moves virtual time and fires at
+// once, or never when hold is set.
+type skipClock struct {
+	mu   sync.Mutex
+	now  time.Time
+	hold bool
+}
+
+func (c *skipClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *skipClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	if c.hold {
+		return ch
+	}
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	ch <- c.now
+	c.mu.Unlock()
+	return ch
+}

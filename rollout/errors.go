@@ -1,0 +1,86 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Match them with errors.Is; the errors returned by this
+// package wrap them with the detail an operator needs.
+var (
+	// ErrNotFound is returned by a Store when no state exists for an id.
+	ErrNotFound = errors.New("rollout: state not found")
+	// ErrConflict is returned by a Store when the stored revision is not the
+	// one the writer read: another runner wrote in between. The runner that
+	// gets it stops driving the rollout rather than overwrite the other.
+	ErrConflict = errors.New("rollout: state revision conflict")
+	// ErrHandedOff is returned by Run when this process handed the rollout
+	// to a process of another version (an upgrade or a blue-green rollback
+	// that hands back to the old process). The receiving process continues
+	// it; this one must stop driving it and call Run again only if it gets
+	// the drive back (for example when graceful resumes it).
+	ErrHandedOff = errors.New("rollout: rollout handed off to another process")
+	// ErrRolledBack is returned by Run when the rollout failed or was aborted
+	// and every reversible completed step was rolled back.
+	ErrRolledBack = errors.New("rollout: rolled back")
+	// ErrRollbackFailed is returned by Run when a rollback action failed; the
+	// system is between versions and needs an operator (Retry retries the
+	// rollback).
+	ErrRollbackFailed = errors.New("rollout: rollback failed")
+	// ErrRunning is returned by Run when another Run of the same Rollout is
+	// in progress.
+	ErrRunning = errors.New("rollout: already running")
+	// ErrInvalidCommand is wrapped by *CommandError: the command does not
+	// apply to the rollout in its current state.
+	ErrInvalidCommand = errors.New("rollout: command not valid now")
+	// ErrInvalidPlan is wrapped by *PlanError.
+	ErrInvalidPlan = errors.New("rollout: invalid plan")
+	// ErrPlanChanged is returned by New when the stored state was written
+	// for a plan with other steps than the one given.
+	ErrPlanChanged = errors.New("rollout: plan differs from the stored rollout")
+	// ErrInvalidID is returned when a rollout id is empty or holds other
+	// characters than letters, digits, '.', '_' and '-'.
+	ErrInvalidID = errors.New("rollout: invalid rollout id")
+)
+
+// PlanError says which step of a plan is wrong and why.
+type PlanError struct {
+	Step   int    // index in the plan, -1 for the plan as a whole
+	Name   string // step name, if known
+	Reason string
+}
+
+func (e *PlanError) Error() string {
+	if e.Step < 0 {
+		return fmt.Sprintf("rollout: invalid plan: %s", e.Reason)
+	}
+	return fmt.Sprintf("rollout: invalid plan: step %d (%s): %s", e.Step, e.Name, e.Reason)
+}
+
+// Unwrap returns ErrInvalidPlan.
+func (e *PlanError) Unwrap() error { return ErrInvalidPlan }
+
+// CommandError says why an operator command (promote, abort, ...) was
+// refused. The admin handler turns it into a 409 with Reason.
+type CommandError struct {
+	Command string
+	Reason  string
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("rollout: %s refused: %s", e.Command, e.Reason)
+}
+
+// Unwrap returns ErrInvalidCommand.
+func (e *CommandError) Unwrap() error { return ErrInvalidCommand }
+
+// AnalysisError is a failed analysis: the verdict was Fail (or stayed
+// Inconclusive past the allowed count) and Reason is what the analyzer said.
+type AnalysisError struct {
+	Verdict Verdict
+	Reason  string
+}
+
+func (e *AnalysisError) Error() string {
+	return fmt.Sprintf("analysis %s: %s", e.Verdict, e.Reason)
+}

@@ -1,0 +1,172 @@
+package rollout_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/rollout"
+	"github.com/batonhq/baton/rollout/rollouttest"
+)
+
+var t0 = time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+
+// env holds the fakes of one test, sharing one Recorder so that the order
+// of calls across kinds is visible.
+type env struct {
+	t     *testing.T
+	rec   *rollouttest.Recorder
+	clock *rollouttest.Clock
+	store rollout.Store
+	up    *rollouttest.Upgrader
+	w     *rollouttest.Weights
+	f     *rollouttest.Flags
+	m     *rollouttest.Migrator
+	a     *rollouttest.Analyzer
+	reg   *rollouttest.Registry
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	rec := &rollouttest.Recorder{}
+	fs, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{
+		t: t, rec: rec, clock: rollouttest.NewClock(t0), store: fs,
+		up:  &rollouttest.Upgrader{Recorder: rec, To: "v2"},
+		w:   &rollouttest.Weights{Recorder: rec},
+		f:   &rollouttest.Flags{Recorder: rec},
+		m:   &rollouttest.Migrator{Recorder: rec},
+		a:   &rollouttest.Analyzer{Recorder: rec},
+		reg: &rollouttest.Registry{Recorder: rec},
+	}
+}
+
+func (e *env) rollout(p rollout.Plan, version string) *rollout.Rollout {
+	e.t.Helper()
+	r, err := rollout.New(context.Background(), p, rollout.Options{Store: e.store, Clock: e.clock, Version: version})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// run runs r to its end while a helper advances the fake clock whenever the
+// runner waits on it; it returns Run's error.
+func (e *env) run(r *rollout.Rollout, step time.Duration) error {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	tick := make(chan struct{})
+	go func() {
+		defer close(tick)
+		for ctx.Err() == nil {
+			if e.clock.WaitForWaiters(ctx, 1) != nil {
+				return
+			}
+			e.clock.Advance(step)
+		}
+	}()
+	err := <-done
+	cancel()
+	<-tick
+	return err
+}
+
+// start runs r in the background; the returned func waits for Run's error.
+func start(t *testing.T, r *rollout.Rollout) (wait func() error, cancel func()) {
+	ctx, cancelCtx := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var err error
+	waited := false
+	wait = func() error {
+		if !waited {
+			err, waited = <-done, true
+		}
+		return err
+	}
+	t.Cleanup(func() { cancelCtx(); wait() })
+	return wait, cancelCtx
+}
+
+// waitFor blocks until cond holds on the rollout's status, or fails the
+// test after a generous bound (a hang, not a timing assertion).
+func waitFor(t *testing.T, r *rollout.Rollout, what string, cond func(rollout.State) bool) rollout.State {
+	t.Helper()
+	hang := time.After(30 * time.Second)
+	for {
+		ch := r.Changed()
+		st := r.Status()
+		if cond(st) {
+			return st
+		}
+		select {
+		case <-ch:
+		case <-hang:
+			t.Fatalf("timed out waiting for %s; state: %+v", what, st)
+		}
+	}
+}
+
+func stepWaiting(name string) func(rollout.State) bool {
+	return func(st rollout.State) bool {
+		for _, s := range st.Steps {
+			if s.Name == name {
+				return s.Waiting
+			}
+		}
+		return false
+	}
+}
+
+func stepStatus(st rollout.State, name string) rollout.StepStatus {
+	for _, s := range st.Steps {
+		if s.Name == name {
+			return s.Status
+		}
+	}
+	return "missing"
+}
+
+func after(calls []string, marker string) []string {
+	i := slices.Index(calls, marker)
+	if i < 0 {
+		return nil
+	}
+	return calls[i+1:]
+}
+
+func wantCalls(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("calls:\n got  %s\n want %s", strings.Join(got, " | "), strings.Join(want, " | "))
+	}
+}
+
+func wantErrIs(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("got error %v, want %v", err, target)
+	}
+}
+
+func decisions(st rollout.State) string {
+	var b strings.Builder
+	for _, d := range st.Decisions {
+		b.WriteString(d.Reason + "\n")
+	}
+	for _, s := range st.Steps {
+		for _, d := range s.Decisions {
+			b.WriteString(s.Name + ": " + d.Reason + "\n")
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,107 @@
+package rollout_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/rollout"
+)
+
+func TestWebhookHooks(t *testing.T) {
+	var confirmCalls atomic.Int32
+	events := make(chan rollout.HookEvent, 16)
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /pre", func(w http.ResponseWriter, r *http.Request) {
+		var ev rollout.HookEvent
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "bad event", 400)
+			return
+		}
+		events <- ev
+	})
+	mux.HandleFunc("POST /confirm", func(w http.ResponseWriter, r *http.Request) {
+		if confirmCalls.Add(1) < 3 {
+			http.Error(w, "not yet: load test running", http.StatusConflict)
+			return
+		}
+	})
+	mux.HandleFunc("POST /fail", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "smoke test failed: /checkout 502", http.StatusInternalServerError)
+	})
+	mux.HandleFunc("POST /slow", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	mux.HandleFunc("POST /rollback", func(w http.ResponseWriter, r *http.Request) {
+		var ev rollout.HookEvent
+		json.NewDecoder(r.Body).Decode(&ev)
+		events <- ev
+	})
+	srv := httptest.NewServer(mux) // loopback only
+	defer srv.Close()
+	defer close(release)
+	hook := func(path string, o rollout.WebhookOptions) rollout.HookFunc {
+		h, err := rollout.Webhook(srv.URL+path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+
+	t.Run("pre, confirm and rollback notification", func(t *testing.T) {
+		e := newEnv(t)
+		r := e.rollout(rollout.Plan{ID: "webhooks", Steps: []rollout.Step{
+			rollout.Hook(hook("/pre", rollout.WebhookOptions{}), rollout.HookOptions{
+				Metadata: map[string]string{"team": "payments"}, OnRollback: hook("/rollback", rollout.WebhookOptions{}),
+			}).Named("pre-rollout"),
+			rollout.Hook(hook("/confirm", rollout.WebhookOptions{}), rollout.HookOptions{Confirm: true, Interval: time.Second}).Named("confirm-promotion"),
+			rollout.Hook(hook("/fail", rollout.WebhookOptions{}), rollout.HookOptions{}).Named("post-rollout"),
+		}}, "")
+		wantErrIs(t, e.run(r, time.Second), rollout.ErrRolledBack)
+		pre, rb := <-events, <-events
+		if pre.Step != "pre-rollout" || pre.Phase != "run" || pre.Metadata["team"] != "payments" || pre.Rollout != "webhooks" {
+			t.Fatalf("pre event %+v", pre)
+		}
+		if rb.Phase != "rollback" || rb.Step != "pre-rollout" {
+			t.Fatalf("rollback event %+v", rb)
+		}
+		if n := confirmCalls.Load(); n != 3 {
+			t.Fatalf("confirm called %d times, want 3", n)
+		}
+		st := r.Status()
+		if !strings.Contains(st.Reason, "500 Internal Server Error: smoke test failed: /checkout 502") {
+			t.Fatalf("reason %q", st.Reason)
+		}
+		if !strings.Contains(decisions(st), "not confirmed yet") {
+			t.Fatal(decisions(st))
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		e := newEnv(t)
+		r := e.rollout(rollout.Plan{ID: "webhook-timeout", Steps: []rollout.Step{
+			rollout.Hook(hook("/slow", rollout.WebhookOptions{Timeout: 50 * time.Millisecond}), rollout.HookOptions{}),
+		}}, "")
+		wantErrIs(t, r.Run(context.Background()), rollout.ErrRolledBack)
+		if st := r.Status(); !strings.Contains(st.Reason, "deadline exceeded") {
+			t.Fatalf("reason %q", st.Reason)
+		}
+	})
+
+	t.Run("bad URLs", func(t *testing.T) {
+		for _, u := range []string{"file:///etc/passwd", "ftp://x/y", "http://", "::"} {
+			if _, err := rollout.Webhook(u, rollout.WebhookOptions{}); err == nil {
+				t.Errorf("Webhook(%q) accepted", u)
+			}
+		}
+	})
+}

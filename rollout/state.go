@@ -1,0 +1,135 @@
+package rollout
+
+import "time"
+
+// Phase is the state of a whole rollout. The zero value is PhasePending.
+type Phase string
+
+// Phases of a rollout.
+const (
+	PhasePending     Phase = ""             // created, no step started
+	PhaseRunning     Phase = "running"      // executing steps
+	PhaseSucceeded   Phase = "succeeded"    // every step done
+	PhaseRollingBack Phase = "rolling-back" // undoing completed steps
+	PhaseRolledBack  Phase = "rolled-back"  // undone after a failure or abort
+	PhaseFailed      Phase = "failed"       // a rollback action failed: needs an operator
+)
+
+// Done reports whether the phase is final (only Retry leaves it).
+func (p Phase) Done() bool {
+	return p == PhaseSucceeded || p == PhaseRolledBack || p == PhaseFailed
+}
+
+// StepStatus is the state of one step. The zero value is StepPending.
+type StepStatus string
+
+// Step statuses.
+const (
+	StepPending        StepStatus = "pending"
+	StepRunning        StepStatus = "running"
+	StepSucceeded      StepStatus = "succeeded"
+	StepSkipped        StepStatus = "skipped"
+	StepFailed         StepStatus = "failed"
+	StepRollingBack    StepStatus = "rolling-back"
+	StepRolledBack     StepStatus = "rolled-back"
+	StepRollbackFailed StepStatus = "rollback-failed"
+)
+
+// Handoff marks where a step that moves the rollout between processes
+// (upgrade, blue-green) stands, so that after a crash or handoff the
+// process that loads the state knows whether the new process took over.
+type Handoff string
+
+// Handoff positions.
+const (
+	HandoffNone       Handoff = ""
+	HandoffHandedOff  Handoff = "handed-off"  // Upgrade returned: the new process drives
+	HandoffHandedBack Handoff = "handed-back" // rollback handed back to the old process
+)
+
+// Decision is one decision the runner took and why, in words an operator
+// reads. The zero value is an empty decision.
+type Decision struct {
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+}
+
+// StepState is the persisted record of one step. The zero value is a
+// pending step with no name.
+type StepState struct {
+	Name         string     `json:"name"`
+	Kind         Kind       `json:"kind"`
+	Description  string     `json:"description"`
+	Irreversible bool       `json:"irreversible,omitempty"`
+	Status       StepStatus `json:"status"`
+	// Progress counts the completed units of a step made of several (ramp
+	// percentages, rolling batches, analysis runs, bake checks), so that a
+	// resumed step continues instead of starting over.
+	Progress int `json:"progress,omitempty"`
+	// Attempts counts how many times the step was started (a resume after a
+	// crash starts it again).
+	Attempts int `json:"attempts,omitempty"`
+	// From and To are the versions of a handoff step.
+	From    string  `json:"from,omitempty"`
+	To      string  `json:"to,omitempty"`
+	Handoff Handoff `json:"handoff,omitempty"`
+	// WaitStartedAt is when the current timed wait (pause, bake) began, so
+	// a resumed wait only waits for what is left.
+	WaitStartedAt time.Time `json:"waitStartedAt,omitzero"`
+	// Waiting is set while the step waits for an operator's promote.
+	Waiting            bool       `json:"waiting,omitempty"`
+	StartedAt          time.Time  `json:"startedAt,omitzero"`
+	FinishedAt         time.Time  `json:"finishedAt,omitzero"`
+	RollbackStartedAt  time.Time  `json:"rollbackStartedAt,omitzero"`
+	RollbackFinishedAt time.Time  `json:"rollbackFinishedAt,omitzero"`
+	Error              string     `json:"error,omitempty"`
+	Decisions          []Decision `json:"decisions,omitempty"`
+}
+
+// Duration is how long the step ran (until now if it still runs).
+func (s *StepState) Duration(now time.Time) time.Duration {
+	if s.StartedAt.IsZero() {
+		return 0
+	}
+	if s.FinishedAt.IsZero() {
+		return now.Sub(s.StartedAt)
+	}
+	return s.FinishedAt.Sub(s.StartedAt)
+}
+
+// State is the persisted record of a rollout, written to the Store after
+// every transition. It is plain JSON so an operator can read the file.
+// The zero value is a pending rollout with no steps.
+type State struct {
+	ID       string `json:"id"`
+	Phase    Phase  `json:"phase"`
+	PlanHash string `json:"planHash"`
+	// Revision is the store revision this state was loaded at (not stored
+	// in the document; the store keeps it).
+	Revision int64 `json:"-"`
+	// Run counts the attempts of the whole rollout (Retry adds one).
+	Run int `json:"run"`
+	// Current is the index of the step being executed or rolled back, -1
+	// when none.
+	Current        int         `json:"current"`
+	Paused         bool        `json:"paused,omitempty"`
+	PromoteFull    bool        `json:"promoteFull,omitempty"`
+	AbortRequested string      `json:"abortRequested,omitempty"`
+	Reason         string      `json:"reason,omitempty"`
+	StartedAt      time.Time   `json:"startedAt,omitzero"`
+	UpdatedAt      time.Time   `json:"updatedAt,omitzero"`
+	FinishedAt     time.Time   `json:"finishedAt,omitzero"`
+	Steps          []StepState `json:"steps"`
+	Decisions      []Decision  `json:"decisions,omitempty"`
+}
+
+func (s *State) clone() State {
+	c := *s
+	c.Steps = make([]StepState, len(s.Steps))
+	for i, st := range s.Steps {
+		st.Decisions = append([]Decision(nil), st.Decisions...)
+		c.Steps[i] = st
+	}
+	c.Decisions = append([]Decision(nil), s.Decisions...)
+	return c
+}
