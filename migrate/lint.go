@@ -65,6 +65,8 @@ type Finding struct {
 	Statement string
 }
 
+// String formats the finding for a terminal: where, the rule, why it is
+// unsafe, the statement and the safe alternative.
 func (f Finding) String() string {
 	loc := ""
 	if f.Operation >= 0 {
