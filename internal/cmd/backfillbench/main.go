@@ -51,12 +51,13 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	d, db, err := open(ctx, *dsn)
+	driver, db, err := dbopen.Open(ctx, *dsn, 16)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "backfillbench:", err)
 		os.Exit(2)
 	}
 	defer db.Close()
+	d, _ := migrate.ParseDialect(driver) // dbopen's driver names are dialect names
 	// The writers' own sessions carry the lock timeout too: a writer that
 	// waits longer than that for a lock (behind a DDL statement or a batch)
 	// fails with a lock timeout, which counts as a writer error.
@@ -67,7 +68,7 @@ func main() {
 	case migrate.MySQL:
 		wdsn = withParam(wdsn, fmt.Sprintf("innodb_lock_wait_timeout=%d&lock_wait_timeout=%d", secs(*lockTimeout), secs(*lockTimeout)))
 	}
-	_, wdb, err := open(ctx, wdsn)
+	_, wdb, err := dbopen.Open(ctx, wdsn, 16)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "backfillbench: writers:", err)
 		os.Exit(2)
@@ -124,19 +125,6 @@ func pct(ds []time.Duration, p int) time.Duration {
 	slices.Sort(s)
 	i := (len(s)*p + 99) / 100
 	return s[min(max(i-1, 0), len(s)-1)]
-}
-
-func open(ctx context.Context, dsn string) (migrate.Dialect, *sql.DB, error) {
-	driver, db, err := dbopen.Open(ctx, dsn, 16)
-	if err != nil {
-		return migrate.DialectAuto, nil, err
-	}
-	d, err := migrate.ParseDialect(driver)
-	if err != nil {
-		db.Close()
-		return d, nil, err
-	}
-	return d, db, nil
 }
 
 type result struct {
