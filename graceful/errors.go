@@ -49,6 +49,8 @@ type UpgradeError struct {
 	Err error
 }
 
+// Error names the executable, the child's pid once it had one, the cause
+// and the child's last lines of stderr.
 func (e *UpgradeError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "upgrade to %s", e.Path)

@@ -26,6 +26,8 @@ const (
 	StateStopped
 )
 
+// String returns the state's lower-case name ("ready", "baking", ...) as
+// the health handler reports it; an unknown value is "unknown".
 func (s State) String() string {
 	switch s {
 	case StateStarting:

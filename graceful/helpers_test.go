@@ -37,15 +37,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building testserver:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		_ = os.RemoveAll(dir)
+		os.Exit(code)
+	}))
 }
 
 // server is a testserver process tree whose upgrade path the test controls.

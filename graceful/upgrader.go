@@ -169,46 +169,13 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 	key := fileKey{kindListener, network, addr}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.state >= StateDraining {
-		return nil, ErrDraining
-	}
-	if err := u.uniqueLocked(key); err != nil {
+	inner, f, err := openLocked(u, ctx, key, socketKind[net.Listener]{
+		name:     "listener",
+		fromFile: net.FileListener,
+		listen:   u.opts.ListenConfig.Listen,
+	})
+	if err != nil {
 		return nil, err
-	}
-	var inner net.Listener
-	var err error
-	f := u.inherited[key]
-	if f != nil {
-		delete(u.inherited, key)
-		if inner, err = net.FileListener(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%w: listener %s: %v", ErrInherit, key, err)
-		}
-	} else if af := u.takeActivated(network, addr, false); af != nil {
-		if inner, err = net.FileListener(af); err != nil {
-			af.Close()
-			return nil, fmt.Errorf("graceful: activated socket for %s %s: %w", network, addr, err)
-		}
-		af.Close()
-	} else {
-		if inner, err = u.opts.ListenConfig.Listen(ctx, network, addr); err != nil {
-			return nil, fmt.Errorf("graceful: listen %s %s: %w", network, addr, err)
-		}
-	}
-	if ul, ok := inner.(*net.UnixListener); ok {
-		// The path must outlive this process when a successor serves it.
-		ul.SetUnlinkOnClose(false)
-	}
-	if f == nil {
-		sc, ok := inner.(syscall.Conn)
-		if !ok {
-			inner.Close()
-			return nil, fmt.Errorf("graceful: %T cannot be handed to a new process", inner)
-		}
-		if f, err = dupFile(sc, key); err != nil {
-			inner.Close()
-			return nil, fmt.Errorf("graceful: listen %s %s: %w", network, addr, err)
-		}
 	}
 	l := newListener(inner, key, f)
 	if u.state == StateStarting {
@@ -228,44 +195,74 @@ func (u *Upgrader) ListenPacket(ctx context.Context, network, addr string) (net.
 	key := fileKey{kindPacket, network, addr}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.state >= StateDraining {
-		return nil, ErrDraining
-	}
-	if err := u.uniqueLocked(key); err != nil {
+	pc, f, err := openLocked(u, ctx, key, socketKind[net.PacketConn]{
+		name:     "packet conn",
+		packet:   true,
+		fromFile: net.FilePacketConn,
+		listen:   u.opts.ListenConfig.ListenPacket,
+	})
+	if err != nil {
 		return nil, err
-	}
-	var pc net.PacketConn
-	var err error
-	f := u.inherited[key]
-	if f != nil {
-		delete(u.inherited, key)
-		if pc, err = net.FilePacketConn(f); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%w: packet conn %s: %v", ErrInherit, key, err)
-		}
-	} else if af := u.takeActivated(network, addr, true); af != nil {
-		if pc, err = net.FilePacketConn(af); err != nil {
-			af.Close()
-			return nil, fmt.Errorf("graceful: activated socket for %s %s: %w", network, addr, err)
-		}
-		af.Close()
-	} else if pc, err = u.opts.ListenConfig.ListenPacket(ctx, network, addr); err != nil {
-		return nil, fmt.Errorf("graceful: listen %s %s: %w", network, addr, err)
-	}
-	if f == nil {
-		sc, ok := pc.(syscall.Conn)
-		if !ok {
-			pc.Close()
-			return nil, fmt.Errorf("graceful: %T cannot be handed to a new process", pc)
-		}
-		if f, err = dupFile(sc, key); err != nil {
-			pc.Close()
-			return nil, err
-		}
 	}
 	p := &packetConn{PacketConn: pc, key: key, file: f}
 	u.packets = append(u.packets, p)
 	return p, nil
+}
+
+// socketKind is what Listen and ListenPacket differ in: how a socket is made
+// from a descriptor and how a new one is opened.
+type socketKind[T io.Closer] struct {
+	name     string // in errors: "listener", "packet conn"
+	packet   bool   // for takeActivated
+	fromFile func(*os.File) (T, error)
+	listen   func(ctx context.Context, network, addr string) (T, error)
+}
+
+// openLocked returns the socket for key, in order of preference: the one
+// handed down by the parent, one activated by systemd, or a new one; and
+// the descriptor to hand to a new process (the inherited one, or a
+// duplicate this process owns). u.mu must be held.
+func openLocked[T io.Closer](u *Upgrader, ctx context.Context, key fileKey, k socketKind[T]) (sock T, f *os.File, err error) {
+	var zero T
+	network, addr := key[1], key[2]
+	if u.state >= StateDraining {
+		return zero, nil, ErrDraining
+	}
+	if err := u.uniqueLocked(key); err != nil {
+		return zero, nil, err
+	}
+	if f = u.inherited[key]; f != nil {
+		delete(u.inherited, key)
+		if sock, err = k.fromFile(f); err != nil {
+			f.Close()
+			return zero, nil, fmt.Errorf("%w: %s %s: %v", ErrInherit, k.name, key, err)
+		}
+	} else if af := u.takeActivated(network, addr, k.packet); af != nil {
+		sock, err = k.fromFile(af)
+		af.Close()
+		if err != nil {
+			return zero, nil, fmt.Errorf("graceful: activated socket for %s %s: %w", network, addr, err)
+		}
+	} else if sock, err = k.listen(ctx, network, addr); err != nil {
+		return zero, nil, fmt.Errorf("graceful: listen %s %s: %w", network, addr, err)
+	}
+	if ul, ok := any(sock).(*net.UnixListener); ok {
+		// The path must outlive this process when a successor serves it.
+		ul.SetUnlinkOnClose(false)
+	}
+	if f != nil {
+		return sock, f, nil
+	}
+	sc, ok := any(sock).(syscall.Conn)
+	if !ok {
+		sock.Close()
+		return zero, nil, fmt.Errorf("graceful: %T cannot be handed to a new process", sock)
+	}
+	if f, err = dupFile(sc, key); err != nil {
+		sock.Close()
+		return zero, nil, fmt.Errorf("graceful: listen %s %s: %w", network, addr, err)
+	}
+	return sock, f, nil
 }
 
 // uniqueLocked refuses a second socket under the same network and address:

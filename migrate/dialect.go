@@ -29,6 +29,8 @@ const (
 	SQLite
 )
 
+// String returns "postgres", "mysql" or "sqlite", the names ParseDialect
+// accepts; DialectAuto (the zero value) is "auto".
 func (d Dialect) String() string {
 	switch d {
 	case PostgreSQL:

@@ -40,6 +40,7 @@ type ValidationError struct {
 	Reason string
 }
 
+// Error names the migration, where in it the problem is, and what it is.
 func (e *ValidationError) Error() string {
 	var b strings.Builder
 	b.WriteString("migrate: invalid migration")
@@ -68,6 +69,8 @@ type PhaseError struct {
 	Want []Phase
 }
 
+// Error names the refused action, the current phase and the phases that
+// would allow it.
 func (e *PhaseError) Error() string {
 	want := make([]string, len(e.Want))
 	for i, p := range e.Want {
@@ -90,6 +93,7 @@ type OldVersionsError struct {
 	Alive []InstanceInfo
 }
 
+// Error lists the live instances (id and version) that run older code.
 func (e *OldVersionsError) Error() string {
 	parts := make([]string, len(e.Alive))
 	for i, in := range e.Alive {
@@ -112,6 +116,7 @@ type DDLError struct {
 	Err error
 }
 
+// Error gives the attempts, the last error and the statement.
 func (e *DDLError) Error() string {
 	return fmt.Sprintf("migrate: DDL failed after %d attempt(s): %v; statement: %s", e.Attempts, e.Err, e.Statement)
 }

@@ -15,6 +15,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/batonhq/baton/migrate"
+	"github.com/batonhq/baton/migrate/migratetest"
 )
 
 // dialects lists the dialects to test: SQLite always, the others when
@@ -108,36 +109,10 @@ func dropAll(t testing.TB, db *sql.DB, d migrate.Dialect, prefix string, tables 
 }
 
 // splitName is the example transform: name -> first_name, last_name.
-func splitName(d migrate.Dialect, table, name string) *migrate.Migration {
-	up := map[string]migrate.Expr{
-		"first_name": {
-			PostgreSQL: `split_part(name, ' ', 1)`,
-			MySQL:      `SUBSTRING_INDEX(name, ' ', 1)`,
-			SQLite:     `CASE WHEN instr(name, ' ') > 0 THEN substr(name, 1, instr(name, ' ') - 1) ELSE name END`,
-		},
-		"last_name": {
-			PostgreSQL: `CASE WHEN strpos(name, ' ') > 0 THEN substr(name, strpos(name, ' ') + 1) ELSE '' END`,
-			MySQL:      `CASE WHEN LOCATE(' ', name) > 0 THEN SUBSTRING(name, LOCATE(' ', name) + 1) ELSE '' END`,
-			SQLite:     `CASE WHEN instr(name, ' ') > 0 THEN substr(name, instr(name, ' ') + 1) ELSE '' END`,
-		},
-	}
-	down := map[string]migrate.Expr{
-		"name": {
-			SQL:   `CASE WHEN last_name = '' THEN first_name ELSE first_name || ' ' || last_name END`,
-			MySQL: `CASE WHEN last_name = '' THEN first_name ELSE CONCAT(first_name, ' ', last_name) END`,
-		},
-	}
-	return &migrate.Migration{
-		Name:    name,
-		Version: "2.0.0",
-		Operations: []migrate.Operation{migrate.Transform{
-			Table: table,
-			Add:   []migrate.Column{{Name: "first_name", Type: "VARCHAR(200)"}, {Name: "last_name", Type: "VARCHAR(200)"}},
-			Up:    up,
-			Down:  down,
-			Drop:  []string{"name"},
-		}},
-	}
+func splitName(_ migrate.Dialect, table, name string) *migrate.Migration {
+	m := migratetest.SplitName(table, name)
+	m.Version = "2.0.0"
+	return m
 }
 
 // ph returns the n-th placeholder.

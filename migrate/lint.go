@@ -65,6 +65,8 @@ type Finding struct {
 	Statement string
 }
 
+// String formats the finding for a terminal: where, the rule, why it is
+// unsafe, the statement and the safe alternative.
 func (f Finding) String() string {
 	loc := ""
 	if f.Operation >= 0 {
@@ -158,26 +160,13 @@ func splitWithLines(d Dialect, text string) []stmt {
 	toks := tokenize(d, text)
 	var out []stmt
 	start := 0
-	depth := 0
+	var b blocks
 	for i := 0; i <= len(toks); i++ {
 		end := i == len(toks)
 		if !end {
-			switch toks[i].upper() {
-			case "BEGIN":
-				if i > start {
-					depth++
-				}
-			case "CASE":
-				if depth > 0 {
-					depth++
-				}
-			case "END":
-				if depth > 0 {
-					depth--
-				}
-			}
+			b.step(toks, i, start)
 		}
-		if end || (toks[i].kind == tokPunct && toks[i].text == ";" && depth == 0) {
+		if end || (toks[i].kind == tokPunct && toks[i].text == ";" && b.depth == 0) {
 			if i > start {
 				s := stmt{toks: toks[start:i], text: text[toks[start].start:toks[i-1].end]}
 				s.line = 1 + strings.Count(text[:toks[start].start], "\n")

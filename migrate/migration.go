@@ -230,17 +230,38 @@ type RawSQL struct {
 	Contract bool   `yaml:"contract"`
 }
 
-func (CreateTable) Kind() string   { return "create_table" }
-func (AddColumn) Kind() string     { return "add_column" }
-func (CreateIndex) Kind() string   { return "create_index" }
-func (Transform) Kind() string     { return "transform" }
-func (RenameColumn) Kind() string  { return "rename_column" }
-func (ChangeType) Kind() string    { return "change_type" }
-func (SetNotNull) Kind() string    { return "set_not_null" }
+// Kind returns "create_table", its name in migration files.
+func (CreateTable) Kind() string { return "create_table" }
+
+// Kind returns "add_column", its name in migration files.
+func (AddColumn) Kind() string { return "add_column" }
+
+// Kind returns "create_index", its name in migration files.
+func (CreateIndex) Kind() string { return "create_index" }
+
+// Kind returns "transform", its name in migration files.
+func (Transform) Kind() string { return "transform" }
+
+// Kind returns "rename_column", its name in migration files.
+func (RenameColumn) Kind() string { return "rename_column" }
+
+// Kind returns "change_type", its name in migration files.
+func (ChangeType) Kind() string { return "change_type" }
+
+// Kind returns "set_not_null", its name in migration files.
+func (SetNotNull) Kind() string { return "set_not_null" }
+
+// Kind returns "add_foreign_key", its name in migration files.
 func (AddForeignKey) Kind() string { return "add_foreign_key" }
-func (DropColumn) Kind() string    { return "drop_column" }
-func (DropTable) Kind() string     { return "drop_table" }
-func (RawSQL) Kind() string        { return "sql" }
+
+// Kind returns "drop_column", its name in migration files.
+func (DropColumn) Kind() string { return "drop_column" }
+
+// Kind returns "drop_table", its name in migration files.
+func (DropTable) Kind() string { return "drop_table" }
+
+// Kind returns "sql", its name in migration files.
+func (RawSQL) Kind() string { return "sql" }
 
 var opFactories = map[string]func() Operation{
 	"create_table":    func() Operation { return &CreateTable{} },

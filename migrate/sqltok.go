@@ -193,36 +193,55 @@ func dollarTag(s string) string {
 	return ""
 }
 
+// blocks tracks the nesting of BEGIN ... END blocks (trigger and procedure
+// bodies), inside which a semicolon does not end the statement. The runner
+// and the linter split with it, so that they agree on where statements end.
+type blocks struct{ depth int }
+
+// step accounts for toks[i]; start is the index of the current statement's
+// first token.
+func (b *blocks) step(toks []token, i, start int) {
+	switch toks[i].upper() {
+	case "BEGIN":
+		// BEGIN opens a block only inside a statement (CREATE TRIGGER ...
+		// BEGIN, or nested in a body); a statement that starts with BEGIN
+		// starts a transaction.
+		if i > start {
+			b.depth++
+		}
+	case "CASE":
+		// Inside a body CASE ... END (expression) and CASE ... END CASE
+		// (statement) both nest; the CASE of END CASE opens nothing.
+		if b.depth > 0 && (i == 0 || toks[i-1].upper() != "END") {
+			b.depth++
+		}
+	case "END":
+		// END IF, END LOOP, END WHILE and END REPEAT close statements that
+		// opened nothing.
+		if b.depth > 0 && (i+1 == len(toks) || !compoundEnd[toks[i+1].upper()]) {
+			b.depth--
+		}
+	}
+}
+
+var compoundEnd = map[string]bool{"IF": true, "LOOP": true, "WHILE": true, "REPEAT": true}
+
 // splitStatements splits SQL text at top-level semicolons. Semicolons inside
 // strings, quoted identifiers, comments and BEGIN ... END blocks (trigger and
-// procedure bodies) do not split.
+// procedure bodies) do not split. Each statement keeps the comments before
+// it; a trailing piece with no tokens is dropped.
 func splitStatements(d Dialect, s string) []string {
 	toks := tokenize(d, s)
 	var out []string
-	start := 0
-	depth := 0
+	start, startTok := 0, 0
+	var b blocks
 	for i, t := range toks {
-		switch t.upper() {
-		case "BEGIN":
-			// BEGIN starts a block only inside CREATE ... (trigger bodies);
-			// a bare BEGIN statement is a transaction start.
-			if i > 0 && toks[i-1].text != ";" {
-				depth++
-			}
-		case "CASE":
-			if depth > 0 {
-				depth++
-			}
-		case "END":
-			if depth > 0 {
-				depth--
-			}
-		}
-		if t.kind == tokPunct && t.text == ";" && depth == 0 {
+		b.step(toks, i, startTok)
+		if t.kind == tokPunct && t.text == ";" && b.depth == 0 {
 			if stmt := strings.TrimSpace(s[start:t.start]); stmt != "" {
 				out = append(out, stmt)
 			}
-			start = t.end
+			start, startTok = t.end, i+1
 		}
 	}
 	if stmt := strings.TrimSpace(s[start:]); stmt != "" && len(tokenize(d, stmt)) > 0 {

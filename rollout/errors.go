@@ -50,6 +50,7 @@ type PlanError struct {
 	Reason string
 }
 
+// Error names the step (index and name) and what is wrong with it.
 func (e *PlanError) Error() string {
 	if e.Step < 0 {
 		return fmt.Sprintf("rollout: invalid plan: %s", e.Reason)
@@ -67,6 +68,7 @@ type CommandError struct {
 	Reason  string
 }
 
+// Error names the refused command and why it was refused.
 func (e *CommandError) Error() string {
 	return fmt.Sprintf("rollout: %s refused: %s", e.Command, e.Reason)
 }
@@ -81,6 +83,7 @@ type AnalysisError struct {
 	Reason  string
 }
 
+// Error gives the verdict and the analyzer's reason.
 func (e *AnalysisError) Error() string {
 	return fmt.Sprintf("analysis %s: %s", e.Verdict, e.Reason)
 }

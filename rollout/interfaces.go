@@ -49,6 +49,8 @@ const (
 	Fail
 )
 
+// String returns "pass", "fail" or "inconclusive" (also for unknown
+// values).
 func (v Verdict) String() string {
 	switch v {
 	case Pass:

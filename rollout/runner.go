@@ -172,6 +172,16 @@ func (r *Rollout) Changed() <-chan struct{} {
 	return r.changed
 }
 
+// finishLocked ends the rollout in phase (succeeded or rolled back: no step
+// is current any more), records why and saves.
+func (r *Rollout) finishLocked(ctx context.Context, phase Phase, reason string) error {
+	r.st.Phase = phase
+	r.st.Current = -1
+	r.st.FinishedAt = r.clock.Now()
+	r.decideLocked(-1, "%s", reason)
+	return r.saveLocked(ctx)
+}
+
 // decideLocked records a decision on step i (or on the rollout if i < 0).
 func (r *Rollout) decideLocked(i int, format string, args ...any) {
 	d := Decision{At: r.clock.Now(), Reason: fmt.Sprintf(format, args...)}
@@ -298,11 +308,7 @@ func (r *Rollout) Run(ctx context.Context) (err error) {
 			i++
 		}
 		if i == len(r.st.Steps) {
-			r.st.Phase = PhaseSucceeded
-			r.st.Current = -1
-			r.st.FinishedAt = r.clock.Now()
-			r.decideLocked(-1, "every step succeeded")
-			err := r.saveLocked(ctx)
+			err := r.finishLocked(ctx, PhaseSucceeded, "every step succeeded")
 			r.mu.Unlock()
 			return err
 		}
@@ -450,11 +456,7 @@ func (r *Rollout) rollback(ctx context.Context) error {
 			}
 		}
 		if j < 0 {
-			r.st.Phase = PhaseRolledBack
-			r.st.Current = -1
-			r.st.FinishedAt = r.clock.Now()
-			r.decideLocked(-1, "rollback complete")
-			err := r.saveLocked(ctx)
+			err := r.finishLocked(ctx, PhaseRolledBack, "rollback complete")
 			r.mu.Unlock()
 			return err
 		}

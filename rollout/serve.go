@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"sync"
 	"time"
+
+	"github.com/batonhq/baton/internal/adminnet"
 )
 
 // ListenUnix listens on a Unix socket at path with mode 0600, so only the
@@ -19,68 +17,20 @@ import (
 // looser permissions; a stale socket at path is replaced, any other file
 // is refused. Closing the listener removes the socket.
 func ListenUnix(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode().Type() != fs.ModeSocket {
-			return nil, fmt.Errorf("rollout: %s exists and is not a socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("rollout: removing stale socket: %w", err)
-		}
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(path), ".baton-admin-*")
+	ln, err := adminnet.ListenUnix(path)
 	if err != nil {
-		return nil, fmt.Errorf("rollout: admin socket: %w", err)
+		return nil, fmt.Errorf("rollout: %w", err)
 	}
-	defer os.RemoveAll(tmp)
-	inner := filepath.Join(tmp, "s")
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: inner, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("rollout: admin socket: %w", err)
-	}
-	ln.SetUnlinkOnClose(false)
-	if err := os.Chmod(inner, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("rollout: admin socket: %w", err)
-	}
-	if err := os.Rename(inner, path); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("rollout: admin socket: %w", err)
-	}
-	return &unixListener{Listener: ln, path: path}, nil
-}
-
-type unixListener struct {
-	net.Listener
-	path string
-	once sync.Once
-}
-
-func (l *unixListener) Close() error {
-	err := l.Listener.Close()
-	l.once.Do(func() { os.Remove(l.path) })
-	return err
+	return ln, nil
 }
 
 // ListenLoopback listens on addr ("127.0.0.1:0", "[::1]:8081",
-// "localhost:9000") and refuses any address that is not loopback.
+// "localhost:9000") and refuses any address that is not loopback, since
+// the admin API has no authentication.
 func ListenLoopback(addr string) (net.Listener, error) {
-	host, _, err := net.SplitHostPort(addr)
+	ln, err := adminnet.ListenLoopback(addr)
 	if err != nil {
-		return nil, fmt.Errorf("rollout: admin address %q: %w", addr, err)
-	}
-	if host != "localhost" {
-		ip := net.ParseIP(host)
-		if ip == nil || !ip.IsLoopback() {
-			return nil, fmt.Errorf("rollout: admin address %q is not loopback: the admin API has no authentication", addr)
-		}
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("rollout: admin listener: %w", err)
-	}
-	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsLoopback() {
-		ln.Close()
-		return nil, fmt.Errorf("rollout: %q resolved to %s, not loopback", addr, a.IP)
+		return nil, fmt.Errorf("rollout: %w", err)
 	}
 	return ln, nil
 }

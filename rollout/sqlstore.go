@@ -25,6 +25,8 @@ const DefaultTable = "baton_rollout_state"
 
 // SQLStoreOptions configure NewSQLStore. Dialect is required.
 type SQLStoreOptions struct {
+	// Dialect is the database's dialect (required: the zero value is
+	// refused).
 	Dialect Dialect
 	// Table name: letters, digits and '_' (it is quoted, never taken
 	// from a request). Empty means DefaultTable.

@@ -20,7 +20,8 @@ func (p Phase) Done() bool {
 	return p == PhaseSucceeded || p == PhaseRolledBack || p == PhaseFailed
 }
 
-// StepStatus is the state of one step. The zero value is StepPending.
+// StepStatus is the state of one step. Steps start as StepPending; the zero
+// value ("") is not written by the runner and is treated like StepPending.
 type StepStatus string
 
 // Step statuses.

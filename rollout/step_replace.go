@@ -29,7 +29,8 @@ type RollingOptions struct {
 	// waits until they are healthy, replaces MaxUnavailable+MaxSurge old
 	// instances, and stops the extras once the batch is healthy.
 	MaxSurge int
-	Surger   Surger
+	// Surger starts and stops the extras; nil is refused when MaxSurge > 0.
+	Surger Surger
 	// HealthTimeout bounds the health gate after each replacement. Zero
 	// means DefaultHealthTimeout.
 	HealthTimeout time.Duration

@@ -70,23 +70,29 @@ func ProgressiveFlag(f FlagRamper, key string, o RampOptions) []Step {
 // mean no deploy steps, no dual-write flag, reads switched at 100% at once,
 // DefaultRampInterval and DefaultPollInterval.
 type ExpandContractOptions struct {
+	// Migrator runs the phases of the migration named Migration (both
+	// required).
 	Migrator  MigrationPhaser
 	Migration string
 	// Deploy are the steps that put the new version in place (Upgrade,
 	// BlueGreen, Rolling, a Canary...), run after the expand.
 	Deploy []Step
-	Flags  FlagRamper
+	// Flags ramps DualWriteFlag and ReadFlag (required).
+	Flags FlagRamper
 	// DualWriteFlag, if set, is turned to 100% after the deploy: the new
 	// code writes both the old and the new column while it is on.
 	DualWriteFlag string
 	// ReadFlag switches reads to the new column, ramped through
-	// ReadPercentages (default 100 at once) with Analyzer between.
+	// ReadPercentages (default 100 at once) with Analyzer between, one
+	// step every RampInterval (zero means DefaultRampInterval). A nil
+	// Analyzer ramps without analysis.
 	ReadFlag        string
 	ReadPercentages []float64
 	RampInterval    time.Duration
 	Analyzer        Analyzer
 	// Registry and Version gate the contract: it runs only when no
-	// instance of a version other than Version is alive.
+	// instance of a version other than Version is alive, checked every
+	// Poll (zero means DefaultPollInterval).
 	Registry InstanceRegistry
 	Version  string
 	Poll     time.Duration

@@ -22,6 +22,8 @@ const DefaultStopTimeout = 10 * time.Second
 // ProcessTargetOptions configure NewProcessTarget. Name and Command are
 // required.
 type ProcessTargetOptions struct {
+	// Name identifies the instance in the rollout's state and logs
+	// (required).
 	Name string
 	// Command builds the command that runs version. It is code the service
 	// owner writes (a binary path per version, fixed arguments); no value

@@ -30,6 +30,7 @@ import (
 
 	"github.com/batonhq/baton/flags"
 	"github.com/batonhq/baton/flags/openfeature"
+	"github.com/batonhq/baton/internal/adminnet"
 )
 
 func main() {
@@ -137,28 +138,13 @@ func serve(ctx context.Context, log *slog.Logger, file, addr, adminAddr string) 
 }
 
 // listenAdmin keeps the admin API off public interfaces: a loopback TCP
-// address, or a Unix socket only its owner may use.
+// address, or a Unix socket only its owner may use (mode 0600 from the
+// start, never widened by the umask).
 func listenAdmin(addr string) (net.Listener, error) {
 	if strings.HasSuffix(addr, ".sock") {
-		_ = os.Remove(addr)
-		ln, err := net.Listen("unix", addr)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.Chmod(addr, 0o600); err != nil {
-			ln.Close()
-			return nil, err
-		}
-		return ln, nil
+		return adminnet.ListenUnix(addr)
 	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("admin address %s is not loopback", addr)
-	}
-	return net.Listen("tcp", addr)
+	return adminnet.ListenLoopback(addr)
 }
 
 func callback(fn func(of.EventDetails)) of.EventCallback {

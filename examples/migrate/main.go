@@ -32,11 +32,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"
-
+	"github.com/batonhq/baton/internal/dbopen"
 	"github.com/batonhq/baton/migrate"
+	"github.com/batonhq/baton/migrate/migratetest"
 )
 
 const (
@@ -61,13 +59,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	d, db, err := open(*dbFlag)
+	d, db, err := open(ctx, *dbFlag)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "migrate:", err)
 		os.Exit(2)
 	}
 	defer db.Close()
-	m := splitName(d)
+	m := splitName()
 	if *lintSelf {
 		fs := migrate.Lint(m, d)
 		for _, f := range fs {
@@ -82,53 +80,21 @@ func main() {
 	}
 }
 
-func open(dsn string) (migrate.Dialect, *sql.DB, error) {
-	var d migrate.Dialect
-	var driver string
-	switch {
-	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
-		d, driver = migrate.PostgreSQL, "pgx"
-	case strings.Contains(dsn, "@tcp(") || strings.HasPrefix(dsn, "mysql://"):
-		d, driver = migrate.MySQL, "mysql"
-		dsn = strings.TrimPrefix(dsn, "mysql://")
-	default:
-		d, driver = migrate.SQLite, "sqlite"
-		abs, err := filepath.Abs(dsn)
-		if err != nil {
-			return d, nil, err
-		}
-		// busy_timeout: SQLite has one writer; writers wait their turn.
-		dsn = "file:" + abs + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		return d, nil, err
-	}
-	db.SetMaxOpenConns(12)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return d, nil, fmt.Errorf("connect: %w", err)
-	}
-	return d, db, nil
+func open(ctx context.Context, dsn string) (migrate.Dialect, *sql.DB, error) {
+	driver, db, err := dbopen.Open(ctx, dsn, 12)
+	// Every driver name dbopen returns is a dialect name (dbopen's tests
+	// check it); on error d is DialectAuto.
+	d, _ := migrate.ParseDialect(driver)
+	return d, db, err
 }
 
 // splitName is the migration: name -> first_name + last_name, split at the
-// first space, joined back with one space.
-func splitName(d migrate.Dialect) *migrate.Migration {
-	return &migrate.Migration{Name: name, Version: "2.0.0", Operations: []migrate.Operation{migrate.Transform{
-		Table: table,
-		Add:   []migrate.Column{{Name: "first_name", Type: "VARCHAR(200)"}, {Name: "last_name", Type: "VARCHAR(200)"}},
-		Up: map[string]migrate.Expr{
-			"first_name": {PostgreSQL: `split_part(name, ' ', 1)`, MySQL: `SUBSTRING_INDEX(name, ' ', 1)`,
-				SQLite: `CASE WHEN instr(name, ' ') > 0 THEN substr(name, 1, instr(name, ' ') - 1) ELSE name END`},
-			"last_name": {PostgreSQL: `CASE WHEN strpos(name, ' ') > 0 THEN substr(name, strpos(name, ' ') + 1) ELSE '' END`,
-				MySQL:  `CASE WHEN LOCATE(' ', name) > 0 THEN SUBSTRING(name, LOCATE(' ', name) + 1) ELSE '' END`,
-				SQLite: `CASE WHEN instr(name, ' ') > 0 THEN substr(name, instr(name, ' ') + 1) ELSE '' END`},
-		},
-		Down: map[string]migrate.Expr{"name": {SQL: `CASE WHEN last_name = '' THEN first_name ELSE first_name || ' ' || last_name END`,
-			MySQL: `CASE WHEN last_name = '' THEN first_name ELSE CONCAT(first_name, ' ', last_name) END`}},
-		Drop: []string{"name"},
-	}}}
+// first space, joined back with one space; version 2.0.0 reads the new
+// columns.
+func splitName() *migrate.Migration {
+	m := migratetest.SplitName(table, name)
+	m.Version = "2.0.0"
+	return m
 }
 
 func q(d migrate.Dialect, s string) string {

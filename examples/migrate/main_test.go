@@ -14,25 +14,25 @@ func TestMain(m *testing.M) {
 }
 
 func TestEndToEndOnSQLite(t *testing.T) {
-	d, db, err := open(filepath.Join(t.TempDir(), "ex.db"))
+	d, db, err := open(context.Background(), filepath.Join(t.TempDir(), "ex.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	// run returns an error unless writer errors and inconsistent rows are 0.
-	if err := run(context.Background(), d, db, splitName(d), "all", 3000, 2, 50*time.Millisecond, true, false); err != nil {
+	if err := run(context.Background(), d, db, splitName(), "all", 3000, 2, 50*time.Millisecond, true, false); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestPhaseByPhaseWithRollbackOnSQLite(t *testing.T) {
-	d, db, err := open(filepath.Join(t.TempDir(), "ex.db"))
+	d, db, err := open(context.Background(), filepath.Join(t.TempDir(), "ex.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	for _, p := range []string{"start", "backfill", "switch", "rollback", "start", "backfill", "switch", "complete", "status"} {
-		if err := run(context.Background(), d, db, splitName(d), p, 2000, 1, 30*time.Millisecond, false, false); err != nil {
+		if err := run(context.Background(), d, db, splitName(), p, 2000, 1, 30*time.Millisecond, false, false); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
 	}

@@ -186,14 +186,8 @@ func Run(ctx context.Context, r *migrate.Runner, s Scenario) (res Result, err er
 	}
 	// Wait (polling, bounded by ctx) until each new writer has seen the
 	// switch, like a rollout waiting for a flag to propagate.
-	for sawNew.Load() < int64(s.NewWriters) {
-		t := time.NewTimer(s.Interval)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return res, ctx.Err()
-		case <-t.C:
-		}
+	if err := poll(ctx, s.Interval, func() bool { return sawNew.Load() >= int64(s.NewWriters) }); err != nil {
+		return res, err
 	}
 	if err := check(); err != nil {
 		return res, err
@@ -207,14 +201,22 @@ func Run(ctx context.Context, r *migrate.Runner, s Scenario) (res Result, err er
 		return res, err
 	}
 	before := ops.Load()
-	for ops.Load() < before+int64(s.AfterOps) {
-		t := time.NewTimer(s.Interval)
+	if err := poll(ctx, s.Interval, func() bool { return ops.Load() >= before+int64(s.AfterOps) }); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// poll checks done every interval until it holds or ctx ends.
+func poll(ctx context.Context, interval time.Duration, done func() bool) error {
+	for !done() {
+		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return res, ctx.Err()
+			return ctx.Err()
 		case <-t.C:
 		}
 	}
-	return res, nil
+	return nil
 }

@@ -29,11 +29,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"
-
+	"github.com/batonhq/baton/internal/dbopen"
 	"github.com/batonhq/baton/migrate"
+	"github.com/batonhq/baton/migrate/migratetest"
 )
 
 func main() {
@@ -53,12 +51,13 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	d, db, err := open(*dsn)
+	driver, db, err := dbopen.Open(ctx, *dsn, 16)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "backfillbench:", err)
 		os.Exit(2)
 	}
 	defer db.Close()
+	d, _ := migrate.ParseDialect(driver) // dbopen's driver names are dialect names
 	// The writers' own sessions carry the lock timeout too: a writer that
 	// waits longer than that for a lock (behind a DDL statement or a batch)
 	// fails with a lock timeout, which counts as a writer error.
@@ -69,7 +68,7 @@ func main() {
 	case migrate.MySQL:
 		wdsn = withParam(wdsn, fmt.Sprintf("innodb_lock_wait_timeout=%d&lock_wait_timeout=%d", secs(*lockTimeout), secs(*lockTimeout)))
 	}
-	_, wdb, err := open(wdsn)
+	_, wdb, err := dbopen.Open(ctx, wdsn, 16)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "backfillbench: writers:", err)
 		os.Exit(2)
@@ -126,27 +125,6 @@ func pct(ds []time.Duration, p int) time.Duration {
 	slices.Sort(s)
 	i := (len(s)*p + 99) / 100
 	return s[min(max(i-1, 0), len(s)-1)]
-}
-
-func open(dsn string) (migrate.Dialect, *sql.DB, error) {
-	var d migrate.Dialect
-	var driver string
-	switch {
-	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
-		d, driver = migrate.PostgreSQL, "pgx"
-	case strings.Contains(dsn, "@tcp(") || strings.HasPrefix(dsn, "mysql://"):
-		d, driver = migrate.MySQL, "mysql"
-		dsn = strings.TrimPrefix(dsn, "mysql://")
-	default:
-		d, driver = migrate.SQLite, "sqlite"
-		dsn = "file:" + dsn + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		return d, nil, err
-	}
-	db.SetMaxOpenConns(16)
-	return d, db, db.Ping()
 }
 
 type result struct {
@@ -218,23 +196,6 @@ func load(ctx context.Context, d migrate.Dialect, db *sql.DB, n int) error {
 	return nil
 }
 
-func splitName(d migrate.Dialect) *migrate.Migration {
-	return &migrate.Migration{Name: "bb_split", Operations: []migrate.Operation{migrate.Transform{
-		Table: table,
-		Add:   []migrate.Column{{Name: "first_name", Type: "VARCHAR(200)"}, {Name: "last_name", Type: "VARCHAR(200)"}},
-		Up: map[string]migrate.Expr{
-			"first_name": {PostgreSQL: `split_part(name, ' ', 1)`, MySQL: `SUBSTRING_INDEX(name, ' ', 1)`,
-				SQLite: `CASE WHEN instr(name, ' ') > 0 THEN substr(name, 1, instr(name, ' ') - 1) ELSE name END`},
-			"last_name": {PostgreSQL: `CASE WHEN strpos(name, ' ') > 0 THEN substr(name, strpos(name, ' ') + 1) ELSE '' END`,
-				MySQL:  `CASE WHEN LOCATE(' ', name) > 0 THEN SUBSTRING(name, LOCATE(' ', name) + 1) ELSE '' END`,
-				SQLite: `CASE WHEN instr(name, ' ') > 0 THEN substr(name, instr(name, ' ') + 1) ELSE '' END`},
-		},
-		Down: map[string]migrate.Expr{"name": {SQL: `CASE WHEN last_name = '' THEN first_name ELSE first_name || ' ' || last_name END`,
-			MySQL: `CASE WHEN last_name = '' THEN first_name ELSE CONCAT(first_name, ' ', last_name) END`}},
-		Drop: []string{"name"},
-	}}}
-}
-
 func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, rate int, lockTimeout, target, throttle time.Duration) (*result, error) {
 	const prefix = "bb_"
 	for _, s := range []string{"migrations", "checkpoints", "instances", "locks", "guard"} {
@@ -247,7 +208,7 @@ func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, ra
 	}
 	res := &result{}
 	var mu sync.Mutex
-	r, err := migrate.New(db, splitName(d), migrate.Options{
+	r, err := migrate.New(db, migratetest.SplitName(table, "bb_split"), migrate.Options{
 		Dialect: d, StateTablePrefix: prefix, LockTimeout: lockTimeout, BatchTarget: target, Throttle: throttle,
 		OnProgress: func(p migrate.Progress) {
 			mu.Lock()
