@@ -257,7 +257,7 @@ func TestFourPhasesWithConcurrentOldAndNewWriters(t *testing.T) {
 				t.Fatal(err)
 			}
 			for f.seenReadNew.Load() < int64(f.newWriters) && f.errs.Load() == 0 {
-				runtime_Gosched()
+				pollPause()
 			}
 			if bad, total := inconsistent(t, db, d, table, true); bad != 0 {
 				t.Fatalf("after switch: %d of %d rows inconsistent", bad, total)
@@ -287,7 +287,7 @@ func TestFourPhasesWithConcurrentOldAndNewWriters(t *testing.T) {
 			// New writers keep going on the contracted schema.
 			before := f.ops.Load()
 			for f.ops.Load() < before+20 && f.errs.Load() == 0 {
-				runtime_Gosched()
+				pollPause()
 			}
 			stopNew()
 			newWG.Wait()

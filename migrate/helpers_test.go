@@ -150,7 +150,9 @@ func seed(t testing.TB, db *sql.DB, d migrate.Dialect, table string, n int) {
 	}
 }
 
-func runtime_Gosched() { time.Sleep(time.Millisecond) }
+// pollPause paces a loop that polls a condition another goroutine makes
+// true (a counter reaching a value); the loop, not the pause, orders the test.
+func pollPause() { time.Sleep(time.Millisecond) }
 
 func openSQLiteAt(dsn string) (*sql.DB, error) {
 	db, err := sql.Open("sqlite", dsn)
