@@ -625,7 +625,7 @@ func (u *Upgrader) bake(c *child) (rolledBack bool) {
 			}
 			switch m {
 			case msgGiveBack:
-				u.rollback(c, "new process failed its readiness check inside the bake window")
+				u.rollback(c, "new process gave serving back inside the bake window (failed readiness check, or GiveBack)")
 				_, _ = c.control.Write([]byte{msgAck})
 				return true
 			case msgStopping:

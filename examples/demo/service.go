@@ -320,7 +320,7 @@ func buildPlan(id string, d *deps) (rollout.Plan, error) {
 			}).Named("blue-green-v3"),
 			rollout.SetWeight(d.weights("v3"), 10000).Named("canary-weight-v3-10000"),
 			rollout.Migration(d.runners, "add_nickname", rollout.MigrationBackfill).Named("add-nickname-backfill"),
-			rollout.WaitOldGone(d.registry, "v3", 250*time.Millisecond).Named("wait-v2-gone").WithTimeout(30*time.Second),
+			rollout.WaitOldGone(d.registry, "v3", 250*time.Millisecond).Named("wait-v2-gone").WithTimeout(30 * time.Second),
 			rollout.Migration(d.runners, "add_nickname", rollout.MigrationComplete).Named("add-nickname-contract"),
 		}
 		return rollout.Plan{ID: id, Steps: steps}, nil
