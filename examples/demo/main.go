@@ -32,7 +32,7 @@
 // its duration, and each decision with its reason, as rollout recorded
 // them. The exit status is non-zero if a request failed, if release-v2 did
 // not succeed, or if release-v3 was not rolled back to the v2 process.
-// It takes about a minute; -keep leaves the temporary directory (logs,
+// It takes about 30 seconds; -keep leaves the temporary directory (logs,
 // database, rollout state) for inspection.
 package main
 

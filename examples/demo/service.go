@@ -275,7 +275,7 @@ func buildPlan(id string, d *deps) (rollout.Plan, error) {
 	case "release-v2":
 		// Errors and an absolute p99 only: v2 writes through the
 		// dual-write trigger, a little slower by design.
-		an, err := canary.NewAnalyzer(canary.AnalysisOptions{SkipLatency: true, MaxP99: 250 * time.Millisecond, Looks: 6})
+		an, err := canary.NewAnalyzer(canary.AnalysisOptions{SkipLatency: true, MaxP99: time.Second, Looks: 6})
 		if err != nil {
 			return rollout.Plan{}, err
 		}
