@@ -243,3 +243,68 @@ func TestMigrateAdapters(t *testing.T) {
 func httpOK() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 }
+
+// ExpandContract on a real migrate.Runner: the contract needs the migration
+// in phase read_new, so the plan records the switch of reads after the
+// read flag's ramp.
+func TestExpandContractWithMigrate(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "ec.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE ec_users (id INTEGER PRIMARY KEY, name TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO ec_users (name) VALUES ('Ada'), ('Alan')`); err != nil {
+		t.Fatal(err)
+	}
+	m := &migrate.Migration{Name: "ec_upper", Version: "v2", Operations: []migrate.Operation{migrate.Transform{
+		Table: "ec_users",
+		Add:   []migrate.Column{{Name: "name_upper", Type: "TEXT"}},
+		Up:    map[string]migrate.Expr{"name_upper": {SQL: "upper(name)"}},
+		Down:  map[string]migrate.Expr{"name": {SQL: "lower(name_upper)"}},
+		Drop:  []string{"name"},
+	}}}
+	r, err := migrate.New(db, m, migrate.Options{StateTablePrefix: "ec_mig_"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := flags.New(flags.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	if err := fs.Set("code", flags.Config{Flags: map[string]flags.Flag{
+		"ec-read-new": {Variants: map[string]any{"on": true, "off": false}, Default: "off"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := rollout.ExpandContract(rollout.ExpandContractOptions{
+		Migrator: rollout.MigrateRunners{"ec_upper": r}, Migration: "ec_upper",
+		Flags: fr, ReadFlag: "ec-read-new",
+		Registry: rollout.MigrateRegistry{Runner: r}, Version: "v2", Poll: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	if err := e.run(e.rollout(rollout.Plan{ID: "ec-real", Steps: steps}, "v2"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if ph, err := r.Phase(ctx); err != nil || ph != migrate.PhaseComplete {
+		t.Fatalf("phase %q %v, want complete", ph, err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM ec_users WHERE name_upper IN ('ADA', 'ALAN')`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows after the contract: %d %v", n, err)
+	}
+	if _, err := db.Exec(`SELECT name FROM ec_users`); err == nil {
+		t.Error("the old column is still there after the contract")
+	}
+}
