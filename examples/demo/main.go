@@ -341,26 +341,45 @@ func (d *demo) waitReady(limit time.Duration) error {
 }
 
 // stopService sends SIGTERM to the process that serves (graceful drains
-// it) and waits until every process of the demo is gone.
+// it), waits until every process of the demo is gone, and kills what is
+// left after 20 s.
 func (d *demo) stopService(reaped chan struct{}) {
-	pid, _ := strconv.Atoi(readTrim(filepath.Join(d.dir, pidFile)))
-	if pid > 0 {
+	if pid, _ := strconv.Atoi(readTrim(filepath.Join(d.dir, pidFile))); pid > 0 {
 		_ = syscall.Kill(pid, syscall.SIGTERM)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		alive := pid > 0 && syscall.Kill(pid, 0) == nil
-		select {
-		case <-reaped:
-			if !alive {
-				return
-			}
-		default:
+	var pids []int
+	ents, _ := os.ReadDir(filepath.Join(d.dir, pidsDir))
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
 		}
+	}
+	alive := func() []int {
+		var out []int
+		for _, pid := range pids {
+			// A zombie is gone for our purpose; the first process
+			// is reaped by cmd.Wait, later ones by init.
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && (b[i+2] == 'Z' || b[i+2] == 'X') {
+				continue
+			}
+			out = append(out, pid)
+		}
+		return out
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(alive()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if pid > 0 {
+	for _, pid := range alive() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	select {
+	case <-reaped:
+	case <-time.After(5 * time.Second):
 	}
 }
 

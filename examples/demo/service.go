@@ -37,6 +37,7 @@ const (
 	adminCurrent   = "admin.current"
 	flagStateFile  = "flags-state.json"
 	rolloutDir     = "rollouts"
+	pidsDir        = "pids"
 
 	usersTable  = "demo_users"
 	stateTables = "demo_mig_"
@@ -362,6 +363,14 @@ func serviceMain(dir string) int {
 
 func runService(dir, version string, log *slog.Logger) error {
 	ctx := context.Background()
+	// Every process of the tree leaves its PID for the parent, which
+	// stops whatever is left at the end, whatever happened.
+	if err := os.MkdirAll(filepath.Join(dir, pidsDir), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, pidsDir, strconv.Itoa(os.Getpid())), nil, 0o600); err != nil {
+		return err
+	}
 	db, err := openDB(dir)
 	if err != nil {
 		return err
