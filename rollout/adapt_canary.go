@@ -2,7 +2,11 @@ package rollout
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/batonhq/baton/canary"
 )
@@ -10,8 +14,17 @@ import (
 // CanaryWeights drives set-weight steps with a *canary.Splitter: SetWeight
 // is Splitter.SetWeight, an atomic store the next request sees (it also
 // clears a halt). The zero value (nil Splitter) fails every call.
+//
+// A Splitter's weight lives in memory: a process that restarts, or the new
+// process of an upgrade, starts at canary.Options.Weight while the rollout
+// state says the set-weight step is done (it is not run again). With
+// StateFile set, SetWeight first writes the weight to that file
+// (atomically), and Restore, called at start, applies it again.
 type CanaryWeights struct {
 	Splitter *canary.Splitter
+	// StateFile keeps the weight across restarts; empty means in memory
+	// only.
+	StateFile string
 }
 
 // SetWeight sets the canary's share in basis points.
@@ -22,7 +35,35 @@ func (c CanaryWeights) SetWeight(ctx context.Context, basisPoints int) error {
 	if basisPoints < 0 || basisPoints > canary.MaxWeight {
 		return fmt.Errorf("rollout: canary weight %d basis points is outside 0..%d", basisPoints, canary.MaxWeight)
 	}
+	if c.StateFile != "" {
+		if err := writeFileAtomic(c.StateFile, basisPoints); err != nil {
+			return err
+		}
+	}
 	return c.Splitter.SetWeight(uint32(basisPoints))
+}
+
+// Restore applies the weight recorded in StateFile, if any, to the
+// Splitter. Call it before serving.
+func (c CanaryWeights) Restore() error {
+	if c.Splitter == nil || c.StateFile == "" {
+		return nil
+	}
+	data, err := os.ReadFile(c.StateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("rollout: canary weight state: %w", err)
+	}
+	var bp uint32
+	if err := json.Unmarshal(data, &bp); err != nil {
+		return fmt.Errorf("rollout: canary weight state file %s: %w", c.StateFile, err)
+	}
+	if err := c.Splitter.SetWeight(bp); err != nil {
+		return fmt.Errorf("rollout: canary weight state file %s: %w", c.StateFile, err)
+	}
+	return nil
 }
 
 // CanaryAnalyzer judges the canary of a Splitter against its stable

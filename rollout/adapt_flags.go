@@ -164,22 +164,22 @@ func writeFileAtomic(path string, v any) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("rollout: flag state: %w", err)
+		return fmt.Errorf("rollout: state file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
-		return fmt.Errorf("rollout: flag state: %w", err)
+		return fmt.Errorf("rollout: state file %s: %w", path, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("rollout: flag state: %w", err)
+		return fmt.Errorf("rollout: state file %s: %w", path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("rollout: flag state: %w", err)
+		return fmt.Errorf("rollout: state file %s: %w", path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rollout: flag state: %w", err)
+		return fmt.Errorf("rollout: state file %s: %w", path, err)
 	}
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()

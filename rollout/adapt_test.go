@@ -35,6 +35,20 @@ func TestCanaryAdapters(t *testing.T) {
 	if err := (rollout.CanaryWeights{}).SetWeight(ctx, 1); err == nil {
 		t.Error("zero CanaryWeights accepted a weight")
 	}
+	// With a state file, a new splitter (a restarted or upgraded
+	// process) gets the weight back.
+	state := filepath.Join(t.TempDir(), "weight.json")
+	if err := (rollout.CanaryWeights{Splitter: s, StateFile: state}).SetWeight(ctx, 5000); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := canary.New(canary.Options{Stable: ok, Canary: ok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if err := (rollout.CanaryWeights{Splitter: s2, StateFile: state}).Restore(); err != nil || s2.Weight() != 5000 {
+		t.Fatalf("restored weight %d, err %v; want 5000", s2.Weight(), err)
+	}
 
 	an, err := canary.NewAnalyzer(canary.AnalysisOptions{Looks: 3})
 	if err != nil {

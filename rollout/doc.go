@@ -37,7 +37,9 @@
 //   - NewGracefulUpgrader(*graceful.Upgrader): Upgrader and BakeController
 //     (Promote = graceful EndBake, Rollback = graceful GiveBack), and
 //     AwaitDrive for the process that handed the drive away.
-//   - CanaryWeights{Splitter} (WeightSetter) and CanaryAnalyzer{Splitter,
+//   - CanaryWeights{Splitter, StateFile} (WeightSetter; with StateFile the
+//     weight survives a restart or upgrade through Restore) and
+//     CanaryAnalyzer{Splitter,
 //     Analyzer} (Analyzer: canary's pass/fail/insufficient become
 //     Pass/Fail/Inconclusive, with canary's reason).
 //   - NewFlagStore(FlagStoreOptions{Store, StateFile}): FlagRamper that

@@ -177,25 +177,22 @@ func handler(v string, db *sql.DB, fl *flags.Store) http.Handler {
 }
 
 // weights is the canary weight of one release, kept in a file so that it
-// survives the handoff (a canary.Splitter's weight lives in memory): the
+// survives the handoff (rollout.CanaryWeights with a StateFile): the
 // process whose canary is that release applies it; other processes only
-// record it.
+// record it for the process that will run that release.
 type weights struct {
 	dir, release string
 	local        *canary.Splitter
 	localRelease string
 }
 
-func weightFile(dir, release string) string { return filepath.Join(dir, "weight-"+release) }
+func weightFile(dir, release string) string { return filepath.Join(dir, "weight-"+release+".json") }
 
 func (w weights) SetWeight(ctx context.Context, bp int) error {
-	if err := writeAtomic(weightFile(w.dir, w.release), []byte(strconv.Itoa(bp))); err != nil {
-		return err
-	}
 	if w.release != w.localRelease {
-		return nil
+		return writeAtomic(weightFile(w.dir, w.release), []byte(strconv.Itoa(bp)))
 	}
-	return rollout.CanaryWeights{Splitter: w.local}.SetWeight(ctx, bp)
+	return rollout.CanaryWeights{Splitter: w.local, StateFile: weightFile(w.dir, w.release)}.SetWeight(ctx, bp)
 }
 
 // upgrader installs the new version (writes the version file) and hands
@@ -416,11 +413,8 @@ func runService(dir, version string, log *slog.Logger) error {
 		return err
 	}
 	defer splitter.Close()
-	if s := readTrim(weightFile(dir, version)); s != "" {
-		bp, _ := strconv.Atoi(s)
-		if err := splitter.SetWeight(uint32(bp)); err != nil {
-			return err
-		}
+	if err := (rollout.CanaryWeights{Splitter: splitter, StateFile: weightFile(dir, version)}).Restore(); err != nil {
+		return err
 	}
 
 	upg, err := graceful.New(graceful.Options{
