@@ -39,9 +39,9 @@
 //     AwaitDrive for the process that handed the drive away.
 //   - CanaryWeights{Splitter, StateFile} (WeightSetter; with StateFile the
 //     weight survives a restart or upgrade through Restore) and
-//     CanaryAnalyzer{Splitter,
-//     Analyzer} (Analyzer: canary's pass/fail/insufficient become
-//     Pass/Fail/Inconclusive, with canary's reason).
+//     CanaryAnalyzer{Splitter, Analyzer} (Analyzer: canary's
+//     pass/fail/insufficient become Pass/Fail/Inconclusive, with canary's
+//     reason).
 //   - NewFlagStore(FlagStoreOptions{Store, StateFile}): FlagRamper that
 //     writes each ramp to a state file before applying it and re-applies
 //     the file at start, because a flags.Store's run-time changes die with
@@ -49,6 +49,9 @@
 //   - MigrateRunners{name: *migrate.Runner} (MigrationPhaser) and
 //     MigrateRegistry{Runner} (InstanceRegistry over migrate's heartbeat
 //     registry).
+//
+// examples/demo wires all of them into one service (and is the test of
+// the whole: go run ./examples/demo).
 //
 // # Guarantees
 //
