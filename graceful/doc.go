@@ -61,6 +61,14 @@
 // (ErrParentBaking): otherwise a rollback could resurrect a generation
 // older than the one being replaced.
 //
+// An orchestrator (package rollout) ends the window itself from the new
+// process: EndBake promotes (the old process stops being a fallback,
+// drains and exits now), GiveBack rolls back by the same path as a failed
+// Check (the old process resumes, the new one drains and finishes). In the
+// old process, Resumed returns a channel closed when it takes serving
+// back, which is how it learns that it has to carry on. EndBake without a
+// baking predecessor does nothing; GiveBack fails with ErrNoFallback.
+//
 // Guarantees: a connection waiting in the kernel queue is served by
 // whichever process resumes or remains; connections of the old process are
 // drained normally. Limits: requests in flight inside a new process that

@@ -551,3 +551,51 @@ func TestStopSignals(t *testing.T) {
 		t.Errorf("unix socket path after the last process stopped: %v", err)
 	}
 }
+
+// The new process ends its predecessor's bake window on purpose: GiveBack
+// makes the old process resume, EndBake makes it drain and exit at once.
+func TestGiveBackAndEndBake(t *testing.T) {
+	s := startServer(t, nil, "-bake", "5m")
+	l := startLoad(t, s, 8, false, "/")
+	post := func(path string) (int, string) {
+		t.Helper()
+		resp, err := s.client.Post(s.url(path), "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if ok, msg := s.upgrade(); !ok {
+		t.Fatalf("handoff: %s", msg)
+	}
+	first := waitNewPID(t, s, s.first)
+	s.waitPID(first)
+	if code, msg := post("/giveback"); code != 200 {
+		t.Fatalf("giveback: %d %s", code, msg)
+	}
+	s.waitPID(s.first)
+	waitGone(t, first)
+
+	if ok, msg := s.upgrade(); !ok {
+		t.Fatalf("second handoff: %s", msg)
+	}
+	second := waitNewPID(t, s, s.first)
+	s.waitPID(second)
+	if code, msg := post("/endbake"); code != 200 {
+		t.Fatalf("endbake: %d %s", code, msg)
+	}
+	// Long before the 5-minute window: the old process let go and exits.
+	waitGone(t, s.first)
+	if code, msg := post("/endbake"); code != 200 {
+		t.Errorf("second endbake: %d %s, want 200 (nothing to end)", code, msg)
+	}
+	if code, msg := post("/giveback"); code != http.StatusConflict || !strings.Contains(msg, "no previous process") {
+		t.Errorf("giveback without a fallback: %d %q", code, msg)
+	}
+	if p := s.pid(); p != second {
+		t.Errorf("pid %d answers after a refused giveback, want %d", p, second)
+	}
+	l.check(t)
+}

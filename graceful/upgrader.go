@@ -2,6 +2,7 @@ package graceful
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,8 +46,11 @@ type Upgrader struct {
 	packets      []*packetConn
 	parentBaking bool
 	giveBackAck  chan bool
-	keep         []*os.File // names pipes: closed only by process exit
-	child        *child     // during an upgrade or a bake
+	bakeReqs     chan bakeReq  // EndBake and GiveBack, to the probation goroutine
+	probDone     chan struct{} // closed when the probation goroutine ends; nil before
+	resumed      chan struct{} // closed and replaced each time this process resumes
+	keep         []*os.File    // names pipes: closed only by process exit
+	child        *child        // during an upgrade or a bake
 	sigs         chan os.Signal
 	handedOff    bool // a successor holds the sockets
 
@@ -104,6 +108,8 @@ func New(opts Options) (*Upgrader, error) {
 		stopping:  make(chan struct{}),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
+		bakeReqs:  make(chan bakeReq),
+		resumed:   make(chan struct{}),
 	}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
@@ -616,11 +622,15 @@ func (u *Upgrader) bake(c *child) (rolledBack bool) {
 			}
 			switch m {
 			case msgGiveBack:
-				u.rollback(c, "new process failed its readiness check inside the bake window")
+				u.rollback(c, "new process gave serving back inside the bake window (failed readiness check, or GiveBack)")
 				_, _ = c.control.Write([]byte{msgAck})
 				return true
 			case msgStopping:
 				u.log.Info("new process is stopping; not resuming", "child_pid", c.pid)
+				u.met.upgrade(OutcomeSucceeded)
+				return false
+			case msgEndBake:
+				u.log.Info("bake window ended early by the new process", "child_pid", c.pid)
 				u.met.upgrade(OutcomeSucceeded)
 				return false
 			}
@@ -641,6 +651,7 @@ const (
 	msgGiveBack = 'g' // child to parent: take serving back
 	msgStopping = 's' // child to parent: stopping on purpose, do not resume
 	msgAck      = 'k' // parent to child: serving taken back
+	msgEndBake  = 'e' // child to parent: promoted, stop baking and drain
 )
 
 func (u *Upgrader) rollback(c *child, why string) {
@@ -651,6 +662,8 @@ func (u *Upgrader) rollback(c *child, why string) {
 	u.state = StateReady
 	u.child = nil
 	u.handedOff = false
+	close(u.resumed)
+	u.resumed = make(chan struct{})
 	u.mu.Unlock()
 	u.drain.resume()
 	u.met.upgrade(OutcomeRolledBack)
@@ -712,6 +725,8 @@ func (u *Upgrader) startProbation() {
 		return
 	}
 	u.giveBackAck = make(chan bool, 1)
+	probDone := make(chan struct{})
+	u.probDone = probDone
 	u.wg.Add(2)
 	u.mu.Unlock()
 	parentGone := make(chan struct{})
@@ -734,9 +749,26 @@ func (u *Upgrader) startProbation() {
 	}()
 	go func() {
 		defer u.wg.Done()
+		defer close(probDone)
 		defer ctl.Close()
 		tick := time.NewTicker(u.opts.CheckInterval)
 		defer tick.Stop()
+		// giveBack asks the parent to take serving back and, once it
+		// has, drains this process. It reports whether serving went back.
+		giveBack := func() (bool, error) {
+			if _, err := ctl.Write([]byte{msgGiveBack}); err != nil {
+				return false, fmt.Errorf("%w: %w", ErrNoFallback, err)
+			}
+			select {
+			case <-u.giveBackAck:
+				return true, nil
+			case <-parentGone:
+				u.log.Warn("previous process gone before taking serving back; serving on")
+				return false, ErrNoFallback
+			case <-u.closing:
+				return false, ErrDraining
+			}
+		}
 		for {
 			select {
 			case <-parentGone:
@@ -745,6 +777,29 @@ func (u *Upgrader) startProbation() {
 				return
 			case <-u.stopping:
 				_, _ = ctl.Write([]byte{msgStopping})
+				return
+			case req := <-u.bakeReqs:
+				if req.msg == msgEndBake {
+					if _, err := ctl.Write([]byte{msgEndBake}); err != nil {
+						// The parent closed its end: it stopped baking anyway.
+						u.log.Debug("end of bake not delivered", "err", err)
+					}
+					// The parent closes the control socket once it stops
+					// being a fallback; from then on it only drains.
+					select {
+					case <-parentGone:
+						req.done <- nil
+					case <-u.closing:
+						req.done <- ErrDraining
+					}
+					return
+				}
+				u.log.Warn("giving serving back to the previous process on request")
+				ok, err := giveBack()
+				req.done <- err
+				if ok {
+					u.handBack()
+				}
 				return
 			case <-tick.C:
 			}
@@ -758,21 +813,84 @@ func (u *Upgrader) startProbation() {
 				continue
 			}
 			u.log.Error("readiness check failed while the previous process bakes; giving serving back", "err", err)
-			if _, err := ctl.Write([]byte{msgGiveBack}); err != nil {
-				continue
-			}
-			select {
-			case <-u.giveBackAck:
+			ok, err := giveBack()
+			if ok {
 				u.handBack()
 				return
-			case <-parentGone:
-				u.log.Warn("previous process gone before taking serving back; serving on")
-				return
-			case <-u.closing:
+			}
+			if errors.Is(err, ErrNoFallback) || errors.Is(err, ErrDraining) {
 				return
 			}
 		}
 	}()
+}
+
+// bakeReq is an EndBake or GiveBack call waiting for the probation
+// goroutine, which owns the control socket.
+type bakeReq struct {
+	msg  byte
+	done chan error
+}
+
+// EndBake, called in a new process whose predecessor still bakes, ends the
+// bake window now: the previous process stops being a fallback, drains and
+// exits, as when its window elapses. It returns once the previous process
+// has let go, or ctx.Err(). Without a baking predecessor (no bake window,
+// window already over, or EndBake called before) it returns nil at once,
+// so calling it again is harmless.
+func (u *Upgrader) EndBake(ctx context.Context) error {
+	return u.bakeRequest(ctx, msgEndBake)
+}
+
+// GiveBack, called in a new process whose predecessor still bakes, gives
+// serving back to it on purpose, the path a failed readiness check takes:
+// the previous process resumes accepting (its Resumed channel closes) and
+// this one stops accepting, drains and finishes (Done closes). It returns
+// once the previous process has taken serving back, or ctx.Err(). Without
+// a baking predecessor it fails with ErrNoFallback and this process keeps
+// serving.
+func (u *Upgrader) GiveBack(ctx context.Context) error {
+	return u.bakeRequest(ctx, msgGiveBack)
+}
+
+func (u *Upgrader) bakeRequest(ctx context.Context, msg byte) error {
+	u.mu.Lock()
+	probDone, baking := u.probDone, u.parentBaking
+	u.mu.Unlock()
+	if probDone == nil || !baking {
+		if msg == msgEndBake {
+			return nil
+		}
+		return ErrNoFallback
+	}
+	req := bakeReq{msg: msg, done: make(chan error, 1)}
+	select {
+	case u.bakeReqs <- req:
+	case <-probDone:
+		if msg == msgEndBake {
+			return nil
+		}
+		return ErrNoFallback
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Resumed returns a channel that is closed the next time this process
+// takes serving back from a new process inside the bake window (the new
+// process exited, failed its Check, or called GiveBack). Take the channel
+// before calling Upgrade; each resume closes the channel handed out until
+// then and starts a new one.
+func (u *Upgrader) Resumed() <-chan struct{} {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.resumed
 }
 
 // handBack stops this process's serving after its parent took it back.

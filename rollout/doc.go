@@ -28,6 +28,31 @@
 // canary, flags and migrate satisfy them with thin adapters, and
 // rollouttest has fakes of each.
 //
+// # Adapters
+//
+// The concrete packages plug in through adapters in this package (it
+// imports graceful, canary, flags and migrate, none of which imports
+// another; no database driver or SDK comes with them):
+//
+//   - NewGracefulUpgrader(*graceful.Upgrader): Upgrader and BakeController
+//     (Promote = graceful EndBake, Rollback = graceful GiveBack), and
+//     AwaitDrive for the process that handed the drive away.
+//   - CanaryWeights{Splitter, StateFile} (WeightSetter; with StateFile the
+//     weight survives a restart or upgrade through Restore) and
+//     CanaryAnalyzer{Splitter, Analyzer} (Analyzer: canary's
+//     pass/fail/insufficient become Pass/Fail/Inconclusive, with canary's
+//     reason).
+//   - NewFlagStore(FlagStoreOptions{Store, StateFile}): FlagRamper that
+//     writes each ramp to a state file before applying it and re-applies
+//     the file at start, because a flags.Store's run-time changes die with
+//     its process (an upgrade, a crash).
+//   - MigrateRunners{name: *migrate.Runner} (MigrationPhaser) and
+//     MigrateRegistry{Runner} (InstanceRegistry over migrate's heartbeat
+//     registry).
+//
+// examples/demo wires all of them into one service (and is the test of
+// the whole: go run ./examples/demo).
+//
 // # Guarantees
 //
 //   - Every transition (step started, progress unit done, decision, step

@@ -11,6 +11,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(childMain())
 	}
+	if os.Getenv(gracefulEnv) != "" {
+		os.Exit(gracefulMain())
+	}
 	if os.Getenv(serverEnv) != "" {
 		os.Exit(serverMain())
 	}

@@ -100,7 +100,8 @@ type ExpandContractOptions struct {
 
 // ExpandContract builds the whole choreography of a breaking schema change:
 // expand (migration start), deploy the new version, dual write, backfill,
-// switch reads through a flag, wait until old versions are gone, contract
+// switch reads through a flag (then record the switch: migration
+// switch-reads), wait until old versions are gone, contract
 // (migration complete, irreversible). Every step before the contract rolls
 // back; the contract never does.
 func ExpandContract(o ExpandContractOptions) ([]Step, error) {
@@ -124,6 +125,9 @@ func ExpandContract(o ExpandContractOptions) ([]Step, error) {
 	steps = append(steps,
 		Migration(o.Migrator, m, MigrationBackfill).Named(m+"-backfill"),
 		RampFlag(o.Flags, o.ReadFlag, RampOptions{Percentages: o.ReadPercentages, Interval: o.RampInterval, Analyzer: o.Analyzer}).Named(m+"-switch-reads"),
+		// The migration records that reads moved (migrate's Complete
+		// requires phase read_new).
+		Migration(o.Migrator, m, MigrationSwitchReads).Named(m+"-reads-switched"),
 		WaitOldGone(o.Registry, o.Version, o.Poll).Named(m+"-wait-old-gone"),
 		Migration(o.Migrator, m, MigrationComplete).Named(m+"-contract"),
 	)

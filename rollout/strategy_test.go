@@ -71,6 +71,7 @@ func TestExpandContractChoreography(t *testing.T) {
 		"flag users-email-dual-write 100",
 		"migration users_email backfill",
 		"flag users-email-read-new 10", "analyze", "flag users-email-read-new 100", "analyze",
+		"migration users_email switch-reads",
 		"registry", "registry",
 		"migration users_email complete")
 	if _, err := rollout.ExpandContract(rollout.ExpandContractOptions{}); err == nil {

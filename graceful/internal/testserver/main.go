@@ -114,6 +114,24 @@ func main() {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	// /endbake and /giveback end the bake window of the process that
+	// answers: promote it, or give serving back to its predecessor.
+	mux.HandleFunc("POST /endbake", func(w http.ResponseWriter, r *http.Request) {
+		if err := upg.EndBake(r.Context()); err != nil {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprintln(w, err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("POST /giveback", func(w http.ResponseWriter, r *http.Request) {
+		if err := upg.GiveBack(r.Context()); err != nil {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprintln(w, err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 	// /hijack takes the connection over, says hello, and says bye when
 	// the process drains; it never closes on its own, so only the drain
 	// deadline can end it unless the client hangs up.

@@ -1,0 +1,324 @@
+package rollout_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/canary"
+	"github.com/batonhq/baton/flags"
+	"github.com/batonhq/baton/migrate"
+	"github.com/batonhq/baton/rollout"
+)
+
+func TestCanaryAdapters(t *testing.T) {
+	ok := httpOK()
+	s, err := canary.New(canary.Options{Stable: ok, Canary: ok, Window: time.Hour, Resolution: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	w := rollout.CanaryWeights{Splitter: s}
+	if err := w.SetWeight(ctx, 2500); err != nil || s.Weight() != 2500 {
+		t.Fatalf("SetWeight 2500: err %v, weight %d", err, s.Weight())
+	}
+	if err := w.SetWeight(ctx, 10001); err == nil || s.Weight() != 2500 {
+		t.Errorf("SetWeight 10001: err %v, weight %d; want a refusal and no change", err, s.Weight())
+	}
+	if err := (rollout.CanaryWeights{}).SetWeight(ctx, 1); err == nil {
+		t.Error("zero CanaryWeights accepted a weight")
+	}
+	// With a state file, a new splitter (a restarted or upgraded
+	// process) gets the weight back.
+	state := filepath.Join(t.TempDir(), "weight.json")
+	if err := (rollout.CanaryWeights{Splitter: s, StateFile: state}).SetWeight(ctx, 5000); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := canary.New(canary.Options{Stable: ok, Canary: ok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if err := (rollout.CanaryWeights{Splitter: s2, StateFile: state}).Restore(); err != nil || s2.Weight() != 5000 {
+		t.Fatalf("restored weight %d, err %v; want 5000", s2.Weight(), err)
+	}
+
+	an, err := canary.NewAnalyzer(canary.AnalysisOptions{Looks: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := rollout.CanaryAnalyzer{Splitter: s, Analyzer: an}
+	v, reason, err := a.Analyze(ctx)
+	if err != nil || v != rollout.Inconclusive || !strings.Contains(reason, "insufficient") {
+		t.Fatalf("no traffic: %v %q %v, want inconclusive", v, reason, err)
+	}
+	m := s.Metrics()
+	for i := range 400 {
+		d := time.Duration(10+i%7) * time.Millisecond
+		m.Record(canary.Stable, d, false)
+		m.Record(canary.Canary, d, false)
+	}
+	if v, reason, err = a.Analyze(ctx); err != nil || v != rollout.Pass {
+		t.Fatalf("identical variants: %v %q %v, want pass", v, reason, err)
+	}
+	// The canary gets three times slower: the latency checks fail it.
+	for i := range 1500 {
+		m.Record(canary.Stable, time.Duration(10+i%7)*time.Millisecond, false)
+		m.Record(canary.Canary, time.Duration(30+i%7)*time.Millisecond, false)
+	}
+	v, reason, err = a.Analyze(ctx)
+	if err != nil || v != rollout.Fail || !strings.Contains(reason, "worse than stable") {
+		t.Fatalf("slow canary: %v %q %v, want fail with canary's reason", v, reason, err)
+	}
+}
+
+func boolFlag() flags.Config {
+	return flags.Config{Flags: map[string]flags.Flag{
+		"new-ui": {Variants: map[string]any{"on": true, "off": false}, Default: "off"},
+	}}
+}
+
+// share evaluates the flag for n keys and returns the fraction served true.
+func share(s *flags.Store, key string, n int) float64 {
+	on := 0
+	for i := range n {
+		if s.Bool(key, flags.EvalContext{TargetingKey: fmt.Sprintf("user-%d", i)}, false) {
+			on++
+		}
+	}
+	return float64(on) / float64(n)
+}
+
+func TestFlagStoreDurable(t *testing.T) {
+	ctx := context.Background()
+	stateFile := filepath.Join(t.TempDir(), "flags-state.json")
+	open := func() *flags.Store {
+		s, err := flags.New(flags.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Set("code", boolFlag()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s1 := open()
+	f1, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: s1, StateFile: stateFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f1.SetPercentage(ctx, "new-ui", 50); err != nil {
+		t.Fatal(err)
+	}
+	if got := share(s1, "new-ui", 4000); got < 0.45 || got > 0.55 {
+		t.Fatalf("at 50%%, %.3f of users get the flag", got)
+	}
+	if err := f1.SetPercentage(ctx, "missing", 10); !errors.Is(err, flags.ErrFlagNotFound) {
+		t.Errorf("unknown flag: %v, want ErrFlagNotFound", err)
+	}
+	if err := f1.SetPercentage(ctx, "new-ui", 101); err == nil {
+		t.Error("101% accepted")
+	}
+
+	// A second process (an upgrade, or a restart after a crash) builds its
+	// own Store: the ramp is where the first left it, for the same users.
+	s2 := open()
+	if got := share(s2, "new-ui", 4000); got != 0 {
+		t.Fatalf("a fresh store serves %.3f before the state is applied", got)
+	}
+	f2, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: s2, StateFile: stateFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 1000 {
+		ec := flags.EvalContext{TargetingKey: fmt.Sprintf("user-%d", i)}
+		if a, b := s1.Bool("new-ui", ec, false), s2.Bool("new-ui", ec, false); a != b {
+			t.Fatalf("user-%d: %v in the first process, %v in the second", i, a, b)
+		}
+	}
+	if err := f2.Disable(ctx, "new-ui"); err != nil {
+		t.Fatal(err)
+	}
+	if got := share(s2, "new-ui", 1000); got != 0 {
+		t.Fatalf("disabled flag still served to %.3f", got)
+	}
+	s3 := open()
+	if _, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: s3, StateFile: stateFile}); err != nil {
+		t.Fatal(err)
+	}
+	if st := s3.Status("new-ui"); !st.Disabled {
+		t.Errorf("the kill switch did not survive: %+v", st)
+	}
+	if err := f2.SetPercentage(ctx, "new-ui", 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := share(s2, "new-ui", 1000); got != 1 {
+		t.Errorf("at 100%% after a disable, %.3f of users get the flag", got)
+	}
+}
+
+func TestMigrateAdapters(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "m.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE adapt_users (id INTEGER PRIMARY KEY, name TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if _, err := db.Exec(`INSERT INTO adapt_users (name) VALUES (?)`, fmt.Sprintf("Ada Lovelace%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &migrate.Migration{Name: "adapt_upper", Version: "v2", Operations: []migrate.Operation{migrate.Transform{
+		Table: "adapt_users",
+		Add:   []migrate.Column{{Name: "name_upper", Type: "TEXT"}},
+		Up:    map[string]migrate.Expr{"name_upper": {SQL: "upper(name)"}},
+		Down:  map[string]migrate.Expr{"name": {SQL: "lower(name_upper)"}},
+	}}}
+	opts := migrate.Options{StateTablePrefix: "adapt_mig_"}
+	r, err := migrate.New(db, m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rollout.MigrateRunners{"adapt_upper": r}
+	phase := func() migrate.Phase {
+		ph, err := r.Phase(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ph
+	}
+	for _, step := range []func(context.Context, string) error{p.Start, p.Backfill, p.SwitchReads} {
+		if err := step(ctx, "adapt_upper"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ph := phase(); !ph.ReadNew() {
+		t.Fatalf("after switch-reads the phase is %q", ph)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM adapt_users WHERE name_upper = upper(name)`).Scan(&n); err != nil || n != 50 {
+		t.Fatalf("backfilled rows: %d %v", n, err)
+	}
+	// Rollback twice: the second is a no-op, as at-least-once steps need.
+	for range 2 {
+		if err := p.Rollback(ctx, "adapt_upper"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ph := phase(); ph.ReadNew() || ph != migrate.PhaseRolledBack {
+		t.Fatalf("after rollback the phase is %q", ph)
+	}
+	if err := p.Start(ctx, "other"); err == nil || !strings.Contains(err.Error(), `"other"`) {
+		t.Errorf("unknown migration: %v", err)
+	}
+
+	reg := rollout.MigrateRegistry{Runner: r}
+	regOpts := migrate.RegistryOptions{StateTablePrefix: "adapt_mig_", Interval: time.Hour}
+	v1, err := migrate.Register(ctx, db, "v1", regOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := migrate.Register(ctx, db, "v2", regOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v2.Close()
+	count := func(current string) int {
+		n, err := reg.OldVersionsAlive(ctx, current)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count("v2"); n != 1 {
+		t.Errorf("with v1 and v2 alive, %d instance(s) other than v2, want 1", n)
+	}
+	v1.Close()
+	if n := count("v2"); n != 0 {
+		t.Errorf("after v1 closed, %d instance(s) other than v2, want 0", n)
+	}
+	if n := count("v3"); n != 1 {
+		t.Errorf("%d instance(s) other than v3, want 1", n)
+	}
+}
+
+func httpOK() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+}
+
+// ExpandContract on a real migrate.Runner: the contract needs the migration
+// in phase read_new, so the plan records the switch of reads after the
+// read flag's ramp.
+func TestExpandContractWithMigrate(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "ec.db")+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE ec_users (id INTEGER PRIMARY KEY, name TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO ec_users (name) VALUES ('Ada'), ('Alan')`); err != nil {
+		t.Fatal(err)
+	}
+	m := &migrate.Migration{Name: "ec_upper", Version: "v2", Operations: []migrate.Operation{migrate.Transform{
+		Table: "ec_users",
+		Add:   []migrate.Column{{Name: "name_upper", Type: "TEXT"}},
+		Up:    map[string]migrate.Expr{"name_upper": {SQL: "upper(name)"}},
+		Down:  map[string]migrate.Expr{"name": {SQL: "lower(name_upper)"}},
+		Drop:  []string{"name"},
+	}}}
+	r, err := migrate.New(db, m, migrate.Options{StateTablePrefix: "ec_mig_"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := flags.New(flags.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	if err := fs.Set("code", flags.Config{Flags: map[string]flags.Flag{
+		"ec-read-new": {Variants: map[string]any{"on": true, "off": false}, Default: "off"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := rollout.ExpandContract(rollout.ExpandContractOptions{
+		Migrator: rollout.MigrateRunners{"ec_upper": r}, Migration: "ec_upper",
+		Flags: fr, ReadFlag: "ec-read-new",
+		Registry: rollout.MigrateRegistry{Runner: r}, Version: "v2", Poll: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	if err := e.run(e.rollout(rollout.Plan{ID: "ec-real", Steps: steps}, "v2"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if ph, err := r.Phase(ctx); err != nil || ph != migrate.PhaseComplete {
+		t.Fatalf("phase %q %v, want complete", ph, err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM ec_users WHERE name_upper IN ('ADA', 'ALAN')`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("rows after the contract: %d %v", n, err)
+	}
+	if _, err := db.Exec(`SELECT name FROM ec_users`); err == nil {
+		t.Error("the old column is still there after the contract")
+	}
+}
