@@ -131,7 +131,9 @@
 // busy the copy is dropped and counted. Bodies are captured as the stable
 // handler reads them, up to MaxBody; larger, unknown-length or unread
 // bodies are not mirrored. Make the canary skip side effects on mirrored
-// requests.
+// requests. The splitter removes that header from every incoming request
+// (with or without mirroring), so a client cannot spoof it; a canary
+// reachable other than through the splitter must not trust it.
 //
 // # Known limits
 //

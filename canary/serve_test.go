@@ -235,3 +235,61 @@ func TestUpstreamUnreachable(t *testing.T) {
 		}
 	}
 }
+
+// TestMirrorHeaderNotSpoofable sends real requests carrying the mirror
+// header: neither variant may see it (the canary would take them for
+// copies and skip their side effects), while true copies still carry it.
+func TestMirrorHeaderNotSpoofable(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mirror *canary.MirrorOptions
+		header string
+	}{
+		{"no mirroring", nil, canary.DefaultMirrorHeader},
+		{"mirroring", &canary.MirrorOptions{}, canary.DefaultMirrorHeader},
+		{"custom header", &canary.MirrorOptions{Header: "x-shadow"}, "X-Shadow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			seen := map[string]string{}
+			copies := make(chan string, 4)
+			handler := func(name string) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if name == "canary" && r.Header.Get("X-Canary") == "never" {
+						// The copy of the request forced to stable.
+						copies <- r.Header.Get(tc.header)
+						return
+					}
+					mu.Lock()
+					seen[name+" "+r.Header.Get("X-Canary")] = r.Header.Get(tc.header)
+					mu.Unlock()
+				})
+			}
+			s := newSplitter(t, canary.Options{Stable: handler("stable"), Canary: handler("canary"), Mirror: tc.mirror})
+			for _, force := range []string{"always", "never"} {
+				req := httptest.NewRequest("GET", "/pay", nil)
+				req.Header.Set(tc.header, "1")
+				req.Header.Set("X-Canary", force)
+				s.ServeHTTP(httptest.NewRecorder(), req)
+			}
+			if tc.mirror != nil {
+				if got := <-copies; got != "1" {
+					t.Fatalf("mirrored copy carries %q, want 1", got)
+				}
+			}
+			if err := s.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for k, v := range seen {
+				if v != "" {
+					t.Errorf("%s: real request reached the target with %s: %q", k, tc.header, v)
+				}
+			}
+			if len(seen) != 2 {
+				t.Fatalf("targets saw %v, want the canary and the stable request", seen)
+			}
+		})
+	}
+}

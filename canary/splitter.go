@@ -82,6 +82,7 @@ type Splitter struct {
 	log            *slog.Logger
 	metrics        *Metrics
 	mirror         *mirror
+	mirrorHeader   string // stripped from incoming requests
 	otel           *otelExport
 
 	weight atomic.Uint32
@@ -119,6 +120,7 @@ func New(opts Options) (*Splitter, error) {
 		override:     newOverrideRule(opts.Override),
 		clock:        clockOr(opts.Clock),
 		log:          opts.Logger,
+		mirrorHeader: DefaultMirrorHeader,
 	}
 	if s.salt == "" {
 		s.salt = DefaultSalt
@@ -136,6 +138,7 @@ func New(opts Options) (*Splitter, error) {
 			return nil, err
 		}
 		s.mirror = m
+		s.mirrorHeader = m.header
 	}
 	if opts.MeterProvider != nil {
 		o, err := newOtelExport(opts.MeterProvider, s)
@@ -264,7 +267,15 @@ func (s *Splitter) key(r *http.Request) string {
 // with 500 if nothing was written yet; otherwise the response is aborted
 // (http.ErrAbortHandler), so the client never mistakes a truncated answer
 // for a complete one.
+//
+// The mirror header (MirrorOptions.Header, DefaultMirrorHeader without
+// mirroring) is removed from every incoming request before routing: only
+// the splitter's own copies carry it, so a client cannot make a real
+// request look like a copy whose side effects the canary skips.
 func (s *Splitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, ok := r.Header[s.mirrorHeader]; ok {
+		r.Header.Del(s.mirrorHeader)
+	}
 	v, _, assign := s.route(r)
 	if o := s.override; o != nil && o.secret != nil {
 		// The override secret is a credential: targets, their logs and
