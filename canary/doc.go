@@ -59,9 +59,15 @@
 // at most 6.25%) with atomic counters.
 // Memory is fixed: about 3 KiB per interval per variant, so 300 KiB for the
 // default 5-minute window at 10-second resolution. Exported through
-// OpenTelemetry as baton.canary.requests and baton.canary.errors
-// (counters), baton.canary.latency.p50/p99 and baton.canary.weight
+// OpenTelemetry as baton.canary.requests, baton.canary.errors and
+// baton.canary.canceled (counters), baton.canary.latency.p50/p99 and baton.canary.weight
 // (gauges), each with a "variant" attribute, read at collection time.
+//
+// A request whose client goes away (its context canceled) and that ends
+// in a 5xx or an aborted response is counted as canceled, not as a request
+// nor an error: the 502 an Upstream answers when the client hangs up says
+// nothing about the upstream, and counting it would fail the slower
+// variant. Metrics.Canceled and baton.canary.canceled report these.
 //
 // A panic in a target is recovered and answered with 500 if nothing was
 // written; after a partial response the connection is aborted

@@ -138,6 +138,7 @@ type series struct {
 	slots    []slot
 	requests atomic.Uint64 // since creation, for exported counters
 	errors   atomic.Uint64
+	canceled atomic.Uint64
 }
 
 // Metrics keeps, per variant, cumulative request and error counts and a
@@ -270,6 +271,25 @@ func (m *Metrics) Totals(v Variant) (requests, errors uint64) {
 	}
 	s := &m.series[v]
 	return s.requests.Load(), s.errors.Load()
+}
+
+// RecordCanceled counts a request of variant v that failed because its
+// client went away (see Splitter.ServeHTTP). It is kept apart from
+// Record's requests and errors, so the analysis never sees it: a client
+// that gives up says nothing about the version that was serving it.
+func (m *Metrics) RecordCanceled(v Variant) {
+	if v < numVariants {
+		m.series[v].canceled.Add(1)
+	}
+}
+
+// Canceled returns the requests of variant v recorded by RecordCanceled
+// since the metrics were created.
+func (m *Metrics) Canceled(v Variant) uint64 {
+	if v >= numVariants {
+		return 0
+	}
+	return m.series[v].canceled.Load()
 }
 
 // Snapshot returns every variant's figures over the window that ends at the

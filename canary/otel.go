@@ -12,6 +12,7 @@ import (
 const (
 	MetricRequests   = "baton.canary.requests"
 	MetricErrors     = "baton.canary.errors"
+	MetricCanceled   = "baton.canary.canceled"
 	MetricLatencyP50 = "baton.canary.latency.p50"
 	MetricLatencyP99 = "baton.canary.latency.p99"
 	MetricWeight     = "baton.canary.weight"
@@ -33,6 +34,11 @@ func newOtelExport(mp metric.MeterProvider, s *Splitter) (*otelExport, error) {
 	}
 	errs, err := m.Int64ObservableCounter(MetricErrors, metric.WithUnit("{request}"),
 		metric.WithDescription("Requests that failed (5xx, panic, upstream unreachable), per variant."))
+	if err != nil {
+		return nil, err
+	}
+	canc, err := m.Int64ObservableCounter(MetricCanceled, metric.WithUnit("{request}"),
+		metric.WithDescription("Requests whose client went away before a complete answer, per variant; not in requests or errors."))
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +67,7 @@ func newOtelExport(mp metric.MeterProvider, s *Splitter) (*otelExport, error) {
 			n, e := s.metrics.Totals(v)
 			o.ObserveInt64(req, int64(n), attrs[v])
 			o.ObserveInt64(errs, int64(e), attrs[v])
+			o.ObserveInt64(canc, int64(s.metrics.Canceled(v)), attrs[v])
 			if lat := &w.Of(v).Latency; lat.Count() > 0 {
 				o.ObserveFloat64(p50, lat.Quantile(0.5).Seconds(), attrs[v])
 				o.ObserveFloat64(p99, lat.Quantile(0.99).Seconds(), attrs[v])
@@ -68,7 +75,7 @@ func newOtelExport(mp metric.MeterProvider, s *Splitter) (*otelExport, error) {
 		}
 		o.ObserveFloat64(weight, float64(s.weight.Load())/MaxWeight)
 		return nil
-	}, req, errs, p50, p99, weight)
+	}, req, errs, canc, p50, p99, weight)
 	if err != nil {
 		return nil, err
 	}

@@ -293,3 +293,61 @@ func TestMirrorHeaderNotSpoofable(t *testing.T) {
 		})
 	}
 }
+
+// TestClientCancelNotCountedAsError proxies to a real upstream that is
+// still working when the client hangs up: the 502 the proxy answers then
+// must not count as the canary's error (a false rollback in the making).
+func TestClientCancelNotCountedAsError(t *testing.T) {
+	started := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done() // the proxy drops the connection when the client goes away
+	}))
+	defer up.Close()
+	u, err := canary.NewUpstream(canary.UpstreamOptions{Address: up.Listener.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	s := newSplitter(t, canary.Options{Stable: okHandler, Canary: u, Weight: canary.MaxWeight})
+	served := make(chan struct{})
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(served)
+		s.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", front.URL+"/slow", nil)
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-started
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v, want context.Canceled", err)
+	}
+	<-served
+	if n, e := s.Metrics().Totals(canary.Canary); n != 0 || e != 0 {
+		t.Fatalf("canary totals %d requests / %d errors after a client hang-up, want 0/0", n, e)
+	}
+	if c := s.Metrics().Canceled(canary.Canary); c != 1 {
+		t.Fatalf("Canceled(canary) = %d, want 1", c)
+	}
+	if w := s.Metrics().Snapshot(); w.Of(canary.Canary).Requests != 0 {
+		t.Fatalf("hang-up in the analysis window: %+v", w.Of(canary.Canary).Requests)
+	}
+
+	// An upstream that fails while the client waits still counts.
+	up.Close()
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if _, e := s.Metrics().Totals(canary.Canary); rec.Code != http.StatusBadGateway || e != 1 {
+		t.Fatalf("unreachable upstream: status %d, errors %d; want 502 and 1", rec.Code, e)
+	}
+}

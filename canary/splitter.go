@@ -2,6 +2,7 @@ package canary
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -263,7 +264,11 @@ func (s *Splitter) key(r *http.Request) string {
 }
 
 // ServeHTTP routes the request, serves it, and records its outcome: a 5xx
-// status or a panic counts as an error. A panic is recovered and answered
+// status or a panic counts as an error, except when the request's context
+// was canceled (the client went away): such a failure is counted by
+// Metrics.Canceled and left out of the requests, errors and latency the
+// analysis compares. A panic other than http.ErrAbortHandler is always an
+// error. A panic is recovered and answered
 // with 500 if nothing was written yet; otherwise the response is aborted
 // (http.ErrAbortHandler), so the client never mistakes a truncated answer
 // for a complete one.
@@ -308,7 +313,17 @@ func (s *Splitter) serve(h http.Handler, rec *recorder, r *http.Request, v Varia
 	defer func() {
 		end := s.clock.Now()
 		p := recover()
-		s.metrics.RecordAt(v, end, end.Sub(start), p != nil || rec.status >= 500)
+		failed := p != nil || rec.status >= 500
+		if failed && (p == nil || p == http.ErrAbortHandler) && errors.Is(r.Context().Err(), context.Canceled) {
+			// The client went away (or the server closed the
+			// connection): the 502 or aborted copy that follows says
+			// nothing about the variant, and counting it would inflate
+			// the error rate of whichever variant is slower (usually an
+			// upstream canary) into a false rollback.
+			s.metrics.RecordCanceled(v)
+		} else {
+			s.metrics.RecordAt(v, end, end.Sub(start), failed)
+		}
 		if p == nil {
 			return
 		}

@@ -37,7 +37,8 @@ const DefaultUpstreamIdleConns = 128
 // binary on another port or a Unix socket), for use as a Splitter target.
 // The inbound Host header is kept and X-Forwarded-* headers are set. When
 // the upstream cannot be reached the client gets 502 Bad Gateway, which the
-// splitter counts as an error. Use NewUpstream; the zero value is not usable.
+// splitter counts as an error, unless the client had already gone away
+// (then the splitter counts it as canceled, see Splitter.ServeHTTP). Use NewUpstream; the zero value is not usable.
 type Upstream struct {
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport // ours, nil for a custom transport
@@ -89,7 +90,13 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 		FlushInterval: o.FlushInterval,
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			log.Warn("canary: upstream unreachable", "upstream", o.Address, "path", r.URL.Path, "err", err)
+			if r.Context().Err() != nil {
+				// The client is gone: nobody reads this answer, and the
+				// splitter does not count it as the upstream's error.
+				log.Debug("canary: client went away before the upstream answered", "upstream", o.Address, "path", r.URL.Path, "err", err)
+			} else {
+				log.Warn("canary: upstream unreachable", "upstream", o.Address, "path", r.URL.Path, "err", err)
+			}
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
