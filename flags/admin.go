@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,13 +21,21 @@ import (
 const DefaultAdminMaxBody = 64 << 10
 
 // AdminOptions configures NewAdminHandler. The zero AdminOptions uses the
-// Store's logger and DefaultAdminMaxBody.
+// Store's logger and DefaultAdminMaxBody, and accepts only requests whose
+// Host is loopback (or that arrive on a Unix socket).
 type AdminOptions struct {
 	// Logger receives one Info record per change made through the handler
 	// (flag, action, values, remote address). Nil means the Store's logger.
 	Logger *slog.Logger
 	// MaxBody bounds request bodies. Zero means DefaultAdminMaxBody.
 	MaxBody int64
+	// AllowedHosts lists further Host header values (without port,
+	// compared case-insensitively) the handler answers, for a proxy or a
+	// name in front of it; "*" accepts any. Nil accepts only an empty
+	// Host, "localhost" and loopback addresses, so that a web page in a
+	// browser on the same machine cannot reach the handler through DNS
+	// rebinding. Requests on a Unix socket are accepted whatever their Host.
+	AllowedHosts []string
 }
 
 // NewAdminHandler returns an http.Handler to inspect and change flags at
@@ -42,8 +54,21 @@ type AdminOptions struct {
 // {"error": "..."} saying what was wrong. The handler has no
 // authentication: serve it on a loopback address or on a Unix socket with
 // 0600 permissions, never on a public listener.
+//
+// Two checks keep browsers out, since a page on any site can make the
+// browser send requests to 127.0.0.1: every POST, PUT and DELETE must carry
+// Content-Type: application/json (which a cross-site form cannot send
+// without a CORS preflight the handler never grants), else 415; and the
+// Host header must be loopback or listed in AdminOptions.AllowedHosts (a
+// DNS-rebound name is not), else 403. Both answers say why.
 func NewAdminHandler(s *Store, opts AdminOptions) http.Handler {
 	a := &admin{s: s, log: opts.Logger, max: opts.MaxBody}
+	for _, h := range opts.AllowedHosts {
+		if h == "*" {
+			a.anyHost = true
+		}
+		a.hosts = append(a.hosts, strings.ToLower(h))
+	}
 	if a.log == nil {
 		a.log = s.log
 	}
@@ -58,13 +83,58 @@ func NewAdminHandler(s *Store, opts AdminOptions) http.Handler {
 	mux.HandleFunc("POST /flags/{key}/enable", a.disable(false))
 	mux.HandleFunc("PUT /flags/{key}/percent", a.percent)
 	mux.HandleFunc("DELETE /flags/{key}/override", a.clear)
-	return mux
+	return a.guard(mux)
 }
 
 type admin struct {
-	s   *Store
-	log *slog.Logger
-	max int64
+	s       *Store
+	log     *slog.Logger
+	max     int64
+	hosts   []string
+	anyHost bool
+}
+
+// guard refuses requests a browser could have been tricked into sending.
+func (a *admin) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.hostAllowed(r) {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf(
+				"Host %q is not loopback: the admin API answers only localhost, loopback addresses, "+
+					"Unix sockets and AdminOptions.AllowedHosts (a guard against DNS rebinding)", r.Host)})
+			return
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+				writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": fmt.Sprintf(
+					"%s needs Content-Type: application/json (got %q)", r.Method, r.Header.Get("Content-Type"))})
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *admin) hostAllowed(r *http.Request) bool {
+	if a.anyHost || r.Host == "" {
+		return true
+	}
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la.Network() == "unix" {
+		return true // no browser can connect to a Unix socket
+	}
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	if host == "localhost" {
+		return true
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+		return true
+	}
+	return slices.Contains(a.hosts, host)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -123,6 +123,14 @@
 //     was removed) is dropped with a warning rather than blocking the
 //     reload, and one whose flag is removed is dropped with it.
 //
+// # Admin
+//
+// NewAdminHandler lists flags and changes them at run time. It has no
+// authentication: serve it on loopback or a 0600 Unix socket. It refuses
+// what a browser on the same machine could be made to send: changes
+// without Content-Type: application/json (415) and requests whose Host is
+// not loopback or listed in AdminOptions.AllowedHosts (403, DNS rebinding).
+//
 // # Usage and flag debt
 //
 // Each flag counts its evaluations by variant and reason in per-core

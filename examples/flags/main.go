@@ -5,7 +5,7 @@
 //	go run ./examples/flags                       # serve on 127.0.0.1:8080, admin on 127.0.0.1:8081
 //	curl '127.0.0.1:8080/?user=bob&plan=pro'
 //	curl 127.0.0.1:8081/flags                     # flags, state and usage
-//	curl -X POST 127.0.0.1:8081/flags/new-checkout/disable
+//	curl -X POST -H 'Content-Type: application/json' 127.0.0.1:8081/flags/new-checkout/disable
 //	go run ./examples/flags -demo                 # a scripted, bounded run: serve, edit the file, serve again
 package main
 
