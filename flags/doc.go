@@ -183,6 +183,8 @@
 //   - A split needs a bucketing value: anonymous subjects get the default.
 //   - Object values are shared between evaluations: callers must not
 //     modify them.
-//   - Subscribers run synchronously on the updating goroutine and must not
-//     update the Store.
+//   - Subscribers run synchronously on the updating goroutine, one event
+//     at a time in version order, and must not update the Store; a slow
+//     subscriber delays the return of concurrent updates (never an
+//     evaluation).
 package flags

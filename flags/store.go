@@ -88,6 +88,15 @@ type Store struct {
 	shards    int // counter lines per variant, a power of two
 	nextSub   int
 	closed    bool
+	ticket    uint64 // next event's place in the delivery order
+
+	// Events are delivered in ticket order: a change takes a ticket under
+	// mu and, once mu is released, waits for its turn to run the
+	// subscribers, so that two racing updates cannot reach subscribers in
+	// the opposite order. No lock is held while subscribers run.
+	deliverMu sync.Mutex
+	turn      *sync.Cond // on deliverMu, signalled when served advances
+	served    uint64     // tickets delivered
 
 	stop chan struct{}
 	done chan struct{}
@@ -108,6 +117,7 @@ func New(opts Options) (*Store, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	s.turn = sync.NewCond(&s.deliverMu)
 	for s.shards < runtime.GOMAXPROCS(0) && s.shards < maxShards {
 		s.shards *= 2
 	}
@@ -251,15 +261,41 @@ func (s *Store) update(source string, edit func([]layer) []layer, editOverrides 
 	s.snap.Store(sn)
 	ev := Event{Kind: EventUpdated, Source: source, Changed: changed, Version: sn.version}
 	subs := s.subscribers()
+	t := s.takeTicket()
 	s.mu.Unlock()
 
 	s.log.Info("flags: configuration updated", "source", source, "version", sn.version,
 		"flags", len(sn.flags), "changed", len(changed), "compile", time.Since(start))
 	s.met.updated()
+	s.notify(t, subs, ev)
+	return nil
+}
+
+// takeTicket reserves the next place in the delivery order. Called with mu
+// held.
+func (s *Store) takeTicket() uint64 {
+	t := s.ticket
+	s.ticket++
+	return t
+}
+
+// notify waits until every earlier ticket is delivered, then runs the
+// subscribers and lets the next ticket go.
+func (s *Store) notify(t uint64, subs []func(Event), ev Event) {
+	s.deliverMu.Lock()
+	for s.served != t {
+		s.turn.Wait()
+	}
+	s.deliverMu.Unlock()
+	defer func() {
+		s.deliverMu.Lock()
+		s.served++
+		s.turn.Broadcast()
+		s.deliverMu.Unlock()
+	}()
 	for _, fn := range subs {
 		fn(ev)
 	}
-	return nil
 }
 
 func (s *Store) subscribers() []func(Event) {
@@ -281,15 +317,18 @@ func (s *Store) reject(source string, err error) {
 	s.mu.Lock()
 	subs := s.subscribers()
 	ev := Event{Kind: EventRejected, Source: source, Err: err, Version: s.version}
+	t := s.takeTicket()
 	s.mu.Unlock()
-	for _, fn := range subs {
-		fn(ev)
-	}
+	s.notify(t, subs, ev)
 }
 
-// Subscribe calls fn after every update and every rejection, in order, on
-// the goroutine that made the change. fn must return quickly and must not
-// update the Store. The returned function unsubscribes.
+// Subscribe calls fn after every update and every rejection, on the
+// goroutine that made the change. Events are delivered one at a time, in
+// the order the changes took effect (Version never goes backwards), even
+// when sources update concurrently: a change that races another waits for
+// the other's subscribers to return. fn must return quickly and must not
+// update the Store (that would wait for its own turn forever). The
+// returned function unsubscribes.
 func (s *Store) Subscribe(fn func(Event)) (cancel func()) {
 	s.mu.Lock()
 	id := s.nextSub

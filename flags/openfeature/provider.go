@@ -39,7 +39,7 @@ type Provider struct {
 	mu     sync.Mutex // guards cancel, stop and stale
 	cancel func()
 	stop   chan struct{}
-	stale  bool
+	stale  map[string]bool // sources whose last update was rejected
 }
 
 var (
@@ -68,8 +68,10 @@ func (p *Provider) Hooks() []of.Hook { return nil }
 
 // Init subscribes to the store's updates; the SDK then reports READY.
 // Updates become PROVIDER_CONFIGURATION_CHANGED events, rejected updates
-// PROVIDER_STALE (the last good configuration is still served), and the
-// next accepted update PROVIDER_READY again.
+// PROVIDER_STALE (the last good configuration is still served), and
+// PROVIDER_READY follows once every source with a rejected update has been
+// accepted (or removed) again: an admin change or another file does not
+// clear a file that is still bad.
 func (p *Provider) Init(of.EvaluationContext) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -98,10 +100,21 @@ func (p *Provider) Shutdown() {
 // EventChannel returns the channel the SDK reads events from.
 func (p *Provider) EventChannel() <-chan of.Event { return p.events }
 
+// forward turns a store event into SDK events. Staleness is tracked per
+// source: a rejected file stays stale until that file is accepted (or
+// removed), whatever other sources (code, admin overrides) do meanwhile.
 func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
 	p.mu.Lock()
-	wasStale := p.stale
-	p.stale = e.Kind == flags.EventRejected
+	wasStale := len(p.stale) > 0
+	if e.Kind == flags.EventRejected {
+		if p.stale == nil {
+			p.stale = map[string]bool{}
+		}
+		p.stale[e.Source] = true
+	} else {
+		delete(p.stale, e.Source)
+	}
+	wasStale = wasStale && len(p.stale) == 0 // READY again only when no source is stale
 	p.mu.Unlock()
 	var evs []of.Event
 	switch e.Kind {

@@ -275,3 +275,73 @@ func TestProviderDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestStalePerSource: a rejected file keeps the provider STALE through
+// changes from other sources (an admin change, code); only that file's
+// next accepted update makes it READY again.
+func TestStalePerSource(t *testing.T) {
+	store, err := flags.New(flags.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	p := openfeature.New(store, openfeature.Options{})
+	if err := p.Init(of.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown()
+	good := flags.Config{Flags: map[string]flags.Flag{"a": {Variants: map[string]any{"on": true, "off": false}, Default: "on"}}}
+	bad := flags.Config{Flags: map[string]flags.Flag{"a": {Variants: map[string]any{"on": true}, Default: "nope"}}}
+	code := flags.Config{Flags: map[string]flags.Flag{"b": {Variants: map[string]any{"on": true}, Default: "on"}}}
+	next := func() of.EventType {
+		t.Helper()
+		select {
+		case ev := <-p.EventChannel():
+			return ev.EventType
+		default:
+			t.Fatal("no event")
+			return ""
+		}
+	}
+	expect := func(step string, want ...of.EventType) {
+		t.Helper()
+		for _, w := range want {
+			if got := next(); got != w {
+				t.Fatalf("%s: event %s, want %s", step, got, w)
+			}
+		}
+		select {
+		case ev := <-p.EventChannel():
+			t.Fatalf("%s: unexpected event %s", step, ev.EventType)
+		default:
+		}
+	}
+	if err := store.Set("file", good); err != nil {
+		t.Fatal(err)
+	}
+	expect("file accepted", of.ProviderConfigChange)
+	if err := store.Set("file", bad); err == nil {
+		t.Fatal("bad config accepted")
+	}
+	expect("file rejected", of.ProviderStale)
+	if err := store.SetDisabled("a", true); err != nil {
+		t.Fatal(err)
+	}
+	expect("admin change while the file is bad", of.ProviderConfigChange)
+	if err := store.Set("code", code); err != nil {
+		t.Fatal(err)
+	}
+	expect("code change while the file is bad", of.ProviderConfigChange)
+	if err := store.Set("code", bad); err == nil {
+		t.Fatal("bad config accepted")
+	}
+	expect("code rejected too", of.ProviderStale)
+	if err := store.Set("file", good); err != nil {
+		t.Fatal(err)
+	}
+	expect("file fixed, code still bad", of.ProviderConfigChange)
+	if err := store.Set("code", code); err != nil {
+		t.Fatal(err)
+	}
+	expect("every source good", of.ProviderReady, of.ProviderConfigChange)
+}
