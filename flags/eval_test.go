@@ -369,7 +369,7 @@ func TestSourcesAndLifecycle(t *testing.T) {
 		t.Errorf("version %d, want 3", s.Version())
 	}
 	cancel()
-	if len(evs) != 3 || evs[1].Changed[0] != "y" || evs[2].Changed[0] != "y" {
+	if len(evs) != 4 || evs[1].Changed[0] != "y" || evs[2].Kind != EventRejected || evs[2].Source != "a" || evs[3].Changed[0] != "y" {
 		t.Errorf("events %+v", evs)
 	}
 	if err := s.Close(); err != nil {

@@ -210,11 +210,16 @@ func (s *Store) Set(source string, cfg Config) error {
 }
 
 // Remove drops the definitions of source. Removing a source whose flags
-// are prerequisites of another source's flags is rejected.
+// are prerequisites of another source's flags is rejected, and reported
+// like a rejected Set (log, metric, OnReject, subscribers).
 func (s *Store) Remove(source string) error {
-	return s.update(source, func(layers []layer) []layer {
+	err := s.update(source, func(layers []layer) []layer {
 		return slices.DeleteFunc(layers, func(l layer) bool { return l.name == source })
 	}, nil)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		s.reject(source, err)
+	}
+	return err
 }
 
 // update recompiles with changed layers or overrides; it holds mu so that

@@ -1,6 +1,7 @@
 package flags
 
 import (
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -79,5 +80,40 @@ func TestSubscriberMayUnsubscribe(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Fatalf("%d calls after unsubscribing in the first", calls)
+	}
+}
+
+// TestRemoveRejectionReported: a refused Remove is reported like a refused
+// Set (OnReject, subscribers), and nothing changes.
+func TestRemoveRejectionReported(t *testing.T) {
+	var rejected []error
+	s, err := New(Options{OnReject: func(err error) { rejected = append(rejected, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var events []Event
+	s.Subscribe(func(e Event) { events = append(events, e) })
+	if err := s.Set("base", Config{Flags: map[string]Flag{"a": {Variants: onOff, Default: "on"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set("dependent", Config{Flags: map[string]Flag{"b": {Variants: onOff, Default: "on",
+		Prerequisites: []Prerequisite{{Flag: "a", Variants: []string{"on"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	v := s.Version()
+	err = s.Remove("base")
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Remove of a prerequisite's source = %v, want ErrInvalid", err)
+	}
+	if len(rejected) != 1 || !errors.Is(rejected[0], ErrInvalid) {
+		t.Fatalf("OnReject got %v", rejected)
+	}
+	last := events[len(events)-1]
+	if last.Kind != EventRejected || last.Source != "base" || last.Version != v {
+		t.Fatalf("last event %+v, want a rejection of base at version %d", last, v)
+	}
+	if s.Version() != v || !s.Bool("a", EvalContext{}, false) {
+		t.Fatal("a refused Remove changed the configuration")
 	}
 }
