@@ -23,7 +23,9 @@
 //     PROVIDER_CONFIGURATION_CHANGED with the changed flag keys after every
 //     accepted update (file reload, Set, admin change); PROVIDER_STALE when an
 //     update is rejected, since the last good configuration is still
-//     served; PROVIDER_READY again at the next accepted update.
+//     served; PROVIDER_READY again once every source with a rejected
+//     update (a file, code) has been accepted again: an admin change does
+//     not hide a file that is still bad.
 //   - The evaluation methods do not allocate on success: the flattened
 //     context is read in place and flag metadata is precomputed. (The SDK
 //     client around them allocates; see the benchmarks.)
@@ -45,4 +47,9 @@
 //     events also carry it as EventMetadata["errorCode"].
 //   - The SDK runs each event handler on its own goroutine, so handlers may
 //     see READY and CONFIGURATION_CHANGED of one recovery in either order.
+//   - Events never hold up the Store: when the SDK leaves the event channel
+//     full (Options.EventBuffer), CONFIGURATION_CHANGED events are dropped
+//     and counted by Provider.Dropped, and the latest READY or STALE waits
+//     for the next event to be sent first; with no further event it is not
+//     sent.
 package openfeature

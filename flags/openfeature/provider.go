@@ -3,6 +3,7 @@ package openfeature
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	of "github.com/open-feature/go-sdk/openfeature"
 
@@ -23,8 +24,11 @@ type Options struct {
 	// DefaultName.
 	Name string
 	// EventBuffer is the event channel's capacity. Zero means
-	// DefaultEventBuffer. When the SDK falls this far behind, the Store
-	// update that emits the next event waits for it.
+	// DefaultEventBuffer. When the SDK falls this far behind, events are
+	// not waited for (that would hold up reloads and Close): a
+	// CONFIGURATION_CHANGED that does not fit is dropped and counted
+	// (Provider.Dropped), and a READY or STALE that does not fit is kept,
+	// the latest one only, and sent before the next event.
 	EventBuffer int
 }
 
@@ -36,10 +40,13 @@ type Provider struct {
 	name   string
 	events chan of.Event
 
-	mu     sync.Mutex // guards cancel, stop and stale
+	mu     sync.Mutex // guards cancel, stop, stale and owed
 	cancel func()
 	stop   chan struct{}
 	stale  map[string]bool // sources whose last update was rejected
+	owed   *of.Event       // the latest READY or STALE the full channel refused
+
+	dropped atomic.Uint64
 }
 
 var (
@@ -105,6 +112,12 @@ func (p *Provider) EventChannel() <-chan of.Event { return p.events }
 // removed), whatever other sources (code, admin overrides) do meanwhile.
 func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-stop:
+		return // shut down while this event was on its way
+	default:
+	}
 	wasStale := len(p.stale) > 0
 	if e.Kind == flags.EventRejected {
 		if p.stale == nil {
@@ -115,7 +128,6 @@ func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
 		delete(p.stale, e.Source)
 	}
 	wasStale = wasStale && len(p.stale) == 0 // READY again only when no source is stale
-	p.mu.Unlock()
 	var evs []of.Event
 	switch e.Kind {
 	case flags.EventUpdated:
@@ -139,14 +151,41 @@ func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
 				EventMetadata: map[string]any{"version": int64(e.Version), "source": e.Source, "errorCode": string(of.ParseErrorCode)},
 			}})
 	}
+	// Never block: the store delivers events on the updating goroutine (a
+	// FileSource's reload, an admin request), which must not wait for a
+	// slow SDK reader.
+	if p.owed != nil && p.trySend(*p.owed) {
+		p.owed = nil
+	}
 	for _, ev := range evs {
-		select {
-		case p.events <- ev:
-		case <-stop:
-			return
+		if p.owed == nil && p.trySend(ev) {
+			continue
 		}
+		if ev.EventType == of.ProviderConfigChange {
+			p.dropped.Add(1)
+			continue
+		}
+		// A state change must not be lost, or the SDK would report the
+		// wrong state until the next one: keep the latest for later.
+		if p.owed != nil {
+			p.dropped.Add(1)
+		}
+		p.owed = &ev
 	}
 }
+
+func (p *Provider) trySend(ev of.Event) bool {
+	select {
+	case p.events <- ev:
+		return true
+	default:
+		return false
+	}
+}
+
+// Dropped returns the number of events not delivered because the SDK did
+// not read the event channel fast enough (see Options.EventBuffer).
+func (p *Provider) Dropped() uint64 { return p.dropped.Load() }
 
 func resolution(flag string, r flags.Result) of.ProviderResolutionDetail {
 	code := r.ErrorCode()

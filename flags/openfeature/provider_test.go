@@ -345,3 +345,57 @@ func TestStalePerSource(t *testing.T) {
 	}
 	expect("every source good", of.ProviderReady, of.ProviderConfigChange)
 }
+
+// TestEventsNeverBlockUpdates: an SDK that never reads its event channel
+// must not hold up reloads, admin changes or Close; state changes it
+// missed are sent once there is room.
+func TestEventsNeverBlockUpdates(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flags.yaml")
+	write(t, path, "flags:\n  a:\n    variants: {on: true}\n    default: on\n")
+	store, err := flags.New(flags.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	src, err := flags.NewFileSource(store, flags.FileOptions{Paths: []string{path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := openfeature.New(store, openfeature.Options{EventBuffer: 1})
+	if err := p.Init(of.EvaluationContext{}); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown()
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			_ = store.SetDisabled("a", i%2 == 0)
+		}
+		_ = store.Set("code", flags.Config{Flags: map[string]flags.Flag{"a": {}}}) // rejected: STALE
+		_ = src.Close()                                                            // takes the reload lock
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("updates blocked by an SDK that does not read its events")
+	}
+	if d := p.Dropped(); d != 49 {
+		t.Errorf("Dropped() = %d, want 49 (50 changes, room for one)", d)
+	}
+	if ev := <-p.EventChannel(); ev.EventType != of.ProviderConfigChange {
+		t.Fatalf("first event %s", ev.EventType)
+	}
+	// The STALE that found no room goes out before the next event.
+	if err := store.ClearOverride("a"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-p.EventChannel(); ev.EventType != of.ProviderStale {
+		t.Fatalf("after draining: %s, want the STALE kept back", ev.EventType)
+	}
+	if d := p.Dropped(); d != 50 {
+		t.Errorf("Dropped() = %d, want 50", d)
+	}
+}
