@@ -41,16 +41,26 @@ func main() {
 	alpha := flag.Float64("alpha", canary.DefaultAlpha, "bound on the false-rollback probability of one rollout")
 	flag.Parse()
 
+	cfg := config{rps: *rps, stepFor: *stepFor, interval: 2 * time.Second, alpha: *alpha, out: os.Stdout}
 	ok := true
 	if *scenario == "good" || *scenario == "both" {
-		ok = run("good", 0, 0, *rps, *stepFor, *alpha, canary.Promoted) && ok
+		ok = run("good", 0, 0, cfg, canary.Promoted) && ok
 	}
 	if *scenario == "bad" || *scenario == "both" {
-		ok = run("bad", *v2Errors, *v2Latency, *rps, *stepFor, *alpha, canary.Aborted) && ok
+		ok = run("bad", *v2Errors, *v2Latency, cfg, canary.Aborted) && ok
 	}
 	if !ok {
 		os.Exit(1)
 	}
+}
+
+// config is what both scenarios share.
+type config struct {
+	rps      int           // load loop rate
+	stepFor  time.Duration // minimum duration of each step
+	interval time.Duration // between analyses
+	alpha    float64       // false-rollback bound of one rollout
+	out      io.Writer     // the report
 }
 
 // version is a handler whose latency is log-normal around 2 ms, plus extra,
@@ -66,9 +76,10 @@ func version(name string, errRate float64, extra time.Duration) http.Handler {
 	})
 }
 
-func run(name string, v2Errors float64, v2Latency time.Duration, rps int, stepFor time.Duration, alpha float64, want canary.State) bool {
-	fmt.Printf("== scenario %s: v2 error rate %.1f%%, v2 added latency %s\n", name, 100*v2Errors, v2Latency)
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, want canary.State) bool {
+	rps, stepFor, alpha, out := cfg.rps, cfg.stepFor, cfg.alpha, cfg.out
+	fmt.Fprintf(out, "== scenario %s: v2 error rate %.1f%%, v2 added latency %s\n", name, 100*v2Errors, v2Latency)
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	split, err := canary.New(canary.Options{
 		Stable:     version("v1", 0.001, 0),
 		Canary:     version("v2", 0.001+v2Errors, v2Latency),
@@ -78,7 +89,7 @@ func run(name string, v2Errors float64, v2Latency time.Duration, rps int, stepFo
 		Logger:     logger,
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(out, err)
 		return false
 	}
 	defer split.Close()
@@ -89,20 +100,20 @@ func run(name string, v2Errors float64, v2Latency time.Duration, rps int, stepFo
 			{Weight: 2500, MinDuration: stepFor},
 			{Weight: 5000, MinDuration: stepFor},
 		},
-		Interval: 2 * time.Second,
+		Interval: cfg.interval,
 		Analysis: canary.AnalysisOptions{Alpha: alpha},
 		OnEvent: func(e canary.Event) {
-			fmt.Printf("   %-8s weight %5.2f%%  %s\n", e.Kind, float64(e.Weight)/100, e.Reason)
+			fmt.Fprintf(out, "   %-8s weight %5.2f%%  %s\n", e.Kind, float64(e.Weight)/100, e.Reason)
 		},
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(out, err)
 		return false
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(out, err)
 		return false
 	}
 	srv := &http.Server{Handler: split, ReadHeaderTimeout: 5 * time.Second}
@@ -121,21 +132,21 @@ func run(name string, v2Errors float64, v2Latency time.Duration, rps int, stepFo
 	stopLoad()
 	wg.Wait()
 	st := ctl.Status()
-	fmt.Printf("   result: %s after %d requests (%d failed)", st.State, sent.Load(), failed.Load())
+	fmt.Fprintf(out, "   result: %s after %d requests (%d failed)", st.State, sent.Load(), failed.Load())
 	var ae *canary.AbortError
 	switch {
 	case err == nil:
-		fmt.Println()
+		fmt.Fprintln(out)
 	case errors.As(err, &ae):
-		fmt.Printf("\n   reason: %s\n", ae.Reason)
+		fmt.Fprintf(out, "\n   reason: %s\n", ae.Reason)
 	default:
-		fmt.Printf(": %v\n", err)
+		fmt.Fprintf(out, ": %v\n", err)
 	}
-	fmt.Printf("   window: stable %d req, %.2f%% errors, p99 %s | canary %d req, %.2f%% errors, p99 %s\n",
+	fmt.Fprintf(out, "   window: stable %d req, %.2f%% errors, p99 %s | canary %d req, %.2f%% errors, p99 %s\n",
 		st.Stable.Requests, 100*st.Stable.ErrorRate, st.Stable.P99.Round(10*time.Microsecond),
 		st.Canary.Requests, 100*st.Canary.ErrorRate, st.Canary.P99.Round(10*time.Microsecond))
 	if st.State != want {
-		fmt.Printf("   UNEXPECTED: wanted %s\n", want)
+		fmt.Fprintf(out, "   UNEXPECTED: wanted %s\n", want)
 		return false
 	}
 	return true
