@@ -12,7 +12,9 @@ import (
 	"time"
 )
 
-// UpstreamOptions configures NewUpstream. Address is required.
+// UpstreamOptions configures NewUpstream. Address is required: the zero
+// UpstreamOptions makes NewUpstream fail with ErrInvalidOptions. Every
+// other zero field means the documented default.
 type UpstreamOptions struct {
 	// Address is where the other process listens: "host:port" for TCP or
 	// "unix:/path/to.sock" for a Unix socket.

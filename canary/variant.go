@@ -41,8 +41,8 @@ func (v Variant) String() string {
 const MaxWeight = 10000
 
 // Clock tells the time to the splitter, the metrics and the controller, so
-// that simulations can run on a manual clock (see canarytest.Clock). A nil
-// Clock in any Options means the system clock.
+// that simulations can run on a manual clock (see canarytest.Clock). The
+// zero value, a nil Clock, in any Options means the system clock.
 type Clock interface {
 	Now() time.Time
 }
