@@ -115,8 +115,12 @@
 //
 // # Observability
 //
-// One trace per Run ("rollout <id>") with a span per step attempt and per
-// rollback; counters baton.rollout.steps{kind,outcome},
+// One trace per rollout: the first Run starts the root span "rollout <id>"
+// and stores its ids in State.Trace; every later Run, in this process or
+// one that resumes after a crash or takes over after a handoff, starts a
+// "rollout <id> resumed" span whose parent is that stored root (a remote
+// parent; the caller's own span, if any, is linked). Under each Run span
+// there is a span per step attempt and per rollback. Counters baton.rollout.steps{kind,outcome},
 // baton.rollout.analyses{verdict}, baton.rollout.commands{command} and the
 // histogram baton.rollout.step.duration; a slog event per transition and
 // decision.
