@@ -61,13 +61,21 @@
 //     (temp file, fsync, rename, directory fsync); SQLStore writes one row.
 //   - Writes are compare-and-swap on a revision: two runners of one rollout
 //     never overwrite each other; the one that loses stops with ErrConflict.
-//   - A completed step is never run again, on resume or on Retry. A step
-//     that was running when the process died runs again (at-least-once), so
-//     consumer methods must be idempotent; multi-unit steps (ramps, rolling
-//     batches, analyses, bake windows, timed pauses) resume from their
-//     persisted progress and remaining time. The kill -9 tests check, for
-//     every step kind, that the effects after a resume are exactly those of
-//     an uninterrupted rollout.
+//   - A step is recorded running before its effect and complete after it;
+//     the two cannot be one atomic write with the effect. So effects are
+//     at-least-once, not exactly-once: a step recorded complete is never
+//     run again on resume (Retry is the operator's explicit exception, see
+//     Known limits), but a step (or rollback action) that was running when
+//     the process died runs again, its consumer call included, even if
+//     that call had already taken effect. Consumer methods must therefore
+//     be idempotent (each interface says so; MigrationPhaser.Complete
+//     most of all, and migrate's Runner is). Multi-unit steps (ramps,
+//     rolling batches, analyses, bake windows, timed pauses) resume from
+//     their persisted progress and remaining time, so only the interrupted
+//     unit is repeated. The kill -9 tests check this for every step kind,
+//     killing the runner both before a step's effect (the effects after
+//     the resume equal an uninterrupted rollout's) and after it, before
+//     its completion is saved (the same, plus that one effect once more).
 //   - A failing step, a failed analysis or Abort rolls back the completed
 //     steps in reverse: weight to 0, flag disabled, migration rolled back,
 //     instances replaced by the previous version, old process resumed

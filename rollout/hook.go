@@ -23,8 +23,11 @@ type HookEvent struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
-// HookFunc is a hook (nil is invalid in a Hook step): a Go func, or an HTTP call built by Webhook. A
-// non-nil error fails the step (or, for a confirm hook, means "not yet").
+// HookFunc is a hook (nil is invalid in a Hook step): a Go func, or an HTTP
+// call built by Webhook. A non-nil error fails the step (or, for a confirm
+// hook, means "not yet"). A hook interrupted by a crash is called again
+// with a higher HookEvent.Attempt: it must be idempotent (a receiver can
+// deduplicate on rollout, step and phase).
 type HookFunc func(ctx context.Context, ev HookEvent) error
 
 // Default of HookOptions.
