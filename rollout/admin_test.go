@@ -248,12 +248,11 @@ func TestListenUnixMode0600AndLoopbackOnly(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
 		t.Fatalf("socket mode %v", fi.Mode())
 	}
-	// A second listener replaces the stale socket of a dead process.
-	ln2, err := rollout.ListenUnix(sock)
-	if err != nil {
-		t.Fatal(err)
+	// A second listener does not steal the socket of a live one.
+	if ln2, err := rollout.ListenUnix(sock); err == nil {
+		ln2.Close()
+		t.Fatal("a second listener took a live admin socket")
 	}
-	ln2.Close()
 	ln.Close()
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket left after Close: %v", err)
