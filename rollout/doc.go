@@ -111,6 +111,14 @@
 //     a handoff the admin API of the new process is the one to use.
 //   - Extra instances started for MaxSurge are stopped by the step; if the
 //     process dies in between, stopping them is left to the Surger.
+//   - A ProcessTarget's instances run in process groups of their own and
+//     outlive a runner killed with SIGKILL (no parent-death signal: they
+//     keep serving). With ProcessTargetOptions.StateDir the next runner
+//     adopts them from a PID file (checked against PID reuse by start
+//     time) and replaces them instead of starting a second instance;
+//     without it they are unknown to it. A runner killed between starting
+//     an instance and writing its PID file leaves that one instance
+//     unknown.
 //   - Retry starts again from the first step after the last completed
 //     irreversible one; Run must then be called again (Drive does it).
 //
