@@ -240,17 +240,18 @@ func (p *ProcessTarget) stopLocked(ctx context.Context) error {
 	}
 	var ctxErr error
 	if !pr.exitedNow() {
+		done := pr.wait()
 		pr.signalGroup(syscall.SIGTERM)
 		t := time.NewTimer(p.o.StopTimeout)
 		defer t.Stop()
 		select {
-		case <-pr.wait():
+		case <-done:
 		case <-t.C:
 			pr.signalGroup(syscall.SIGKILL)
-			<-pr.wait()
+			<-done
 		case <-ctx.Done():
 			pr.signalGroup(syscall.SIGKILL)
-			<-pr.wait()
+			<-done
 			ctxErr = ctx.Err()
 		}
 	}
