@@ -3,6 +3,8 @@ package rollout_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -42,20 +44,34 @@ func adminOnSocket(t *testing.T, r *rollout.Rollout) (*http.Client, string) {
 
 func post(t *testing.T, c *http.Client, path, ctype, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, "http://admin"+path, strings.NewReader(body))
+	code, b, err := doPost(c, path, ctype, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return code, b
+}
+
+// doPost is post for goroutines other than the test's: it returns the
+// error instead of failing the test (FailNow must run on the test
+// goroutine).
+func doPost(c *http.Client, path, ctype, body string) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://admin"+path, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", fmt.Errorf("POST %s: %w", path, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", fmt.Errorf("POST %s: reading the answer: %w", path, err)
+	}
+	return resp.StatusCode, string(b), nil
 }
 
 func get(t *testing.T, c *http.Client, path string) (int, string) {
@@ -137,6 +153,7 @@ func TestAdminConcurrentCallsSerialized(t *testing.T) {
 	const n = 16
 	codes := make([]int, n)
 	bodies := make([]string, n)
+	errs := make([]error, n)
 	var wg sync.WaitGroup
 	begin := make(chan struct{})
 	for i := range n {
@@ -148,11 +165,14 @@ func TestAdminConcurrentCallsSerialized(t *testing.T) {
 			if i%2 == 0 {
 				cmd = "abort"
 			}
-			codes[i], bodies[i] = post(t, c, "/api/"+cmd, "application/json", "")
+			codes[i], bodies[i], errs[i] = doPost(c, "/api/"+cmd, "application/json", "")
 		}()
 	}
 	close(begin)
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	okAbort, okPause := 0, 0
 	for i := range n {
 		switch {
@@ -228,12 +248,11 @@ func TestListenUnixMode0600AndLoopbackOnly(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
 		t.Fatalf("socket mode %v", fi.Mode())
 	}
-	// A second listener replaces the stale socket of a dead process.
-	ln2, err := rollout.ListenUnix(sock)
-	if err != nil {
-		t.Fatal(err)
+	// A second listener does not steal the socket of a live one.
+	if ln2, err := rollout.ListenUnix(sock); err == nil {
+		ln2.Close()
+		t.Fatal("a second listener took a live admin socket")
 	}
-	ln2.Close()
 	ln.Close()
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket left after Close: %v", err)

@@ -21,9 +21,15 @@ import (
 // "child"), let it reach a given point of a given step, kill it with
 // SIGKILL, and resume the rollout with a fresh runner. Every effect of the
 // fakes (a weight set, a flag changed, a migration phase run, an upgrade)
-// is appended, fsynced, to an effects file by whichever process makes it;
-// after the resume the effects must be exactly those of an uninterrupted
-// rollout: nothing completed is repeated, nothing is lost.
+// is appended, fsynced, to an effects file by whichever process makes it.
+//
+// A child is killed at one of two points of a step: before the effect
+// (the step is recorded running, its effect not made), or after it (the
+// effect made, its completion not recorded). After the resume the effects
+// must be those of an uninterrupted rollout, except that a step killed
+// after its effect makes it once more (at-least-once, which is why
+// consumer methods must be idempotent): nothing recorded complete is
+// repeated, nothing is lost.
 
 const (
 	childEnv      = "BATON_ROLLOUT_TEST_CHILD"
@@ -31,6 +37,7 @@ const (
 	childEffects  = "BATON_ROLLOUT_TEST_EFFECTS"
 	childVersion  = "BATON_ROLLOUT_TEST_VERSION"
 	childBlockAt  = "BATON_ROLLOUT_TEST_BLOCK_CALL" // block inside this fake call
+	childAfter    = "BATON_ROLLOUT_TEST_AFTER"      // ... after its effect is made
 	childWaitStep = "BATON_ROLLOUT_TEST_WAIT_STEP"  // report when this step waits
 	childFail     = "BATON_ROLLOUT_TEST_FAIL_BAKE"
 )
@@ -82,29 +89,43 @@ func killPlan(rec *rollouttest.Recorder, failBake bool) rollout.Plan {
 	return rollout.Plan{ID: "kill", Steps: steps}
 }
 
-// effectsRecorder appends every call to path (fsynced) before it takes
-// effect; block, if non-empty, names a call that instead announces itself
-// on stdout and never returns (the process is about to be killed).
-func effectsRecorder(path, block string, out *os.File) *rollouttest.Recorder {
+// effectsRecorder appends every call to path (fsynced): that is its
+// effect. block, if non-empty, names a call that announces itself on
+// stdout and never returns (the process is about to be killed), before
+// its effect, or after it when afterEffect is set.
+func effectsRecorder(path, block string, afterEffect bool, out *os.File) *rollouttest.Recorder {
 	var mu sync.Mutex
+	hold := func(ctx context.Context, call string) error {
+		fmt.Fprintf(out, "BLOCKED %s\n", call)
+		<-ctx.Done() // SIGKILL arrives first
+		return ctx.Err()
+	}
 	return &rollouttest.Recorder{Before: func(ctx context.Context, call string) error {
+		if call == block && !afterEffect {
+			return hold(ctx, call)
+		}
+		if err := appendEffect(&mu, path, call); err != nil {
+			return err
+		}
 		if call == block {
-			fmt.Fprintf(out, "BLOCKED %s\n", call)
-			<-ctx.Done() // SIGKILL arrives first
-			return ctx.Err()
+			return hold(ctx, call)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		fh, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-		if err != nil {
-			return err
-		}
-		defer fh.Close()
-		if _, err := fmt.Fprintln(fh, call); err != nil {
-			return err
-		}
-		return fh.Sync()
+		return nil
 	}}
+}
+
+func appendEffect(mu *sync.Mutex, path, call string) error {
+	mu.Lock()
+	defer mu.Unlock()
+	fh, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	if _, err := fmt.Fprintln(fh, call); err != nil {
+		return err
+	}
+	return fh.Sync()
 }
 
 func childMain() int {
@@ -114,7 +135,7 @@ func childMain() int {
 		fmt.Println("ERROR", err)
 		return 1
 	}
-	rec := effectsRecorder(os.Getenv(childEffects), os.Getenv(childBlockAt), os.Stdout)
+	rec := effectsRecorder(os.Getenv(childEffects), os.Getenv(childBlockAt), os.Getenv(childAfter) != "", os.Stdout)
 	// Timers of steps before the kill point fire at once on a virtual
 	// clock; when the kill point is a wait, timers never fire.
 	clock := &skipClock{now: time.Now(), hold: os.Getenv(childWaitStep) != ""}
@@ -162,6 +183,9 @@ type killCase struct {
 	failBake bool
 	want     func(ok, failed []string) []string // expected effects
 	phase    rollout.Phase
+	// afterEffect kills the child after blockAt's effect is made, before
+	// the step's completion is recorded.
+	afterEffect bool
 }
 
 func asIs(ok, _ []string) []string    { return ok }
@@ -176,28 +200,56 @@ var (
 )
 
 var killCases = []killCase{
-	{"hook", nil, "v1", "hook pre", "", v123, false, asIs, rollout.PhaseSucceeded},
-	{"migration", nil, "v1", "migration m complete", "", v123, false, asIs, rollout.PhaseSucceeded},
-	{"set-weight", nil, "v1", "weight 500", "", v123, false, asIs, rollout.PhaseSucceeded},
-	{"pause", nil, "v1", "", "pause", v123, false, asIs, rollout.PhaseSucceeded},
-	{"analyze", nil, "v1", "analyze check", "", v123, false, asIs, rollout.PhaseSucceeded},
-	{"ramp-flag", nil, "v1", "flag f 50", "", v123, false, asIs, rollout.PhaseSucceeded},
-	{"wait-old-gone", nil, "v1", "registry", "", v123, false, asIs, rollout.PhaseSucceeded},
-	{"replace", nil, "v1", "replace t1 v2", "", v123, false, asIs, rollout.PhaseSucceeded},
+	{"hook", nil, "v1", "hook pre", "", v123, false, asIs, rollout.PhaseSucceeded, false},
+	{"migration", nil, "v1", "migration m complete", "", v123, false, asIs, rollout.PhaseSucceeded, false},
+	{"set-weight", nil, "v1", "weight 500", "", v123, false, asIs, rollout.PhaseSucceeded, false},
+	{"pause", nil, "v1", "", "pause", v123, false, asIs, rollout.PhaseSucceeded, false},
+	{"analyze", nil, "v1", "analyze check", "", v123, false, asIs, rollout.PhaseSucceeded, false},
+	{"ramp-flag", nil, "v1", "flag f 50", "", v123, false, asIs, rollout.PhaseSucceeded, false},
+	{"wait-old-gone", nil, "v1", "registry", "", v123, false, asIs, rollout.PhaseSucceeded, false},
+	{"replace", nil, "v1", "replace t1 v2", "", v123, false, asIs, rollout.PhaseSucceeded, false},
 	// The old process dies inside Upgrade: a fresh old process upgrades.
-	{"upgrade-handoff", nil, "v1", "upgrade v2", "", v123, false, asIs, rollout.PhaseSucceeded},
+	{"upgrade-handoff", nil, "v1", "upgrade v2", "", v123, false, asIs, rollout.PhaseSucceeded, false},
 	// The new process dies during its bake; a fresh new process resumes
 	// the bake for what is left of the window.
-	{"blue-green-bake", []string{"v1", "v2"}, "v3", "", "blue-green", []string{"v3"}, false, asIs, rollout.PhaseSucceeded},
+	{"blue-green-bake", []string{"v1", "v2"}, "v3", "", "blue-green", []string{"v3"}, false, asIs, rollout.PhaseSucceeded, false},
 	// The new process dies during its bake and the old one (resumed by
 	// graceful) gets the drive: it rolls back, handing back to v1 through
 	// the Downgrader, down to the irreversible contract.
 	{"blue-green-bake-old-resumes", []string{"v1", "v2"}, "v3", "", "blue-green", []string{"v2", "v1"}, false,
 		func(ok, _ []string) []string {
 			return append(upTo(ok, "upgrade_v3"), "downgrade", "replace_t1_v1", "flag_f_off", "weight_0")
-		}, rollout.PhaseRolledBack},
+		}, rollout.PhaseRolledBack, false},
 	// A kill in the middle of a rollback that already crossed two handoffs.
-	{"rollback", []string{"v1", "v2", "v3", "v2"}, "v1", "flag f off", "", []string{"v1"}, true, asFailed, rollout.PhaseRolledBack},
+	{"rollback", []string{"v1", "v2", "v3", "v2"}, "v1", "flag f off", "", []string{"v1"}, true, asFailed, rollout.PhaseRolledBack, false},
+
+	// Killed after the effect, before the step is recorded complete: the
+	// resumed runner makes the effect once more.
+	{"hook-after-effect", nil, "v1", "hook pre", "", v123, false, twice("hook_pre", asIs), rollout.PhaseSucceeded, true},
+	{"migration-complete-after-effect", nil, "v1", "migration m complete", "", v123, false, twice("migration_m_complete", asIs), rollout.PhaseSucceeded, true},
+	{"set-weight-after-effect", nil, "v1", "weight 500", "", v123, false, twice("weight_500", asIs), rollout.PhaseSucceeded, true},
+	{"analyze-after-effect", nil, "v1", "analyze check", "", v123, false, twice("analyze_check", asIs), rollout.PhaseSucceeded, true},
+	{"ramp-flag-after-effect", nil, "v1", "flag f 50", "", v123, false, twice("flag_f_50", asIs), rollout.PhaseSucceeded, true},
+	{"wait-old-gone-after-effect", nil, "v1", "registry", "", v123, false, twice("registry", asIs), rollout.PhaseSucceeded, true},
+	{"replace-after-effect", nil, "v1", "replace t1 v2", "", v123, false, twice("replace_t1_v2", asIs), rollout.PhaseSucceeded, true},
+	// The old process dies once the new one is ready, before it returns
+	// from Upgrade: the new process takes over; nothing is upgraded twice.
+	{"upgrade-after-effect", nil, "v1", "upgrade v2", "", v23, false, asIs, rollout.PhaseSucceeded, true},
+	// A rollback action interrupted after its effect is undone again.
+	{"rollback-after-effect", []string{"v1", "v2", "v3", "v2"}, "v1", "flag f off", "", []string{"v1"}, true, twice("flag_f_off", asFailed), rollout.PhaseRolledBack, true},
+}
+
+// twice expects the effects of want with call made once more right after
+// its first occurrence: the re-run of the step killed after its effect.
+func twice(call string, want func(ok, failed []string) []string) func(ok, failed []string) []string {
+	return func(ok, failed []string) []string {
+		l := want(ok, failed)
+		i := slices.Index(l, call)
+		if i < 0 {
+			panic("effect " + call + " not in the reference")
+		}
+		return slices.Insert(slices.Clone(l), i+1, call)
+	}
 }
 
 // runVersions drives the kill plan in process with fresh runners of the
@@ -208,7 +260,7 @@ func runVersions(t *testing.T, dir, effects string, failBake bool, versions ...s
 	store := mustFileStore(t, dir)
 	for _, v := range versions {
 		clock := rollouttest.NewClock(time.Now())
-		r, err := rollout.New(context.Background(), killPlan(effectsRecorder(effects, "", nil), failBake), rollout.Options{Store: store, Version: v, Clock: clock})
+		r, err := rollout.New(context.Background(), killPlan(effectsRecorder(effects, "", false, nil), failBake), rollout.Options{Store: store, Version: v, Clock: clock})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,12 +318,16 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			cmd := exec.CommandContext(cctx, exe, "-test.run=^$")
-			fail := ""
+			fail, afterEffect := "", ""
 			if c.failBake {
 				fail = "1"
 			}
+			if c.afterEffect {
+				afterEffect = "1"
+			}
 			cmd.Env = append(os.Environ(), childEnv+"=1", childDir+"="+dir, childEffects+"="+effects,
-				childVersion+"="+c.child, childBlockAt+"="+c.blockAt, childWaitStep+"="+c.waitStep, childFail+"="+fail)
+				childVersion+"="+c.child, childBlockAt+"="+c.blockAt, childAfter+"="+afterEffect,
+				childWaitStep+"="+c.waitStep, childFail+"="+fail)
 			cmd.Stderr = os.Stderr
 			out, err := cmd.StdoutPipe()
 			if err != nil {
@@ -326,7 +382,7 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 					killed = true
 				}
 			}
-			if !killed && c.name != "rollback" {
+			if !killed && c.name != "rollback" && c.name != "rollback-after-effect" {
 				t.Fatalf("no step shows the restart:\n%s", decisions(st))
 			}
 		})

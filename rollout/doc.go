@@ -61,13 +61,21 @@
 //     (temp file, fsync, rename, directory fsync); SQLStore writes one row.
 //   - Writes are compare-and-swap on a revision: two runners of one rollout
 //     never overwrite each other; the one that loses stops with ErrConflict.
-//   - A completed step is never run again, on resume or on Retry. A step
-//     that was running when the process died runs again (at-least-once), so
-//     consumer methods must be idempotent; multi-unit steps (ramps, rolling
-//     batches, analyses, bake windows, timed pauses) resume from their
-//     persisted progress and remaining time. The kill -9 tests check, for
-//     every step kind, that the effects after a resume are exactly those of
-//     an uninterrupted rollout.
+//   - A step is recorded running before its effect and complete after it;
+//     the two cannot be one atomic write with the effect. So effects are
+//     at-least-once, not exactly-once: a step recorded complete is never
+//     run again on resume (Retry is the operator's explicit exception, see
+//     Known limits), but a step (or rollback action) that was running when
+//     the process died runs again, its consumer call included, even if
+//     that call had already taken effect. Consumer methods must therefore
+//     be idempotent (each interface says so; MigrationPhaser.Complete
+//     most of all, and migrate's Runner is). Multi-unit steps (ramps,
+//     rolling batches, analyses, bake windows, timed pauses) resume from
+//     their persisted progress and remaining time, so only the interrupted
+//     unit is repeated. The kill -9 tests check this for every step kind,
+//     killing the runner both before a step's effect (the effects after
+//     the resume equal an uninterrupted rollout's) and after it, before
+//     its completion is saved (the same, plus that one effect once more).
 //   - A failing step, a failed analysis or Abort rolls back the completed
 //     steps in reverse: weight to 0, flag disabled, migration rolled back,
 //     instances replaced by the previous version, old process resumed
@@ -103,6 +111,14 @@
 //     a handoff the admin API of the new process is the one to use.
 //   - Extra instances started for MaxSurge are stopped by the step; if the
 //     process dies in between, stopping them is left to the Surger.
+//   - A ProcessTarget's instances run in process groups of their own and
+//     outlive a runner killed with SIGKILL (no parent-death signal: they
+//     keep serving). With ProcessTargetOptions.StateDir the next runner
+//     adopts them from a PID file (checked against PID reuse by start
+//     time) and replaces them instead of starting a second instance;
+//     without it they are unknown to it. A runner killed between starting
+//     an instance and writing its PID file leaves that one instance
+//     unknown.
 //   - Retry starts again from the first step after the last completed
 //     irreversible one; Run must then be called again (Drive does it).
 //
@@ -115,8 +131,12 @@
 //
 // # Observability
 //
-// One trace per Run ("rollout <id>") with a span per step attempt and per
-// rollback; counters baton.rollout.steps{kind,outcome},
+// One trace per rollout: the first Run starts the root span "rollout <id>"
+// and stores its ids in State.Trace; every later Run, in this process or
+// one that resumes after a crash or takes over after a handoff, starts a
+// "rollout <id> resumed" span whose parent is that stored root (a remote
+// parent; the caller's own span, if any, is linked). Under each Run span
+// there is a span per step attempt and per rollback. Counters baton.rollout.steps{kind,outcome},
 // baton.rollout.analyses{verdict}, baton.rollout.commands{command} and the
 // histogram baton.rollout.step.duration; a slog event per transition and
 // decision.

@@ -38,12 +38,19 @@ var (
 	// ErrPlanChanged is returned by New when the stored state was written
 	// for a plan with other steps than the one given.
 	ErrPlanChanged = errors.New("rollout: plan differs from the stored rollout")
+	// ErrAnalysisFailed is wrapped by *AnalysisError: an analysis (an
+	// Analyze step, a flag ramp's or a bake window's) judged the new
+	// version bad, and the rollout rolls back.
+	ErrAnalysisFailed = errors.New("rollout: analysis failed")
 	// ErrInvalidID is returned when a rollout id is empty or holds other
 	// characters than letters, digits, '.', '_' and '-'.
 	ErrInvalidID = errors.New("rollout: invalid rollout id")
 )
 
-// PlanError says which step of a plan is wrong and why.
+// PlanError says which step of a plan is wrong and why. It unwraps to
+// ErrInvalidPlan. The zero value describes step 0 with no name and no
+// reason; the package always sets Reason, and Step -1 for the plan as a
+// whole.
 type PlanError struct {
 	Step   int    // index in the plan, -1 for the plan as a whole
 	Name   string // step name, if known
@@ -62,7 +69,9 @@ func (e *PlanError) Error() string {
 func (e *PlanError) Unwrap() error { return ErrInvalidPlan }
 
 // CommandError says why an operator command (promote, abort, ...) was
-// refused. The admin handler turns it into a 409 with Reason.
+// refused. The admin handler turns it into a 409 with Reason. It unwraps
+// to ErrInvalidCommand. The zero value names no command and no reason;
+// the package always sets both.
 type CommandError struct {
 	Command string
 	Reason  string
@@ -78,6 +87,9 @@ func (e *CommandError) Unwrap() error { return ErrInvalidCommand }
 
 // AnalysisError is a failed analysis: the verdict was Fail (or stayed
 // Inconclusive past the allowed count) and Reason is what the analyzer said.
+// It unwraps to ErrAnalysisFailed. The zero value is an inconclusive
+// verdict with no reason (Verdict's zero value); the package always sets
+// Reason.
 type AnalysisError struct {
 	Verdict Verdict
 	Reason  string
@@ -87,3 +99,6 @@ type AnalysisError struct {
 func (e *AnalysisError) Error() string {
 	return fmt.Sprintf("analysis %s: %s", e.Verdict, e.Reason)
 }
+
+// Unwrap returns ErrAnalysisFailed.
+func (e *AnalysisError) Unwrap() error { return ErrAnalysisFailed }

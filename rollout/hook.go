@@ -23,8 +23,11 @@ type HookEvent struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
-// HookFunc is a hook (nil is invalid in a Hook step): a Go func, or an HTTP call built by Webhook. A
-// non-nil error fails the step (or, for a confirm hook, means "not yet").
+// HookFunc is a hook (nil is invalid in a Hook step): a Go func, or an HTTP
+// call built by Webhook. A non-nil error fails the step (or, for a confirm
+// hook, means "not yet"). A hook interrupted by a crash is called again
+// with a higher HookEvent.Attempt: it must be idempotent (a receiver can
+// deduplicate on rollout, step and phase).
 type HookFunc func(ctx context.Context, ev HookEvent) error
 
 // Default of HookOptions.
@@ -138,10 +141,16 @@ type WebhookOptions struct {
 func Webhook(rawURL string, opts WebhookOptions) (HookFunc, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("rollout: webhook URL %q: %w", rawURL, err)
+		// url.Parse quotes the whole URL in its error, user:password
+		// included: report only why it did not parse.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("rollout: webhook URL is not valid: %w", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("rollout: webhook URL %q: want http:// or https:// with a host", rawURL)
+		return nil, fmt.Errorf("rollout: webhook URL %q: want http:// or https:// with a host", u.Redacted())
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultWebhookTimeout
@@ -155,6 +164,9 @@ func Webhook(rawURL string, opts WebhookOptions) (HookFunc, error) {
 		}}
 	}
 	target := u.String()
+	// Errors end up in the rollout's state, the admin API and its page:
+	// they name the webhook without its password.
+	shown := u.Redacted()
 	return func(ctx context.Context, ev HookEvent) error {
 		body, err := json.Marshal(ev)
 		if err != nil {
@@ -169,12 +181,17 @@ func Webhook(rawURL string, opts WebhookOptions) (HookFunc, error) {
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
-			return fmt.Errorf("webhook %s: %w", target, err)
+			// *url.Error repeats the URL; keep only its cause.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return fmt.Errorf("webhook %s: %w", shown, err)
 		}
 		defer resp.Body.Close()
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("webhook %s answered %s: %s", target, resp.Status, strings.TrimSpace(string(msg)))
+			return fmt.Errorf("webhook %s answered %s: %s", shown, resp.Status, strings.TrimSpace(string(msg)))
 		}
 		return nil
 	}, nil

@@ -105,3 +105,41 @@ func TestWebhookHooks(t *testing.T) {
 		}
 	})
 }
+
+// A webhook's errors reach the state, /api/status and the HTML page:
+// they must not carry the password of the URL.
+func TestWebhookErrorsHideThePassword(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close() // nothing listens there any more
+	const secret = "s3cr3t-t0ken"
+	withPassword := func(base string) string { return strings.Replace(base, "http://", "http://deploy:"+secret+"@", 1) }
+	for name, u := range map[string]string{
+		"non-2xx answer":   withPassword(srv.URL) + "/hook",
+		"connection error": withPassword(closedURL) + "/hook",
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, err := rollout.Webhook(u, rollout.WebhookOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = h(context.Background(), rollout.HookEvent{Step: "pre"})
+			if err == nil {
+				t.Fatal("the hook passed")
+			}
+			if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "deploy:xxxxx@") {
+				t.Fatalf("error %q shows the password or does not name the webhook", err)
+			}
+		})
+	}
+	for _, u := range []string{"ftp://deploy:" + secret + "@host/x", "http://deploy:" + secret + "@host/%zz"} {
+		_, err := rollout.Webhook(u, rollout.WebhookOptions{})
+		if err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("Webhook(bad URL) error %v: accepted or shows the password", err)
+		}
+	}
+}

@@ -14,6 +14,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(gracefulEnv) != "" {
 		os.Exit(gracefulMain())
 	}
+	if os.Getenv(ptRunnerEnv) != "" {
+		os.Exit(ptRunnerMain())
+	}
 	if os.Getenv(serverEnv) != "" {
 		os.Exit(serverMain())
 	}

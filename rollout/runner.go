@@ -33,8 +33,9 @@ type Options struct {
 	Clock Clock
 	// Logger receives one event per transition. Nil discards.
 	Logger *slog.Logger
-	// TracerProvider gets a trace per Run with a span per step. Nil means
-	// no-op.
+	// TracerProvider gets one trace per rollout, continued across Runs,
+	// restarts and handoffs (State.Trace), with a span per Run and per
+	// step. Nil means no-op.
 	TracerProvider trace.TracerProvider
 	// MeterProvider gets step outcome counters and durations. Nil means
 	// no-op.
@@ -243,8 +244,18 @@ func (r *Rollout) Run(ctx context.Context) (err error) {
 		r.running = false
 		r.mu.Unlock()
 	}()
-	ctx, end := r.tel.startRollout(ctx, r.plan.ID)
+	r.mu.Lock()
+	stored := r.st.Trace
+	r.mu.Unlock()
+	ctx, ref, end := r.tel.startRollout(ctx, r.plan.ID, orUnknown(r.opts.Version), stored)
 	defer func() { end(err) }()
+	if ref != nil && stored == nil {
+		// Saved with the next transition, which comes before any step's
+		// effect: a process that resumes finds the trace to continue.
+		r.mu.Lock()
+		r.st.Trace = ref
+		r.mu.Unlock()
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

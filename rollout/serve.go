@@ -14,8 +14,11 @@ import (
 // ListenUnix listens on a Unix socket at path with mode 0600, so only the
 // owner of the process can reach the admin API. The socket is bound in a
 // private directory and renamed into place, so it is never reachable with
-// looser permissions; a stale socket at path is replaced, any other file
-// is refused. Closing the listener removes the socket.
+// looser permissions. A stale socket at path (nobody answers) is replaced;
+// a live one is refused (another instance serves there: after a handoff,
+// give the new process its own path), and any other file is refused.
+// Closing the listener removes the socket unless another listener has
+// taken the path over since.
 func ListenUnix(path string) (net.Listener, error) {
 	ln, err := adminnet.ListenUnix(path)
 	if err != nil {

@@ -122,6 +122,19 @@ type State struct {
 	FinishedAt     time.Time   `json:"finishedAt,omitzero"`
 	Steps          []StepState `json:"steps"`
 	Decisions      []Decision  `json:"decisions,omitempty"`
+	// Trace is the rollout's root span, recorded by the first Run whose
+	// TracerProvider records, so that a process that resumes the rollout
+	// (after a crash, a handoff or a Retry) continues the same trace. Nil
+	// when tracing is off.
+	Trace *TraceRef `json:"trace,omitempty"`
+}
+
+// TraceRef names a span by its W3C trace context ids, in lower-case hex.
+// The zero value names no span (it is not valid and is ignored).
+type TraceRef struct {
+	TraceID string `json:"traceId"`
+	SpanID  string `json:"spanId"`
+	Sampled bool   `json:"sampled,omitempty"`
 }
 
 func (s *State) clone() State {
@@ -132,5 +145,9 @@ func (s *State) clone() State {
 		c.Steps[i] = st
 	}
 	c.Decisions = append([]Decision(nil), s.Decisions...)
+	if s.Trace != nil {
+		t := *s.Trace
+		c.Trace = &t
+	}
 	return c
 }

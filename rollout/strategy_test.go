@@ -108,3 +108,43 @@ func TestBlueGreenStrategyHooks(t *testing.T) {
 	}
 	wantCalls(t, e.rec.Calls(), "pre", "upgrade v2", "bake-promote", "post")
 }
+
+// ProgressiveFlag ramps the flag through its percentages with an analysis
+// after each; a failed analysis turns the flag off and rolls back.
+func TestProgressiveFlagStrategy(t *testing.T) {
+	build := func(e *env) []rollout.Step {
+		steps := rollout.ProgressiveFlag(e.f, "new-checkout", rollout.RampOptions{Percentages: []float64{10, 50, 100}, Interval: time.Minute, Analyzer: e.a})
+		if len(steps) != 1 || steps[0].Name != "flag-new-checkout" {
+			t.Fatalf("steps %+v", steps)
+		}
+		return steps
+	}
+	t.Run("all analyses pass", func(t *testing.T) {
+		e := newEnv(t)
+		r := e.rollout(rollout.Plan{ID: "pflag-ok", Steps: build(e)}, "")
+		if err := e.run(r, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		wantCalls(t, e.rec.Calls(), "flag new-checkout 10", "analyze", "flag new-checkout 50", "analyze", "flag new-checkout 100", "analyze")
+		if p, on := e.f.Percentage("new-checkout"); !on || p != 100 {
+			t.Fatalf("flag at %v (on %v), want 100", p, on)
+		}
+		if st := r.Status(); st.Steps[0].Progress != 3 || st.Phase != rollout.PhaseSucceeded {
+			t.Fatalf("progress %d, phase %s", st.Steps[0].Progress, st.Phase)
+		}
+	})
+	t.Run("failed analysis turns the flag off", func(t *testing.T) {
+		e := newEnv(t)
+		e.a.SetVerdicts(rollout.Pass, rollout.Fail)
+		r := e.rollout(rollout.Plan{ID: "pflag-fail", Steps: build(e)}, "")
+		wantErrIs(t, e.run(r, time.Minute), rollout.ErrRolledBack)
+		wantCalls(t, e.rec.Calls(), "flag new-checkout 10", "analyze", "flag new-checkout 50", "analyze", "flag new-checkout off")
+		if _, on := e.f.Percentage("new-checkout"); on {
+			t.Fatal("flag still on after the rollback")
+		}
+		st := r.Status()
+		if st.Steps[0].Status != rollout.StepRolledBack || !strings.Contains(st.Steps[0].Error, "analysis fail") {
+			t.Fatalf("step %s, error %q", st.Steps[0].Status, st.Steps[0].Error)
+		}
+	})
+}

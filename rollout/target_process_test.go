@@ -1,6 +1,7 @@
 package rollout_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +24,7 @@ import (
 const (
 	serverEnv  = "BATON_ROLLOUT_TEST_SERVER" // the version to serve
 	serverAddr = "BATON_ROLLOUT_TEST_ADDR_FILE"
+	serverKid  = "BATON_ROLLOUT_TEST_SPAWN_PID_FILE" // start a grandchild, write its pid here
 )
 
 // serverMain is a tiny service: it serves its version on /healthz (500 for
@@ -30,6 +34,22 @@ func serverMain() int {
 	v := os.Getenv(serverEnv)
 	if v == "crash" {
 		return 3
+	}
+	if pidFile := os.Getenv(serverKid); pidFile != "" {
+		// A service that starts a helper and does not stop it: only a
+		// signal to the whole group reaches the helper.
+		exe, err := os.Executable()
+		if err != nil {
+			return 1
+		}
+		kid := exec.Command(exe, "-test.run=^$")
+		kid.Env = append(os.Environ(), serverEnv+"=helper", serverAddr+"="+pidFile+".addr", serverKid+"=")
+		if err := kid.Start(); err != nil {
+			return 1
+		}
+		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(kid.Process.Pid)), 0o600); err != nil {
+			return 1
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -150,6 +170,231 @@ func TestRollingLocalProcesses(t *testing.T) {
 	for _, p := range pts {
 		if p.Version() != "v2" || p.Healthy(context.Background()) != nil {
 			t.Fatalf("%s after rollback: %q %v", p.Name(), p.Version(), p.Healthy(context.Background()))
+		}
+	}
+}
+
+const (
+	ptRunnerEnv = "BATON_ROLLOUT_TEST_PT_RUNNER" // the StateDir of the runner child
+)
+
+// ptOptions are the options of target "p0" serving from dir, as the test
+// and its runner child both build them.
+func ptOptions(exe, dir string, version func() string) rollout.ProcessTargetOptions {
+	addrFile := filepath.Join(dir, "p0.addr")
+	return rollout.ProcessTargetOptions{
+		Name:     "p0",
+		StateDir: dir,
+		Command: func(v string) *exec.Cmd {
+			os.Remove(addrFile)
+			cmd := exec.Command(exe, "-test.run=^$")
+			cmd.Env = append(os.Environ(), serverEnv+"="+v, serverAddr+"="+addrFile, ptRunnerEnv+"=")
+			return cmd
+		},
+		Health: func(ctx context.Context) error {
+			addr, err := os.ReadFile(addrFile)
+			if err != nil {
+				return fmt.Errorf("not listening yet: %w", err)
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+string(addr)+"/healthz", nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(b) != version() {
+				return fmt.Errorf("answered %d %q, want version %s", resp.StatusCode, b, version())
+			}
+			return nil
+		},
+		StopTimeout: 10 * time.Second,
+	}
+}
+
+// ptRunnerMain is a rollout runner that replaces p0 with v1, waits until
+// it is healthy, says so and waits for its SIGKILL.
+func ptRunnerMain() int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	var pt *rollout.ProcessTarget
+	pt, err = rollout.NewProcessTarget(ptOptions(exe, os.Getenv(ptRunnerEnv), func() string { return pt.Version() }))
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	ctx := context.Background()
+	if err := pt.Replace(ctx, "v1"); err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	for pt.Healthy(ctx) != nil {
+		select {
+		case <-time.After(10 * time.Millisecond): // polling a child's port: there is nothing to wait on
+		case <-ctx.Done():
+		}
+	}
+	fmt.Printf("READY %d\n", pt.PID())
+	select {} // SIGKILL ends it
+}
+
+// A runner killed with SIGKILL leaves its instance serving; the next
+// runner adopts it from the PID file, and its Replace stops it instead of
+// starting a second instance beside the orphan.
+func TestProcessTargetAdoptsInstanceOfKilledRunner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // only stops a hung child
+	defer cancel()
+	runner := exec.CommandContext(cctx, exe, "-test.run=^$")
+	runner.Env = append(os.Environ(), ptRunnerEnv+"="+dir)
+	runner.Stderr = os.Stderr
+	out, err := runner.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := runner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	var line string
+	for sc.Scan() {
+		if line = sc.Text(); strings.HasPrefix(line, "READY ") || strings.HasPrefix(line, "ERROR") {
+			break
+		}
+	}
+	var orphan int
+	if _, err := fmt.Sscanf(line, "READY %d", &orphan); err != nil || orphan <= 0 {
+		runner.Process.Kill()
+		runner.Wait()
+		t.Fatalf("runner said %q", line)
+	}
+	// Whatever happens below, the instance does not outlive the test.
+	t.Cleanup(func() { syscall.Kill(-orphan, syscall.SIGKILL) })
+	if err := runner.Process.Signal(os.Kill); err != nil {
+		t.Fatal(err)
+	}
+	runner.Wait()
+	if gone(orphan) {
+		t.Fatal("the instance died with its runner; the test proves nothing")
+	}
+
+	var pt *rollout.ProcessTarget
+	pt, err = rollout.NewProcessTarget(ptOptions(exe, dir, func() string { return pt.Version() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pt.Close()
+	if pt.Version() != "v1" || pt.PID() != orphan {
+		t.Fatalf("resumed target runs %q as %d; want the orphan %d running v1", pt.Version(), pt.PID(), orphan)
+	}
+	ctx := context.Background()
+	if err := pt.Healthy(ctx); err != nil {
+		t.Fatalf("adopted instance: %v", err)
+	}
+	if err := pt.Replace(ctx, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(orphan) {
+		t.Fatalf("the orphan %d still runs beside the new instance %d", orphan, pt.PID())
+	}
+	if pt.PID() == orphan || pt.Version() != "v2" {
+		t.Fatalf("after Replace: %q as %d", pt.Version(), pt.PID())
+	}
+	fresh := pt.PID()
+	for pt.Healthy(ctx) != nil {
+		select {
+		case <-time.After(10 * time.Millisecond): // the new instance binds its port
+		case <-cctx.Done():
+			t.Fatalf("v2 never healthy: %v", pt.Healthy(ctx))
+		}
+	}
+	if err := pt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(fresh) {
+		t.Fatalf("instance %d runs after Close", fresh)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p0.pid.json")); !os.IsNotExist(err) {
+		t.Fatalf("PID file left after Close: %v", err)
+	}
+	// A later target finds nothing to adopt.
+	again, err := rollout.NewProcessTarget(ptOptions(exe, dir, func() string { return "" }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.PID() != 0 || again.Version() != "" {
+		t.Fatalf("adopted %d (%q) after Close", again.PID(), again.Version())
+	}
+}
+
+// Stopping an instance stops its whole process group: a helper process
+// the service started and never stops goes with it.
+func TestProcessTargetStopsProcessGroup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	kidFile := filepath.Join(dir, "helper.pid")
+	var pt *rollout.ProcessTarget
+	o := ptOptions(exe, dir, func() string { return pt.Version() })
+	command := o.Command
+	o.Command = func(v string) *exec.Cmd {
+		cmd := command(v)
+		cmd.Env = append(cmd.Env, serverKid+"="+kidFile)
+		return cmd
+	}
+	pt, err = rollout.NewProcessTarget(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // only stops a hang
+	defer cancel()
+	if err := pt.Replace(ctx, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	for pt.Healthy(ctx) != nil { // the pid file is written before the port is bound
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("v1 never healthy: %v", pt.Healthy(ctx))
+		}
+	}
+	b, err := os.ReadFile(kidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, err := strconv.Atoi(string(b))
+	if err != nil || kid <= 0 {
+		t.Fatalf("helper pid %q", b)
+	}
+	t.Cleanup(func() { syscall.Kill(kid, syscall.SIGKILL) })
+	if gone(kid) {
+		t.Fatal("the helper is not running; the test proves nothing")
+	}
+	if err := pt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The signals are sent; the helper dies when it is scheduled.
+	for !gone(kid) {
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatalf("helper %d still runs after the instance was stopped", kid)
 		}
 	}
 }

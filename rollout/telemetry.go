@@ -40,9 +40,45 @@ func newTelemetry(tp trace.TracerProvider, mp metric.MeterProvider) *telemetry {
 	return t
 }
 
-func (t *telemetry) startRollout(ctx context.Context, id string) (context.Context, func(error)) {
-	ctx, span := t.tracer.Start(ctx, "rollout "+id, trace.WithAttributes(attribute.String("rollout.id", id)))
-	return ctx, func(err error) { endSpan(span, err) }
+// startRollout starts the span of one Run. The first Run of a rollout
+// starts its root span "rollout <id>" and returns a ref to it, for the
+// state; a later Run (a resume in this or another process, a handoff, a
+// Retry) continues that trace with a span "rollout <id> resumed" whose
+// parent is the stored root, linked to the caller's span if there is one.
+func (t *telemetry) startRollout(ctx context.Context, id, version string, stored *TraceRef) (context.Context, *TraceRef, func(error)) {
+	attrs := trace.WithAttributes(attribute.String("rollout.id", id), attribute.String("rollout.version", version))
+	if root, ok := stored.spanContext(); ok {
+		var opts []trace.SpanStartOption
+		if caller := trace.SpanContextFromContext(ctx); caller.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: caller}))
+		}
+		ctx, span := t.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, root), "rollout "+id+" resumed", append(opts, attrs)...)
+		return ctx, stored, func(err error) { endSpan(span, err) }
+	}
+	ctx, span := t.tracer.Start(ctx, "rollout "+id, attrs)
+	var ref *TraceRef
+	if sc := span.SpanContext(); sc.IsValid() {
+		ref = &TraceRef{TraceID: sc.TraceID().String(), SpanID: sc.SpanID().String(), Sampled: sc.IsSampled()}
+	}
+	return ctx, ref, func(err error) { endSpan(span, err) }
+}
+
+// spanContext returns the remote span context ref names, if it is valid.
+func (ref *TraceRef) spanContext() (trace.SpanContext, bool) {
+	if ref == nil {
+		return trace.SpanContext{}, false
+	}
+	tid, err1 := trace.TraceIDFromHex(ref.TraceID)
+	sid, err2 := trace.SpanIDFromHex(ref.SpanID)
+	if err1 != nil || err2 != nil {
+		return trace.SpanContext{}, false
+	}
+	var flags trace.TraceFlags
+	if ref.Sampled {
+		flags = trace.FlagsSampled
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags, Remote: true})
+	return sc, sc.IsValid()
 }
 
 func (t *telemetry) startStep(ctx context.Context, name string, kind Kind, op string) (context.Context, func(error)) {

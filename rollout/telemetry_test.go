@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -73,6 +74,77 @@ func TestTraceMetricsAndLogs(t *testing.T) {
 	for _, l := range []string{"rollout step failed", "rolling back: step", "rollout decision"} {
 		if !strings.Contains(logs.String(), l) {
 			t.Errorf("log lacks %q:\n%s", l, logs.String())
+		}
+	}
+}
+
+// A rollout interrupted and resumed by another runner (another process,
+// with its own TracerProvider) stays one trace: the first Run stores its
+// root span in the state and the resumed Run's span is its child.
+func TestTraceContinuesAcrossRestart(t *testing.T) {
+	e := newEnv(t)
+	plan := func() rollout.Plan {
+		return rollout.Plan{ID: "otel-resume", Steps: []rollout.Step{
+			rollout.SetWeight(e.w, 100),
+			rollout.Pause(time.Minute).Named("hold"),
+			rollout.SetWeight(e.w, 200),
+		}}
+	}
+	first := tracetest.NewInMemoryExporter()
+	tp1 := sdktrace.NewTracerProvider(sdktrace.WithSyncer(first))
+	r1, err := rollout.New(context.Background(), plan(), rollout.Options{Store: e.store, Clock: e.clock, TracerProvider: tp1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, stop := start(t, r1)
+	waitFor(t, r1, "hold waiting", stepWaiting("hold"))
+	stop() // the runner goes away in the middle of the pause
+	wantErrIs(t, wait(), context.Canceled)
+	var root tracetest.SpanStub
+	for _, s := range first.GetSpans() {
+		if s.Name == "rollout otel-resume" {
+			root = s
+		}
+	}
+	if !root.SpanContext.IsValid() {
+		t.Fatalf("no root span in the first runner: %v", first.GetSpans())
+	}
+
+	// The second runner knows the trace only from the store.
+	second := tracetest.NewInMemoryExporter()
+	tp2 := sdktrace.NewTracerProvider(sdktrace.WithSyncer(second))
+	r2, err := rollout.New(context.Background(), plan(), rollout.Options{Store: e.store, Clock: e.clock, TracerProvider: tp2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref := r2.Status().Trace; ref == nil || ref.TraceID != root.SpanContext.TraceID().String() || ref.SpanID != root.SpanContext.SpanID().String() {
+		t.Fatalf("stored trace %+v, want the first runner's root %s/%s", ref, root.SpanContext.TraceID(), root.SpanContext.SpanID())
+	}
+	if err := e.run(r2, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	spans := second.GetSpans()
+	var resumed tracetest.SpanStub
+	for _, s := range spans {
+		if s.SpanContext.TraceID() != root.SpanContext.TraceID() {
+			t.Errorf("span %q is in trace %s, not the rollout's %s", s.Name, s.SpanContext.TraceID(), root.SpanContext.TraceID())
+		}
+		if s.Name == "rollout otel-resume resumed" {
+			resumed = s
+		}
+	}
+	if !resumed.SpanContext.IsValid() || resumed.Parent.SpanID() != root.SpanContext.SpanID() || !resumed.Parent.IsRemote() {
+		t.Fatalf("resumed run span %q has parent %v, want the stored root %s", resumed.Name, resumed.Parent.SpanID(), root.SpanContext.SpanID())
+	}
+	for _, n := range []string{"run hold", "run 02-set-weight"} {
+		found := false
+		for _, s := range spans {
+			if s.Name == n && s.Parent.SpanID() == resumed.SpanContext.SpanID() {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no span %q under the resumed run", n)
 		}
 	}
 }

@@ -3,6 +3,7 @@
 package adminnet_test
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -53,16 +54,103 @@ func TestListenUnixMode0600(t *testing.T) {
 	s.Close()
 	c.Close()
 
-	// A second listener replaces the stale socket of a dead process.
-	ln2, err := adminnet.ListenUnix(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln2.Close()
 	ln.Close()
 	ln.Close() // idempotent: must not remove anything else
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket left after Close: %v", err)
+	}
+}
+
+// A second instance must not steal the admin socket of a live one.
+func TestListenUnixRefusesLiveSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	ln, err := adminnet.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ln2, err := adminnet.ListenUnix(sock)
+	if err == nil {
+		ln2.Close()
+		t.Fatal("a second listener took the live socket")
+	}
+	if !errors.Is(err, adminnet.ErrSocketInUse) || !strings.Contains(err.Error(), sock) {
+		t.Fatalf("error %v: want ErrSocketInUse naming the path", err)
+	}
+	// The first one still serves at path.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("live socket gone after the refused attempt: %v", err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c.Close()
+}
+
+// The socket of a dead process (nothing answers) is replaced.
+func TestListenUnixReplacesStaleSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	dead, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.SetUnlinkOnClose(false) // what a kill -9 leaves: the file, no listener
+	dead.Close()
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("no stale socket to test with: %v", err)
+	}
+	ln, err := adminnet.ListenUnix(sock)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c.Close()
+}
+
+// Close removes the path only while it is still this listener's socket:
+// a successor that took the path over keeps its socket.
+func TestListenUnixCloseKeepsSuccessorSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	ln, err := adminnet.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The path is taken over (an operator removed the file, a successor
+	// bound it) while ln still runs.
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	next, err := adminnet.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	ln.Close()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatalf("closing the predecessor removed the successor's socket: %v", err)
+	}
+	s, err := next.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	c.Close()
+	next.Close()
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket left after the successor's Close: %v", err)
 	}
 }
 

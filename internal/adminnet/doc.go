@@ -9,12 +9,23 @@
 //     0700), chmodded there, and only then renamed to its path. A chmod after
 //     binding at the final path would leave a window in which the umask
 //     applies.
-//   - ListenUnix replaces a stale socket left by a dead process but refuses to
-//     remove any other kind of file at its path.
+//   - ListenUnix replaces a stale socket left by a dead process (one that
+//     refuses connections) but refuses, with ErrSocketInUse, a socket some
+//     process answers on, so a second instance cannot steal a live admin
+//     socket; it refuses to remove any other kind of file at its path.
+//   - Closing the listener removes the socket file only if path still names
+//     the socket this listener created (same inode): a successor that took
+//     the path over keeps its socket.
 //   - ListenLoopback refuses addresses that are not loopback, before and after
 //     resolution ("localhost" must resolve to a loopback address).
 //
 // # Limits
+//
+// The liveness probe and the rename are two steps: two instances starting
+// at the same instant on the same stale path may both pass the probe, and
+// the later rename wins. A handoff does not need a shared path: each
+// process listens on its own (examples/demo writes the live one to
+// admin.current), since the old process still serves during a bake.
 //
 // Mode 0600 restricts the socket to the process owner (and root); it is no
 // protection against code running as that user. The rename needs the private
