@@ -6,6 +6,7 @@
 //
 //	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN"                       # 10k,100k,300k,1M
 //	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN" -sizes 10000,100000   # CI size
+//	go run ./internal/cmd/backfillbench -sizes 1000000 -check=false -tail                   # what the slowest batches follow
 //
 // The writers' sessions have the same lock timeout as the migration, so a
 // writer that waits longer than that for a lock fails. It exits non-zero if
@@ -44,6 +45,7 @@ func main() {
 	throttle := flag.Duration("throttle", 0, "pause between batches (Options.Throttle)")
 	check := flag.Bool("check", true, "fail if the p99 batch time is above 100ms (writer errors, including lock waits beyond the lock timeout, always fail)")
 	timeout := flag.Duration("timeout", 20*time.Minute, "overall bound")
+	tail := flag.Bool("tail", false, "print the batches at or above the p99 with their size and the batch before them")
 	flag.Parse()
 	if *dsn == "" {
 		fmt.Fprintln(os.Stderr, "backfillbench: -db or BATON_TEST_POSTGRES_DSN required")
@@ -90,6 +92,9 @@ func main() {
 		}
 		fmt.Printf("%10d %10.2f %10.0f %8d %9.1f %9.1f %9.1f %9.1fms %9.1fms %8d %8d\n", n, res.elapsed.Seconds(), float64(res.rows)/res.elapsed.Seconds(),
 			len(res.batches), ms(pct(res.batches, 50)), ms(pct(res.batches, 99)), ms(pct(res.batches, 100)), ms(pct(res.writerLat, 99)), ms(res.writerMax), res.writerErrs, res.bad)
+		if *tail {
+			printTail(res)
+		}
 		if res.writerErrs > 0 || res.bad > 0 {
 			failed = true
 			if res.firstErr != nil {
@@ -127,10 +132,29 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[min(max(i-1, 0), len(s)-1)]
 }
 
+// printTail shows what precedes the slowest batches: a slow batch right
+// after a fast one that grew the size points at overshoot; a slow batch of
+// ordinary size points at the server (I/O, checkpoints).
+func printTail(res *result) {
+	p99 := pct(res.batches, 99)
+	for i, d := range res.batches {
+		if d < p99 {
+			continue
+		}
+		prev := "-"
+		if i > 0 {
+			prev = fmt.Sprintf("%d rows in %.1f ms", res.sizes[i-1], ms(res.batches[i-1]))
+		}
+		fmt.Printf("    tail batch %d/%d: %d rows in %.1f ms (%.0f rows/ms); before it: %s\n",
+			i+1, len(res.batches), res.sizes[i], ms(d), float64(res.sizes[i])/max(ms(d), 0.001), prev)
+	}
+}
+
 type result struct {
 	rows       int64
 	elapsed    time.Duration
 	batches    []time.Duration
+	sizes      []int
 	writerMax  time.Duration
 	writerLat  []time.Duration
 	writerErrs int64
@@ -213,6 +237,7 @@ func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, ra
 		OnProgress: func(p migrate.Progress) {
 			mu.Lock()
 			res.batches = append(res.batches, p.BatchDuration)
+			res.sizes = append(res.sizes, p.BatchSize)
 			res.rows = p.Rows
 			mu.Unlock()
 		},
