@@ -48,7 +48,7 @@ type checkpoint struct {
 // appSyncGuard refuses Backfill of a SyncApplication transform while an
 // older version runs: without triggers, a row an old-version instance
 // writes after its batch would go stale.
-func (r *Runner) appSyncGuard(ctx context.Context) error {
+func (r *Runner) appSyncGuard(ctx context.Context, _ Phase) error {
 	for _, op := range r.m.Operations {
 		if t, ok := op.(Transform); ok && t.Sync == SyncApplication {
 			return r.checkInstances(ctx)

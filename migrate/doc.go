@@ -23,7 +23,9 @@
 //	Complete     contract: drop triggers, old columns (DropColumn, DropTable,
 //	             Transform.Drop), SET NOT NULL. Refused while an instance of
 //	             an older version heartbeats (Register), unless ForceComplete.
-//	Rollback     undo the expand, any time before Complete.
+//	Rollback     undo the expand, any time before Complete. Refused while
+//	             an instance of Migration.Version or newer heartbeats
+//	             (it uses the new columns), unless ForceRollback.
 //
 // Applications read the phase with CurrentPhase (one indexed SELECT; cache
 // it for a few seconds) or Runner.Phase. The phase, the backfill checkpoints

@@ -20,6 +20,10 @@ var (
 	// ErrOldVersionsAlive means Complete was refused because an instance of an
 	// older application version heartbeats in the instance registry.
 	ErrOldVersionsAlive = errors.New("migrate: instances of an older application version are alive")
+	// ErrNewVersionsAlive means Rollback was refused because an instance of
+	// the migration's version (or a newer one), which uses the new columns
+	// Rollback would drop, heartbeats in the instance registry.
+	ErrNewVersionsAlive = errors.New("migrate: instances of the new application version are alive")
 	// ErrUnsupported means the operation cannot be done safely (or at all) on
 	// the dialect in use.
 	ErrUnsupported = errors.New("migrate: not supported on this dialect")
@@ -105,6 +109,31 @@ func (e *OldVersionsError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrOldVersionsAlive) true.
 func (e *OldVersionsError) Unwrap() error { return ErrOldVersionsAlive }
+
+// NewVersionsError lists the live instances that made Rollback refuse. It
+// wraps ErrNewVersionsAlive.
+type NewVersionsError struct {
+	Migration string
+	// Version is Migration.Version: instances at it or newer use the new columns.
+	Version string
+	// Phase is the phase the migration was in when Rollback refused.
+	Phase Phase
+	// Alive lists the offending instances.
+	Alive []InstanceInfo
+}
+
+// Error lists the live instances (id and version) that run the new code.
+func (e *NewVersionsError) Error() string {
+	parts := make([]string, len(e.Alive))
+	for i, in := range e.Alive {
+		parts[i] = fmt.Sprintf("%s (version %s)", in.ID, in.Version)
+	}
+	return fmt.Sprintf("migrate: rollback of %q refused in phase %q: %d live instance(s) run version %q or newer and use the columns it would drop: %s; roll them back first or use ForceRollback",
+		e.Migration, e.Phase, len(e.Alive), e.Version, strings.Join(parts, ", "))
+}
+
+// Unwrap makes errors.Is(err, ErrNewVersionsAlive) true.
+func (e *NewVersionsError) Unwrap() error { return ErrNewVersionsAlive }
 
 // DDLError reports a DDL statement that failed, with the statement text.
 type DDLError struct {

@@ -189,3 +189,28 @@ func (r *Runner) checkInstances(ctx context.Context) error {
 	}
 	return nil
 }
+
+// checkNewInstances refuses Rollback while an instance of Migration.Version
+// or newer is alive: it may use the new columns that Rollback drops. Every
+// phase Rollback starts from has new columns (Start may have added some
+// before it crashed; a crashed Rollback may have left some), so the phase
+// does not exempt anything.
+func (r *Runner) checkNewInstances(ctx context.Context, cur Phase) error {
+	if r.m.Version == "" {
+		return nil
+	}
+	live, err := r.LiveInstances(ctx)
+	if err != nil {
+		return err
+	}
+	var alive []InstanceInfo
+	for _, in := range live {
+		if r.opts.CompareVersions(in.Version, r.m.Version) >= 0 {
+			alive = append(alive, in)
+		}
+	}
+	if len(alive) > 0 {
+		return &NewVersionsError{Migration: r.m.Name, Version: r.m.Version, Phase: cur, Alive: alive}
+	}
+	return nil
+}

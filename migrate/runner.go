@@ -29,7 +29,7 @@ import (
 //	Backfill(ctx)     fill the new columns of existing rows; validate constraints
 //	SwitchReads(ctx)  record that applications read the new columns
 //	Complete(ctx)     contract: drop triggers and old columns (refused while old versions run)
-//	Rollback(ctx)     undo the expand, allowed until Complete
+//	Rollback(ctx)     undo the expand, allowed until Complete (refused while new versions run)
 //	Phase(ctx)        the recorded phase
 //
 // Each call is idempotent: calling it again after it succeeded returns nil,
@@ -137,7 +137,7 @@ func (r *Runner) step(ctx context.Context, action string, from, done []Phase, du
 
 // guardedStep is step with a guard that may refuse the transition before
 // anything is recorded, so that a refusal leaves the phase unchanged.
-func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Phase, guard func(context.Context) error, during, after Phase, fn func(context.Context) error) (err error) {
+func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Phase, guard func(context.Context, Phase) error, during, after Phase, fn func(context.Context) error) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ctx, span := r.tracer.Start(ctx, "migrate."+action, trace.WithAttributes(
@@ -180,7 +180,7 @@ func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Ph
 		return &PhaseError{Migration: r.m.Name, Action: action, Current: cur, Want: from}
 	}
 	if guard != nil {
-		if err := guard(ctx); err != nil {
+		if err := guard(ctx, cur); err != nil {
 			return err
 		}
 	}
@@ -242,9 +242,9 @@ func (r *Runner) ForceComplete(ctx context.Context) error {
 }
 
 func (r *Runner) complete(ctx context.Context, force bool) error {
-	guard := r.checkInstances
-	if force {
-		guard = nil
+	var guard func(context.Context, Phase) error
+	if !force {
+		guard = func(ctx context.Context, _ Phase) error { return r.checkInstances(ctx) }
 	}
 	return r.guardedStep(ctx, "Complete",
 		[]Phase{PhaseReadNew, PhaseCompleting},
@@ -255,13 +255,36 @@ func (r *Runner) complete(ctx context.Context, force bool) error {
 // Rollback undoes the expand phase (drops triggers, new columns, new
 // tables and indexes, NOT VALID constraints) and forgets the backfill
 // checkpoints. Allowed in any phase before Complete; applications must read
-// the old columns again (Phase.ReadNew is false from its first step) and
-// the new version must be gone before the new columns disappear.
+// the old columns again (Phase.ReadNew is false from its first step).
+//
+// The new version must be gone before the new columns disappear: Rollback
+// refuses, with a *NewVersionsError and the phase unchanged, while an
+// instance registered (Register) with Migration.Version or a newer version
+// heartbeats. Every phase Rollback acts on is one where such an instance may
+// use the new columns: they exist (or partly exist) from Start on, and new
+// code writes them whatever the phase. Without Migration.Version the runner
+// cannot tell new instances from old ones and does not check.
+// ForceRollback skips the check.
 func (r *Runner) Rollback(ctx context.Context) error {
-	return r.step(ctx, "Rollback",
+	return r.rollbackStep(ctx, false)
+}
+
+// ForceRollback is Rollback without the instance-registry check, for when
+// the operator knows the registry is wrong or accepts that still-running
+// new-version instances fail on the dropped columns.
+func (r *Runner) ForceRollback(ctx context.Context) error {
+	return r.rollbackStep(ctx, true)
+}
+
+func (r *Runner) rollbackStep(ctx context.Context, force bool) error {
+	var guard func(context.Context, Phase) error
+	if !force {
+		guard = r.checkNewInstances
+	}
+	return r.guardedStep(ctx, "Rollback",
 		[]Phase{PhaseExpanding, PhaseExpanded, PhaseBackfilling, PhaseBackfilled, PhaseReadNew, PhaseRollingBack},
 		[]Phase{PhaseRolledBack, PhaseNone},
-		PhaseRollingBack, PhaseRolledBack, r.rollback)
+		guard, PhaseRollingBack, PhaseRolledBack, r.rollback)
 }
 
 // Run drives the migration end to end: Start, Backfill, SwitchReads,
