@@ -36,7 +36,10 @@
 // a pinned connection (released by the server if the runner dies), and on
 // SQLite a lease row written under SQLite's writer lock and renewed every
 // LeaseTTL/3 (holding the writer lock itself for a backfill would stop every
-// application write; a killed runner's lease expires after LeaseTTL).
+// application write; a killed runner's lease expires after LeaseTTL). A
+// runner that finds its lease taken stops the step at once with an error
+// wrapping ErrLocked ("lease lost"), never with context.Canceled, and the
+// step resumes when called again.
 //
 // # Dual write: triggers (default) or the application
 //

@@ -15,7 +15,10 @@ var (
 	// ErrPhase means the requested phase transition is not allowed from the
 	// migration's current phase (for example Complete before SwitchReads).
 	ErrPhase = errors.New("migrate: wrong phase")
-	// ErrLocked means another runner holds the runner lock.
+	// ErrLocked means another runner holds the runner lock, or (SQLite) that
+	// the runner's lease was lost in the middle of a step, which then stops
+	// as if cancelled and returns an error wrapping ErrLocked, not
+	// context.Canceled. The step resumes when called again.
 	ErrLocked = errors.New("migrate: runner lock held by another runner")
 	// ErrOldVersionsAlive means Complete was refused because an instance of an
 	// older application version heartbeats in the instance registry.

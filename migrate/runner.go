@@ -157,15 +157,23 @@ func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Ph
 	}
 	defer l.release()
 	if l.lost != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
+		// A lost lease cancels the work with a cause, so that the caller
+		// sees ErrLocked rather than a context.Canceled it did not ask for.
+		leaseCtx, cancel := context.WithCancelCause(ctx)
+		ctx = leaseCtx
+		defer cancel(nil)
 		go func() { // owner: this call; exits when ctx ends (cancel above)
 			select {
 			case <-l.lost:
-				r.log.ErrorContext(ctx, "migrate: runner lease lost", "migration", r.m.Name)
-				cancel()
+				cancel(fmt.Errorf("%w: lease lost during %s of %q: the lease row %q in %s was taken over (renewals failed for LeaseTTL, or another runner broke it); call %s again",
+					ErrLocked, action, r.m.Name, l.key, r.t.locks, action))
+				r.log.ErrorContext(ctx, "migrate: runner lease lost", "migration", r.m.Name, "action", action)
 			case <-ctx.Done():
+			}
+		}()
+		defer func() {
+			if err != nil && errors.Is(context.Cause(leaseCtx), ErrLocked) {
+				err = context.Cause(leaseCtx)
 			}
 		}()
 	}
