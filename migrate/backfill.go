@@ -275,19 +275,21 @@ SELECT (SELECT hi FROM b), (SELECT n FROM b), (SELECT COUNT(*) FROM u)`
 		r.inst.rows.Add(ctx, n, attrs)
 		r.inst.batchDuration.Record(ctx, d.Seconds(), attrs)
 		size = adapt(size, d, r.opts.BatchTarget, r.opts.MinBatchSize, r.opts.MaxBatchSize)
+		pr := Progress{Migration: r.m.Name, Operation: i, Table: p.table, Rows: cp.rows, Filled: runFilled, LastKey: cp.lastKey, MaxKey: cp.maxKey,
+			BatchSize: int(n), BatchDuration: d, NextBatchSize: size}
+		if span := cp.maxKey - cp.minKey + 1; span > 0 {
+			pr.Fraction = min(float64(cp.lastKey-cp.minKey+1)/float64(span), 1)
+		}
+		if el := time.Since(start).Seconds(); el > 0 {
+			pr.RowsPerSecond = float64(runRows) / el
+			if pr.Fraction > 0 && pr.RowsPerSecond > 0 {
+				left := float64(cp.rows)/pr.Fraction - float64(cp.rows)
+				pr.ETA = time.Duration(left / pr.RowsPerSecond * float64(time.Second))
+			}
+		}
+		r.inst.progress.Record(ctx, pr.Fraction, attrs)
+		r.inst.eta.Record(ctx, pr.ETA.Seconds(), attrs)
 		if r.opts.OnProgress != nil {
-			pr := Progress{Migration: r.m.Name, Operation: i, Table: p.table, Rows: cp.rows, Filled: runFilled, LastKey: cp.lastKey, MaxKey: cp.maxKey,
-				BatchSize: int(n), BatchDuration: d, NextBatchSize: size}
-			if span := cp.maxKey - cp.minKey + 1; span > 0 {
-				pr.Fraction = float64(cp.lastKey-cp.minKey+1) / float64(span)
-			}
-			if el := time.Since(start).Seconds(); el > 0 {
-				pr.RowsPerSecond = float64(runRows) / el
-				if pr.Fraction > 0 && pr.RowsPerSecond > 0 {
-					left := float64(cp.rows)/pr.Fraction - float64(cp.rows)
-					pr.ETA = time.Duration(left / pr.RowsPerSecond * float64(time.Second))
-				}
-			}
 			r.opts.OnProgress(pr)
 		}
 		if r.opts.Throttle > 0 && cp.lastKey < cp.maxKey {

@@ -81,8 +81,12 @@
 // most 4x per batch; Throttle pauses between batches. A batch that meets a
 // lock gives up after LockTimeout and is retried at half size. Progress
 // (OnProgress) carries rows, key fraction, rate and ETA; OpenTelemetry
-// metrics baton.migrate.backfill.rows, baton.migrate.backfill.batch.duration
-// and baton.migrate.ddl.retries, and a span per phase and DDL statement.
+// metrics baton.migrate.backfill.rows, baton.migrate.backfill.batch.duration,
+// the gauges baton.migrate.backfill.progress (0..1) and
+// baton.migrate.backfill.eta (seconds), all with migration and table
+// attributes, and baton.migrate.ddl.retries; a span per phase and DDL
+// statement. The gauges are set after each batch and keep their last value
+// (1 and 0 once done).
 // On PostgreSQL a batch is one set-based UPDATE of the new columns whose
 // session sets baton.backfill=on, which the trigger's WHEN clause skips; on
 // MySQL (READ COMMITTED, so no gap locks block inserts at the end of the

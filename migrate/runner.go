@@ -53,6 +53,8 @@ type instruments struct {
 	ddlRetries    metric.Int64Counter
 	rows          metric.Int64Counter
 	batchDuration metric.Float64Histogram
+	progress      metric.Float64Gauge
+	eta           metric.Float64Gauge
 }
 
 // New returns a runner for migration m on db. It validates m for the
@@ -98,6 +100,16 @@ func New(db *sql.DB, m *Migration, opts Options) (*Runner, error) {
 		return nil, err
 	}
 	if r.inst.batchDuration, err = meter.Float64Histogram("baton.migrate.backfill.batch.duration", metric.WithUnit("s"), metric.WithDescription("duration of one backfill batch transaction")); err != nil {
+		return nil, err
+	}
+	// Synchronous gauges rather than observable ones: the value is set
+	// where it is known (after each batch) and the SDK keeps the last one,
+	// so the final 1 and 0 stay visible after Backfill returns, with no
+	// callback registration tying the Runner to the MeterProvider.
+	if r.inst.progress, err = meter.Float64Gauge("baton.migrate.backfill.progress", metric.WithUnit("1"), metric.WithDescription("share of the backfill's key range done, 0 to 1")); err != nil {
+		return nil, err
+	}
+	if r.inst.eta, err = meter.Float64Gauge("baton.migrate.backfill.eta", metric.WithUnit("s"), metric.WithDescription("estimated time left in the backfill at this run's rate (0 when done or unknown)")); err != nil {
 		return nil, err
 	}
 	return r, nil
