@@ -154,11 +154,17 @@ func seed(t testing.TB, db *sql.DB, d migrate.Dialect, table string, n int) {
 // true (a counter reaching a value); the loop, not the pause, orders the test.
 func pollPause() { time.Sleep(time.Millisecond) }
 
-func openSQLiteAt(dsn string) (*sql.DB, error) {
+// openSQLiteAt opens the SQLite database dsn and closes it when the test ends.
+func openSQLiteAt(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { db.Close() })
 	db.SetMaxOpenConns(8)
-	return db, db.Ping()
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
