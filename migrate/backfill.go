@@ -13,6 +13,7 @@ import (
 )
 
 // Progress reports one committed backfill batch.
+// The zero value describes no batch; OnProgress never receives it.
 type Progress struct {
 	Migration string
 	// Operation is the index of the Transform in Migration.Operations.

@@ -38,6 +38,8 @@ var (
 )
 
 // ValidationError says which part of a migration is wrong. It wraps ErrInvalid.
+// A zero ValidationError still wraps ErrInvalid; its message then says only
+// "invalid migration".
 type ValidationError struct {
 	// Migration is the migration name ("" when it is the name itself that is missing).
 	Migration string
@@ -66,6 +68,8 @@ func (e *ValidationError) Error() string {
 func (e *ValidationError) Unwrap() error { return ErrInvalid }
 
 // PhaseError reports a refused phase transition. It wraps ErrPhase.
+// A zero PhaseError still wraps ErrPhase; its message then names no
+// migration, action or phase.
 type PhaseError struct {
 	Migration string
 	// Action is the method that was called ("Backfill", "Complete", ...).
@@ -92,6 +96,8 @@ func (e *PhaseError) Unwrap() error { return ErrPhase }
 
 // OldVersionsError lists the live instances that made Complete refuse. It
 // wraps ErrOldVersionsAlive.
+// A zero OldVersionsError still wraps ErrOldVersionsAlive and lists no
+// instance.
 type OldVersionsError struct {
 	Migration string
 	// Need is the application version the migration requires everywhere.
@@ -115,6 +121,8 @@ func (e *OldVersionsError) Unwrap() error { return ErrOldVersionsAlive }
 
 // NewVersionsError lists the live instances that made Rollback refuse. It
 // wraps ErrNewVersionsAlive.
+// A zero NewVersionsError still wraps ErrNewVersionsAlive and lists no
+// instance.
 type NewVersionsError struct {
 	Migration string
 	// Version is Migration.Version: instances at it or newer use the new columns.
@@ -139,6 +147,8 @@ func (e *NewVersionsError) Error() string {
 func (e *NewVersionsError) Unwrap() error { return ErrNewVersionsAlive }
 
 // DDLError reports a DDL statement that failed, with the statement text.
+// A zero DDLError has no statement and unwraps to nil, so it matches no
+// sentinel.
 type DDLError struct {
 	// Statement is the SQL that failed.
 	Statement string

@@ -9,6 +9,8 @@ import (
 )
 
 // InstanceInfo is one row of the instance registry.
+// The zero value describes no instance (empty ID); LiveInstances never
+// returns one.
 type InstanceInfo struct {
 	ID        string
 	Version   string
@@ -33,7 +35,10 @@ type RegistryOptions struct {
 
 // Instance is a registered application instance that heartbeats in the
 // instance registry until Close. Complete reads the registry to refuse
-// dropping old columns while an instance of an older version is alive.
+// dropping old columns while an instance of an older version is alive, and
+// Rollback to refuse dropping new columns while an instance of the
+// migration's version or a newer one is alive.
+// The zero Instance is unusable (Close panics): get one from Register.
 type Instance struct {
 	db      *sql.DB
 	d       Dialect

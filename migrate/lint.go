@@ -8,6 +8,7 @@ import (
 
 // Rule is one lint rule: an unsafe schema change, why it is unsafe, and the
 // safe way to get the same result.
+// The zero Rule names no rule; Rules never returns one.
 type Rule struct {
 	// Name is the stable identifier used in findings and in tests.
 	Name string
@@ -54,6 +55,8 @@ func ruleByName(name string) Rule {
 }
 
 // Finding is one unsafe change found by Lint or LintSQL.
+// The zero Finding is not a finding (its Rule is the zero Rule); Lint and
+// LintSQL never return one.
 type Finding struct {
 	Rule
 	// Operation is the index in Migration.Operations, or -1 for LintSQL.

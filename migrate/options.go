@@ -62,7 +62,7 @@ type Options struct {
 	OnProgress func(Progress)
 
 	// InstanceTTL: an instance whose last heartbeat is older is dead for
-	// Complete's check. Zero means DefaultInstanceTTL.
+	// the checks of Complete and Rollback. Zero means DefaultInstanceTTL.
 	InstanceTTL time.Duration
 	// LeaseTTL is the SQLite runner lock's lease. Zero means DefaultLeaseTTL.
 	LeaseTTL time.Duration
