@@ -120,6 +120,16 @@
 // statements listed on LintSQL; it is not a parser, and statements it does
 // not recognise are not examined. The corpus is testdata/lint.
 //
+// Each rule has a Severity: error (breaks a running version, or blocks
+// reads or writes for a scan, rewrite or index build) or warning
+// (index-not-online, backfill-in-ddl-transaction, no-lock-timeout). A
+// Runner lints at run time too: Start the operations it runs (RawSQL,
+// AddColumn defaults), Complete the Contract RawSQL, as Options.LintMode
+// says: LintWarn (default) logs each finding at WARN and runs; LintRefuse
+// refuses error findings with a *LintError (ErrUnsafe) before anything runs,
+// leaving the phase unchanged; LintOff does not lint. RawSQL.Down, which
+// Rollback runs to undo the expand, is not linted.
+//
 // # Known limits
 //
 //   - Keyset batches need a single-column integer key.

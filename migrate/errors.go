@@ -27,6 +27,10 @@ var (
 	// the migration's version (or a newer one), which uses the new columns
 	// Rollback would drop, heartbeats in the instance registry.
 	ErrNewVersionsAlive = errors.New("migrate: instances of the new application version are alive")
+	// ErrUnsafe means a Runner with Options.LintMode LintRefuse refused to
+	// run operations with lint findings of SeverityError; the wrapping
+	// *LintError lists them.
+	ErrUnsafe = errors.New("migrate: unsafe schema change refused by lint")
 	// ErrUnsupported means the operation cannot be done safely (or at all) on
 	// the dialect in use.
 	ErrUnsupported = errors.New("migrate: not supported on this dialect")
@@ -145,6 +149,32 @@ func (e *NewVersionsError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrNewVersionsAlive) true.
 func (e *NewVersionsError) Unwrap() error { return ErrNewVersionsAlive }
+
+// LintError lists the lint findings that made Start or Complete refuse
+// (Options.LintMode LintRefuse). It wraps ErrUnsafe. A zero LintError still
+// wraps ErrUnsafe and lists no finding.
+type LintError struct {
+	Migration string
+	// Action is the refused method ("Start" or "Complete").
+	Action string
+	// Findings are the findings of SeverityError, in operation order.
+	Findings []Finding
+}
+
+// Error names the migration and each finding: where, which rule, and the
+// safe alternative.
+func (e *LintError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "migrate: %s of %q refused: %d unsafe change(s) found by lint (fix them, or set Options.LintMode to LintWarn to run them anyway)", e.Action, e.Migration, len(e.Findings))
+	for _, f := range e.Findings {
+		b.WriteString("\n")
+		b.WriteString(f.String())
+	}
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrUnsafe) true.
+func (e *LintError) Unwrap() error { return ErrUnsafe }
 
 // DDLError reports a DDL statement that failed, with the statement text.
 // A zero DDLError has no statement and unwraps to nil, so it matches no

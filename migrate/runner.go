@@ -219,11 +219,41 @@ func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Ph
 // indexes without blocking writes, and installs the dual-write triggers of
 // every Transform. Allowed before anything ran, after a crashed Start, and
 // after a Rollback.
+//
+// Before anything runs, the operations Start runs are linted as
+// Options.LintMode says (by default findings are logged).
 func (r *Runner) Start(ctx context.Context) error {
-	return r.step(ctx, "Start",
+	return r.guardedStep(ctx, "Start",
 		[]Phase{PhaseNone, PhaseExpanding, PhaseRolledBack},
 		[]Phase{PhaseExpanded, PhaseBackfilling, PhaseBackfilled, PhaseReadNew, PhaseCompleting, PhaseComplete},
+		func(ctx context.Context, _ Phase) error { return r.lintGuard(ctx, "Start", false) },
 		PhaseExpanding, PhaseExpanded, r.expand)
+}
+
+// lintGuard lints the operations of one side of the migration (contract:
+// those Complete runs; else those Start runs) as Options.LintMode says.
+func (r *Runner) lintGuard(ctx context.Context, action string, contract bool) error {
+	if r.opts.LintMode == LintOff {
+		return nil
+	}
+	var refuse []Finding
+	for _, f := range Lint(&r.m, r.d) {
+		raw, isRaw := r.m.Operations[f.Operation].(RawSQL)
+		if (isRaw && raw.Contract) != contract {
+			continue
+		}
+		if r.opts.LintMode == LintRefuse && f.Severity == SeverityError {
+			refuse = append(refuse, f)
+			continue
+		}
+		r.log.WarnContext(ctx, "migrate: lint finding", "migration", r.m.Name, "action", action,
+			"operation", f.Operation, "line", f.Line, "rule", f.Name, "severity", f.Severity.String(),
+			"statement", oneLine(f.Statement), "why", f.Explanation, "alternative", f.Alternative)
+	}
+	if len(refuse) > 0 {
+		return &LintError{Migration: r.m.Name, Action: action, Findings: refuse}
+	}
+	return nil
 }
 
 // Backfill fills the new columns of the rows that existed at its start
@@ -249,7 +279,8 @@ func (r *Runner) SwitchReads(ctx context.Context) error {
 // Complete runs the contract phase: drops the dual-write triggers and the
 // old columns and tables, and finishes SetNotNull. It refuses, with an
 // *OldVersionsError, while an instance registered with a version older than
-// Migration.Version heartbeats; ForceComplete skips that check.
+// Migration.Version heartbeats; ForceComplete skips that check. Contract
+// RawSQL is linted first as Options.LintMode says.
 func (r *Runner) Complete(ctx context.Context) error {
 	return r.complete(ctx, false)
 }
@@ -262,9 +293,13 @@ func (r *Runner) ForceComplete(ctx context.Context) error {
 }
 
 func (r *Runner) complete(ctx context.Context, force bool) error {
-	var guard func(context.Context, Phase) error
-	if !force {
-		guard = func(ctx context.Context, _ Phase) error { return r.checkInstances(ctx) }
+	guard := func(ctx context.Context, _ Phase) error {
+		if !force {
+			if err := r.checkInstances(ctx); err != nil {
+				return err
+			}
+		}
+		return r.lintGuard(ctx, "Complete", true)
 	}
 	return r.guardedStep(ctx, "Complete",
 		[]Phase{PhaseReadNew, PhaseCompleting},
