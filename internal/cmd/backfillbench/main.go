@@ -136,6 +136,9 @@ func pct(ds []time.Duration, p int) time.Duration {
 // after a fast one that grew the size points at overshoot; a slow batch of
 // ordinary size points at the server (I/O, checkpoints).
 func printTail(res *result) {
+	if s := res.server; s != nil {
+		fmt.Printf("    server during the backfill: %d checkpoint(s) (%d requested by WAL volume), %d buffers written by backends\n", s.checkpoints, s.requested, s.backendWrites)
+	}
 	p99 := pct(res.batches, 99)
 	for i, d := range res.batches {
 		if d < p99 {
@@ -160,6 +163,33 @@ type result struct {
 	writerErrs int64
 	firstErr   error
 	bad        int64
+	server     *serverStats
+}
+
+// serverStats are PostgreSQL's counters of checkpoints and of buffers that
+// backends had to write themselves to find a free one (the backfill's own
+// I/O stalls), from pg_stat_bgwriter.
+type serverStats struct {
+	checkpoints, requested, backendWrites int64
+}
+
+func pgStats(ctx context.Context, d migrate.Dialect, db *sql.DB) *serverStats {
+	if d != migrate.PostgreSQL {
+		return nil
+	}
+	var s serverStats
+	if err := db.QueryRowContext(ctx, `SELECT checkpoints_timed + checkpoints_req, checkpoints_req, buffers_backend FROM pg_stat_bgwriter`).
+		Scan(&s.checkpoints, &s.requested, &s.backendWrites); err != nil {
+		return nil // PostgreSQL 17 moved these; the figures are optional
+	}
+	return &s
+}
+
+func (s *serverStats) minus(o *serverStats) *serverStats {
+	if s == nil || o == nil {
+		return nil
+	}
+	return &serverStats{s.checkpoints - o.checkpoints, s.requested - o.requested, s.backendWrites - o.backendWrites}
 }
 
 const table = "bb_users"
@@ -305,9 +335,11 @@ func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, ra
 	res.writerLat = res.writerLat[:0]
 	mu.Unlock()
 	worst.Store(0)
+	before := pgStats(ctx, d, db)
 	t0 := time.Now()
 	err = r.Backfill(ctx)
 	res.elapsed = time.Since(t0)
+	res.server = pgStats(ctx, d, db).minus(before)
 	stop()
 	wg.Wait()
 	if err != nil {
