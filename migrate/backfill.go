@@ -13,6 +13,7 @@ import (
 )
 
 // Progress reports one committed backfill batch.
+// The zero value describes no batch; OnProgress never receives it.
 type Progress struct {
 	Migration string
 	// Operation is the index of the Transform in Migration.Operations.
@@ -48,7 +49,7 @@ type checkpoint struct {
 // appSyncGuard refuses Backfill of a SyncApplication transform while an
 // older version runs: without triggers, a row an old-version instance
 // writes after its batch would go stale.
-func (r *Runner) appSyncGuard(ctx context.Context) error {
+func (r *Runner) appSyncGuard(ctx context.Context, _ Phase) error {
 	for _, op := range r.m.Operations {
 		if t, ok := op.(Transform); ok && t.Sync == SyncApplication {
 			return r.checkInstances(ctx)
@@ -275,19 +276,21 @@ SELECT (SELECT hi FROM b), (SELECT n FROM b), (SELECT COUNT(*) FROM u)`
 		r.inst.rows.Add(ctx, n, attrs)
 		r.inst.batchDuration.Record(ctx, d.Seconds(), attrs)
 		size = adapt(size, d, r.opts.BatchTarget, r.opts.MinBatchSize, r.opts.MaxBatchSize)
+		pr := Progress{Migration: r.m.Name, Operation: i, Table: p.table, Rows: cp.rows, Filled: runFilled, LastKey: cp.lastKey, MaxKey: cp.maxKey,
+			BatchSize: int(n), BatchDuration: d, NextBatchSize: size}
+		if span := cp.maxKey - cp.minKey + 1; span > 0 {
+			pr.Fraction = min(float64(cp.lastKey-cp.minKey+1)/float64(span), 1)
+		}
+		if el := time.Since(start).Seconds(); el > 0 {
+			pr.RowsPerSecond = float64(runRows) / el
+			if pr.Fraction > 0 && pr.RowsPerSecond > 0 {
+				left := float64(cp.rows)/pr.Fraction - float64(cp.rows)
+				pr.ETA = time.Duration(left / pr.RowsPerSecond * float64(time.Second))
+			}
+		}
+		r.inst.progress.Record(ctx, pr.Fraction, attrs)
+		r.inst.eta.Record(ctx, pr.ETA.Seconds(), attrs)
 		if r.opts.OnProgress != nil {
-			pr := Progress{Migration: r.m.Name, Operation: i, Table: p.table, Rows: cp.rows, Filled: runFilled, LastKey: cp.lastKey, MaxKey: cp.maxKey,
-				BatchSize: int(n), BatchDuration: d, NextBatchSize: size}
-			if span := cp.maxKey - cp.minKey + 1; span > 0 {
-				pr.Fraction = float64(cp.lastKey-cp.minKey+1) / float64(span)
-			}
-			if el := time.Since(start).Seconds(); el > 0 {
-				pr.RowsPerSecond = float64(runRows) / el
-				if pr.Fraction > 0 && pr.RowsPerSecond > 0 {
-					left := float64(cp.rows)/pr.Fraction - float64(cp.rows)
-					pr.ETA = time.Duration(left / pr.RowsPerSecond * float64(time.Second))
-				}
-			}
 			r.opts.OnProgress(pr)
 		}
 		if r.opts.Throttle > 0 && cp.lastKey < cp.maxKey {

@@ -256,9 +256,9 @@ func TestFourPhasesWithConcurrentOldAndNewWriters(t *testing.T) {
 			if err := r.SwitchReads(ctx); err != nil {
 				t.Fatal(err)
 			}
-			for f.seenReadNew.Load() < int64(f.newWriters) && f.errs.Load() == 0 {
-				pollPause()
-			}
+			waitUntil(t, "every new writer to see phase read_new", func() bool {
+				return f.seenReadNew.Load() >= int64(f.newWriters) || f.errs.Load() != 0
+			})
 			if bad, total := inconsistent(t, db, d, table, true); bad != 0 {
 				t.Fatalf("after switch: %d of %d rows inconsistent", bad, total)
 			}
@@ -286,9 +286,9 @@ func TestFourPhasesWithConcurrentOldAndNewWriters(t *testing.T) {
 			}
 			// New writers keep going on the contracted schema.
 			before := f.ops.Load()
-			for f.ops.Load() < before+20 && f.errs.Load() == 0 {
-				pollPause()
-			}
+			waitUntil(t, "20 more writer operations after Complete", func() bool {
+				return f.ops.Load() >= before+20 || f.errs.Load() != 0
+			})
 			stopNew()
 			newWG.Wait()
 			if p, _ := r.Phase(ctx); p != migrate.PhaseComplete {

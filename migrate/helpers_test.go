@@ -150,15 +150,36 @@ func seed(t testing.TB, db *sql.DB, d migrate.Dialect, table string, n int) {
 	}
 }
 
-// pollPause paces a loop that polls a condition another goroutine makes
-// true (a counter reaching a value); the loop, not the pause, orders the test.
-func pollPause() { time.Sleep(time.Millisecond) }
+// waitTimeout bounds waitUntil: far above what a healthy run needs (a few
+// hundred milliseconds), so that it only ends a run whose writers died
+// silently instead of leaving it to spin until go test's own timeout.
+const waitTimeout = 30 * time.Second
 
-func openSQLiteAt(dsn string) (*sql.DB, error) {
+// waitUntil polls cond, which other goroutines make true (a counter
+// reaching a value), and fails the test if it is still false after
+// waitTimeout. The condition, not the pause between polls, orders the test.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v waiting for %s", waitTimeout, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// openSQLiteAt opens the SQLite database dsn and closes it when the test ends.
+func openSQLiteAt(t testing.TB, dsn string) *sql.DB {
+	t.Helper()
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
-		return nil, err
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { db.Close() })
 	db.SetMaxOpenConns(8)
-	return db, db.Ping()
+	if err := db.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

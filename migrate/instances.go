@@ -9,6 +9,8 @@ import (
 )
 
 // InstanceInfo is one row of the instance registry.
+// The zero value describes no instance (empty ID); LiveInstances never
+// returns one.
 type InstanceInfo struct {
 	ID        string
 	Version   string
@@ -33,7 +35,10 @@ type RegistryOptions struct {
 
 // Instance is a registered application instance that heartbeats in the
 // instance registry until Close. Complete reads the registry to refuse
-// dropping old columns while an instance of an older version is alive.
+// dropping old columns while an instance of an older version is alive, and
+// Rollback to refuse dropping new columns while an instance of the
+// migration's version or a newer one is alive.
+// The zero Instance is unusable (Close panics): get one from Register.
 type Instance struct {
 	db      *sql.DB
 	d       Dialect
@@ -186,6 +191,31 @@ func (r *Runner) checkInstances(ctx context.Context) error {
 	}
 	if len(old) > 0 {
 		return &OldVersionsError{Migration: r.m.Name, Need: need, Alive: old}
+	}
+	return nil
+}
+
+// checkNewInstances refuses Rollback while an instance of Migration.Version
+// or newer is alive: it may use the new columns that Rollback drops. Every
+// phase Rollback starts from has new columns (Start may have added some
+// before it crashed; a crashed Rollback may have left some), so the phase
+// does not exempt anything.
+func (r *Runner) checkNewInstances(ctx context.Context, cur Phase) error {
+	if r.m.Version == "" {
+		return nil
+	}
+	live, err := r.LiveInstances(ctx)
+	if err != nil {
+		return err
+	}
+	var alive []InstanceInfo
+	for _, in := range live {
+		if r.opts.CompareVersions(in.Version, r.m.Version) >= 0 {
+			alive = append(alive, in)
+		}
+	}
+	if len(alive) > 0 {
+		return &NewVersionsError{Migration: r.m.Name, Version: r.m.Version, Phase: cur, Alive: alive}
 	}
 	return nil
 }

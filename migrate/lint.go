@@ -8,6 +8,7 @@ import (
 
 // Rule is one lint rule: an unsafe schema change, why it is unsafe, and the
 // safe way to get the same result.
+// The zero Rule names no rule; Rules never returns one.
 type Rule struct {
 	// Name is the stable identifier used in findings and in tests.
 	Name string
@@ -17,28 +18,53 @@ type Rule struct {
 	Alternative string
 	// Dialects lists where the rule applies.
 	Dialects []Dialect
+	// Severity says whether a Runner in LintRefuse mode refuses the change
+	// (SeverityError, the zero value) or only logs it.
+	Severity Severity
+}
+
+// Severity grades a lint rule. The zero value is SeverityError.
+type Severity int
+
+const (
+	// SeverityError marks a change that breaks the code of one of the
+	// running versions or blocks reads or writes for a scan, a rewrite or
+	// an index build. A Runner with LintRefuse refuses to run it.
+	SeverityError Severity = iota
+	// SeverityWarning marks a change that is risky but may well be fine
+	// (an online build the server may or may not pick, a data change that
+	// holds row locks for its duration). Runners only log it.
+	SeverityWarning
+)
+
+// String returns "error" or "warning".
+func (s Severity) String() string {
+	if s == SeverityWarning {
+		return "warning"
+	}
+	return "error"
 }
 
 var all3 = []Dialect{PostgreSQL, MySQL, SQLite}
 
 // rules is the catalogue; Rules returns a copy.
 var rules = []Rule{
-	{"drop-column", "dropping a column while old code runs breaks every old query that names it", "DropColumn, which runs only in the contract phase (Complete), after old versions are gone", all3},
-	{"drop-table", "dropping a table while old code runs breaks every old query on it", "DropTable, which runs only on Complete", all3},
-	{"rename-column", "a rename is a drop for old code and an add for new code: one of the two versions fails whichever runs", "RenameColumn: a new column kept in sync by triggers, backfilled, old one dropped on Complete", all3},
-	{"rename-table", "renaming a table breaks every query of the version that uses the other name", "create the new table, dual-write and backfill (Transform or RawSQL with triggers), drop the old one on Complete", all3},
-	{"change-column-type", "changing a column's type rewrites the table under an exclusive lock (PostgreSQL, SQLite) or a copy (MySQL), and old code may not accept the new type", "ChangeType: a new column of the new type, dual write, backfill, switch, drop", []Dialect{PostgreSQL, MySQL}},
-	{"add-column-not-null-without-default", "existing rows have no value: the statement fails or rewrites the table, and old code inserting without the column fails", "add the column nullable (or with a constant default), backfill, then SetNotNull", all3},
-	{"set-not-null", "SET NOT NULL scans the whole table under ACCESS EXCLUSIVE, blocking reads and writes", "SetNotNull: CHECK (col IS NOT NULL) NOT VALID, VALIDATE without blocking writes, then SET NOT NULL which skips the scan", []Dialect{PostgreSQL}},
-	{"check-without-not-valid", "adding a CHECK constraint validates every row while holding a lock that blocks writes", "PostgreSQL: ADD CONSTRAINT ... CHECK (...) NOT VALID, then VALIDATE CONSTRAINT in a later step; MySQL/MariaDB have no NOT VALID: enforce in the application or a trigger", []Dialect{PostgreSQL, MySQL}},
-	{"foreign-key-without-not-valid", "adding a foreign key validates every row while blocking writes on both tables (PostgreSQL) or copies the table (MySQL with foreign_key_checks on)", "AddForeignKey: NOT VALID then VALIDATE (PostgreSQL), foreign_key_checks=0 with ALGORITHM=INPLACE then an orphan check (MySQL)", []Dialect{PostgreSQL, MySQL}},
-	{"index-without-concurrently", "CREATE INDEX without CONCURRENTLY blocks writes to the table for the whole build", "CREATE INDEX CONCURRENTLY (CreateIndex does it), outside a transaction", []Dialect{PostgreSQL}},
-	{"drop-index-without-concurrently", "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table, queueing every query behind it", "DROP INDEX CONCURRENTLY", []Dialect{PostgreSQL}},
-	{"index-not-online", "without ALGORITHM=INPLACE, LOCK=NONE MySQL may pick a table copy or a write lock silently", "state ALGORITHM=INPLACE, LOCK=NONE so that the server refuses rather than locks (CreateIndex does it)", []Dialect{MySQL}},
-	{"volatile-default", "a volatile default (random(), uuid(), clock_timestamp() ...) must be computed per row: the table is rewritten under an exclusive lock", "add the column nullable without default, fill it with a batched backfill (Transform), then set the default for new rows", all3},
-	{"unique-constraint-without-index", "ADD UNIQUE / PRIMARY KEY builds the index while blocking writes", "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX", []Dialect{PostgreSQL}},
-	{"backfill-in-ddl-transaction", "updating rows in the same script as DDL holds the DDL's locks (and the row locks of the whole update) until the end", "run DDL and data changes separately: a Transform's batched backfill commits small batches between DDL steps", all3},
-	{"no-lock-timeout", "a DDL statement waiting for its lock queues every later query on the table behind it, without bound", "SET lock_timeout (PostgreSQL), SET SESSION lock_wait_timeout (MySQL) or PRAGMA busy_timeout (SQLite) first, and retry; the Runner does both", all3},
+	{"drop-column", "dropping a column while old code runs breaks every old query that names it", "DropColumn, which runs only in the contract phase (Complete), after old versions are gone", all3, SeverityError},
+	{"drop-table", "dropping a table while old code runs breaks every old query on it", "DropTable, which runs only on Complete", all3, SeverityError},
+	{"rename-column", "a rename is a drop for old code and an add for new code: one of the two versions fails whichever runs", "RenameColumn: a new column kept in sync by triggers, backfilled, old one dropped on Complete", all3, SeverityError},
+	{"rename-table", "renaming a table breaks every query of the version that uses the other name", "create the new table, dual-write and backfill (Transform or RawSQL with triggers), drop the old one on Complete", all3, SeverityError},
+	{"change-column-type", "changing a column's type rewrites the table under an exclusive lock (PostgreSQL, SQLite) or a copy (MySQL), and old code may not accept the new type", "ChangeType: a new column of the new type, dual write, backfill, switch, drop", []Dialect{PostgreSQL, MySQL}, SeverityError},
+	{"add-column-not-null-without-default", "existing rows have no value: the statement fails or rewrites the table, and old code inserting without the column fails", "add the column nullable (or with a constant default), backfill, then SetNotNull", all3, SeverityError},
+	{"set-not-null", "SET NOT NULL scans the whole table under ACCESS EXCLUSIVE, blocking reads and writes", "SetNotNull: CHECK (col IS NOT NULL) NOT VALID, VALIDATE without blocking writes, then SET NOT NULL which skips the scan", []Dialect{PostgreSQL}, SeverityError},
+	{"check-without-not-valid", "adding a CHECK constraint validates every row while holding a lock that blocks writes", "PostgreSQL: ADD CONSTRAINT ... CHECK (...) NOT VALID, then VALIDATE CONSTRAINT in a later step; MySQL/MariaDB have no NOT VALID: enforce in the application or a trigger", []Dialect{PostgreSQL, MySQL}, SeverityError},
+	{"foreign-key-without-not-valid", "adding a foreign key validates every row while blocking writes on both tables (PostgreSQL) or copies the table (MySQL with foreign_key_checks on)", "AddForeignKey: NOT VALID then VALIDATE (PostgreSQL), foreign_key_checks=0 with ALGORITHM=INPLACE then an orphan check (MySQL)", []Dialect{PostgreSQL, MySQL}, SeverityError},
+	{"index-without-concurrently", "CREATE INDEX without CONCURRENTLY blocks writes to the table for the whole build", "CREATE INDEX CONCURRENTLY (CreateIndex does it), outside a transaction", []Dialect{PostgreSQL}, SeverityError},
+	{"drop-index-without-concurrently", "DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table, queueing every query behind it", "DROP INDEX CONCURRENTLY", []Dialect{PostgreSQL}, SeverityError},
+	{"index-not-online", "without ALGORITHM=INPLACE, LOCK=NONE MySQL may pick a table copy or a write lock silently", "state ALGORITHM=INPLACE, LOCK=NONE so that the server refuses rather than locks (CreateIndex does it)", []Dialect{MySQL}, SeverityWarning},
+	{"volatile-default", "a volatile default (random(), uuid(), clock_timestamp() ...) must be computed per row: the table is rewritten under an exclusive lock", "add the column nullable without default, fill it with a batched backfill (Transform), then set the default for new rows", all3, SeverityError},
+	{"unique-constraint-without-index", "ADD UNIQUE / PRIMARY KEY builds the index while blocking writes", "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... UNIQUE USING INDEX", []Dialect{PostgreSQL}, SeverityError},
+	{"backfill-in-ddl-transaction", "updating rows in the same script as DDL holds the DDL's locks (and the row locks of the whole update) until the end", "run DDL and data changes separately: a Transform's batched backfill commits small batches between DDL steps", all3, SeverityWarning},
+	{"no-lock-timeout", "a DDL statement waiting for its lock queues every later query on the table behind it, without bound", "SET lock_timeout (PostgreSQL), SET SESSION lock_wait_timeout (MySQL) or PRAGMA busy_timeout (SQLite) first, and retry; the Runner does both", all3, SeverityWarning},
 }
 
 // Rules returns the lint rules, in catalogue order.
@@ -54,6 +80,8 @@ func ruleByName(name string) Rule {
 }
 
 // Finding is one unsafe change found by Lint or LintSQL.
+// The zero Finding is not a finding (its Rule is the zero Rule); Lint and
+// LintSQL never return one.
 type Finding struct {
 	Rule
 	// Operation is the index in Migration.Operations, or -1 for LintSQL.
@@ -78,7 +106,7 @@ func (f Finding) String() string {
 		}
 		loc += fmt.Sprintf("line %d", f.Line)
 	}
-	return fmt.Sprintf("%s: %s: %s\n  statement: %s\n  safe alternative: %s", loc, f.Name, f.Explanation, oneLine(f.Statement), f.Alternative)
+	return fmt.Sprintf("%s: %s (%s): %s\n  statement: %s\n  safe alternative: %s", loc, f.Name, f.Severity, f.Explanation, oneLine(f.Statement), f.Alternative)
 }
 
 func oneLine(s string) string {

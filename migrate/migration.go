@@ -20,7 +20,9 @@ type Migration struct {
 	// Version is the application version whose code reads the new schema.
 	// Complete refuses while a live instance reports an older version
 	// (see Options.CompareVersions). Empty means Complete refuses while the
-	// live instances do not all report one and the same version.
+	// live instances do not all report one and the same version. Rollback
+	// refuses while a live instance reports Version or a newer one; empty
+	// means Rollback does not check.
 	Version string `yaml:"version" json:"version"`
 	// Operations run in order on Start (expand); contract steps run in order
 	// on Complete; Rollback undoes the expand steps in reverse order.
@@ -62,6 +64,7 @@ type CreateTable struct {
 // AddColumn adds a nullable column, or a NOT NULL one with a constant
 // default, in the expand phase; Rollback drops it. Table and Column are
 // required.
+// The zero value is invalid: Validate rejects it.
 type AddColumn struct {
 	Table  string `yaml:"table"`
 	Column Column `yaml:"column"`
@@ -72,6 +75,7 @@ type AddColumn struct {
 // online build: writers wait for it). A unique index built this way is the
 // safe way to add a unique constraint. Table, Name and Columns are
 // required; Unique false means a plain index. Rollback drops it.
+// The zero value is invalid: Validate rejects it.
 type CreateIndex struct {
 	Table   string   `yaml:"table"`
 	Name    string   `yaml:"name"`
@@ -83,6 +87,8 @@ type CreateIndex struct {
 // per-dialect variants. Column references are bare names (quoted or not);
 // the runner qualifies them (NEW."col" in triggers). As a file value it is
 // either a string or a map with keys sql, postgres, mysql and sqlite.
+// The zero Expr is no expression: For returns "" for every dialect, which
+// ChangeType reads as "use a CAST" and Transform rejects.
 type Expr struct {
 	// SQL is used when the dialect has no variant below.
 	SQL        string `yaml:"sql"`
@@ -121,6 +127,7 @@ func (e *Expr) UnmarshalYAML(n *yaml.Node) error {
 // rows, and on Complete drops the columns in Drop. RenameColumn and
 // ChangeType are Transforms. Table, Add, Up and Down are required; an empty
 // Drop keeps the old columns after Complete.
+// The zero value is invalid: Validate rejects it.
 type Transform struct {
 	Table string `yaml:"table"`
 	// Key is the integer primary-key column used for keyset batches; empty
@@ -159,6 +166,7 @@ const (
 // RenameColumn renames a column the expand-contract way: To is added with
 // From's type, both are kept equal, and From is dropped on Complete. Type
 // overrides the type read from the catalog; empty reads it.
+// The zero value is invalid: Validate rejects it.
 type RenameColumn struct {
 	Table string `yaml:"table"`
 	From  string `yaml:"from"`
@@ -172,6 +180,7 @@ type RenameColumn struct {
 // value (empty: a CAST), Down converts back (empty: a CAST to the old
 // type; MySQL's CAST knows few types, so give both there). Table, Column,
 // To and Type are required.
+// The zero value is invalid: Validate rejects it.
 type ChangeType struct {
 	Table  string `yaml:"table"`
 	Column string `yaml:"column"`
@@ -187,6 +196,7 @@ type ChangeType struct {
 // Complete. On MySQL/MariaDB: MODIFY ... NOT NULL with ALGORITHM=INPLACE,
 // LOCK=NONE on Complete. Not supported on SQLite (it would rebuild the
 // table). Both fields are required; Rollback drops the check.
+// The zero value is invalid: Validate rejects it.
 type SetNotNull struct {
 	Table  string `yaml:"table"`
 	Column string `yaml:"column"`
@@ -198,6 +208,7 @@ type SetNotNull struct {
 // LOCK=NONE on Start, and existing rows checked during Backfill (the
 // migration fails there, listing an orphan, if any row violates it). Not
 // supported on SQLite. All fields are required; Rollback drops the key.
+// The zero value is invalid: Validate rejects it.
 type AddForeignKey struct {
 	Table      string   `yaml:"table"`
 	Name       string   `yaml:"name"`
@@ -208,6 +219,7 @@ type AddForeignKey struct {
 
 // DropColumn drops a column on Complete only (the contract phase), when no
 // old code reads it. Both fields are required; Rollback does nothing.
+// The zero value is invalid: Validate rejects it.
 type DropColumn struct {
 	Table  string `yaml:"table"`
 	Column string `yaml:"column"`
@@ -215,6 +227,7 @@ type DropColumn struct {
 
 // DropTable drops a table on Complete only. Table is required; Rollback
 // does nothing.
+// The zero value is invalid: Validate rejects it.
 type DropTable struct {
 	Table string `yaml:"table"`
 }
@@ -224,6 +237,7 @@ type DropTable struct {
 // them. Up runs on Start, or on Complete when Contract is set; Down (empty:
 // nothing) on Rollback. Up must be safe to run again after a crash (IF NOT
 // EXISTS).
+// The zero value is invalid (no Up): Validate rejects it.
 type RawSQL struct {
 	Up       string `yaml:"up"`
 	Down     string `yaml:"down"`

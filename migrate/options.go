@@ -24,7 +24,36 @@ const (
 	DefaultInstanceTTL      = 30 * time.Second
 	DefaultHeartbeat        = 5 * time.Second
 	DefaultLeaseTTL         = 15 * time.Second
+	DefaultLintMode         = LintWarn
 )
+
+// LintMode says how a Runner lints a migration at run time. The zero value
+// is LintWarn.
+type LintMode int
+
+const (
+	// LintWarn logs each finding (Options.Logger, level WARN) and runs the
+	// migration anyway: the linter is not a parser, and a finding may be a
+	// change the operator has judged safe.
+	LintWarn LintMode = iota
+	// LintOff does not lint.
+	LintOff
+	// LintRefuse makes Start and Complete refuse, with a *LintError and the
+	// phase unchanged, when a finding of SeverityError concerns an operation
+	// they would run; warnings are logged as with LintWarn.
+	LintRefuse
+)
+
+// String returns "warn", "off" or "refuse".
+func (m LintMode) String() string {
+	switch m {
+	case LintOff:
+		return "off"
+	case LintRefuse:
+		return "refuse"
+	}
+	return "warn"
+}
 
 // Options configures a Runner. Every zero field means the documented default.
 type Options struct {
@@ -62,13 +91,18 @@ type Options struct {
 	OnProgress func(Progress)
 
 	// InstanceTTL: an instance whose last heartbeat is older is dead for
-	// Complete's check. Zero means DefaultInstanceTTL.
+	// the checks of Complete and Rollback. Zero means DefaultInstanceTTL.
 	InstanceTTL time.Duration
 	// LeaseTTL is the SQLite runner lock's lease. Zero means DefaultLeaseTTL.
 	LeaseTTL time.Duration
 	// CompareVersions orders application versions (<0, 0, >0). Zero means
 	// CompareVersions (dotted numeric, "v" prefix ignored).
 	CompareVersions func(a, b string) int
+
+	// LintMode says what Start and Complete do with the Lint findings of
+	// the operations they are about to run (RawSQL statements, AddColumn
+	// defaults). Zero means DefaultLintMode (LintWarn).
+	LintMode LintMode
 
 	// Logger receives progress and retries; nil discards.
 	Logger *slog.Logger

@@ -87,11 +87,7 @@ func TestKilledRunnerResumes(t *testing.T) {
 			dsn := os.Getenv("BATON_TEST_POSTGRES_DSN")
 			if d == migrate.SQLite {
 				dsn = sqliteDSN(filepath.Join(t.TempDir(), "kill.db"))
-				var err error
-				if db, err = openSQLiteAt(dsn); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { db.Close() })
+				db = openSQLiteAt(t, dsn)
 			}
 			dropAll(t, db, d, prefix, table)
 			t.Cleanup(func() { dropAll(t, db, d, prefix, table) })

@@ -29,7 +29,7 @@ import (
 //	Backfill(ctx)     fill the new columns of existing rows; validate constraints
 //	SwitchReads(ctx)  record that applications read the new columns
 //	Complete(ctx)     contract: drop triggers and old columns (refused while old versions run)
-//	Rollback(ctx)     undo the expand, allowed until Complete
+//	Rollback(ctx)     undo the expand, allowed until Complete (refused while new versions run)
 //	Phase(ctx)        the recorded phase
 //
 // Each call is idempotent: calling it again after it succeeded returns nil,
@@ -53,6 +53,8 @@ type instruments struct {
 	ddlRetries    metric.Int64Counter
 	rows          metric.Int64Counter
 	batchDuration metric.Float64Histogram
+	progress      metric.Float64Gauge
+	eta           metric.Float64Gauge
 }
 
 // New returns a runner for migration m on db. It validates m for the
@@ -100,6 +102,16 @@ func New(db *sql.DB, m *Migration, opts Options) (*Runner, error) {
 	if r.inst.batchDuration, err = meter.Float64Histogram("baton.migrate.backfill.batch.duration", metric.WithUnit("s"), metric.WithDescription("duration of one backfill batch transaction")); err != nil {
 		return nil, err
 	}
+	// Synchronous gauges rather than observable ones: the value is set
+	// where it is known (after each batch) and the SDK keeps the last one,
+	// so the final 1 and 0 stay visible after Backfill returns, with no
+	// callback registration tying the Runner to the MeterProvider.
+	if r.inst.progress, err = meter.Float64Gauge("baton.migrate.backfill.progress", metric.WithUnit("1"), metric.WithDescription("share of the backfill's key range done, 0 to 1")); err != nil {
+		return nil, err
+	}
+	if r.inst.eta, err = meter.Float64Gauge("baton.migrate.backfill.eta", metric.WithUnit("s"), metric.WithDescription("estimated time left in the backfill at this run's rate (0 when done or unknown)")); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -137,7 +149,7 @@ func (r *Runner) step(ctx context.Context, action string, from, done []Phase, du
 
 // guardedStep is step with a guard that may refuse the transition before
 // anything is recorded, so that a refusal leaves the phase unchanged.
-func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Phase, guard func(context.Context) error, during, after Phase, fn func(context.Context) error) (err error) {
+func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Phase, guard func(context.Context, Phase) error, during, after Phase, fn func(context.Context) error) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ctx, span := r.tracer.Start(ctx, "migrate."+action, trace.WithAttributes(
@@ -157,15 +169,23 @@ func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Ph
 	}
 	defer l.release()
 	if l.lost != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
+		// A lost lease cancels the work with a cause, so that the caller
+		// sees ErrLocked rather than a context.Canceled it did not ask for.
+		leaseCtx, cancel := context.WithCancelCause(ctx)
+		ctx = leaseCtx
+		defer cancel(nil)
 		go func() { // owner: this call; exits when ctx ends (cancel above)
 			select {
 			case <-l.lost:
-				r.log.ErrorContext(ctx, "migrate: runner lease lost", "migration", r.m.Name)
-				cancel()
+				cancel(fmt.Errorf("%w: lease lost during %s of %q: the lease row %q in %s was taken over (renewals failed for LeaseTTL, or another runner broke it); call %s again",
+					ErrLocked, action, r.m.Name, l.key, r.t.locks, action))
+				r.log.ErrorContext(ctx, "migrate: runner lease lost", "migration", r.m.Name, "action", action)
 			case <-ctx.Done():
+			}
+		}()
+		defer func() {
+			if err != nil && errors.Is(context.Cause(leaseCtx), ErrLocked) {
+				err = context.Cause(leaseCtx)
 			}
 		}()
 	}
@@ -180,7 +200,7 @@ func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Ph
 		return &PhaseError{Migration: r.m.Name, Action: action, Current: cur, Want: from}
 	}
 	if guard != nil {
-		if err := guard(ctx); err != nil {
+		if err := guard(ctx, cur); err != nil {
 			return err
 		}
 	}
@@ -199,11 +219,41 @@ func (r *Runner) guardedStep(ctx context.Context, action string, from, done []Ph
 // indexes without blocking writes, and installs the dual-write triggers of
 // every Transform. Allowed before anything ran, after a crashed Start, and
 // after a Rollback.
+//
+// Before anything runs, the operations Start runs are linted as
+// Options.LintMode says (by default findings are logged).
 func (r *Runner) Start(ctx context.Context) error {
-	return r.step(ctx, "Start",
+	return r.guardedStep(ctx, "Start",
 		[]Phase{PhaseNone, PhaseExpanding, PhaseRolledBack},
 		[]Phase{PhaseExpanded, PhaseBackfilling, PhaseBackfilled, PhaseReadNew, PhaseCompleting, PhaseComplete},
+		func(ctx context.Context, _ Phase) error { return r.lintGuard(ctx, "Start", false) },
 		PhaseExpanding, PhaseExpanded, r.expand)
+}
+
+// lintGuard lints the operations of one side of the migration (contract:
+// those Complete runs; else those Start runs) as Options.LintMode says.
+func (r *Runner) lintGuard(ctx context.Context, action string, contract bool) error {
+	if r.opts.LintMode == LintOff {
+		return nil
+	}
+	var refuse []Finding
+	for _, f := range Lint(&r.m, r.d) {
+		raw, isRaw := r.m.Operations[f.Operation].(RawSQL)
+		if (isRaw && raw.Contract) != contract {
+			continue
+		}
+		if r.opts.LintMode == LintRefuse && f.Severity == SeverityError {
+			refuse = append(refuse, f)
+			continue
+		}
+		r.log.WarnContext(ctx, "migrate: lint finding", "migration", r.m.Name, "action", action,
+			"operation", f.Operation, "line", f.Line, "rule", f.Name, "severity", f.Severity.String(),
+			"statement", oneLine(f.Statement), "why", f.Explanation, "alternative", f.Alternative)
+	}
+	if len(refuse) > 0 {
+		return &LintError{Migration: r.m.Name, Action: action, Findings: refuse}
+	}
+	return nil
 }
 
 // Backfill fills the new columns of the rows that existed at its start
@@ -229,7 +279,8 @@ func (r *Runner) SwitchReads(ctx context.Context) error {
 // Complete runs the contract phase: drops the dual-write triggers and the
 // old columns and tables, and finishes SetNotNull. It refuses, with an
 // *OldVersionsError, while an instance registered with a version older than
-// Migration.Version heartbeats; ForceComplete skips that check.
+// Migration.Version heartbeats; ForceComplete skips that check. Contract
+// RawSQL is linted first as Options.LintMode says.
 func (r *Runner) Complete(ctx context.Context) error {
 	return r.complete(ctx, false)
 }
@@ -242,9 +293,13 @@ func (r *Runner) ForceComplete(ctx context.Context) error {
 }
 
 func (r *Runner) complete(ctx context.Context, force bool) error {
-	guard := r.checkInstances
-	if force {
-		guard = nil
+	guard := func(ctx context.Context, _ Phase) error {
+		if !force {
+			if err := r.checkInstances(ctx); err != nil {
+				return err
+			}
+		}
+		return r.lintGuard(ctx, "Complete", true)
 	}
 	return r.guardedStep(ctx, "Complete",
 		[]Phase{PhaseReadNew, PhaseCompleting},
@@ -255,13 +310,36 @@ func (r *Runner) complete(ctx context.Context, force bool) error {
 // Rollback undoes the expand phase (drops triggers, new columns, new
 // tables and indexes, NOT VALID constraints) and forgets the backfill
 // checkpoints. Allowed in any phase before Complete; applications must read
-// the old columns again (Phase.ReadNew is false from its first step) and
-// the new version must be gone before the new columns disappear.
+// the old columns again (Phase.ReadNew is false from its first step).
+//
+// The new version must be gone before the new columns disappear: Rollback
+// refuses, with a *NewVersionsError and the phase unchanged, while an
+// instance registered (Register) with Migration.Version or a newer version
+// heartbeats. Every phase Rollback acts on is one where such an instance may
+// use the new columns: they exist (or partly exist) from Start on, and new
+// code writes them whatever the phase. Without Migration.Version the runner
+// cannot tell new instances from old ones and does not check.
+// ForceRollback skips the check.
 func (r *Runner) Rollback(ctx context.Context) error {
-	return r.step(ctx, "Rollback",
+	return r.rollbackStep(ctx, false)
+}
+
+// ForceRollback is Rollback without the instance-registry check, for when
+// the operator knows the registry is wrong or accepts that still-running
+// new-version instances fail on the dropped columns.
+func (r *Runner) ForceRollback(ctx context.Context) error {
+	return r.rollbackStep(ctx, true)
+}
+
+func (r *Runner) rollbackStep(ctx context.Context, force bool) error {
+	var guard func(context.Context, Phase) error
+	if !force {
+		guard = r.checkNewInstances
+	}
+	return r.guardedStep(ctx, "Rollback",
 		[]Phase{PhaseExpanding, PhaseExpanded, PhaseBackfilling, PhaseBackfilled, PhaseReadNew, PhaseRollingBack},
 		[]Phase{PhaseRolledBack, PhaseNone},
-		PhaseRollingBack, PhaseRolledBack, r.rollback)
+		guard, PhaseRollingBack, PhaseRolledBack, r.rollback)
 }
 
 // Run drives the migration end to end: Start, Backfill, SwitchReads,

@@ -174,6 +174,8 @@ type runnerLock struct {
 	release func()
 	// lost is closed if a SQLite lease could not be renewed.
 	lost <-chan struct{}
+	// key names the lock (the lease row on SQLite).
+	key string
 }
 
 // acquireLock takes the runner lock, waiting (polling with backoff) until it
@@ -236,7 +238,7 @@ func (r *Runner) tryLock(ctx context.Context, key string) (*runnerLock, bool, er
 			}
 			_ = c.Close()
 		}
-		return &runnerLock{release: release}, true, nil
+		return &runnerLock{release: release, key: key}, true, nil
 	case SQLite:
 		owner := randomID()
 		now := nowMS()
@@ -285,7 +287,7 @@ func (r *Runner) tryLock(ctx context.Context, key string) (*runnerLock, bool, er
 			defer cancel()
 			_, _ = r.db.ExecContext(ctx, `DELETE FROM `+r.t.locks+` WHERE name = ? AND owner = ?`, key, owner)
 		}
-		return &runnerLock{release: release, lost: lost}, true, nil
+		return &runnerLock{release: release, lost: lost, key: key}, true, nil
 	}
 	return nil, false, fmt.Errorf("%w: dialect %v", ErrUnsupported, r.d)
 }

@@ -395,8 +395,13 @@ func run(ctx context.Context, d migrate.Dialect, db *sql.DB, m *migrate.Migratio
 			}
 			err = r.Complete(ctx)
 		case "rollback":
+			// The new version is rolled back first; Rollback checks the
+			// registry before it drops the columns that version uses.
 			stopNew()
 			newWG.Wait()
+			if cerr := newInst.Close(); cerr != nil {
+				return cerr
+			}
 			err = r.Rollback(ctx)
 		default:
 			return fmt.Errorf("unknown phase %q (want all, start, backfill, switch, complete, rollback, status)", s)

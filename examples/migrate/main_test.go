@@ -10,7 +10,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"))
+	goleak.VerifyTestMain(m) // every test closes its DBs
 }
 
 func TestEndToEndOnSQLite(t *testing.T) {
@@ -18,7 +18,7 @@ func TestEndToEndOnSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	// run returns an error unless writer errors and inconsistent rows are 0.
 	if err := run(context.Background(), d, db, splitName(), "all", 3000, 2, 50*time.Millisecond, true, false); err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestPhaseByPhaseWithRollbackOnSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	for _, p := range []string{"start", "backfill", "switch", "rollback", "start", "backfill", "switch", "complete", "status"} {
 		if err := run(context.Background(), d, db, splitName(), p, 2000, 1, 30*time.Millisecond, false, false); err != nil {
 			t.Fatalf("%s: %v", p, err)

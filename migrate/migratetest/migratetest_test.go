@@ -16,7 +16,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"))
+	goleak.VerifyTestMain(m) // every test closes its DBs
 }
 
 func TestRunRenameOnSQLite(t *testing.T) {
@@ -24,7 +24,7 @@ func TestRunRenameOnSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	if _, err := db.Exec(`CREATE TABLE accounts (id INTEGER PRIMARY KEY, login TEXT)`); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestRunCatchesWriterUsingDroppedColumn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	if _, err := db.Exec(`CREATE TABLE accounts (id INTEGER PRIMARY KEY, login TEXT)`); err != nil {
 		t.Fatal(err)
 	}

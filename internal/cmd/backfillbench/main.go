@@ -6,6 +6,7 @@
 //
 //	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN"                       # 10k,100k,300k,1M
 //	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN" -sizes 10000,100000   # CI size
+//	go run ./internal/cmd/backfillbench -sizes 1000000 -check=false -tail                   # what the slowest batches follow
 //
 // The writers' sessions have the same lock timeout as the migration, so a
 // writer that waits longer than that for a lock fails. It exits non-zero if
@@ -44,6 +45,7 @@ func main() {
 	throttle := flag.Duration("throttle", 0, "pause between batches (Options.Throttle)")
 	check := flag.Bool("check", true, "fail if the p99 batch time is above 100ms (writer errors, including lock waits beyond the lock timeout, always fail)")
 	timeout := flag.Duration("timeout", 20*time.Minute, "overall bound")
+	tail := flag.Bool("tail", false, "print the batches at or above the p99 with their size and the batch before them")
 	flag.Parse()
 	if *dsn == "" {
 		fmt.Fprintln(os.Stderr, "backfillbench: -db or BATON_TEST_POSTGRES_DSN required")
@@ -90,6 +92,9 @@ func main() {
 		}
 		fmt.Printf("%10d %10.2f %10.0f %8d %9.1f %9.1f %9.1f %9.1fms %9.1fms %8d %8d\n", n, res.elapsed.Seconds(), float64(res.rows)/res.elapsed.Seconds(),
 			len(res.batches), ms(pct(res.batches, 50)), ms(pct(res.batches, 99)), ms(pct(res.batches, 100)), ms(pct(res.writerLat, 99)), ms(res.writerMax), res.writerErrs, res.bad)
+		if *tail {
+			printTail(res)
+		}
 		if res.writerErrs > 0 || res.bad > 0 {
 			failed = true
 			if res.firstErr != nil {
@@ -127,15 +132,64 @@ func pct(ds []time.Duration, p int) time.Duration {
 	return s[min(max(i-1, 0), len(s)-1)]
 }
 
+// printTail shows what precedes the slowest batches: a slow batch right
+// after a fast one that grew the size points at overshoot; a slow batch of
+// ordinary size points at the server (I/O, checkpoints).
+func printTail(res *result) {
+	if s := res.server; s != nil {
+		fmt.Printf("    server during the backfill: %d checkpoint(s) (%d requested by WAL volume), %d buffers written by backends\n", s.checkpoints, s.requested, s.backendWrites)
+	}
+	p99 := pct(res.batches, 99)
+	for i, d := range res.batches {
+		if d < p99 {
+			continue
+		}
+		prev := "-"
+		if i > 0 {
+			prev = fmt.Sprintf("%d rows in %.1f ms", res.sizes[i-1], ms(res.batches[i-1]))
+		}
+		fmt.Printf("    tail batch %d/%d: %d rows in %.1f ms (%.0f rows/ms); before it: %s\n",
+			i+1, len(res.batches), res.sizes[i], ms(d), float64(res.sizes[i])/max(ms(d), 0.001), prev)
+	}
+}
+
 type result struct {
 	rows       int64
 	elapsed    time.Duration
 	batches    []time.Duration
+	sizes      []int
 	writerMax  time.Duration
 	writerLat  []time.Duration
 	writerErrs int64
 	firstErr   error
 	bad        int64
+	server     *serverStats
+}
+
+// serverStats are PostgreSQL's counters of checkpoints and of buffers that
+// backends had to write themselves to find a free one (the backfill's own
+// I/O stalls), from pg_stat_bgwriter.
+type serverStats struct {
+	checkpoints, requested, backendWrites int64
+}
+
+func pgStats(ctx context.Context, d migrate.Dialect, db *sql.DB) *serverStats {
+	if d != migrate.PostgreSQL {
+		return nil
+	}
+	var s serverStats
+	if err := db.QueryRowContext(ctx, `SELECT checkpoints_timed + checkpoints_req, checkpoints_req, buffers_backend FROM pg_stat_bgwriter`).
+		Scan(&s.checkpoints, &s.requested, &s.backendWrites); err != nil {
+		return nil // PostgreSQL 17 moved these; the figures are optional
+	}
+	return &s
+}
+
+func (s *serverStats) minus(o *serverStats) *serverStats {
+	if s == nil || o == nil {
+		return nil
+	}
+	return &serverStats{s.checkpoints - o.checkpoints, s.requested - o.requested, s.backendWrites - o.backendWrites}
 }
 
 const table = "bb_users"
@@ -213,6 +267,7 @@ func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, ra
 		OnProgress: func(p migrate.Progress) {
 			mu.Lock()
 			res.batches = append(res.batches, p.BatchDuration)
+			res.sizes = append(res.sizes, p.BatchSize)
 			res.rows = p.Rows
 			mu.Unlock()
 		},
@@ -280,9 +335,11 @@ func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, ra
 	res.writerLat = res.writerLat[:0]
 	mu.Unlock()
 	worst.Store(0)
+	before := pgStats(ctx, d, db)
 	t0 := time.Now()
 	err = r.Backfill(ctx)
 	res.elapsed = time.Since(t0)
+	res.server = pgStats(ctx, d, db).minus(before)
 	stop()
 	wg.Wait()
 	if err != nil {
