@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/batonhq/baton/migrate"
 )
@@ -61,13 +62,36 @@ func (m MigrateRunners) Complete(ctx context.Context, name string) error {
 	return r.Complete(ctx)
 }
 
-// Rollback undoes every phase before Complete.
+// RollbackPoll is how often Rollback asks again while instances of the new
+// version are still registered.
+const RollbackPoll = 200 * time.Millisecond
+
+// Rollback undoes every phase before Complete. migrate refuses to drop the
+// new columns while an instance of the new version heartbeats, since its
+// requests still use them; in a rollout that instance is usually the new
+// process that has just given serving back and is draining. Rollback
+// therefore waits for such instances to leave (they deregister when they
+// exit, or fall out of the registry's TTL), asking again every
+// RollbackPoll, for as long as ctx allows: bound it with the step's
+// timeout. Giving up returns migrate's refusal together with ctx's error.
 func (m MigrateRunners) Rollback(ctx context.Context, name string) error {
 	r, err := m.runner(name)
 	if err != nil {
 		return err
 	}
-	return r.Rollback(ctx)
+	for {
+		err := r.Rollback(ctx)
+		if !errors.Is(err, migrate.ErrNewVersionsAlive) {
+			return err
+		}
+		t := time.NewTimer(RollbackPoll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up waiting for them: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // MigrateRegistry answers wait-old-gone steps from migrate's instance

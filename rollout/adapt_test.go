@@ -211,11 +211,33 @@ func TestMigrateAdapters(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*) FROM adapt_users WHERE name_upper = upper(name)`).Scan(&n); err != nil || n != 50 {
 		t.Fatalf("backfilled rows: %d %v", n, err)
 	}
-	// Rollback twice: the second is a no-op, as at-least-once steps need.
-	for range 2 {
-		if err := p.Rollback(ctx, "adapt_upper"); err != nil {
-			t.Fatal(err)
-		}
+	// Rollback waits while an instance of the new version heartbeats: it
+	// gives up with migrate's refusal when ctx ends, and goes through once
+	// the instance has left.
+	v2live, err := migrate.Register(ctx, db, "v2", migrate.RegistryOptions{StateTablePrefix: "adapt_mig_", Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 3*rollout.RollbackPoll)
+	err = p.Rollback(short, "adapt_upper")
+	cancel()
+	if !errors.Is(err, migrate.ErrNewVersionsAlive) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("rollback with a v2 instance alive: %v, want the refusal and the deadline", err)
+	}
+	if ph := phase(); !ph.ReadNew() {
+		t.Fatalf("a refused rollback left phase %q", ph)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Rollback(ctx, "adapt_upper") }()
+	if err := v2live.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("rollback after the v2 instance left: %v", err)
+	}
+	// Rollback again: a no-op, as at-least-once steps need.
+	if err := p.Rollback(ctx, "adapt_upper"); err != nil {
+		t.Fatal(err)
 	}
 	if ph := phase(); ph.ReadNew() || ph != migrate.PhaseRolledBack {
 		t.Fatalf("after rollback the phase is %q", ph)
