@@ -191,8 +191,13 @@ func TestUpgradeCancelled(t *testing.T) {
 		waitBriefly()
 	}
 	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
+	err = <-done
+	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Upgrade: %v, want context.Canceled", err)
+	}
+	var ue *graceful.UpgradeError
+	if !errors.As(err, &ue) || ue.PID == 0 || ue.Path != exe || !strings.Contains(err.Error(), "caller gave up") {
+		t.Errorf("cancelled Upgrade does not name the process and the cause: %v", err)
 	}
 	if st := u.State(); st != graceful.StateReady {
 		t.Errorf("state %v after a cancelled upgrade", st)

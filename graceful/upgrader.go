@@ -408,7 +408,8 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 // timeout, last lines of stderr), in which case it was killed and this
 // process kept serving. A call while another upgrade runs fails at once with
 // ErrUpgradeInProgress. If ctx ends first, the new process is killed and
-// ctx.Err() returned. With a bake window, a later failure of the new process
+// an *UpgradeError wrapping ctx.Err() is returned (errors.Is(err,
+// context.Canceled) holds). With a bake window, a later failure of the new process
 // makes this process resume (logged and counted as rolled_back).
 func (u *Upgrader) Upgrade(ctx context.Context) error {
 	u.mu.Lock()
@@ -515,8 +516,9 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 		return fail(childErr(ErrDraining))
 	case <-ctx.Done():
 		kill()
-		_ = fail(childErr(ctx.Err()))
-		return ctx.Err()
+		// The cause stays visible to errors.Is (context.Canceled or
+		// DeadlineExceeded) and the error still names the process.
+		return fail(childErr(fmt.Errorf("caller gave up before the new process was ready (%w); killed", ctx.Err())))
 	}
 	// Paused before anything else: from here the new process is the only
 	// acceptor, and no connection is dropped because both hold the socket.
