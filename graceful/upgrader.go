@@ -613,8 +613,7 @@ func (u *Upgrader) bake(c *child) (rolledBack bool) {
 	for {
 		select {
 		case <-c.exited:
-			u.rollback(c, fmt.Sprintf("new process exited inside the bake window: %s", c.state))
-			return true
+			return u.rollback(c, fmt.Sprintf("new process exited inside the bake window: %s", c.state))
 		case m, ok := <-in:
 			if !ok {
 				// The new process does not speak the bake protocol
@@ -624,7 +623,11 @@ func (u *Upgrader) bake(c *child) (rolledBack bool) {
 			}
 			switch m {
 			case msgGiveBack:
-				u.rollback(c, "new process gave serving back inside the bake window (failed readiness check, or GiveBack)")
+				if !u.rollback(c, "new process gave serving back inside the bake window (failed readiness check, or GiveBack)") {
+					// No ack: the new process sees this one let go of the
+					// control socket and serves on.
+					return false
+				}
 				_, _ = c.control.Write([]byte{msgAck})
 				return true
 			case msgStopping:
@@ -656,8 +659,22 @@ const (
 	msgEndBake  = 'e' // child to parent: promoted, stop baking and drain
 )
 
-func (u *Upgrader) rollback(c *child, why string) {
+// rollback makes this process the acceptor again and reports whether it
+// did. Once Shutdown or Close has begun it refuses: Shutdown left the drain
+// to the handoff (the state was baking), so resuming here would leave
+// nobody to finish it and Shutdown, and SIGTERM, would wait forever. The
+// select in bake may pick the child's exit over stopping when both are
+// ready, which is why the check is here, under u.mu, and not there.
+func (u *Upgrader) rollback(c *child, why string) bool {
 	u.mu.Lock()
+	select {
+	case <-u.stopping:
+		u.mu.Unlock()
+		u.met.upgrade(OutcomeSucceeded)
+		u.log.Warn("not resuming: shutting down", "child_pid", c.pid, "reason", why)
+		return false
+	default:
+	}
 	for _, l := range u.listeners {
 		l.resume()
 	}
@@ -674,6 +691,7 @@ func (u *Upgrader) rollback(c *child, why string) {
 	}
 	u.notifyMain()
 	u.log.Warn("rolled back: serving again", "child_pid", c.pid, "reason", why)
+	return true
 }
 
 // finish ends serving for good: drain what is left, stop servers, close
@@ -940,8 +958,11 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 		u.log.Info("shutting down", "delay", u.opts.DrainDelay)
 		go func() {
 			defer u.wg.Done()
-			// An upgrade in flight is aborted by stopping; wait for it to
-			// give the listeners back before draining them.
+			// An upgrade in flight sees stopping and kills its new
+			// process; nothing waits for that: the listeners were never
+			// handed over (the state was not yet baking or draining, or
+			// Shutdown would not own the drain), so they can be drained
+			// now. Only DrainDelay, or Close, is waited for.
 			select {
 			case <-time.After(u.opts.DrainDelay):
 			case <-u.closing:
