@@ -80,11 +80,11 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building %s: %w", pkg, err)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	pidfile := filepath.Join(dir, "pid")
+	// The server binds a port the kernel picks and reports it: a port
+	// probed free here could be taken by another process before the
+	// server binds it.
+	addrFile := filepath.Join(dir, "addr")
 
 	// The server's standard error (shared by every generation) carries the
 	// "handed off" events with their timings.
@@ -92,7 +92,7 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	if err != nil {
 		return err
 	}
-	args := []string{"-addr", addr, "-pidfile", pidfile}
+	args := []string{"-addr", "127.0.0.1:0", "-addrfile", addrFile, "-pidfile", pidfile}
 	if !plain {
 		args = append(args, "-delay", delay.String())
 	}
@@ -117,6 +117,10 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 		case <-time.After(10 * time.Second):
 		}
 	}()
+	addr, err := waitAddr(ctx, addrFile)
+	if err != nil {
+		return err
+	}
 	if err := waitServing(ctx, addr); err != nil {
 		return err
 	}
@@ -348,13 +352,18 @@ func pct(d []time.Duration) [3]time.Duration {
 	return [3]time.Duration{r(at(0.50)), r(at(0.99)), r(s[len(s)-1])}
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// waitAddr waits for the address the server writes once it listens.
+func waitAddr(ctx context.Context, path string) (string, error) {
+	for ctx.Err() == nil {
+		if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			return strings.TrimSpace(string(b)), nil
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", fmt.Errorf("server never wrote its address to %s: %w", path, ctx.Err())
 }
 
 func readPID(path string) int {
