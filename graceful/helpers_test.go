@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	goodBin = filepath.Join(dir, "testserver")
-	build := exec.Command("go", "build", "-o", goodBin, "./internal/testserver")
+	build := goBuild(goodBin, "./internal/testserver")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building testserver:", err)
@@ -41,6 +41,34 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(dir)
 		os.Exit(code)
 	}))
+}
+
+// goBuild builds pkg into out, with the race detector when this test
+// binary has it: the upgrades under test happen in those processes, and
+// their races would otherwise go unseen.
+func goBuild(out, pkg string) *exec.Cmd {
+	args := []string{"build", "-o", out}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	return exec.Command("go", append(args, pkg)...)
+}
+
+// raceReport is what a race-enabled binary prints on standard error when
+// it finds a data race.
+const raceReport = "WARNING: DATA RACE"
+
+// checkNoRace fails t if the processes writing to the stderr file at path
+// reported a data race.
+func checkNoRace(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if i := strings.Index(string(b), raceReport); i >= 0 {
+		t.Errorf("a server process reported a data race:\n%s", tail(string(b[i:]), 80))
+	}
 }
 
 // server is a testserver process tree whose upgrade path the test controls.
@@ -80,6 +108,7 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Cleanup(func() {
 		s.stopAll()
 		<-waited
+		checkNoRace(t, s.stderr)
 		if t.Failed() {
 			b, _ := os.ReadFile(s.stderr)
 			t.Logf("server stderr:\n%s", tail(string(b), 60))

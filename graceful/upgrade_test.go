@@ -376,6 +376,7 @@ func TestSocketActivation(t *testing.T) {
 	dir := t.TempDir()
 	errf, _ := os.Create(filepath.Join(dir, "stderr"))
 	defer errf.Close()
+	t.Cleanup(func() { checkNoRace(t, filepath.Join(dir, "stderr")) })
 	// LISTEN_PID must name the process itself, known only after fork: the
 	// shell sets it before exec.
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -addr "$1" -addrfile "$2"`,
@@ -472,7 +473,7 @@ func TestUnixAndUDPInherited(t *testing.T) {
 func TestFromTableflip(t *testing.T) {
 	dir := t.TempDir()
 	tf := filepath.Join(dir, "tfserver")
-	build := exec.Command("go", "build", "-o", tf, "./internal/tfserver")
+	build := goBuild(tf, "./internal/tfserver")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building tfserver: %v\n%s", err, out)
 	}
@@ -483,6 +484,7 @@ func TestFromTableflip(t *testing.T) {
 	addrFile, pidfile := filepath.Join(dir, "addr"), filepath.Join(dir, "pid")
 	errf, _ := os.Create(filepath.Join(dir, "stderr"))
 	defer errf.Close()
+	t.Cleanup(func() { checkNoRace(t, filepath.Join(dir, "stderr")) })
 	cmd := exec.Command(path, "-addr", "127.0.0.1:0", "-addrfile", addrFile, "-pidfile", pidfile)
 	cmd.Stdout, cmd.Stderr = errf, errf
 	if err := cmd.Start(); err != nil {
@@ -598,4 +600,41 @@ func TestGiveBackAndEndBake(t *testing.T) {
 		t.Errorf("pid %d answers after a refused giveback, want %d", p, second)
 	}
 	l.check(t)
+}
+
+// Under -race the server processes are race builds and their reports are
+// caught: a deliberate race in a server must show up where checkNoRace
+// looks.
+func TestRaceDetectorReachesServers(t *testing.T) {
+	if !raceEnabled {
+		t.Skip("the test binary is not a race build, so neither are the servers")
+	}
+	dir := t.TempDir()
+	stderr, addrFile := filepath.Join(dir, "stderr"), filepath.Join(dir, "addr")
+	errf, err := os.Create(stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	cmd := exec.Command(goodBin, "-addrfile", addrFile)
+	cmd.Env = append(os.Environ(), "BATON_TEST_RACE=1")
+	cmd.Stdout, cmd.Stderr = errf, errf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + waitFile(t, addrFile) + "/race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The report is written before the handler answers.
+	b, _ := os.ReadFile(stderr)
+	if !strings.Contains(string(b), raceReport) {
+		t.Fatalf("no race report from a race-built server; stderr:\n%s", tail(string(b), 20))
+	}
 }

@@ -8,7 +8,8 @@
 //	go run ./internal/cmd/upgradeload -upgrades 50 -clients 16 -keepalive=false
 //
 // -plain runs the same load against tableflip's documented pattern instead,
-// as the baseline.
+// as the baseline. -race builds the server with the race detector and
+// fails if any process reports a race on its standard error.
 package main
 
 import (
@@ -55,14 +56,15 @@ func main() {
 	delay := flag.Duration("delay", 0, "server-side time per request (httpserver -delay)")
 	limit := flag.Duration("limit", 100*time.Second, "abort (and fail) after this long")
 	plain := flag.Bool("plain", false, "baseline: run tableflip's documented pattern (graceful/internal/tfserver) instead of examples/httpserver")
+	race := flag.Bool("race", false, "build the server with the race detector and fail on any race it reports")
 	flag.Parse()
-	if err := run(*upgrades, *clients, *keepAlive, *interval, *near, *warmup, *delay, *limit, *plain); err != nil {
+	if err := run(*upgrades, *clients, *keepAlive, *interval, *near, *warmup, *delay, *limit, *plain, *race); err != nil {
 		fmt.Fprintln(os.Stderr, "upgradeload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, limit time.Duration, plain bool) error {
+func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, limit time.Duration, plain, race bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "upgradeload-*")
@@ -75,7 +77,11 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	if plain {
 		pkg = "github.com/batonhq/baton/graceful/internal/tfserver"
 	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	buildArgs := []string{"build", "-o", bin}
+	if race {
+		buildArgs = append(buildArgs, "-race")
+	}
+	build := exec.CommandContext(ctx, "go", append(buildArgs, pkg)...)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building %s: %w", pkg, err)
@@ -104,19 +110,26 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	logW.Close()
 	go func() { _ = cmd.Wait() }()
 	handoffs := make(chan handoff, upgrades+1)
-	logDone := make(chan []string)
+	logDone := make(chan serverLog, 1)
 	go readLog(logR, handoffs, logDone)
-	defer func() {
-		// Stop whichever process serves now; the log pipe closes when
-		// the last one exits.
-		if pid := readPID(pidfile); pid > 0 {
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-		}
-		select {
-		case <-logDone:
-		case <-time.After(10 * time.Second):
-		}
-	}()
+	var stopOnce sync.Once
+	var logs serverLog
+	// stopServer stops whichever process serves now and returns what the
+	// servers wrote; the log pipe closes when the last one exits.
+	stopServer := func() serverLog {
+		stopOnce.Do(func() {
+			if pid := readPID(pidfile); pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+			select {
+			case logs = <-logDone:
+			case <-time.After(10 * time.Second):
+				logs.unfinished = true
+			}
+		})
+		return logs
+	}
+	defer stopServer()
 	addr, err := waitAddr(ctx, addrFile)
 	if err != nil {
 		return err
@@ -195,7 +208,9 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	if plain {
 		fmt.Println("baseline: tableflip's documented pattern (Upgrade on SIGHUP, then http.Server.Shutdown)")
 	}
-	return report(st, triggers, hs, near, elapsed, upgrades, clients, keepAlive, readPID(pidfile), plain)
+	lastPID := readPID(pidfile)
+	got := stopServer()
+	return report(st, triggers, hs, near, elapsed, upgrades, clients, keepAlive, lastPID, plain, race, got)
 }
 
 func request(c *http.Client, url string, st *stats) {
@@ -242,16 +257,39 @@ type handoff struct {
 	total, spawn, startup, handoff time.Duration
 }
 
-// readLog picks the "handed off" events out of the servers' JSON logs and
-// keeps the last lines for the report.
-func readLog(r io.Reader, out chan<- handoff, done chan<- []string) {
-	var last []string
+// serverLog is what the servers wrote to standard error, as far as the
+// report needs it.
+type serverLog struct {
+	last       []string // the last lines
+	races      int      // race detector reports
+	race       []string // the first report's opening lines
+	unfinished bool     // the servers had not all exited when we stopped reading
+}
+
+// raceReport opens every report of the race detector.
+const raceReport = "WARNING: DATA RACE"
+
+// readLog picks the "handed off" events out of the servers' JSON logs,
+// counts race reports, and keeps the last lines for the report.
+func readLog(r io.Reader, out chan<- handoff, done chan<- serverLog) {
+	var l serverLog
+	inRace := 0
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
-		last = append(last, line)
-		if len(last) > 20 {
-			last = last[1:]
+		l.last = append(l.last, line)
+		if len(l.last) > 20 {
+			l.last = l.last[1:]
+		}
+		if strings.Contains(line, raceReport) {
+			l.races++
+			if l.races == 1 {
+				inRace = 12
+			}
+		}
+		if inRace > 0 {
+			l.race = append(l.race, line)
+			inRace--
 		}
 		var ev struct {
 			Msg     string `json:"msg"`
@@ -267,10 +305,10 @@ func readLog(r io.Reader, out chan<- handoff, done chan<- []string) {
 			}
 		}
 	}
-	done <- last
+	done <- l
 }
 
-func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Duration, upgrades, clients int, keepAlive bool, lastPID int, plain bool) error {
+func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Duration, upgrades, clients int, keepAlive bool, lastPID int, plain, race bool, logs serverLog) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var nearL, steadyL []time.Duration
@@ -324,7 +362,21 @@ func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Du
 			pt[0], pt[1], pt[2], psp[0], psp[1], pu[0], pu[1])
 	}
 
+	if race {
+		fmt.Printf("race:        server built with -race; %d race reports", logs.races)
+		if logs.unfinished {
+			fmt.Print(" (some servers still running when reading stopped)")
+		}
+		fmt.Println()
+		for _, l := range logs.race {
+			fmt.Printf("  %s\n", l)
+		}
+	}
+
 	var errs []string
+	if logs.races > 0 {
+		errs = append(errs, fmt.Sprintf("the server processes reported %d data races", logs.races))
+	}
 	if failed > 0 {
 		errs = append(errs, fmt.Sprintf("%d requests failed", failed))
 	}
