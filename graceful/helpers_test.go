@@ -430,3 +430,23 @@ func (s *server) waitNoFallback(pid int) {
 	}
 	s.t.Fatalf("process %d never dropped its fallback", pid)
 }
+
+// waitInFlight waits until n requests are inside the / handler of pid.
+func (s *server) waitInFlight(n, pid int) {
+	s.t.Helper()
+	want := fmt.Sprintf("%d pid=%d", n, pid)
+	var got string
+	for range 4000 {
+		resp, err := s.client.Get(s.url("/inflight"))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got = strings.TrimSpace(string(b)); got == want {
+			return
+		}
+		waitBriefly()
+	}
+	s.t.Fatalf("in flight: %q, want %q", got, want)
+}

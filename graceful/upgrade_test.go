@@ -246,10 +246,11 @@ func TestOldKilledMidHandoff(t *testing.T) {
 	l.check(t)
 }
 
-// Requests in flight across an upgrade complete; a hijacked connection is
-// told to finish and closed at the drain deadline.
+// Requests in flight across an upgrade (2 s each, known to be inside the
+// old process's handler before the trigger) complete on the old process; a
+// hijacked connection is told to finish and closed at the drain deadline.
 func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
-	s := startServer(t, nil, "-drain-timeout", "3s")
+	s := startServer(t, nil, "-drain-timeout", "4s")
 	hj, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +268,7 @@ func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
 	results := make(chan result, 4)
 	for range 4 {
 		go func() {
-			resp, err := s.client.Get(s.url("/?delay=1s"))
+			resp, err := s.client.Get(s.url("/?delay=2s"))
 			if err != nil {
 				results <- result{err: err}
 				return
@@ -277,6 +278,9 @@ func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
 			results <- result{string(b), err}
 		}()
 	}
+	// Only the first process exists yet, so it answers /inflight; the
+	// long requests are inside its handler before the upgrade starts.
+	s.waitInFlight(4, s.first)
 	if ok, msg := s.upgrade(); !ok {
 		t.Fatal(msg)
 	}
@@ -294,8 +298,8 @@ func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
 	}
 	for range 4 {
 		res := <-results
-		if res.err != nil || !strings.HasPrefix(res.body, "pid=") {
-			t.Errorf("long request: %q %v", res.body, res.err)
+		if want := fmt.Sprintf("pid=%d", s.first); res.err != nil || strings.TrimSpace(res.body) != want {
+			t.Errorf("long request: %q %v, want %s (the old process, where it was in flight)", res.body, res.err, want)
 		}
 	}
 	// We never hang up; the old process's drain deadline closes it.

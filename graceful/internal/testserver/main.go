@@ -102,11 +102,19 @@ func main() {
 	pid := strconv.Itoa(os.Getpid())
 	mux := http.NewServeMux()
 	mux.Handle("/healthz/", upg.Health())
+	// inHandler counts requests inside the / handler, so that a test can
+	// know its long requests are in flight here before it upgrades.
+	var inHandler atomic.Int64
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		inHandler.Add(1)
+		defer inHandler.Add(-1)
 		if d, _ := time.ParseDuration(r.URL.Query().Get("delay")); d > 0 {
 			time.Sleep(d)
 		}
 		fmt.Fprintf(w, "pid=%s\n", pid)
+	})
+	mux.HandleFunc("/inflight", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d pid=%s\n", inHandler.Load(), pid)
 	})
 	mux.HandleFunc("POST /upgrade", func(w http.ResponseWriter, r *http.Request) {
 		if err := upg.Upgrade(r.Context()); err != nil {
