@@ -1,9 +1,13 @@
 // Command upgradeload proves and measures zero-downtime upgrades: it builds
 // examples/httpserver into a temporary directory, runs it, drives -upgrades
 // SIGHUP upgrades while -clients concurrent clients send requests (with or
-// without keep-alive), and reports requests, failures by class, latency
-// near upgrades against steady state, and handoff time. It exits non-zero
-// if any request failed or clients did not move to the new processes.
+// without keep-alive), and reports requests, failures by class, requests
+// Go's transport silently resent (a reused keep-alive connection closed
+// before the answer), latency near upgrades against steady state, and
+// handoff time. It exits non-zero if any request failed or clients did not
+// move to the new processes; with -check also if p99 near upgrades exceeds
+// 1.5x steady state or the handoff p50 reaches 20 ms (off by default: the
+// figures follow the machine's load).
 //
 //	go run ./internal/cmd/upgradeload -upgrades 50 -clients 16 -keepalive=false
 //
@@ -22,6 +26,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -44,6 +50,10 @@ type stats struct {
 	fails   map[string]int
 	example map[string]string
 	pids    map[string]int
+	// retried counts requests Go's transport sent twice: it resends an
+	// idempotent request by itself when a reused keep-alive connection
+	// is closed before any answer, so the caller never sees an error.
+	retried int
 }
 
 func main() {
@@ -57,14 +67,15 @@ func main() {
 	limit := flag.Duration("limit", 100*time.Second, "abort (and fail) after this long")
 	plain := flag.Bool("plain", false, "baseline: run tableflip's documented pattern (graceful/internal/tfserver) instead of examples/httpserver")
 	race := flag.Bool("race", false, "build the server with the race detector and fail on any race it reports")
+	check := flag.Bool("check", false, "also fail if a latency goal is missed: p99 near upgrades above 1.5x steady state, or handoff p50 of 20 ms or more")
 	flag.Parse()
-	if err := run(*upgrades, *clients, *keepAlive, *interval, *near, *warmup, *delay, *limit, *plain, *race); err != nil {
+	if err := run(*upgrades, *clients, *keepAlive, *interval, *near, *warmup, *delay, *limit, *plain, *race, *check); err != nil {
 		fmt.Fprintln(os.Stderr, "upgradeload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, limit time.Duration, plain, race bool) error {
+func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, limit time.Duration, plain, race, check bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "upgradeload-*")
@@ -210,12 +221,18 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	}
 	lastPID := readPID(pidfile)
 	got := stopServer()
-	return report(st, triggers, hs, near, elapsed, upgrades, clients, keepAlive, lastPID, plain, race, got)
+	return report(st, triggers, hs, near, elapsed, upgrades, clients, keepAlive, lastPID, plain, race, check, got)
 }
 
 func request(c *http.Client, url string, st *stats) {
+	var conns atomic.Int32
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { conns.Add(1) }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url, nil)
+	if err != nil {
+		panic(err) // a constant, valid URL
+	}
 	start := time.Now()
-	resp, err := c.Get(url)
+	resp, err := c.Do(req)
 	var body []byte
 	if err == nil {
 		body, err = io.ReadAll(resp.Body)
@@ -224,6 +241,11 @@ func request(c *http.Client, url string, st *stats) {
 	took := time.Since(start)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if conns.Load() > 1 {
+		// One connection per attempt: more than one means the transport
+		// resent the request, whatever became of it in the end.
+		st.retried++
+	}
 	switch {
 	case err != nil:
 		class := classify(err)
@@ -308,7 +330,7 @@ func readLog(r io.Reader, out chan<- handoff, done chan<- serverLog) {
 	done <- l
 }
 
-func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Duration, upgrades, clients int, keepAlive bool, lastPID int, plain, race bool, logs serverLog) error {
+func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Duration, upgrades, clients int, keepAlive bool, lastPID int, plain, race, check bool, logs serverLog) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var nearL, steadyL []time.Duration
@@ -336,6 +358,7 @@ func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Du
 		fmt.Printf(" %s=%d", c, st.fails[c])
 	}
 	fmt.Println()
+	fmt.Printf("retried:     %d (idle keep-alive closed under the client; Go's transport resent them, so they are not failures above)\n", st.retried)
 	for c, e := range st.example {
 		fmt.Printf("  e.g. %s: %s\n", c, e)
 	}
@@ -385,6 +408,14 @@ func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Du
 	}
 	if st.pids["pid="+strconv.Itoa(lastPID)] == 0 || len(st.pids) < 2 {
 		errs = append(errs, "clients did not move to the new processes")
+	}
+	if check {
+		if ratio := float64(pn[1]) / float64(max(ps[1], 1)); ratio > 1.5 {
+			errs = append(errs, fmt.Sprintf("goal missed: p99 near upgrades is %.2fx steady state (goal 1.5x)", ratio))
+		}
+		if !plain && ph[0] >= 20*time.Millisecond {
+			errs = append(errs, fmt.Sprintf("goal missed: handoff p50 is %s (goal under 20ms)", ph[0]))
+		}
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
