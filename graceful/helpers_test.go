@@ -319,6 +319,24 @@ func startLoad(t *testing.T, s *server, clients int, keepAlive bool, path string
 	return l
 }
 
+// waitSeen waits (bounded) until the load was answered by pid: keep-alive
+// clients move to a new process only as their connections to the old one
+// end.
+func (l *load) waitSeen(t *testing.T, pid int) {
+	t.Helper()
+	key := fmt.Sprintf("pid=%d", pid)
+	for range 4000 {
+		l.mu.Lock()
+		n := l.pids[key]
+		l.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		waitBriefly()
+	}
+	t.Errorf("the load never reached process %d", pid)
+}
+
 func (l *load) fail(class, msg string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -37,6 +37,7 @@ func TestUpgradesUnderLoad(t *testing.T) {
 				s.waitPID(pid)
 				last = pid
 			}
+			l.waitSeen(t, last)
 			l.check(t)
 			if len(l.pids) < 2 {
 				t.Errorf("clients saw only %v", l.pids)

@@ -324,8 +324,11 @@ func sameAddr(have, want string) bool {
 }
 
 // HTTP registers srv for draining: its connections are tracked through
-// ConnState (the previous hook still runs) and its request contexts carry
-// what Draining needs. Call it before srv.Serve, with a listener from Listen.
+// ConnState (the previous hook still runs), its request contexts carry
+// what Draining needs, and its Handler (nil means http.DefaultServeMux) is
+// wrapped so that HTTP/1 answers written during a drain carry Connection:
+// close. Set srv.Handler first, and call HTTP before srv.Serve, with a
+// listener from Listen.
 func (u *Upgrader) HTTP(srv *http.Server) { u.drain.addHTTP(srv) }
 
 // GRPC registers a gRPC server (anything with GracefulStop and Stop) for
