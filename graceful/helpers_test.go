@@ -8,12 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -293,8 +295,16 @@ func startLoad(t *testing.T, s *server, clients int, keepAlive bool, path string
 		go func() {
 			defer l.wg.Done()
 			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), "GET", s.url(path), nil)
+				// Go's transport resends an idempotent request by itself
+				// when a reused keep-alive connection closes before the
+				// answer; a second connection for one request shows it.
+				var conns atomic.Int32
+				trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { conns.Add(1) }}
+				req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.WithoutCancel(ctx), trace), "GET", s.url(path), nil)
 				resp, err := c.Do(req)
+				if conns.Load() > 1 {
+					l.fail("retried", "request resent after its keep-alive connection closed under it")
+				}
 				if err != nil {
 					l.fail(classify(err), err.Error())
 					continue
