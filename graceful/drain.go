@@ -204,6 +204,7 @@ func (w *closeWriter) Flush() {
 }
 
 func (w *closeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.wrote = true // the connection is the handler's now
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
