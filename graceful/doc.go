@@ -92,8 +92,8 @@
 //
 // Shutdown (and SIGTERM/SIGINT in Run) turns readiness not-ready, waits
 // DrainDelay while still accepting so that load balancers notice, stops
-// accepting, closes idle keep-alive connections, answers busy ones with
-// Connection: close, tells long and hijacked connections to finish
+// accepting, answers on keep-alive connections with Connection: close
+// (closing those that stay idle, see below), tells long and hijacked connections to finish
 // (Draining(ctx) in handlers, the finish callback of Track), and at the
 // drain deadline (DrainTimeout, or ctx's deadline if earlier) closes what is
 // left. A second SIGTERM closes everything at once. gRPC servers are
