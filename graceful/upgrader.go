@@ -376,6 +376,14 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	}
 	u.activated = nil
 	u.state = StateReady
+	if u.in != nil && u.in.control != nil {
+		// Set up before the listeners resume: a GiveBack or EndBake that
+		// a request triggers as soon as this process serves must find
+		// the probation (it waits for its goroutine to start) rather
+		// than fail with ErrNoFallback.
+		u.giveBackAck = make(chan bool, 1)
+		u.probDone = make(chan struct{})
+	}
 	for _, l := range u.listeners {
 		l.resume()
 	}
@@ -733,23 +741,25 @@ func (u *Upgrader) finish(deadline time.Time, r drainResult, lastOwner bool) {
 // startProbation runs in a new process whose parent bakes: it re-runs the
 // readiness check and gives serving back if it fails.
 func (u *Upgrader) startProbation() {
+	u.mu.Lock()
+	probDone := u.probDone // made by Ready
+	u.mu.Unlock()
 	ctl, err := net.FileConn(u.in.control)
 	u.in.control.Close()
 	if err != nil {
 		u.mu.Lock()
 		u.parentBaking = false
 		u.mu.Unlock()
+		close(probDone)
 		return
 	}
 	u.mu.Lock()
 	if u.state >= StateDraining {
 		u.mu.Unlock()
 		ctl.Close()
+		close(probDone)
 		return
 	}
-	u.giveBackAck = make(chan bool, 1)
-	probDone := make(chan struct{})
-	u.probDone = probDone
 	u.wg.Add(2)
 	u.mu.Unlock()
 	parentGone := make(chan struct{})
