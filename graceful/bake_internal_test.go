@@ -3,6 +3,8 @@ package graceful
 import (
 	"context"
 	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -49,6 +51,51 @@ func TestShutdownWhileChildExitsInBake(t *testing.T) {
 			t.Errorf("round %d: state %v after Shutdown", i, st)
 		}
 		theirs.Close()
+		u.Close()
+	}
+}
+
+// GiveBack from a new process whose parent acks and at once closes the
+// control socket (as bake does on its way out) succeeds: the ack must win
+// over the closed socket, or the new process serves on beside the resumed
+// parent. When both are ready giveBack's select picks either; that
+// interleaving showed in the suite under load (TestGiveBackAndEndBake and
+// TestBakeRollback/unhealthy failed that way) but this test does not force
+// it: it guards the ack-then-close protocol.
+func TestGiveBackAckThenClose(t *testing.T) {
+	for i := range 5 {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parentF := os.NewFile(uintptr(fds[0]), "parent")
+		parent, err := net.FileConn(parentF)
+		parentF.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := New(Options{Executable: "/bin/true", Args: []string{}, CheckInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state Ready leaves in a new process whose parent bakes.
+		u.in = &inheritance{control: os.NewFile(uintptr(fds[1]), "control")}
+		u.mu.Lock()
+		u.state, u.parentBaking = StateReady, true
+		u.giveBackAck, u.probDone = make(chan bool, 1), make(chan struct{})
+		u.mu.Unlock()
+		u.startProbation()
+		go func() {
+			var b [1]byte
+			if _, err := parent.Read(b[:]); err == nil && b[0] == msgGiveBack {
+				_, _ = parent.Write([]byte{msgAck})
+			}
+			parent.Close()
+		}()
+		if err := u.GiveBack(context.Background()); err != nil {
+			t.Fatalf("round %d: GiveBack: %v", i, err)
+		}
+		<-u.Done() // handed back: this process drained and finished
 		u.Close()
 	}
 }

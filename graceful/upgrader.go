@@ -796,6 +796,14 @@ func (u *Upgrader) startProbation() {
 			case <-u.giveBackAck:
 				return true, nil
 			case <-parentGone:
+				// The parent acks and then closes the socket, so both
+				// may be ready here and select picks either; the ack
+				// is queued before parentGone closes, so look for it.
+				select {
+				case <-u.giveBackAck:
+					return true, nil
+				default:
+				}
 				u.log.Warn("previous process gone before taking serving back; serving on")
 				return false, ErrNoFallback
 			case <-u.closing:
