@@ -1,12 +1,14 @@
 package graceful
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +46,7 @@ type drainer struct {
 	tracked  map[*tracked]struct{}
 	drainCh  chan struct{}
 	active   bool          // a drain is under way
+	closing  atomic.Bool   // HTTP/1 answers carry Connection: close
 	changed  chan struct{} // poked (non-blocking) when a connection goes away
 	stopped  chan struct{} // closed by stopNow
 	stopOnce sync.Once
@@ -63,6 +66,17 @@ type connState struct {
 // was accepted (a browser's preconnect) counts as idle and is closed by a
 // drain, as http.Server.Shutdown does.
 const newConnIdleAfter = 5 * time.Second
+
+// idleGrace is how long a keep-alive connection must have been idle before
+// a drain closes it (at most half the drain's time). Closing a connection
+// that is idle at this instant races with a client that is reusing it at
+// this instant: its request meets a closed connection (Go's transport then
+// resends it by itself, other clients may report an error). A client that
+// is busy reuses its connection within microseconds; one idle for this long
+// is one the client is not using, so the race all but disappears. Busy
+// connections do not wait for it: their next answer carries Connection:
+// close and net/http closes them after it.
+const idleGrace = time.Second
 
 type tracked struct {
 	c      io.Closer
@@ -91,6 +105,7 @@ func (d *drainer) draining() <-chan struct{} {
 // hijack net/http no longer reports when they close.
 func (d *drainer) addHTTP(srv *http.Server) {
 	h := &httpServer{srv: srv, conns: make(map[net.Conn]connState)}
+	srv.Handler = d.closeWhenDraining(srv.Handler)
 	prevState := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
 		d.mu.Lock()
@@ -120,6 +135,80 @@ func (d *drainer) addHTTP(srv *http.Server) {
 	d.servers = append(d.servers, h)
 	d.mu.Unlock()
 }
+
+// closeWhenDraining makes HTTP/1 answers written during a drain carry
+// Connection: close, so that the client does not reuse the connection and
+// net/http closes it right after the answer. This replaces
+// http.Server.SetKeepAlivesEnabled(false), which also closes every idle
+// connection at that instant (the race idleGrace avoids) and closes
+// connections after answers written just before it without telling the
+// client.
+func (d *drainer) closeWhenDraining(next http.Handler) http.Handler {
+	if next == nil {
+		next = http.DefaultServeMux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 1 {
+			// HTTP/2 has no Connection header; Shutdown sends GOAWAY.
+			next.ServeHTTP(w, r)
+			return
+		}
+		cw := &closeWriter{ResponseWriter: w, d: d}
+		next.ServeHTTP(cw, r)
+		// A handler that wrote nothing: net/http writes the header
+		// from this map after we return.
+		cw.header()
+	})
+}
+
+// closeWriter adds Connection: close to an HTTP/1 answer if a drain has
+// started by the time its header is written. It offers what net/http's
+// HTTP/1 ResponseWriter offers (Flusher, Hijacker, ReaderFrom) and Unwrap
+// for http.ResponseController.
+type closeWriter struct {
+	http.ResponseWriter
+	d     *drainer
+	wrote bool
+}
+
+func (w *closeWriter) header() {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if w.d.closing.Load() {
+		w.ResponseWriter.Header().Set("Connection", "close")
+	}
+}
+
+func (w *closeWriter) WriteHeader(code int) {
+	if code >= 200 {
+		w.header()
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closeWriter) Write(b []byte) (int, error) {
+	w.header()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *closeWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.header()
+	return io.Copy(w.ResponseWriter, r)
+}
+
+func (w *closeWriter) Flush() {
+	w.header()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *closeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.wrote = true // the connection is the handler's now
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w *closeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (d *drainer) addGRPC(s GRPCServer) {
 	d.mu.Lock()
@@ -181,8 +270,9 @@ type drainResult struct {
 	took            time.Duration
 }
 
-// soft starts a drain that resume can undo: handlers are told, idle
-// keep-alive connections close, busy ones answer with Connection: close;
+// soft starts a drain that resume can undo: handlers are told, answers
+// carry Connection: close (so busy keep-alive connections close after
+// their next answer), keep-alive connections idle for idleGrace close;
 // then it waits for the connections to go until deadline, when it closes
 // what is left. It never calls http.Server.Shutdown: Shutdown drops a
 // request whose connection was accepted but not yet read (net/http returns
@@ -201,14 +291,11 @@ func (d *drainer) soft(deadline time.Time, cancel <-chan struct{}) drainResult {
 			finishers = append(finishers, t.finish)
 		}
 	}
-	servers := append([]*httpServer(nil), d.servers...)
 	initial := d.pendingLocked()
 	d.mu.Unlock()
+	d.closing.Store(true)
 	for _, f := range finishers {
 		f()
-	}
-	for _, h := range servers {
-		h.srv.SetKeepAlivesEnabled(false)
 	}
 	forced := d.wait(deadline, cancel)
 	return drainResult{drained: max(initial-forced, 0), forced: forced, took: time.Since(start)}
@@ -217,10 +304,11 @@ func (d *drainer) soft(deadline time.Time, cancel <-chan struct{}) drainResult {
 // wait returns when nothing is pending, or when cancel closes (a rollback),
 // or closes what is left at deadline and returns how many it closed.
 func (d *drainer) wait(deadline time.Time, cancel <-chan struct{}) int {
+	grace := min(idleGrace, time.Until(deadline)/2)
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
-	// Idle connections that were mid-request when keep-alives went off
-	// become idle later; close those as they appear.
+	// Connections that were mid-request when the drain started, or that
+	// have not been idle long enough yet, are closed as they qualify.
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -228,7 +316,7 @@ func (d *drainer) wait(deadline time.Time, cancel <-chan struct{}) int {
 		var idle []net.Conn
 		for _, h := range d.servers {
 			for c, cs := range h.conns {
-				if cs.st == http.StateIdle || cs.st == http.StateNew && time.Since(cs.since) > newConnIdleAfter {
+				if cs.st == http.StateIdle && time.Since(cs.since) >= grace || cs.st == http.StateNew && time.Since(cs.since) > newConnIdleAfter {
 					idle = append(idle, c)
 				}
 			}
@@ -272,18 +360,15 @@ func (d *drainer) forceClose() int {
 	return len(cs)
 }
 
-// resume undoes soft: keep-alives on, a fresh drain channel.
+// resume undoes soft: keep-alive answers again, a fresh drain channel.
 func (d *drainer) resume() {
 	d.mu.Lock()
 	if d.active {
 		d.active = false
 		d.drainCh = make(chan struct{})
 	}
-	servers := append([]*httpServer(nil), d.servers...)
 	d.mu.Unlock()
-	for _, h := range servers {
-		h.srv.SetKeepAlivesEnabled(true)
-	}
+	d.closing.Store(false)
 }
 
 // final ends serving for good: gRPC servers stop gracefully, HTTP servers

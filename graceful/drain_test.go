@@ -255,3 +255,63 @@ func TestDrainTLSHTTP2(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A keep-alive connection that is idle when the drain starts is not closed
+// under a client that reuses it at that moment: its next request is
+// answered, with Connection: close. (Closing it at once, as
+// http.Server.SetKeepAlivesEnabled(false) does, makes such a request meet a
+// closed connection; Go's transport hides that by resending it.)
+func TestDrainAnswersReusedIdleConnection(t *testing.T) {
+	u, err := graceful.New(graceful.Options{DrainTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	ln, err := u.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+	u.HTTP(srv)
+	go srv.Serve(ln)
+	if err := u.Ready(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	io.WriteString(c, rawGET)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.Close {
+		t.Fatalf("warm-up: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	// Something for the drain to wait for, and the signal that it began.
+	rawSrv, rawCli := net.Pipe()
+	defer rawCli.Close()
+	told := make(chan struct{})
+	release := u.Track(rawSrv, func() { close(told) })
+	shut := make(chan error, 1)
+	go func() { shut <- u.Shutdown(context.Background()) }()
+	<-told
+
+	io.WriteString(c, rawGET)
+	resp, err = http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatalf("request on the idle keep-alive connection after the drain began: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if !resp.Close {
+		t.Error("answer during the drain without Connection: close")
+	}
+	if _, err := r.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Errorf("connection after Connection: close: %v, want EOF", err)
+	}
+	release()
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -48,7 +48,8 @@ type UpgradeError struct {
 	// Stderr holds the last lines the new process wrote to standard error
 	// before it failed.
 	Stderr []string
-	// Err is the cause; it wraps one of the package's sentinels.
+	// Err is the cause; it wraps one of the package's sentinels, or the
+	// context's error when Upgrade's ctx ended first.
 	Err error
 }
 

@@ -8,12 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	goodBin = filepath.Join(dir, "testserver")
-	build := exec.Command("go", "build", "-o", goodBin, "./internal/testserver")
+	build := goBuild(goodBin, "./internal/testserver")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building testserver:", err)
@@ -41,6 +43,34 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(dir)
 		os.Exit(code)
 	}))
+}
+
+// goBuild builds pkg into out, with the race detector when this test
+// binary has it: the upgrades under test happen in those processes, and
+// their races would otherwise go unseen.
+func goBuild(out, pkg string) *exec.Cmd {
+	args := []string{"build", "-o", out}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	return exec.Command("go", append(args, pkg)...)
+}
+
+// raceReport is what a race-enabled binary prints on standard error when
+// it finds a data race.
+const raceReport = "WARNING: DATA RACE"
+
+// checkNoRace fails t if the processes writing to the stderr file at path
+// reported a data race.
+func checkNoRace(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if i := strings.Index(string(b), raceReport); i >= 0 {
+		t.Errorf("a server process reported a data race:\n%s", tail(string(b[i:]), 80))
+	}
 }
 
 // server is a testserver process tree whose upgrade path the test controls.
@@ -80,6 +110,7 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Cleanup(func() {
 		s.stopAll()
 		<-waited
+		checkNoRace(t, s.stderr)
 		if t.Failed() {
 			b, _ := os.ReadFile(s.stderr)
 			t.Logf("server stderr:\n%s", tail(string(b), 60))
@@ -264,8 +295,16 @@ func startLoad(t *testing.T, s *server, clients int, keepAlive bool, path string
 		go func() {
 			defer l.wg.Done()
 			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(context.WithoutCancel(ctx), "GET", s.url(path), nil)
+				// Go's transport resends an idempotent request by itself
+				// when a reused keep-alive connection closes before the
+				// answer; a second connection for one request shows it.
+				var conns atomic.Int32
+				trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { conns.Add(1) }}
+				req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.WithoutCancel(ctx), trace), "GET", s.url(path), nil)
 				resp, err := c.Do(req)
+				if conns.Load() > 1 {
+					l.fail("retried", "request resent after its keep-alive connection closed under it")
+				}
 				if err != nil {
 					l.fail(classify(err), err.Error())
 					continue
@@ -288,6 +327,24 @@ func startLoad(t *testing.T, s *server, clients int, keepAlive bool, path string
 	}
 	t.Cleanup(func() { l.stop(); tr.CloseIdleConnections() })
 	return l
+}
+
+// waitSeen waits (bounded) until the load was answered by pid: keep-alive
+// clients move to a new process only as their connections to the old one
+// end.
+func (l *load) waitSeen(t *testing.T, pid int) {
+	t.Helper()
+	key := fmt.Sprintf("pid=%d", pid)
+	for range 4000 {
+		l.mu.Lock()
+		n := l.pids[key]
+		l.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		waitBriefly()
+	}
+	t.Errorf("the load never reached process %d", pid)
 }
 
 func (l *load) fail(class, msg string) {
@@ -400,4 +457,24 @@ func (s *server) waitNoFallback(pid int) {
 		waitBriefly()
 	}
 	s.t.Fatalf("process %d never dropped its fallback", pid)
+}
+
+// waitInFlight waits until n requests are inside the / handler of pid.
+func (s *server) waitInFlight(n, pid int) {
+	s.t.Helper()
+	want := fmt.Sprintf("%d pid=%d", n, pid)
+	var got string
+	for range 4000 {
+		resp, err := s.client.Get(s.url("/inflight"))
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got = strings.TrimSpace(string(b)); got == want {
+			return
+		}
+		waitBriefly()
+	}
+	s.t.Fatalf("in flight: %q, want %q", got, want)
 }

@@ -37,6 +37,7 @@ func TestUpgradesUnderLoad(t *testing.T) {
 				s.waitPID(pid)
 				last = pid
 			}
+			l.waitSeen(t, last)
 			l.check(t)
 			if len(l.pids) < 2 {
 				t.Errorf("clients saw only %v", l.pids)
@@ -246,10 +247,11 @@ func TestOldKilledMidHandoff(t *testing.T) {
 	l.check(t)
 }
 
-// Requests in flight across an upgrade complete; a hijacked connection is
-// told to finish and closed at the drain deadline.
+// Requests in flight across an upgrade (2 s each, known to be inside the
+// old process's handler before the trigger) complete on the old process; a
+// hijacked connection is told to finish and closed at the drain deadline.
 func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
-	s := startServer(t, nil, "-drain-timeout", "3s")
+	s := startServer(t, nil, "-drain-timeout", "4s")
 	hj, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +269,7 @@ func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
 	results := make(chan result, 4)
 	for range 4 {
 		go func() {
-			resp, err := s.client.Get(s.url("/?delay=1s"))
+			resp, err := s.client.Get(s.url("/?delay=2s"))
 			if err != nil {
 				results <- result{err: err}
 				return
@@ -277,6 +279,9 @@ func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
 			results <- result{string(b), err}
 		}()
 	}
+	// Only the first process exists yet, so it answers /inflight; the
+	// long requests are inside its handler before the upgrade starts.
+	s.waitInFlight(4, s.first)
 	if ok, msg := s.upgrade(); !ok {
 		t.Fatal(msg)
 	}
@@ -294,8 +299,8 @@ func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
 	}
 	for range 4 {
 		res := <-results
-		if res.err != nil || !strings.HasPrefix(res.body, "pid=") {
-			t.Errorf("long request: %q %v", res.body, res.err)
+		if want := fmt.Sprintf("pid=%d", s.first); res.err != nil || strings.TrimSpace(res.body) != want {
+			t.Errorf("long request: %q %v, want %s (the old process, where it was in flight)", res.body, res.err, want)
 		}
 	}
 	// We never hang up; the old process's drain deadline closes it.
@@ -376,6 +381,7 @@ func TestSocketActivation(t *testing.T) {
 	dir := t.TempDir()
 	errf, _ := os.Create(filepath.Join(dir, "stderr"))
 	defer errf.Close()
+	t.Cleanup(func() { checkNoRace(t, filepath.Join(dir, "stderr")) })
 	// LISTEN_PID must name the process itself, known only after fork: the
 	// shell sets it before exec.
 	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" -addr "$1" -addrfile "$2"`,
@@ -472,7 +478,7 @@ func TestUnixAndUDPInherited(t *testing.T) {
 func TestFromTableflip(t *testing.T) {
 	dir := t.TempDir()
 	tf := filepath.Join(dir, "tfserver")
-	build := exec.Command("go", "build", "-o", tf, "./internal/tfserver")
+	build := goBuild(tf, "./internal/tfserver")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building tfserver: %v\n%s", err, out)
 	}
@@ -483,6 +489,7 @@ func TestFromTableflip(t *testing.T) {
 	addrFile, pidfile := filepath.Join(dir, "addr"), filepath.Join(dir, "pid")
 	errf, _ := os.Create(filepath.Join(dir, "stderr"))
 	defer errf.Close()
+	t.Cleanup(func() { checkNoRace(t, filepath.Join(dir, "stderr")) })
 	cmd := exec.Command(path, "-addr", "127.0.0.1:0", "-addrfile", addrFile, "-pidfile", pidfile)
 	cmd.Stdout, cmd.Stderr = errf, errf
 	if err := cmd.Start(); err != nil {
@@ -598,4 +605,41 @@ func TestGiveBackAndEndBake(t *testing.T) {
 		t.Errorf("pid %d answers after a refused giveback, want %d", p, second)
 	}
 	l.check(t)
+}
+
+// Under -race the server processes are race builds and their reports are
+// caught: a deliberate race in a server must show up where checkNoRace
+// looks.
+func TestRaceDetectorReachesServers(t *testing.T) {
+	if !raceEnabled {
+		t.Skip("the test binary is not a race build, so neither are the servers")
+	}
+	dir := t.TempDir()
+	stderr, addrFile := filepath.Join(dir, "stderr"), filepath.Join(dir, "addr")
+	errf, err := os.Create(stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	cmd := exec.Command(goodBin, "-addrfile", addrFile)
+	cmd.Env = append(os.Environ(), "BATON_TEST_RACE=1")
+	cmd.Stdout, cmd.Stderr = errf, errf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + waitFile(t, addrFile) + "/race")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The report is written before the handler answers.
+	b, _ := os.ReadFile(stderr)
+	if !strings.Contains(string(b), raceReport) {
+		t.Fatalf("no race report from a race-built server; stderr:\n%s", tail(string(b), 20))
+	}
 }

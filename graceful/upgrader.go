@@ -324,8 +324,11 @@ func sameAddr(have, want string) bool {
 }
 
 // HTTP registers srv for draining: its connections are tracked through
-// ConnState (the previous hook still runs) and its request contexts carry
-// what Draining needs. Call it before srv.Serve, with a listener from Listen.
+// ConnState (the previous hook still runs), its request contexts carry
+// what Draining needs, and its Handler (nil means http.DefaultServeMux) is
+// wrapped so that HTTP/1 answers written during a drain carry Connection:
+// close. Set srv.Handler first, and call HTTP before srv.Serve, with a
+// listener from Listen.
 func (u *Upgrader) HTTP(srv *http.Server) { u.drain.addHTTP(srv) }
 
 // GRPC registers a gRPC server (anything with GracefulStop and Stop) for
@@ -373,6 +376,14 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	}
 	u.activated = nil
 	u.state = StateReady
+	if u.in != nil && u.in.control != nil {
+		// Set up before the listeners resume: a GiveBack or EndBake that
+		// a request triggers as soon as this process serves must find
+		// the probation (it waits for its goroutine to start) rather
+		// than fail with ErrNoFallback.
+		u.giveBackAck = make(chan bool, 1)
+		u.probDone = make(chan struct{})
+	}
 	for _, l := range u.listeners {
 		l.resume()
 	}
@@ -408,7 +419,8 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 // timeout, last lines of stderr), in which case it was killed and this
 // process kept serving. A call while another upgrade runs fails at once with
 // ErrUpgradeInProgress. If ctx ends first, the new process is killed and
-// ctx.Err() returned. With a bake window, a later failure of the new process
+// an *UpgradeError wrapping ctx.Err() is returned (errors.Is(err,
+// context.Canceled) holds). With a bake window, a later failure of the new process
 // makes this process resume (logged and counted as rolled_back).
 func (u *Upgrader) Upgrade(ctx context.Context) error {
 	u.mu.Lock()
@@ -515,8 +527,9 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 		return fail(childErr(ErrDraining))
 	case <-ctx.Done():
 		kill()
-		_ = fail(childErr(ctx.Err()))
-		return ctx.Err()
+		// The cause stays visible to errors.Is (context.Canceled or
+		// DeadlineExceeded) and the error still names the process.
+		return fail(childErr(fmt.Errorf("caller gave up before the new process was ready (%w); killed", ctx.Err())))
 	}
 	// Paused before anything else: from here the new process is the only
 	// acceptor, and no connection is dropped because both hold the socket.
@@ -611,8 +624,7 @@ func (u *Upgrader) bake(c *child) (rolledBack bool) {
 	for {
 		select {
 		case <-c.exited:
-			u.rollback(c, fmt.Sprintf("new process exited inside the bake window: %s", c.state))
-			return true
+			return u.rollback(c, fmt.Sprintf("new process exited inside the bake window: %s", c.state))
 		case m, ok := <-in:
 			if !ok {
 				// The new process does not speak the bake protocol
@@ -622,7 +634,11 @@ func (u *Upgrader) bake(c *child) (rolledBack bool) {
 			}
 			switch m {
 			case msgGiveBack:
-				u.rollback(c, "new process gave serving back inside the bake window (failed readiness check, or GiveBack)")
+				if !u.rollback(c, "new process gave serving back inside the bake window (failed readiness check, or GiveBack)") {
+					// No ack: the new process sees this one let go of the
+					// control socket and serves on.
+					return false
+				}
 				_, _ = c.control.Write([]byte{msgAck})
 				return true
 			case msgStopping:
@@ -654,8 +670,22 @@ const (
 	msgEndBake  = 'e' // child to parent: promoted, stop baking and drain
 )
 
-func (u *Upgrader) rollback(c *child, why string) {
+// rollback makes this process the acceptor again and reports whether it
+// did. Once Shutdown or Close has begun it refuses: Shutdown left the drain
+// to the handoff (the state was baking), so resuming here would leave
+// nobody to finish it and Shutdown, and SIGTERM, would wait forever. The
+// select in bake may pick the child's exit over stopping when both are
+// ready, which is why the check is here, under u.mu, and not there.
+func (u *Upgrader) rollback(c *child, why string) bool {
 	u.mu.Lock()
+	select {
+	case <-u.stopping:
+		u.mu.Unlock()
+		u.met.upgrade(OutcomeSucceeded)
+		u.log.Warn("not resuming: shutting down", "child_pid", c.pid, "reason", why)
+		return false
+	default:
+	}
 	for _, l := range u.listeners {
 		l.resume()
 	}
@@ -672,6 +702,7 @@ func (u *Upgrader) rollback(c *child, why string) {
 	}
 	u.notifyMain()
 	u.log.Warn("rolled back: serving again", "child_pid", c.pid, "reason", why)
+	return true
 }
 
 // finish ends serving for good: drain what is left, stop servers, close
@@ -710,23 +741,25 @@ func (u *Upgrader) finish(deadline time.Time, r drainResult, lastOwner bool) {
 // startProbation runs in a new process whose parent bakes: it re-runs the
 // readiness check and gives serving back if it fails.
 func (u *Upgrader) startProbation() {
+	u.mu.Lock()
+	probDone := u.probDone // made by Ready
+	u.mu.Unlock()
 	ctl, err := net.FileConn(u.in.control)
 	u.in.control.Close()
 	if err != nil {
 		u.mu.Lock()
 		u.parentBaking = false
 		u.mu.Unlock()
+		close(probDone)
 		return
 	}
 	u.mu.Lock()
 	if u.state >= StateDraining {
 		u.mu.Unlock()
 		ctl.Close()
+		close(probDone)
 		return
 	}
-	u.giveBackAck = make(chan bool, 1)
-	probDone := make(chan struct{})
-	u.probDone = probDone
 	u.wg.Add(2)
 	u.mu.Unlock()
 	parentGone := make(chan struct{})
@@ -763,6 +796,14 @@ func (u *Upgrader) startProbation() {
 			case <-u.giveBackAck:
 				return true, nil
 			case <-parentGone:
+				// The parent acks and then closes the socket, so both
+				// may be ready here and select picks either; the ack
+				// is queued before parentGone closes, so look for it.
+				select {
+				case <-u.giveBackAck:
+					return true, nil
+				default:
+				}
 				u.log.Warn("previous process gone before taking serving back; serving on")
 				return false, ErrNoFallback
 			case <-u.closing:
@@ -938,8 +979,11 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 		u.log.Info("shutting down", "delay", u.opts.DrainDelay)
 		go func() {
 			defer u.wg.Done()
-			// An upgrade in flight is aborted by stopping; wait for it to
-			// give the listeners back before draining them.
+			// An upgrade in flight sees stopping and kills its new
+			// process; nothing waits for that: the listeners were never
+			// handed over (the state was not yet baking or draining, or
+			// Shutdown would not own the drain), so they can be drained
+			// now. Only DrainDelay, or Close, is waited for.
 			select {
 			case <-time.After(u.opts.DrainDelay):
 			case <-u.closing:

@@ -9,6 +9,9 @@
 //	curl -s 127.0.0.1:8080/           # pid=1240
 //	curl -s 127.0.0.1:8080/healthz/readyz
 //
+// With -addr 127.0.0.1:0 the kernel picks a free port; -addrfile names a
+// file that receives the bound address.
+//
 // SIGHUP upgrades to whatever binary now stands at the path the process was
 // started from; requests keep being served throughout. SIGTERM drains; a
 // second SIGTERM closes at once.
@@ -44,6 +47,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
 	pidfile := flag.String("pidfile", "", "file to hold the PID of the serving process")
+	addrFile := flag.String("addrfile", "", "file to receive the bound address (useful with -addr 127.0.0.1:0)")
 	delay := flag.Duration("delay", 0, "how long each request takes")
 	upgradeTimeout := flag.Duration("upgrade-timeout", graceful.DefaultUpgradeTimeout, "how long a new process may take to become ready")
 	bake := flag.Duration("bake", 0, "how long the old process stays warm after a handoff")
@@ -52,13 +56,13 @@ func main() {
 	flag.Parse()
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("pid", os.Getpid())
-	if err := run(log, *addr, *pidfile, *delay, *upgradeTimeout, *bake, *drain, *drainDelay); err != nil {
+	if err := run(log, *addr, *addrFile, *pidfile, *delay, *upgradeTimeout, *bake, *drain, *drainDelay); err != nil {
 		log.Error("exiting", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, addr, pidfile string, delay, upgradeTimeout, bake, drain, drainDelay time.Duration) error {
+func run(log *slog.Logger, addr, addrFile, pidfile string, delay, upgradeTimeout, bake, drain, drainDelay time.Duration) error {
 	upg, err := graceful.New(graceful.Options{
 		UpgradeTimeout: upgradeTimeout,
 		BakeWindow:     bake,
@@ -77,6 +81,17 @@ func run(log *slog.Logger, addr, pidfile string, delay, upgradeTimeout, bake, dr
 	ln, err := upg.Listen(ctx, "tcp", addr)
 	if err != nil {
 		return err
+	}
+	if addrFile != "" {
+		// Every generation holds the same socket, so each may write it;
+		// rename keeps a reader from seeing a half-written file.
+		tmp := addrFile + ".tmp"
+		if err := os.WriteFile(tmp, []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, addrFile); err != nil {
+			return err
+		}
 	}
 	pid := strconv.Itoa(os.Getpid())
 	mux := http.NewServeMux()

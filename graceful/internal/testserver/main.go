@@ -8,6 +8,8 @@
 //	crash      become ready, then exit 4 200 ms later, never serving
 //	unhealthy  become ready, then fail the readiness check (bake rollback)
 //	gate       become ready only once the file in BATON_TEST_GATE exists
+//
+// BATON_TEST_RACE=1 adds /race, a handler with a deliberate data race.
 package main
 
 import (
@@ -100,11 +102,19 @@ func main() {
 	pid := strconv.Itoa(os.Getpid())
 	mux := http.NewServeMux()
 	mux.Handle("/healthz/", upg.Health())
+	// inHandler counts requests inside the / handler, so that a test can
+	// know its long requests are in flight here before it upgrades.
+	var inHandler atomic.Int64
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		inHandler.Add(1)
+		defer inHandler.Add(-1)
 		if d, _ := time.ParseDuration(r.URL.Query().Get("delay")); d > 0 {
 			time.Sleep(d)
 		}
 		fmt.Fprintf(w, "pid=%s\n", pid)
+	})
+	mux.HandleFunc("/inflight", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d pid=%s\n", inHandler.Load(), pid)
 	})
 	mux.HandleFunc("POST /upgrade", func(w http.ResponseWriter, r *http.Request) {
 		if err := upg.Upgrade(r.Context()); err != nil {
@@ -151,6 +161,18 @@ func main() {
 		// Wait for the client to hang up or the deadline to close us.
 		_, _ = bufio.NewReader(c).ReadString('\n')
 	})
+	if os.Getenv("BATON_TEST_RACE") == "1" {
+		// /race races on purpose: the tests check that the race detector
+		// is in the server processes when it is in the test binary.
+		mux.HandleFunc("/race", func(w http.ResponseWriter, r *http.Request) {
+			var n int
+			done := make(chan struct{})
+			go func() { n++; close(done) }()
+			n++
+			<-done
+			fmt.Fprintln(w, n)
+		})
+	}
 	srv := &http.Server{Handler: mux}
 	upg.HTTP(srv)
 	if fault != "crash" {

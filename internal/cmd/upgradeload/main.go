@@ -1,14 +1,19 @@
 // Command upgradeload proves and measures zero-downtime upgrades: it builds
 // examples/httpserver into a temporary directory, runs it, drives -upgrades
 // SIGHUP upgrades while -clients concurrent clients send requests (with or
-// without keep-alive), and reports requests, failures by class, latency
-// near upgrades against steady state, and handoff time. It exits non-zero
-// if any request failed or clients did not move to the new processes.
+// without keep-alive), and reports requests, failures by class, requests
+// Go's transport silently resent (a reused keep-alive connection closed
+// before the answer), latency near upgrades against steady state, and
+// handoff time. It exits non-zero if any request failed or clients did not
+// move to the new processes; with -check also if p99 near upgrades exceeds
+// 1.5x steady state or the handoff p50 reaches 20 ms (off by default: the
+// figures follow the machine's load).
 //
 //	go run ./internal/cmd/upgradeload -upgrades 50 -clients 16 -keepalive=false
 //
 // -plain runs the same load against tableflip's documented pattern instead,
-// as the baseline.
+// as the baseline. -race builds the server with the race detector and
+// fails if any process reports a race on its standard error.
 package main
 
 import (
@@ -21,6 +26,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -43,6 +50,10 @@ type stats struct {
 	fails   map[string]int
 	example map[string]string
 	pids    map[string]int
+	// retried counts requests Go's transport sent twice: it resends an
+	// idempotent request by itself when a reused keep-alive connection
+	// is closed before any answer, so the caller never sees an error.
+	retried int
 }
 
 func main() {
@@ -55,14 +66,16 @@ func main() {
 	delay := flag.Duration("delay", 0, "server-side time per request (httpserver -delay)")
 	limit := flag.Duration("limit", 100*time.Second, "abort (and fail) after this long")
 	plain := flag.Bool("plain", false, "baseline: run tableflip's documented pattern (graceful/internal/tfserver) instead of examples/httpserver")
+	race := flag.Bool("race", false, "build the server with the race detector and fail on any race it reports")
+	check := flag.Bool("check", false, "also fail if a latency goal is missed: p99 near upgrades above 1.5x steady state, or handoff p50 of 20 ms or more")
 	flag.Parse()
-	if err := run(*upgrades, *clients, *keepAlive, *interval, *near, *warmup, *delay, *limit, *plain); err != nil {
+	if err := run(*upgrades, *clients, *keepAlive, *interval, *near, *warmup, *delay, *limit, *plain, *race, *check); err != nil {
 		fmt.Fprintln(os.Stderr, "upgradeload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, limit time.Duration, plain bool) error {
+func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, limit time.Duration, plain, race, check bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	dir, err := os.MkdirTemp("", "upgradeload-*")
@@ -75,16 +88,20 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	if plain {
 		pkg = "github.com/batonhq/baton/graceful/internal/tfserver"
 	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+	buildArgs := []string{"build", "-o", bin}
+	if race {
+		buildArgs = append(buildArgs, "-race")
+	}
+	build := exec.CommandContext(ctx, "go", append(buildArgs, pkg)...)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("building %s: %w", pkg, err)
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return err
-	}
 	pidfile := filepath.Join(dir, "pid")
+	// The server binds a port the kernel picks and reports it: a port
+	// probed free here could be taken by another process before the
+	// server binds it.
+	addrFile := filepath.Join(dir, "addr")
 
 	// The server's standard error (shared by every generation) carries the
 	// "handed off" events with their timings.
@@ -92,7 +109,7 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	if err != nil {
 		return err
 	}
-	args := []string{"-addr", addr, "-pidfile", pidfile}
+	args := []string{"-addr", "127.0.0.1:0", "-addrfile", addrFile, "-pidfile", pidfile}
 	if !plain {
 		args = append(args, "-delay", delay.String())
 	}
@@ -104,19 +121,30 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	logW.Close()
 	go func() { _ = cmd.Wait() }()
 	handoffs := make(chan handoff, upgrades+1)
-	logDone := make(chan []string)
+	logDone := make(chan serverLog, 1)
 	go readLog(logR, handoffs, logDone)
-	defer func() {
-		// Stop whichever process serves now; the log pipe closes when
-		// the last one exits.
-		if pid := readPID(pidfile); pid > 0 {
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-		}
-		select {
-		case <-logDone:
-		case <-time.After(10 * time.Second):
-		}
-	}()
+	var stopOnce sync.Once
+	var logs serverLog
+	// stopServer stops whichever process serves now and returns what the
+	// servers wrote; the log pipe closes when the last one exits.
+	stopServer := func() serverLog {
+		stopOnce.Do(func() {
+			if pid := readPID(pidfile); pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+			select {
+			case logs = <-logDone:
+			case <-time.After(10 * time.Second):
+				logs.unfinished = true
+			}
+		})
+		return logs
+	}
+	defer stopServer()
+	addr, err := waitAddr(ctx, addrFile)
+	if err != nil {
+		return err
+	}
 	if err := waitServing(ctx, addr); err != nil {
 		return err
 	}
@@ -191,12 +219,20 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	if plain {
 		fmt.Println("baseline: tableflip's documented pattern (Upgrade on SIGHUP, then http.Server.Shutdown)")
 	}
-	return report(st, triggers, hs, near, elapsed, upgrades, clients, keepAlive, readPID(pidfile), plain)
+	lastPID := readPID(pidfile)
+	got := stopServer()
+	return report(st, triggers, hs, near, elapsed, upgrades, clients, keepAlive, lastPID, plain, race, check, got)
 }
 
 func request(c *http.Client, url string, st *stats) {
+	var conns atomic.Int32
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { conns.Add(1) }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url, nil)
+	if err != nil {
+		panic(err) // a constant, valid URL
+	}
 	start := time.Now()
-	resp, err := c.Get(url)
+	resp, err := c.Do(req)
 	var body []byte
 	if err == nil {
 		body, err = io.ReadAll(resp.Body)
@@ -205,6 +241,11 @@ func request(c *http.Client, url string, st *stats) {
 	took := time.Since(start)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if conns.Load() > 1 {
+		// One connection per attempt: more than one means the transport
+		// resent the request, whatever became of it in the end.
+		st.retried++
+	}
 	switch {
 	case err != nil:
 		class := classify(err)
@@ -238,16 +279,39 @@ type handoff struct {
 	total, spawn, startup, handoff time.Duration
 }
 
-// readLog picks the "handed off" events out of the servers' JSON logs and
-// keeps the last lines for the report.
-func readLog(r io.Reader, out chan<- handoff, done chan<- []string) {
-	var last []string
+// serverLog is what the servers wrote to standard error, as far as the
+// report needs it.
+type serverLog struct {
+	last       []string // the last lines
+	races      int      // race detector reports
+	race       []string // the first report's opening lines
+	unfinished bool     // the servers had not all exited when we stopped reading
+}
+
+// raceReport opens every report of the race detector.
+const raceReport = "WARNING: DATA RACE"
+
+// readLog picks the "handed off" events out of the servers' JSON logs,
+// counts race reports, and keeps the last lines for the report.
+func readLog(r io.Reader, out chan<- handoff, done chan<- serverLog) {
+	var l serverLog
+	inRace := 0
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
-		last = append(last, line)
-		if len(last) > 20 {
-			last = last[1:]
+		l.last = append(l.last, line)
+		if len(l.last) > 20 {
+			l.last = l.last[1:]
+		}
+		if strings.Contains(line, raceReport) {
+			l.races++
+			if l.races == 1 {
+				inRace = 12
+			}
+		}
+		if inRace > 0 {
+			l.race = append(l.race, line)
+			inRace--
 		}
 		var ev struct {
 			Msg     string `json:"msg"`
@@ -263,10 +327,10 @@ func readLog(r io.Reader, out chan<- handoff, done chan<- []string) {
 			}
 		}
 	}
-	done <- last
+	done <- l
 }
 
-func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Duration, upgrades, clients int, keepAlive bool, lastPID int, plain bool) error {
+func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Duration, upgrades, clients int, keepAlive bool, lastPID int, plain, race, check bool, logs serverLog) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	var nearL, steadyL []time.Duration
@@ -294,6 +358,7 @@ func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Du
 		fmt.Printf(" %s=%d", c, st.fails[c])
 	}
 	fmt.Println()
+	fmt.Printf("retried:     %d (idle keep-alive closed under the client; Go's transport resent them, so they are not failures above)\n", st.retried)
 	for c, e := range st.example {
 		fmt.Printf("  e.g. %s: %s\n", c, e)
 	}
@@ -320,7 +385,21 @@ func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Du
 			pt[0], pt[1], pt[2], psp[0], psp[1], pu[0], pu[1])
 	}
 
+	if race {
+		fmt.Printf("race:        server built with -race; %d race reports", logs.races)
+		if logs.unfinished {
+			fmt.Print(" (some servers still running when reading stopped)")
+		}
+		fmt.Println()
+		for _, l := range logs.race {
+			fmt.Printf("  %s\n", l)
+		}
+	}
+
 	var errs []string
+	if logs.races > 0 {
+		errs = append(errs, fmt.Sprintf("the server processes reported %d data races", logs.races))
+	}
 	if failed > 0 {
 		errs = append(errs, fmt.Sprintf("%d requests failed", failed))
 	}
@@ -329,6 +408,14 @@ func report(st *stats, triggers []time.Time, hs []handoff, near, elapsed time.Du
 	}
 	if st.pids["pid="+strconv.Itoa(lastPID)] == 0 || len(st.pids) < 2 {
 		errs = append(errs, "clients did not move to the new processes")
+	}
+	if check {
+		if ratio := float64(pn[1]) / float64(max(ps[1], 1)); ratio > 1.5 {
+			errs = append(errs, fmt.Sprintf("goal missed: p99 near upgrades is %.2fx steady state (goal 1.5x)", ratio))
+		}
+		if !plain && ph[0] >= 20*time.Millisecond {
+			errs = append(errs, fmt.Sprintf("goal missed: handoff p50 is %s (goal under 20ms)", ph[0]))
+		}
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
@@ -348,13 +435,18 @@ func pct(d []time.Duration) [3]time.Duration {
 	return [3]time.Duration{r(at(0.50)), r(at(0.99)), r(s[len(s)-1])}
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// waitAddr waits for the address the server writes once it listens.
+func waitAddr(ctx context.Context, path string) (string, error) {
+	for ctx.Err() == nil {
+		if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+			return strings.TrimSpace(string(b)), nil
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", fmt.Errorf("server never wrote its address to %s: %w", path, ctx.Err())
 }
 
 func readPID(path string) int {
