@@ -93,7 +93,11 @@ func gracefulMain() int {
 		return 1
 	}
 	ga := rollout.NewGracefulUpgrader(upg)
+	// The process exits only once its rollout goroutine has returned, so
+	// that what the goroutine learns after the handoff is always logged.
+	driven := make(chan struct{})
 	go func() {
+		defer close(driven)
 		for {
 			plan := rollout.Plan{ID: "bg", Steps: []rollout.Step{
 				rollout.BlueGreen(versionUpgrader{ga, dir, "v2"}, "v2", rollout.BakeOptions{
@@ -122,6 +126,7 @@ func gracefulMain() int {
 		note("run graceful: %v", err)
 		return 1
 	}
+	<-driven
 	note("exit")
 	return 0
 }
