@@ -154,11 +154,7 @@ func (p *ProcessTarget) writePIDFile(pr *process, version string) error {
 	if err != nil {
 		return err
 	}
-	tmp := p.pidPath() + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p.pidPath())
+	return writeAtomic(p.o.StateDir, p.pidPath(), b)
 }
 
 func (p *ProcessTarget) removePIDFile() error {
