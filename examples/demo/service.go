@@ -442,7 +442,7 @@ func runService(dir, version string, log *slog.Logger) error {
 	}
 	d := &deps{dir: dir, version: version, db: db, gu: rollout.NewGracefulUpgrader(upg), splitter: splitter,
 		flags: ramper, runners: runners, registry: rollout.MigrateRegistry{Runner: runners["split_name"]}}
-	drv := &driver{d: d, log: log}
+	drv := newDriver(d, log)
 	defer drv.close()
 
 	mux := http.NewServeMux()
@@ -481,12 +481,21 @@ func runService(dir, version string, log *slog.Logger) error {
 type driver struct {
 	d   *deps
 	log *slog.Logger
+	// ctx ends when the process is done serving (close), which stops a
+	// rollout still running here; close then waits for its goroutine.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	running bool
 	admins  []*rollout.AdminServer
 	n       int
 	wg      sync.WaitGroup
+}
+
+func newDriver(d *deps, log *slog.Logger) *driver {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &driver{d: d, log: log, ctx: ctx, cancel: cancel}
 }
 
 func (v *driver) start(id string) {
@@ -508,7 +517,7 @@ func (v *driver) start(id string) {
 }
 
 func (v *driver) drive(id string) error {
-	ctx := context.Background()
+	ctx := v.ctx
 	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: filepath.Join(v.d.dir, rolloutDir)})
 	if err != nil {
 		return err
@@ -562,6 +571,8 @@ func (v *driver) serveAdmin(r *rollout.Rollout) error {
 }
 
 func (v *driver) close() {
+	v.cancel()
+	v.wg.Wait()
 	v.mu.Lock()
 	admins := v.admins
 	v.mu.Unlock()
