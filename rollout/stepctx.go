@@ -47,17 +47,6 @@ func (x *stepCtx) decide(ctx context.Context, format string, args ...any) error 
 	return x.r.saveLocked(ctx)
 }
 
-// setProgress persists the number of completed units, with a decision.
-func (x *stepCtx) setProgress(ctx context.Context, n int, format string, args ...any) error {
-	x.r.mu.Lock()
-	defer x.r.mu.Unlock()
-	x.r.st.Steps[x.i].Progress = n
-	if format != "" {
-		x.r.decideLocked(x.i, format, args...)
-	}
-	return x.r.saveLocked(ctx)
-}
-
 // checkpoint blocks while the rollout is paused; a step made of several
 // units calls it between units.
 func (x *stepCtx) checkpoint(ctx context.Context) error {
