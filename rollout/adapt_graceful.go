@@ -10,8 +10,8 @@ import (
 // GracefulUpgrader drives upgrade and blue-green steps with a
 // *graceful.Upgrader: Upgrade is a socket handoff to whatever binary stands
 // at the Upgrader's executable path; Promote and Rollback run in the new
-// process during the bake window and end it through graceful's EndBake
-// (the old process drains and exits) and GiveBack (the old process
+// process during the bake window and end it through graceful's Promote
+// (the old process drains and exits) and Rollback (the old process
 // resumes, this one drains and finishes). Give graceful a BakeWindow longer
 // than the rollout's bake window plus its analyses, so that the old
 // process is still a fallback when Rollback is called. The zero value is
@@ -44,14 +44,14 @@ func (g *GracefulUpgrader) Upgrade(ctx context.Context) error {
 	return g.u.Upgrade(ctx)
 }
 
-// Promote ends the predecessor's bake window now (graceful EndBake). It
+// Promote ends the predecessor's bake window now (graceful Promote). It
 // is idempotent: with no baking predecessor it does nothing.
-func (g *GracefulUpgrader) Promote(ctx context.Context) error { return g.u.EndBake(ctx) }
+func (g *GracefulUpgrader) Promote(ctx context.Context) error { return g.u.Promote(ctx) }
 
 // Rollback gives serving back to the baking predecessor, which resumes,
-// and drains this process (graceful GiveBack). It fails, wrapping
+// and drains this process (graceful Rollback). It fails, wrapping
 // graceful.ErrNoFallback, when the predecessor no longer bakes.
-func (g *GracefulUpgrader) Rollback(ctx context.Context) error { return g.u.GiveBack(ctx) }
+func (g *GracefulUpgrader) Rollback(ctx context.Context) error { return g.u.Rollback(ctx) }
 
 // AwaitDrive waits, after this process handed the drive away, until it
 // either took serving back from its successor (true: run the rollout
