@@ -53,11 +53,15 @@
 // With a bake window (Options.BakeWindow, or UpgradeOptions.BakeWindow for
 // one upgrade), the old process stays warm after the handoff: its
 // listeners stay open but paused, its own connections drain. If, inside the
-// window, the new process exits (any status, any signal) or fails its Check
-// (re-run every CheckInterval; it then gives serving back and drains), the
-// old process resumes accepting. The resumed process keeps its own
-// Options: its next Upgrade starts Options.Executable, not the binary
-// that failed. The old process resumes accepting, rewrites the PID file, tells systemd it is
+// window, the new process leaves for any reason (it exits with any status
+// or signal, returns from main through a deferred Close, is shut down) or
+// fails its Check (re-run every CheckInterval), the old process resumes
+// accepting. A new process that leaves on purpose (Close, Shutdown, a
+// failed Check, Rollback) gives serving back first and then drains, so no
+// request is lost; only one that dies abruptly loses what it had in
+// flight. The resumed process keeps its own Options: its next Upgrade
+// starts Options.Executable, not the binary that failed. The old process
+// resumes accepting, rewrites the PID file, tells systemd it is
 // MAINPID again, and can upgrade again later. Watching uses the child's exit
 // status (the old process is its parent) and a socketpair passed with the
 // listeners. When the window ends, the old process drains for good and

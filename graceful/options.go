@@ -35,8 +35,8 @@ type Options struct {
 	// Ready. Zero means DefaultUpgradeTimeout.
 	UpgradeTimeout time.Duration
 	// BakeWindow keeps the old process warm (listeners open, not accepting)
-	// for this long after a handoff. If the new process exits or its
-	// readiness check fails inside the window, the old process resumes
+	// for this long after a handoff. If the new process exits or leaves, or
+	// its readiness check fails inside the window, the old process resumes
 	// accepting. Zero means no bake window: the old process drains and exits
 	// right after the handoff. UpgradeOptions.BakeWindow overrides it for
 	// one upgrade.

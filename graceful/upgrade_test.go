@@ -644,6 +644,49 @@ func TestRaceDetectorReachesServers(t *testing.T) {
 	}
 }
 
+// A new process that leaves inside its predecessor's bake window for any
+// reason gives serving back: here it returns an error from main after
+// Ready, and its deferred Close runs ("close"), or it is sent SIGTERM
+// ("sigterm"). The old process resumes and no request fails, although the
+// new process served keep-alive clients before it left.
+func TestLeaveInBakeGivesServingBack(t *testing.T) {
+	for _, how := range []string{"close", "sigterm"} {
+		t.Run(how, func(t *testing.T) {
+			s := startServer(t, nil, "-bake", "5m")
+			l := startLoad(t, s, 16, true, "/")
+			gate := filepath.Join(s.dir, "leave")
+			s.installFault("leave", gate)
+			if ok, msg := s.upgrade(); !ok {
+				t.Fatalf("handoff: %s", msg)
+			}
+			next := waitNewPID(t, s, s.first)
+			// The new process serves before it leaves, so its own
+			// keep-alive connections must drain without a failure.
+			l.waitSeen(t, next)
+			if how == "close" {
+				if err := os.WriteFile(gate, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := syscall.Kill(next, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, next)
+			s.waitPID(s.first)
+			if p := s.pidFile(); p != s.first {
+				t.Errorf("PID file names %d after the new process left, want the resumed %d", p, s.first)
+			}
+			l.waitSeen(t, s.first)
+			// The resumed process upgrades again.
+			s.install("")
+			if ok, msg := s.upgrade(); !ok {
+				t.Fatalf("upgrade after the new process left: %s", msg)
+			}
+			s.waitPID(waitNewPID(t, s, s.first))
+			l.check(t)
+		})
+	}
+}
+
 // UpgradeWith names the binary and the bake window of one upgrade: a
 // release at a path of its own that fails inside its bake is rolled back,
 // and the resumed process's next plain upgrade starts its own binary

@@ -667,17 +667,13 @@ func (u *Upgrader) bake(c *child, window time.Duration) (rolledBack bool) {
 			}
 			switch m {
 			case msgRollback:
-				if !u.rollback(c, "new process gave serving back inside the bake window (it failed its readiness check, or called Rollback)") {
+				if !u.rollback(c, "new process gave serving back inside the bake window (it failed its readiness check, called Rollback, or is leaving)") {
 					// No ack: the new process sees this one let go of the
 					// control socket and serves on.
 					return false
 				}
 				_, _ = c.control.Write([]byte{msgAck})
 				return true
-			case msgStopping:
-				u.log.Info("new process is stopping; not resuming", "child_pid", c.pid)
-				u.met.upgrade(OutcomeSucceeded)
-				return false
 			case msgPromote:
 				u.log.Info("new process promoted: bake window ended early", "child_pid", c.pid)
 				u.met.upgrade(OutcomeSucceeded)
@@ -698,7 +694,6 @@ func (u *Upgrader) bake(c *child, window time.Duration) (rolledBack bool) {
 // fallback any more" (bake window over, or parent gone).
 const (
 	msgRollback = 'g' // child to parent: take serving back
-	msgStopping = 's' // child to parent: stopping on purpose, do not resume
 	msgAck      = 'k' // parent to child: serving taken back
 	msgPromote  = 'e' // child to parent: promoted, stop baking and drain
 )
@@ -742,6 +737,9 @@ func (u *Upgrader) rollback(c *child, why string) bool {
 // this process's descriptors.
 func (u *Upgrader) finish(deadline time.Time, r drainResult, lastOwner bool) {
 	u.mu.Lock()
+	// A socket path still served by a successor or a baking predecessor
+	// stays.
+	lastOwner = lastOwner && !u.handedOff && !u.parentBaking
 	u.state = StateDraining
 	ls := append([]*listener(nil), u.listeners...)
 	ps := append([]*packetConn(nil), u.packets...)
@@ -849,9 +847,6 @@ func (u *Upgrader) startProbation() {
 				return
 			case <-u.closing:
 				return
-			case <-u.stopping:
-				_, _ = ctl.Write([]byte{msgStopping})
-				return
 			case req := <-u.bakeReqs:
 				if req.msg == msgPromote {
 					if _, err := ctl.Write([]byte{msgPromote}); err != nil {
@@ -928,6 +923,14 @@ func (u *Upgrader) Rollback(ctx context.Context) error {
 	return u.bakeRequest(ctx, msgRollback, "Rollback called")
 }
 
+// leave gives serving back when this process leaves inside its
+// predecessor's bake window (Shutdown, Close), so that leaving never takes
+// the service down: it reports whether the predecessor took serving back,
+// in which case this process drains and Done closes.
+func (u *Upgrader) leave(ctx context.Context, why string) bool {
+	return u.bakeRequest(ctx, msgRollback, why) == nil
+}
+
 func (u *Upgrader) bakeRequest(ctx context.Context, msg byte, why string) error {
 	u.mu.Lock()
 	probDone, baking := u.probDone, u.parentBaking
@@ -990,9 +993,24 @@ func (u *Upgrader) handBack() {
 // turns not-ready, DrainDelay passes while still accepting, accepting stops,
 // in-flight requests finish, and what is open at the drain deadline (the
 // earlier of ctx's deadline and DrainTimeout) is closed. During a bake it
-// gives up the fallback. It returns when serving ended, or ctx.Err() if ctx
-// ended first (then everything is closed at once).
+// gives up the fallback. In a new process whose predecessor still bakes it
+// gives serving back first, as Rollback does: the predecessor resumes, and
+// this process drains without DrainDelay (the predecessor accepts on the
+// same socket at once). To stop the whole service inside a bake window,
+// stop the predecessor too (it then refuses to resume), or Promote first.
+// It returns when serving ended, or ctx.Err() if ctx ended first (then
+// everything is closed at once).
 func (u *Upgrader) Shutdown(ctx context.Context) error {
+	if u.leave(ctx, "shutting down inside the bake window") {
+		u.stopOnce.Do(func() { close(u.stopping) })
+		select {
+		case <-u.done:
+			return nil
+		case <-ctx.Done():
+			u.Close()
+			return ctx.Err()
+		}
+	}
 	u.mu.Lock()
 	st := u.state
 	wasStopping := false
@@ -1049,8 +1067,21 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 // a new process still starting is killed, and owned goroutines are waited
 // for. Unix socket paths are removed unless a successor (or a baking
 // predecessor) still serves them. Idempotent.
+//
+// In a new process whose predecessor still bakes, Close first gives serving
+// back and drains, for at most DrainTimeout: the predecessor resumes, so
+// that the usual deferred Close on an error path after Ready costs no
+// request and leaves the service running on the previous process.
 func (u *Upgrader) Close() error {
 	u.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), u.opts.DrainTimeout)
+		if u.leave(ctx, "closing inside the bake window") {
+			select {
+			case <-u.done:
+			case <-ctx.Done():
+			}
+		}
+		cancel()
 		u.stopOnce.Do(func() { close(u.stopping) })
 		close(u.closing)
 		u.mu.Lock()
