@@ -45,9 +45,9 @@ func (e *Engine) Grant(ctx context.Context, ttl time.Duration) (fleet.Lease, err
 	return &lease{e: e, s: s, ttl: time.Duration(resp.TTL) * time.Second}, nil
 }
 
-func (l *lease) ID() fleet.LeaseID      { return fleet.LeaseID(l.s.Lease()) }
-func (l *lease) TTL() time.Duration     { return l.ttl }
-func (l *lease) Done() <-chan struct{}  { return l.s.Done() }
+func (l *lease) ID() fleet.LeaseID     { return fleet.LeaseID(l.s.Lease()) }
+func (l *lease) TTL() time.Duration    { return l.ttl }
+func (l *lease) Done() <-chan struct{} { return l.s.Done() }
 func (l *lease) Revoke(ctx context.Context) error {
 	l.s.Orphan()
 	_, err := l.e.c.Revoke(ctx, l.s.Lease())

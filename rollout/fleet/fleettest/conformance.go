@@ -416,15 +416,15 @@ func (s *suite) fencing(t *testing.T) {
 	if _, _, err := b.Leader(ctx, election); !errors.Is(err, fleet.ErrNoLeader) {
 		t.Fatalf("Leader after the only leader resigned: %v, want ErrNoLeader", err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
 	lc, err := b.Grant(ctx, s.b.TTL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Campaign(cctx, election, lb, []byte("b")); err != nil {
+	if _, err := b.Campaign(ctx, election, lb, []byte("b")); err != nil {
 		t.Fatalf("campaign of an idle election: %v", err)
 	}
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
 	if _, err := b.Campaign(cctx, election, lc, []byte("c")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("campaign against a live leader until ctx ends: %v, want context.DeadlineExceeded", err)
 	}
