@@ -8,11 +8,11 @@ import "strings"
 type queries struct {
 	setup []string
 
-	get, revision, list, bump, current, del, put, event, notify string
-	leader, leaseAlive, compact, compacted, compactedRev, events    string
-	grant, keepAlive, anyExpired, expire, revokeLease, dropLeased  string
-	prune, look, insertElection, takeElection, setValue, resign     string
-	leaderValue, channel                                            string
+	get, revision, list, bump, current, del, put, event, notify   string
+	leader, leaseAlive, compact, compacted, compactedRev, events  string
+	grant, keepAlive, anyExpired, expire, revokeLease, dropLeased string
+	prune, look, insertElection, takeElection, setValue, resign   string
+	leaderValue, channel                                          string
 }
 
 func newQueries(schema string) queries {

@@ -1,0 +1,3 @@
+package fleet_test
+
+func instanceMain() int { return 0 }
