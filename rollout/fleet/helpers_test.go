@@ -53,8 +53,12 @@ func etcdBackend(t *testing.T) *backend {
 	}
 }
 
+func etcdEngine(addr string) (*etcd.Engine, error) {
+	return etcd.Open(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+}
+
 func openEtcd(t testing.TB, addr string) fleet.Engine {
-	e, err := etcd.Open(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	e, err := etcdEngine(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
