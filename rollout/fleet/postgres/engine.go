@@ -108,8 +108,17 @@ func New(ctx context.Context, db *sql.DB, o Options) (*Engine, error) {
 }
 
 // setup creates the tables under a transaction-scoped advisory lock, so
-// that instances starting together do not race on CREATE.
+// that instances starting together do not race on CREATE. When they all
+// exist it creates nothing, so a role with only the rights to read and
+// write them (not to create) can run the engine.
 func (e *Engine) setup(ctx context.Context) error {
+	var present bool
+	if err := e.db.QueryRowContext(ctx, e.q.present, e.o.Schema).Scan(&present); err != nil {
+		return e.wrap("setup", err)
+	}
+	if present {
+		return nil
+	}
 	tx, err := e.db.BeginTx(ctx, nil)
 	if err != nil {
 		return e.wrap("setup", err)

@@ -12,7 +12,7 @@ type queries struct {
 	leader, leaseAlive, compact, compacted, compactedRev, events  string
 	grant, keepAlive, anyExpired, expire, revokeLease, dropLeased string
 	prune, look, insertElection, takeElection, setValue, resign   string
-	leaderValue, channel                                          string
+	leaderValue, channel, present                                 string
 }
 
 func newQueries(schema string) queries {
@@ -30,6 +30,7 @@ func newQueries(schema string) queries {
 		f(`CREATE TABLE IF NOT EXISTS S.events (revision bigint NOT NULL, key text COLLATE "C" NOT NULL, value bytea, deleted boolean NOT NULL, created bigint, lease bigint, at timestamptz NOT NULL DEFAULT clock_timestamp(), PRIMARY KEY (revision, key))`),
 		f(`CREATE TABLE IF NOT EXISTS S.elections (name text COLLATE "C" PRIMARY KEY, term bigint NOT NULL, lease bigint, value bytea)`),
 	}
+	q.present = `SELECT count(*) = 5 FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename IN ('meta', 'leases', 'kv', 'events', 'elections')`
 	q.get = f(`SELECT value, created, revision, lease FROM S.kv WHERE key = $1`)
 	q.revision = f(`SELECT revision FROM S.meta WHERE id = 1`)
 	q.list = f(`SELECT key, value, created, revision, lease FROM S.kv WHERE key >= $1 AND key < $2 ORDER BY key`)
