@@ -175,7 +175,14 @@ func (d *Driver) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if !errors.Is(err, ErrLeaseLost) {
+			if errors.Is(err, ErrLeaseLost) {
+				// The member registers again with a new lease: wait for it.
+				select {
+				case <-leaseCh:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			} else {
 				m.log.Warn("fleet: campaign failed; trying again", "election", d.election, "err", err, "retry_in", backoff)
 				t := time.NewTimer(backoff)
 				select {

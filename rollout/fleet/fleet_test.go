@@ -283,3 +283,77 @@ func TestStaleAndCatchUp(t *testing.T) {
 		}
 	})
 }
+
+// TestCommandAppliedOnce: a driver applied a command and died before
+// answering it. The next driver must find the effect in the stored state
+// and answer "accepted" without applying it again (a second pause would be
+// refused as "already paused").
+func TestCommandAppliedOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b *backend) {
+		ns := namespace(t)
+		e := b.open(t, b.addr)
+		a := join(t, e, ns, "a", "v1")
+		drive, err := fleet.DriveRollout(fleet.RolloutOptions{Plan: func(l *fleet.Lead) (rollout.Plan, error) {
+			return rollout.Plan{ID: "once", Steps: []rollout.Step{rollout.PauseUntilPromoted()}}, nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := func(m *fleet.Member) func() {
+			d, err := fleet.NewDriver(m, fleet.DriverOptions{Drive: drive})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); d.Run(ctx) }()
+			return func() { cancel(); <-done }
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		// A command written as a sender would, under a lease of its own so
+		// that nobody deletes it after the answer.
+		l, err := e.Grant(ctx, testTTL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := a.Layout().Commands("once") + "op-1"
+		req, _ := json.Marshal(fleet.Command{Command: rollout.CmdPause, From: "op", At: time.Now()})
+		if _, err := e.Commit(ctx, fleet.Txn{Ops: []fleet.Op{{Key: key, Value: req, Lease: l.ID()}}}); err != nil {
+			t.Fatal(err)
+		}
+		answer := func() fleet.Command {
+			var c fleet.Command
+			testchild.Eventually(t, "the driver's answer", 20*time.Second, 20*time.Millisecond, func() error {
+				d, err := e.Get(ctx, key)
+				if err != nil {
+					return err
+				}
+				if err := json.Unmarshal(d.Value, &c); err != nil || !c.Done {
+					return fmt.Errorf("not answered: %s", d.Value)
+				}
+				return nil
+			})
+			return c
+		}
+		stop := run(a)
+		if c := answer(); !c.Accepted || c.By != "a" {
+			t.Fatalf("first answer %+v", c)
+		}
+		stop()
+		// Undo the answer, as if a had died between applying and answering.
+		d, err := e.Get(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Commit(ctx, fleet.Txn{Ops: []fleet.Op{{Key: key, Value: req, Prev: d.Revision, Lease: l.ID()}}}); err != nil {
+			t.Fatal(err)
+		}
+		bm := join(t, b.open(t, b.addr), ns, "b", "v1")
+		a.Close()
+		defer run(bm)()
+		if c := answer(); !c.Accepted || c.By != "b" {
+			t.Fatalf("the command was applied again (answer %+v): a pause applied twice is refused as already paused", c)
+		}
+	})
+}

@@ -44,7 +44,9 @@ func eachBackend(t *testing.T, f func(t *testing.T, b *backend)) {
 	t.Run("postgres", func(t *testing.T) { f(t, pgBackend(t)) })
 }
 
-func etcdBackend(t *testing.T) *backend {
+func etcdBackend(t *testing.T) *backend { return etcdBackendB(t) }
+
+func etcdBackendB(t testing.TB) *backend {
 	srv := etcdtest.New(t, etcdtest.Options{})
 	return &backend{
 		name: "etcd", addr: srv.Endpoint(), etcd: srv,
@@ -66,7 +68,9 @@ func openEtcd(t testing.TB, addr string) fleet.Engine {
 	return e
 }
 
-func pgBackend(t *testing.T) *backend {
+func pgBackend(t *testing.T) *backend { return pgBackendB(t) }
+
+func pgBackendB(t testing.TB) *backend {
 	dsn := os.Getenv("BATON_TEST_POSTGRES_DSN")
 	if dsn == "" {
 		t.Skip("BATON_TEST_POSTGRES_DSN is not set: skipping the fleet on PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")

@@ -395,9 +395,10 @@ func (m *Member) Leave(ctx context.Context) error {
 	return errors.Join(err, m.Close())
 }
 
-// Close stops the member's goroutines and Mirrors; its record stays until
-// the lease expires (Leave deletes it now). It is idempotent. The engine
-// is the caller's to close.
+// Close stops the member's goroutines and Mirrors. Its record stays: the
+// engine keeps renewing the lease until the engine is closed (or the
+// process ends), and the record goes one TTL later; Leave deletes it now.
+// It is idempotent. The engine is the caller's to close.
 func (m *Member) Close() error {
 	m.mu.Lock()
 	if m.closed {
@@ -408,5 +409,6 @@ func (m *Member) Close() error {
 	m.mu.Unlock()
 	m.cancel()
 	m.wg.Wait()
+	m.tel.close()
 	return nil
 }

@@ -20,6 +20,7 @@ type telemetry struct {
 	fenced    metric.Int64Counter
 	leading   atomic.Int64 // 1 while a Driver of this member leads
 	attrs     metric.MeasurementOption
+	reg       metric.Registration // the gauges' callback, unregistered by Close
 }
 
 func newTelemetry(mp metric.MeterProvider, m *Member) *telemetry {
@@ -37,7 +38,7 @@ func newTelemetry(mp metric.MeterProvider, m *Member) *telemetry {
 	stale, _ := meter.Int64ObservableGauge("baton.fleet.stale", metric.WithDescription("1 while this member may be behind the fleet (engine unreachable or membership lapsed)."))
 	members, _ := meter.Int64ObservableGauge("baton.fleet.members", metric.WithDescription("Live members as this member last saw them."))
 	leading, _ := meter.Int64ObservableGauge("baton.fleet.driver.leading", metric.WithDescription("1 while this member drives the fleet."))
-	_, _ = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	t.reg, _ = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		h := m.Health()
 		v := int64(0)
 		if h.Stale() {
@@ -49,4 +50,10 @@ func newTelemetry(mp metric.MeterProvider, m *Member) *telemetry {
 		return nil
 	}, stale, members, leading)
 	return t
+}
+
+func (t *telemetry) close() {
+	if t.reg != nil {
+		_ = t.reg.Unregister()
+	}
 }
