@@ -108,13 +108,12 @@ type Member struct {
 	wg     sync.WaitGroup
 	health *healthState
 
-	mu        sync.Mutex
-	info      MemberInfo
-	lease     Lease
-	leaseCh   chan struct{} // closed and replaced when the lease changes
-	closed    bool
-	members   *Mirror
-	driverRun bool
+	mu      sync.Mutex
+	info    MemberInfo
+	lease   Lease
+	leaseCh chan struct{} // closed and replaced when the lease changes
+	closed  bool
+	members *Mirror
 }
 
 // Join registers this instance in the fleet on e and starts keeping the
