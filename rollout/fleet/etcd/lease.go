@@ -89,10 +89,10 @@ func (e *Engine) Campaign(ctx context.Context, election string, l fleet.Lease, v
 	defer stop()
 	el := concurrency.NewElection(ls.s, election)
 	if err := el.Campaign(cctx, string(value)); err != nil {
-		select {
-		case <-ls.s.Done():
+		// The session's context ends as soon as the lease is lost or
+		// revoked (its Done channel a moment later).
+		if ls.s.Ctx().Err() != nil && ctx.Err() == nil {
 			return nil, fmt.Errorf("fleet/etcd: campaign %s: %w", election, fleet.ErrLeaseLost)
-		default:
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

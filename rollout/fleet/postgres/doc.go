@@ -44,6 +44,11 @@
 //     the expiry (no engine is left to reap when every instance is gone;
 //     the next to start does).
 //   - All writes go through one row: a fleet engine, not a general store.
+//     A client stopped or cut off inside a write holds that row until the
+//     server ends its session, TxIdleTimeout later (each transaction sets
+//     idle_in_transaction_session_timeout); meanwhile other writes wait.
+//     Keep TxIdleTimeout well under the lease TTL so a takeover is not
+//     held up by it.
 //   - A NOTIFY lost while the listener reconnects is covered by polling:
 //     watchers then see changes up to PollInterval late.
 package postgres

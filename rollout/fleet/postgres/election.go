@@ -84,7 +84,7 @@ func (e *Engine) tryLead(ctx context.Context, election string, ls *lease, value 
 	case alive && holder.Int64 != int64(ls.id):
 		return 0, time.Duration(leftMS)*time.Millisecond + 5*time.Millisecond, nil
 	}
-	tx, err := e.db.BeginTx(ctx, nil)
+	tx, err := e.begin(ctx, nil)
 	if err != nil {
 		return 0, 0, e.wrap("campaign "+election, err)
 	}
@@ -134,7 +134,7 @@ func (l *leadership) Resign(ctx context.Context) error {
 	defer l.lose()
 	l.stop()
 	e := l.lease.e
-	tx, err := e.db.BeginTx(ctx, nil)
+	tx, err := e.begin(ctx, nil)
 	if err != nil {
 		return e.wrap("resign "+l.election, err)
 	}

@@ -21,6 +21,7 @@ const (
 	DefaultPollInterval   = time.Second
 	DefaultReapInterval   = 250 * time.Millisecond
 	DefaultEventRetention = 15 * time.Minute
+	DefaultTxIdleTimeout  = time.Second
 )
 
 // Options configure New. The zero value uses the schema DefaultSchema and
@@ -42,6 +43,14 @@ type Options struct {
 	// that resume; older history is compacted. Zero means
 	// DefaultEventRetention.
 	EventRetention time.Duration
+	// TxIdleTimeout bounds how long the server waits for this engine's
+	// next statement inside one of its transactions before it ends the
+	// session (idle_in_transaction_session_timeout, set for each
+	// transaction). Every write holds the engine's revision lock, so a
+	// client stopped or cut off inside a write would otherwise block
+	// every other write, takeovers included; keep it well under the lease
+	// TTL. Zero means DefaultTxIdleTimeout.
+	TxIdleTimeout time.Duration
 	// Logger receives the listener's connection losses. Nil discards.
 	Logger *slog.Logger
 }
@@ -93,7 +102,10 @@ func New(ctx context.Context, db *sql.DB, o Options) (*Engine, error) {
 	if o.EventRetention <= 0 {
 		o.EventRetention = DefaultEventRetention
 	}
-	e := &Engine{db: db, o: o, q: newQueries(o.Schema), log: o.Logger, wake: make(chan struct{})}
+	if o.TxIdleTimeout <= 0 {
+		o.TxIdleTimeout = DefaultTxIdleTimeout
+	}
+	e := &Engine{db: db, o: o, q: newQueries(o.Schema, o.TxIdleTimeout), log: o.Logger, wake: make(chan struct{})}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -223,7 +235,7 @@ func (e *Engine) List(ctx context.Context, prefix string) ([]fleet.Document, int
 	if err := fleet.ValidPrefix(prefix); err != nil {
 		return nil, 0, err
 	}
-	tx, err := e.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	tx, err := e.begin(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return nil, 0, e.wrap("list "+prefix, err)
 	}
@@ -253,6 +265,20 @@ func (e *Engine) List(ctx context.Context, prefix string) ([]fleet.Document, int
 	return docs, rev, nil
 }
 
+// begin starts a transaction whose session the server ends if this client
+// goes quiet inside it for TxIdleTimeout (see Options.TxIdleTimeout).
+func (e *Engine) begin(ctx context.Context, o *sql.TxOptions) (*sql.Tx, error) {
+	tx, err := e.db.BeginTx(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.ExecContext(ctx, e.q.txIdle); err != nil {
+		tx.Rollback()
+		return nil, err
+	}
+	return tx, nil
+}
+
 // bump raises the engine revision inside tx. The row lock it takes is held
 // until tx ends, so writers commit one at a time and in revision order: a
 // watcher that has read up to a revision can never see an earlier one
@@ -279,7 +305,7 @@ func (e *Engine) Commit(ctx context.Context, t fleet.Txn) (int64, error) {
 		}
 		fence = l
 	}
-	tx, err := e.db.BeginTx(ctx, nil)
+	tx, err := e.begin(ctx, nil)
 	if err != nil {
 		return 0, e.wrap("commit", err)
 	}
@@ -372,7 +398,7 @@ func (e *Engine) apply(ctx context.Context, tx *sql.Tx, rev int64, op fleet.Op) 
 // Compact implements fleet.Compactor: the history up to revision is
 // deleted.
 func (e *Engine) Compact(ctx context.Context, revision int64) error {
-	tx, err := e.db.BeginTx(ctx, nil)
+	tx, err := e.begin(ctx, nil)
 	if err != nil {
 		return e.wrap("compact", err)
 	}

@@ -102,7 +102,7 @@ func (l *lease) Revoke(ctx context.Context) error {
 // dropLeases deletes, in one write serialized with the others, the leases
 // pick returns and every document under them, recording their deletion.
 func (e *Engine) dropLeases(ctx context.Context, pick func(*sql.Tx) ([]int64, error)) error {
-	tx, err := e.db.BeginTx(ctx, nil)
+	tx, err := e.begin(ctx, nil)
 	if err != nil {
 		return e.wrap("drop leases", err)
 	}

@@ -1,6 +1,10 @@
 package postgres
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // queries are the engine's SQL statements with the schema spliced in. The
 // schema is checked against schemaPattern and quoted; every value travels
@@ -12,14 +16,15 @@ type queries struct {
 	leader, leaseAlive, compact, compacted, compactedRev, events  string
 	grant, keepAlive, anyExpired, expire, revokeLease, dropLeased string
 	prune, look, insertElection, takeElection, setValue, resign   string
-	leaderValue, channel, present                                 string
+	leaderValue, channel, present, txIdle                         string
 }
 
-func newQueries(schema string) queries {
+func newQueries(schema string, txIdle time.Duration) queries {
 	s := `"` + schema + `"`
 	r := strings.NewReplacer("S.", s+".", "{S}", s)
 	f := r.Replace
 	q := queries{channel: schema + "_fleet"}
+	q.txIdle = "SET LOCAL idle_in_transaction_session_timeout = " + strconv.FormatInt(txIdle.Milliseconds(), 10)
 	q.setup = []string{
 		f(`CREATE SCHEMA IF NOT EXISTS {S}`),
 		f(`CREATE TABLE IF NOT EXISTS S.meta (id int PRIMARY KEY CHECK (id = 1), revision bigint NOT NULL, compacted bigint NOT NULL)`),

@@ -175,7 +175,7 @@ func (e *Engine) watch(ctx context.Context, prefix string, after int64, out chan
 // cuts a revision, the batch stops before it (or, if it is the only one,
 // reads that revision whole), so no revision is ever delivered in part.
 func (e *Engine) readEvents(ctx context.Context, prefix string, after int64) (fleet.WatchResponse, error) {
-	tx, err := e.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	tx, err := e.begin(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {
 		return fleet.WatchResponse{}, e.wrap("watch", err)
 	}
