@@ -246,11 +246,6 @@ func TestProcessFailover(t *testing.T) {
 		}
 		t.Logf("%s takeover after kill -9 of the leader, TTL %s, %d trials: p50 %s, p99 %s, max %s", b.name, testTTL, n,
 			percentile(takeovers, 0.5).Round(time.Millisecond), percentile(takeovers, 0.99).Round(time.Millisecond), slices.Max(takeovers).Round(time.Millisecond))
-		for _, took := range takeovers {
-			if took > 3*testTTL {
-				t.Errorf("a takeover took %s (TTL %s)", took, testTTL)
-			}
-		}
 		testchild.Eventually(t, "the rollout to succeed under its last leader", 60*time.Second, 50*time.Millisecond, func() error {
 			if p := c.rolloutPhase(); p != "succeeded" {
 				return fmt.Errorf("phase %q", p)
