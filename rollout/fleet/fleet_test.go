@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/batonhq/baton/internal/testchild"
 	"github.com/batonhq/baton/rollout"
 	"github.com/batonhq/baton/rollout/fleet"
@@ -249,7 +252,30 @@ func TestStaleAndCatchUp(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer link.Close()
-		a := join(t, b.open(t, link.Addr()), ns, "a", "v1")
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		defer mp.Shutdown(context.Background())
+		a, err := fleet.Join(context.Background(), b.open(t, link.Addr()), fleet.Options{Namespace: ns, ID: "a", Version: "v1",
+			LeaseTTL: testTTL, ProbeInterval: 200 * time.Millisecond, MeterProvider: mp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		gauge := func(name string) int64 {
+			var rm metricdata.ResourceMetrics
+			if err := reader.Collect(context.Background(), &rm); err != nil {
+				t.Fatal(err)
+			}
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == name && len(g.DataPoints) == 1 {
+						return g.DataPoints[0].Value
+					}
+				}
+			}
+			t.Fatalf("no gauge %s", name)
+			return 0
+		}
 		writer := b.open(t, b.addr)
 		key := a.Layout().Shared("weight")
 		mi, err := a.Mirror(key)
@@ -269,6 +295,9 @@ func TestStaleAndCatchUp(t *testing.T) {
 		if h := a.Health(); h.Reachable || h.Err == "" {
 			t.Fatalf("health while cut off: %+v", h)
 		}
+		if v := gauge("baton.fleet.stale"); v != 1 {
+			t.Fatalf("baton.fleet.stale = %d while cut off, want 1", v)
+		}
 		rev, err := writer.Commit(ctx, fleet.Txn{Ops: []fleet.Op{{Key: key, Value: []byte("500"), Prev: fleet.Any}}})
 		if err != nil {
 			t.Fatal(err)
@@ -280,6 +309,9 @@ func TestStaleAndCatchUp(t *testing.T) {
 		waitFor(t, "a to catch up", 20*time.Second, mi.Changed, func() bool { return value() == "500" && !mi.Stale() && mi.Revision() >= rev })
 		if a.Health().Stale() {
 			t.Fatalf("caught up but stale: %+v", a.Health())
+		}
+		if v := gauge("baton.fleet.stale"); v != 0 {
+			t.Fatalf("baton.fleet.stale = %d after catching up, want 0", v)
 		}
 	})
 }
