@@ -25,7 +25,11 @@ type RolloutOptions struct {
 
 // DriveRollout returns a Drive function for DriverOptions that drives one
 // rollout from its stored state while this member leads, and applies the
-// operator commands sent to it from any member.
+// operator commands sent to it from any member. A plan this member cannot
+// build or drive (an error from Plan, rollout.ErrInvalidPlan,
+// rollout.ErrPlanChanged) and a handoff to another process
+// (rollout.ErrHandedOff) make it step down (ErrStepDown): Driver.Run
+// returns, and another member drives.
 //
 // While the member is stale (the engine does not answer) it stops driving:
 // the running step's context is cancelled and nothing more is written; when
@@ -48,10 +52,11 @@ func driveRollout(ctx context.Context, l *Lead, o RolloutOptions) error {
 		}
 		plan, err := o.Plan(l)
 		if err != nil {
-			return fmt.Errorf("fleet: building the plan: %w", err)
+			return fmt.Errorf("%w: building the plan: %w", ErrStepDown, err)
 		}
 		ro := o.Rollout
 		ro.Store = l.Store()
+		started := time.Now()
 		r, err := rollout.New(ctx, plan, ro)
 		if err == nil {
 			if o.Started != nil {
@@ -66,10 +71,19 @@ func driveRollout(ctx context.Context, l *Lead, o RolloutOptions) error {
 			return err
 		case errors.Is(err, rollout.ErrHandedOff):
 			return fmt.Errorf("%w: %w", ErrStepDown, err)
-		case errors.Is(err, rollout.ErrInvalidPlan), errors.Is(err, rollout.ErrPlanChanged), errors.Is(err, rollout.ErrConflict):
-			return err
+		case errors.Is(err, rollout.ErrInvalidPlan), errors.Is(err, rollout.ErrPlanChanged):
+			// This member cannot drive this rollout: let another one.
+			return fmt.Errorf("%w: %w", ErrStepDown, err)
+		case errors.Is(err, rollout.ErrConflict):
+			// Not fenced: a writer outside the fleet changed the state.
+			// Load it again and go on from there.
+			m.log.Warn("fleet: the rollout's state was changed by another writer; loading it again", "rollout", plan.ID, "err", err, "retry_in", backoff)
+		default:
+			m.log.Warn("fleet: rollout paused: the engine is in trouble; it resumes from the stored state when the engine answers", "rollout", plan.ID, "err", err, "retry_in", backoff)
 		}
-		m.log.Warn("fleet: rollout paused: the engine is in trouble; it resumes from the stored state when the engine answers", "rollout", plan.ID, "err", err, "retry_in", backoff)
+		if time.Since(started) > m.o.LeaseTTL {
+			backoff = 100 * time.Millisecond // it drove for a while: a new trouble
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -388,4 +389,30 @@ func TestCommandAppliedOnce(t *testing.T) {
 			t.Fatalf("the command was applied again (answer %+v): a pause applied twice is refused as already paused", c)
 		}
 	})
+}
+
+// TestBadPlanStepsDown: a member that cannot build its plan steps down
+// instead of holding the leadership idle, and another member drives.
+func TestBadPlanStepsDown(t *testing.T) {
+	b := etcdBackend(t)
+	ns := namespace(t)
+	a := join(t, b.open(t, b.addr), ns, "a", "v1")
+	drive, err := fleet.DriveRollout(fleet.RolloutOptions{Plan: func(*fleet.Lead) (rollout.Plan, error) {
+		return rollout.Plan{}, errors.New("no plan here")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := fleet.NewDriver(a, fleet.DriverOptions{Drive: drive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Run(ctx); !errors.Is(err, fleet.ErrStepDown) || !strings.Contains(err.Error(), "no plan here") {
+		t.Fatalf("Run with a plan that cannot be built: %v, want ErrStepDown with the cause", err)
+	}
+	bm := join(t, b.open(t, b.addr), ns, "b", "v1")
+	leads, _ := leader(t, bm)
+	awaitLead(t, leads, testTTL, "b after a stepped down (less than a TTL: a resigned)")
 }
