@@ -416,3 +416,49 @@ func TestBadPlanStepsDown(t *testing.T) {
 	leads, _ := leader(t, bm)
 	awaitLead(t, leads, testTTL, "b after a stepped down (less than a TTL: a resigned)")
 }
+
+// TestWaitOldGoneFleetWide: a wait-old-gone step on the fleet registry
+// waits for an old version on another host, and the step after it (a
+// migration's contract, say) runs only once that host has left.
+func TestWaitOldGoneFleetWide(t *testing.T) {
+	b := etcdBackend(t)
+	ns := namespace(t)
+	old := join(t, b.open(t, b.addr), ns, "old", "v1")
+	cur := join(t, b.open(t, b.addr), ns, "new", "v2")
+	contracted := make(chan time.Time, 1)
+	drive, err := fleet.DriveRollout(fleet.RolloutOptions{Plan: func(l *fleet.Lead) (rollout.Plan, error) {
+		return rollout.Plan{ID: "contract", Steps: []rollout.Step{
+			rollout.WaitOldGone(l.Member().Registry(), "v2", 20*time.Millisecond),
+			rollout.Hook(func(context.Context, rollout.HookEvent) error { contracted <- time.Now(); return nil }, rollout.HookOptions{}).Named("contract"),
+		}}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := fleet.NewDriver(cur, fleet.DriverOptions{Drive: drive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "new to lead", 10*time.Second, d.Changed, func() bool { _, ok := d.Leading(); return ok })
+	select {
+	case <-contracted:
+		t.Fatal("the contract ran while a v1 instance was alive on another host")
+	case <-time.After(500 * time.Millisecond): // 25 polls of the registry
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer lcancel()
+	left := time.Now()
+	if err := old.Leave(lctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-contracted:
+		t.Logf("contract ran %s after the last v1 instance left", at.Sub(left).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the contract did not run after the last v1 instance left")
+	}
+}
