@@ -89,7 +89,7 @@ func (e *Engine) tryLead(ctx context.Context, election string, ls *lease, value 
 		return 0, 0, e.wrap("campaign "+election, err)
 	}
 	defer tx.Rollback()
-	rev, err := e.bump(ctx, tx)
+	_, err = e.bump(ctx, tx)
 	if err != nil {
 		return 0, 0, e.wrap("campaign "+election, err)
 	}
@@ -119,9 +119,6 @@ func (e *Engine) tryLead(ctx context.Context, election string, ls *lease, value 
 			return 0, 0, e.wrap("campaign "+election, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, e.q.notify, fmt.Sprint(rev)); err != nil {
-		return 0, 0, e.wrap("campaign "+election, err)
-	}
 	if err := tx.Commit(); err != nil {
 		return 0, 0, e.wrap("campaign "+election, err)
 	}
@@ -139,14 +136,11 @@ func (l *leadership) Resign(ctx context.Context) error {
 		return e.wrap("resign "+l.election, err)
 	}
 	defer tx.Rollback()
-	rev, err := e.bump(ctx, tx)
+	_, err = e.bump(ctx, tx)
 	if err != nil {
 		return e.wrap("resign "+l.election, err)
 	}
 	if _, err := tx.ExecContext(ctx, e.q.resign, l.election, l.term, int64(l.lease.id)); err != nil {
-		return e.wrap("resign "+l.election, err)
-	}
-	if _, err := tx.ExecContext(ctx, e.q.notify, fmt.Sprint(rev)); err != nil {
 		return e.wrap("resign "+l.election, err)
 	}
 	return e.wrap("resign "+l.election, tx.Commit())

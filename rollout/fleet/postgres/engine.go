@@ -265,12 +265,14 @@ func (e *Engine) List(ctx context.Context, prefix string) ([]fleet.Document, int
 	return docs, rev, nil
 }
 
-// begin starts a transaction whose session the server ends if this client
-// goes quiet inside it for TxIdleTimeout (see Options.TxIdleTimeout).
+// begin starts a transaction. A writing one also has the server end the
+// session if this client goes quiet inside it for TxIdleTimeout (see
+// Options.TxIdleTimeout); a read-only one holds no lock, and saves that
+// round trip.
 func (e *Engine) begin(ctx context.Context, o *sql.TxOptions) (*sql.Tx, error) {
 	tx, err := e.db.BeginTx(ctx, o)
-	if err != nil {
-		return nil, err
+	if err != nil || o != nil && o.ReadOnly {
+		return tx, err
 	}
 	if _, err := tx.ExecContext(ctx, e.q.txIdle); err != nil {
 		tx.Rollback()
@@ -285,7 +287,8 @@ func (e *Engine) begin(ctx context.Context, o *sql.TxOptions) (*sql.Tx, error) {
 // appear later.
 func (e *Engine) bump(ctx context.Context, tx *sql.Tx) (int64, error) {
 	var rev int64
-	err := tx.QueryRowContext(ctx, e.q.bump).Scan(&rev)
+	var notified string
+	err := tx.QueryRowContext(ctx, e.q.bump).Scan(&rev, &notified)
 	return rev, err
 }
 
@@ -323,9 +326,6 @@ func (e *Engine) Commit(ctx context.Context, t fleet.Txn) (int64, error) {
 		if err := e.apply(ctx, tx, rev, op); err != nil {
 			return 0, err
 		}
-	}
-	if _, err := tx.ExecContext(ctx, e.q.notify, fmt.Sprint(rev)); err != nil {
-		return 0, e.wrap("commit", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, e.wrap("commit", err)
@@ -365,10 +365,7 @@ func (e *Engine) apply(ctx context.Context, tx *sql.Tx, rev int64, op fleet.Op) 
 		if cur == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, e.q.del, op.Key); err != nil {
-			return e.wrap("delete "+op.Key, err)
-		}
-		_, err := tx.ExecContext(ctx, e.q.event, rev, op.Key, nil, true, nil, nil)
+		_, err := tx.ExecContext(ctx, e.q.del, op.Key, rev)
 		return e.wrap("delete "+op.Key, err)
 	}
 	var lease sql.NullInt64
@@ -387,11 +384,7 @@ func (e *Engine) apply(ctx context.Context, tx *sql.Tx, rev int64, op fleet.Op) 
 	if value == nil {
 		value = []byte{}
 	}
-	var created int64
-	if err := tx.QueryRowContext(ctx, e.q.put, op.Key, value, rev, lease).Scan(&created); err != nil {
-		return e.wrap("put "+op.Key, err)
-	}
-	_, err = tx.ExecContext(ctx, e.q.event, rev, op.Key, value, false, created, lease)
+	_, err = tx.ExecContext(ctx, e.q.put, op.Key, value, rev, lease)
 	return e.wrap("put "+op.Key, err)
 }
 

@@ -139,9 +139,6 @@ func (e *Engine) dropLeases(ctx context.Context, pick func(*sql.Tx) ([]int64, er
 			}
 		}
 	}
-	if _, err := tx.ExecContext(ctx, e.q.notify, fmt.Sprint(rev)); err != nil {
-		return e.wrap("drop leases", err)
-	}
 	return e.wrap("drop leases", tx.Commit())
 }
 

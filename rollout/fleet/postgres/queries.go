@@ -12,7 +12,7 @@ import (
 type queries struct {
 	setup []string
 
-	get, revision, list, bump, current, del, put, event, notify   string
+	get, revision, list, bump, current, del, put, event           string
 	leader, leaseAlive, compact, compacted, compactedRev, events  string
 	grant, keepAlive, anyExpired, expire, revokeLease, dropLeased string
 	prune, look, insertElection, takeElection, setValue, resign   string
@@ -39,13 +39,17 @@ func newQueries(schema string, txIdle time.Duration) queries {
 	q.get = f(`SELECT value, created, revision, lease FROM S.kv WHERE key = $1`)
 	q.revision = f(`SELECT revision FROM S.meta WHERE id = 1`)
 	q.list = f(`SELECT key, value, created, revision, lease FROM S.kv WHERE key >= $1 AND key < $2 ORDER BY key`)
-	q.bump = f(`UPDATE S.meta SET revision = revision + 1 WHERE id = 1 RETURNING revision`)
+	// bump also queues the notification of the new revision: PostgreSQL
+	// delivers it at commit, and drops it with a rollback.
+	q.bump = f(`WITH r AS (UPDATE S.meta SET revision = revision + 1 WHERE id = 1 RETURNING revision)
+		SELECT revision, pg_notify('` + q.channel + `', revision::text) FROM r`)
 	q.current = f(`SELECT revision FROM S.kv WHERE key = $1`)
-	q.del = f(`DELETE FROM S.kv WHERE key = $1`)
-	q.put = f(`INSERT INTO S.kv (key, value, created, revision, lease) VALUES ($1, $2, $3, $3, $4)
-		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, lease = EXCLUDED.lease RETURNING created`)
+	q.del = f(`WITH d AS (DELETE FROM S.kv WHERE key = $1 RETURNING key)
+		INSERT INTO S.events (revision, key, deleted) SELECT $2, key, true FROM d`)
+	q.put = f(`WITH p AS (INSERT INTO S.kv (key, value, created, revision, lease) VALUES ($1, $2, $3, $3, $4)
+		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, revision = EXCLUDED.revision, lease = EXCLUDED.lease RETURNING key, value, created, lease)
+		INSERT INTO S.events (revision, key, value, deleted, created, lease) SELECT $3, key, value, false, created, lease FROM p`)
 	q.event = f(`INSERT INTO S.events (revision, key, value, deleted, created, lease) VALUES ($1, $2, $3, $4, $5, $6)`)
-	q.notify = `SELECT pg_notify('` + q.channel + `', $1)`
 	q.leader = f(`SELECT e.term, e.lease, COALESCE(l.expires_at > clock_timestamp(), false)
 		FROM S.elections e LEFT JOIN S.leases l ON l.id = e.lease WHERE e.name = $1`)
 	q.leaseAlive = f(`SELECT expires_at > clock_timestamp() FROM S.leases WHERE id = $1`)
