@@ -114,7 +114,8 @@ func TestDeposedLeaderSaveRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer link.Close()
-		a := join(t, b.open(t, link.Addr()), ns, "a", "v1")
+		ea := b.open(t, link.Addr())
+		a := join(t, ea, ns, "a", "v1")
 		leadsA, _ := leader(t, a)
 		la := awaitLead(t, leadsA, 10*time.Second, "a")
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -143,6 +144,11 @@ func TestDeposedLeaderSaveRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		link.Restore()
+		testchild.Eventually(t, "a's engine to reconnect", 30*time.Second, 50*time.Millisecond, func() error {
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			return ea.Ping(pctx)
+		})
 		// a's store still holds revision rev as its own; only the fence can
 		// refuse this write at the engine.
 		_, err = la.Store().Save(ctx, "r1", revB, []byte(`{"by":"a, deposed"}`))
