@@ -9,7 +9,8 @@ import (
 	"github.com/batonhq/baton/rollout"
 )
 
-// RolloutOptions configure DriveRollout. Plan is required.
+// RolloutOptions configure DriveRollout. Plan is required (the zero value
+// is refused); the other zero fields mean rollout's defaults and no callback.
 type RolloutOptions struct {
 	// Plan builds the plan each time this member takes the lead: the same
 	// plan in every member, as rollout requires. It may close over the

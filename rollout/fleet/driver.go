@@ -18,7 +18,8 @@ const DefaultElection = "driver"
 // after it handed the drive to the process that replaced it).
 var ErrStepDown = errors.New("fleet: driver steps down")
 
-// DriverOptions configure NewDriver. Drive is required.
+// DriverOptions configure NewDriver. Drive is required (the zero value is
+// refused); an empty Election means DefaultElection.
 type DriverOptions struct {
 	// Election names the election, a key segment under
 	// Layout.Election. Empty means DefaultElection.

@@ -19,6 +19,8 @@ const DefaultNamespace = "baton"
 // snapshots); Layout reserves them so two layers never collide:
 //
 //	ns/desired/<member>   ns/observed/<member>   ns/shared/<document>   ns/metrics/<member>
+//
+// The zero value has no namespace and makes invalid keys; use NewLayout.
 type Layout struct{ ns string }
 
 // NewLayout returns the layout under ns (DefaultNamespace if empty).

@@ -15,7 +15,8 @@ import (
 // DefaultTTL is the lease TTL of the suite when Backend.TTL is zero.
 const DefaultTTL = 2 * time.Second
 
-// Backend tells TestEngine how to reach one engine server.
+// Backend tells TestEngine how to reach one engine server. Addr and Open
+// are required; the zero value is not usable.
 type Backend struct {
 	// Addr is the server's host:port. The suite puts a Link in front of
 	// it to cut one client off.
