@@ -460,8 +460,16 @@ func scalarValue(n *yaml.Node) (any, bool) {
 		return b, err == nil
 	case "!!int":
 		i, err := strconv.ParseInt(n.Value, 10, 64)
-		if err != nil || i != int64(int(i)) {
+		if err != nil {
+			// Above int64 but within uint64: kept exact, so that an int
+			// flag refuses it rather than serving it rounded.
+			if u, err := strconv.ParseUint(n.Value, 10, 64); err == nil {
+				return u, true
+			}
 			return nil, false
+		}
+		if i != int64(int(i)) {
+			return i, true
 		}
 		return int(i), true
 	case "!!float":
