@@ -104,6 +104,17 @@ func sourceOf(layerName, file string) string {
 }
 
 func (c *compiler) segment(name string, sg Segment) error {
+	for _, list := range [...]struct {
+		field string
+		keys  []string
+	}{{"keys", sg.Keys}, {"excluded", sg.Excluded}} {
+		for i, k := range list.keys {
+			if len(k) > MaxAttributeLen {
+				return &LoadError{File: c.segSrc[name], Segment: name, Line: sg.line, Field: index(list.field, i),
+					Err: fmt.Errorf("%d bytes, longer than any targeting key evaluation reads (MaxAttributeLen, %d): it could never match", len(k), MaxAttributeLen)}
+			}
+		}
+	}
 	g := &csegment{name: name, keys: set(sg.Keys), excluded: set(sg.Excluded)}
 	if sg.If != nil {
 		n, err := c.cond(sg.If, "if", false)

@@ -91,9 +91,14 @@
 //	      before after (times; without attr, the current time) exists
 //
 // An absent attribute never matches, whatever the operator (use not to
-// match absence). A progressive rollout serves nobody before its first
-// point and keeps its last percentage after the last point. See
-// testdata/flags.yaml for a complete example.
+// match absence). A string attribute or targeting key longer than
+// MaxAttributeLen (4 KiB), or a list attribute of more than
+// MaxAttributeItems elements, counts as absent; a matches expression may
+// compile to at most MaxRegexpProgram instructions, and an operand longer
+// than MaxAttributeLen is refused at load since nothing could match it. A
+// progressive rollout serves nobody before its first point and keeps its
+// last percentage after the last point. See testdata/flags.yaml for a
+// complete example.
 //
 // A file is accepted or refused whole. A refusal is a *LoadError naming the
 // file, the flag or segment, the line and the field path (for example
@@ -114,6 +119,13 @@
 //     through an atomic pointer. An update compiles a new snapshot aside and
 //     swaps it in whole, so an evaluation sees the old or the new
 //     configuration, never a mix.
+//   - Evaluation time has a ceiling whatever a client puts in the context:
+//     every operator reads at most MaxAttributeLen bytes (or
+//     MaxAttributeItems elements) of an attribute, and a regular
+//     expression's program is bounded by MaxRegexpProgram, Go's regexp
+//     matching in time linear in both. The slowest expression within the
+//     bound, on the longest attribute read, is timed in BENCHMARKS.md; a
+//     flag's cost is at most that per condition it evaluates.
 //   - Evaluation does not allocate: conditions are compiled at load (regular
 //     expressions, versions, times, numbers; short lists scanned, long ones
 //     hashed), attributes are read in place from EvalContext.Attributes and

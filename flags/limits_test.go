@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -72,3 +73,116 @@ func TestIntVariantRange(t *testing.T) {
 		}
 	}
 }
+
+// TestLongAttributesNeverMatch: a string attribute (or targeting key) of
+// more than MaxAttributeLen bytes, or a list of more than
+// MaxAttributeItems, counts as absent for every operator, segment and
+// split; one at the limit is read as usual. Without the bound, every
+// string operator ran over an attribute of any length (a 20x[a-z]{50}
+// pattern took 1.9 s on 256 KiB).
+func TestLongAttributesNeverMatch(t *testing.T) {
+	conds := map[string]Condition{
+		"matches":     {Attr: "a", Op: OpMatches, Value: `x$`},
+		"contains":    {Attr: "a", Op: OpContains, Value: "x"},
+		"starts_with": {Attr: "a", Op: OpStartsWith, Value: "a"},
+		"ends_with":   {Attr: "a", Op: OpEndsWith, Value: "x"},
+		"not_equals":  {Attr: "a", Op: OpNotEquals, Value: "b"},
+		"not_in":      {Attr: "a", Op: OpNotIn, Values: []any{"b"}},
+		"exists":      {Attr: "a", Op: OpExists},
+		"gt":          {Attr: "n", Op: OpGT, Value: 0},
+		"key":         {Attr: TargetingKeyAttr, Op: OpEndsWith, Value: "x"},
+		"list":        {Attr: "groups", Op: OpContains, Value: "x"},
+		"segment":     {Segment: "listed"},
+	}
+	cfg := Config{Segments: map[string]Segment{}, Flags: map[string]Flag{
+		"split": {Variants: onOff, Default: "off", Serve: Serve{Rollout: []Weight{{"on", 1}}}},
+	}}
+	for name, c := range conds {
+		cfg.Flags[name] = Flag{Variants: onOff, Default: "off", Rules: []Rule{{If: &c, Serve: Serve{Variant: "on"}}}}
+	}
+	at := strings.Repeat("a", MaxAttributeLen-1) + "x"
+	over := strings.Repeat("a", MaxAttributeLen) + "x"
+	cfg.Segments["listed"] = Segment{Keys: []string{at}}
+	s, _ := newStore(t, cfg)
+	list := func(n int) []string {
+		l := make([]string, n)
+		l[n-1] = "x"
+		return l
+	}
+	digits := strings.Repeat("0", MaxAttributeLen-1) + "1"
+	for _, tc := range []struct {
+		name string
+		ec   EvalContext
+		want bool
+	}{
+		{"at the limit", EvalContext{TargetingKey: at, Attributes: map[string]any{"a": at, "n": digits, "groups": list(MaxAttributeItems)}}, true},
+		{"over the limit", EvalContext{TargetingKey: over, Attributes: map[string]any{"a": over, "n": "0" + digits, "groups": list(MaxAttributeItems + 1)}}, false},
+		{"json.Number over the limit", EvalContext{Attributes: map[string]any{"n": json.Number("0" + digits)}}, false},
+		{"key in attributes over the limit", EvalContext{Attributes: map[string]any{TargetingKeyAttr: over}}, false},
+	} {
+		for name := range cfg.Flags {
+			if tc.name != "at the limit" && tc.name != "over the limit" && name != "gt" && name != "key" && name != "split" {
+				continue
+			}
+			d := s.BoolDetail(name, tc.ec, false)
+			if d.Value != tc.want {
+				t.Errorf("%s: %s served %v (%s), want %v", tc.name, name, d.Value, d.Reason, tc.want)
+			}
+		}
+	}
+	// not(...) of an over-long attribute is true, as for an absent one.
+	if err := s.Set("not", Config{Flags: map[string]Flag{"not": {Variants: onOff, Default: "off",
+		Rules: []Rule{{If: &Condition{Not: &Condition{Attr: "a", Op: OpContains, Value: "x"}}, Serve: Serve{Variant: "on"}}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Bool("not", EvalContext{Attributes: map[string]any{"a": over}}, false) {
+		t.Error("not(contains) of an over-long attribute did not match")
+	}
+}
+
+// TestOperandsThatCouldNeverMatch: a string operand or segment key longer
+// than MaxAttributeLen is refused at load, naming where it is.
+func TestOperandsThatCouldNeverMatch(t *testing.T) {
+	long := strings.Repeat("k", MaxAttributeLen+1)
+	s, _ := newStore(t, Config{})
+	for field, cfg := range map[string]Config{
+		"rules[0].if.value": {Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+			Rules: []Rule{{If: &Condition{Attr: "a", Op: OpEquals, Value: long}, Serve: Serve{Variant: "on"}}}}}},
+		"rules[0].if.values[1]": {Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+			Rules: []Rule{{If: &Condition{Attr: "a", Op: OpIn, Values: []any{"x", long}}, Serve: Serve{Variant: "on"}}}}}},
+		"excluded[0]": {Segments: map[string]Segment{"g": {Excluded: []string{long}}}},
+	} {
+		err := s.Set("test", cfg)
+		var le *LoadError
+		if !errors.As(err, &le) || le.Field != field || !strings.Contains(err.Error(), "could never match") {
+			t.Errorf("%s: err = %v", field, err)
+		}
+	}
+}
+
+// TestRegexpProgramBounded: an expression whose program exceeds
+// MaxRegexpProgram is refused at load with its size and the way out; one
+// at the limit loads. The issue's 20x[a-z]{50} compiles to about 1,000.
+func TestRegexpProgramBounded(t *testing.T) {
+	s, _ := newStore(t, Config{})
+	rule := func(expr string) Config {
+		return Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+			Rules: []Rule{{If: &Condition{Attr: "ua", Op: OpMatches, Value: expr}, Serve: Serve{Variant: "on"}}}}}}
+	}
+	err := s.Set("test", rule(strings.Repeat("[a-z]{50}", 20)))
+	var le *LoadError
+	if !errors.As(err, &le) || le.Field != "rules[0].if.value" || !strings.Contains(err.Error(), "more than MaxRegexpProgram") {
+		t.Fatalf("err = %v, want the program size refused", err)
+	}
+	if err := s.Set("test", rule(worstRegexp)); err != nil {
+		t.Fatalf("an expression at the limit: %v", err)
+	}
+	if !s.Bool("f", EvalContext{Attributes: map[string]any{"ua": strings.Repeat("a", MaxAttributeLen)}}, false) {
+		t.Error("the expression at the limit did not match")
+	}
+}
+
+// worstRegexp is the slowest expression found within MaxRegexpProgram:
+// every position of an input of a's keeps all of its threads alive, and
+// the $ makes the search run to the end. BenchmarkEvalMatches times it.
+var worstRegexp = "[a-z]{" + itoa(MaxRegexpProgram-4) + "}$"
