@@ -256,10 +256,13 @@ func thousandFlagsJSON() []byte {
 	return []byte(sb.String())
 }
 
-func thousandFlagsYAML() []byte {
+func thousandFlagsYAML() []byte { return flagsYAML(1000) }
+
+// flagsYAML is a flag file of n flags shaped like thousandFlags.
+func flagsYAML(n int) []byte {
 	var sb strings.Builder
 	sb.WriteString("flags:\n")
-	for i := range 1000 {
+	for i := range n {
 		fmt.Fprintf(&sb, `  flag-%d:
     variants: {on: true, off: false}
     default: off

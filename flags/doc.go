@@ -100,6 +100,12 @@
 // last percentage after the last point. See testdata/flags.yaml for a
 // complete example.
 //
+// A file may hold MaxFileSize bytes (1 MiB, about 2,800 flags; a larger
+// one is refused before it is read: split it into several files) and
+// 131,072 of the bytes that can start a YAML or JSON node (, : - [ { ? *),
+// counted before parsing, so that a hostile file costs the parser at most
+// about 60 MB; aliases are bounded too (see the refusals below).
+//
 // A file is accepted or refused whole. A refusal is a *LoadError naming the
 // file, the flag or segment, the line and the field path (for example
 // "flags.yaml:14: flag "new-checkout": rules[1].if.all[0].op: unknown

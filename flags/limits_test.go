@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -186,3 +187,75 @@ func TestRegexpProgramBounded(t *testing.T) {
 // every position of an input of a's keeps all of its threads alive, and
 // the $ makes the search run to the end. BenchmarkEvalMatches times it.
 var worstRegexp = "[a-z]{" + itoa(MaxRegexpProgram-4) + "}$"
+
+// allocated returns the bytes fn allocated on the heap.
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestFileSizeBounded: a file over MaxFileSize is refused before it is
+// read, and a dense file within it is refused before the YAML parser
+// builds its tree, so what a hostile file costs is bounded; a typical file
+// close to the limit loads. 6 MiB of YAML used to allocate 561 MiB before
+// being refused.
+func TestFileSizeBounded(t *testing.T) {
+	dir := t.TempDir()
+	huge := filepath.Join(dir, "huge.yaml")
+	writeFile(t, huge, "flags: ["+strings.Repeat("a,", 3<<20)+"a]\n")
+	dense := filepath.Join(dir, "dense.yaml")
+	writeFile(t, dense, "flags: ["+strings.Repeat("a,", MaxFileSize/2-8)+"a]\n")
+	denseJSON := filepath.Join(dir, "dense.json")
+	writeFile(t, denseJSON, "{\"flags\": ["+strings.Repeat("1,", MaxFileSize/2-16)+"1]}")
+	for _, tc := range []struct {
+		path, msg string
+		max       uint64
+	}{
+		{huge, "more than MaxFileSize", 1 << 20},
+		{dense, "more than a file may hold", 3 << 20},
+		{denseJSON, "more than a file may hold", 3 << 20},
+	} {
+		var err error
+		n := allocated(func() { _, err = LoadFiles(tc.path) })
+		var le *LoadError
+		if !errors.As(err, &le) || le.File != tc.path || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: err = %v, want a *LoadError saying %q", filepath.Base(tc.path), err, tc.msg)
+		}
+		if n > tc.max {
+			t.Errorf("%s: refusing it allocated %d MiB, want at most %d MiB", filepath.Base(tc.path), n>>20, tc.max>>20)
+		}
+	}
+	s, _ := newStore(t, Config{})
+	if _, err := NewFileSource(s, FileOptions{Paths: []string{huge}}); err == nil || !strings.Contains(err.Error(), "more than MaxFileSize") {
+		t.Errorf("a FileSource loaded a file over MaxFileSize: %v", err)
+	}
+
+	// The densest files the count lets through cost at most this to parse
+	// (and are then refused for their shape).
+	for name, body := range map[string]string{
+		"explicit keys": strings.Repeat("? \n", maxStructural),
+		"flow list":     "flags: [" + strings.Repeat("a,", maxStructural-2) + "a]\n",
+	} {
+		var err error
+		n := allocated(func() { _, err = Parse("dense.yaml", []byte(body)) })
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		t.Logf("%s: %d KiB parsed with %d MiB", name, len(body)>>10, n>>20)
+		if n > 80<<20 {
+			t.Errorf("%s: parsing %d KiB allocated %d MiB, want at most 80 MiB", name, len(body)>>10, n>>20)
+		}
+	}
+
+	// A typical file of 2,500 flags (900 KB) still loads.
+	typical := filepath.Join(dir, "typical.yaml")
+	writeFile(t, typical, string(flagsYAML(2500)))
+	cfg, err := LoadFiles(typical)
+	if err != nil || len(cfg.Flags) != 2500 {
+		t.Fatalf("typical file: %d flags, %v", len(cfg.Flags), err)
+	}
+}

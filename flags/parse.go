@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +16,21 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
+
+// MaxFileSize bounds a flag file or document, in bytes. A larger one is
+// refused before it is read (or, for a document, parsed): about 2,800
+// flags of the benchmark's shape fit; split more into several files.
+const MaxFileSize = 1 << 20
+
+// maxStructural bounds the bytes of a file that can start a YAML or JSON
+// node, counted before parsing. The parsers hold about 250 bytes per node
+// (yaml.Node and its strings), 30 times the size of a typical file and
+// over 100 times that of a dense one ("[a,a,a,...]"), so that a file's
+// size alone would let 1 MiB cost 120 MB; this count caps a parse at
+// about 60 MB (two nodes per byte counted at worst: "? " is a key and its
+// value; TestFileSizeBounded measures 55 MiB) while a typical file of
+// MaxFileSize passes (the benchmark's shape has 46 such bytes per flag).
+const maxStructural = 1 << 17
 
 // maxNodes bounds the work one file may cause, aliases included, so that
 // a YAML alias bomb is an error rather than a hang.
@@ -34,9 +50,9 @@ const maxDepth = 64
 func LoadFiles(paths ...string) (Config, error) {
 	var out Config
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readFile(p)
 		if err != nil {
-			return Config{}, &LoadError{File: p, Err: err}
+			return Config{}, err
 		}
 		cfg, err := Parse(p, data)
 		if err != nil {
@@ -47,6 +63,50 @@ func LoadFiles(paths ...string) (Config, error) {
 		}
 	}
 	return out, nil
+}
+
+// readFile reads a flag file of at most MaxFileSize bytes. A larger file
+// is refused from its size, before any of it is read, and a file that
+// grows past the limit while it is read is refused too.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &LoadError{File: path, Err: err}
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	if fi, err := f.Stat(); err == nil {
+		if fi.Size() > MaxFileSize {
+			return nil, &LoadError{File: path, Err: tooLarge(fi.Size())}
+		}
+		b.Grow(int(fi.Size()) + bytes.MinRead)
+	}
+	if _, err := b.ReadFrom(io.LimitReader(f, MaxFileSize+1)); err != nil {
+		return nil, &LoadError{File: path, Err: err}
+	}
+	if b.Len() > MaxFileSize {
+		return nil, &LoadError{File: path, Err: tooLarge(int64(b.Len()))}
+	}
+	return b.Bytes(), nil
+}
+
+func tooLarge(n int64) error {
+	return fmt.Errorf("%d bytes, more than MaxFileSize (%d): split the flags into several files", n, MaxFileSize)
+}
+
+// structural counts the bytes that can start a YAML or JSON node: flow
+// separators, a key's colon, a list's dash, a collection's opening, an
+// explicit key and an alias. Those inside strings and comments count too,
+// which only overestimates.
+func structural(data []byte) int {
+	n := 0
+	for _, c := range data {
+		switch c {
+		case ',', ':', '-', '[', '{', '?', '*':
+			n++
+		}
+	}
+	return n
 }
 
 func merge(dst *Config, src Config, file string) error {
@@ -82,6 +142,12 @@ func merge(dst *Config, src Config, file string) error {
 func Parse(name string, data []byte) (Config, error) {
 	if len(data) == 0 {
 		return Config{}, &LoadError{File: name, Err: errors.New("file is empty (write \"flags: {}\" for no flags)")}
+	}
+	if len(data) > MaxFileSize {
+		return Config{}, &LoadError{File: name, Err: tooLarge(int64(len(data)))}
+	}
+	if n := structural(data); n > maxStructural {
+		return Config{}, &LoadError{File: name, Err: fmt.Errorf("up to %d nodes, more than a file may hold (%d bytes that start one: , : - [ { ? *): split the flags into several files", n, maxStructural)}
 	}
 	if strings.EqualFold(filepath.Ext(name), ".json") {
 		// YAML accepts some input JSON rejects (trailing commas, comments);
@@ -433,13 +499,14 @@ func (w *walker) value(n *yaml.Node, field string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if w.budget -= 64; w.budget < 0 {
-		return nil, w.fail(n, field, "document too large")
-	}
 	if n.Kind == yaml.ScalarNode {
 		if v, ok := scalarValue(n); ok {
 			return v, nil
 		}
+	}
+	// Decode walks the value's tree, aliases expanded: charge it more.
+	if w.budget -= 64; w.budget < 0 {
+		return nil, w.fail(n, field, "document too large")
 	}
 	var v any
 	if err := n.Decode(&v); err != nil {
