@@ -3,8 +3,11 @@ package openfeature_test
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +20,36 @@ import (
 	"github.com/batonhq/baton/flags/openfeature"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// suiteDeadline bounds the package's tests (about a second), so that a
+// test waiting for something that never happens fails within a minute,
+// with every goroutine's stack, rather than at go test's timeout.
+const suiteDeadline = 60 * time.Second
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if flag.Lookup("test.bench").Value.String() == "" {
+		time.AfterFunc(suiteDeadline, func() {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			fmt.Fprintf(os.Stderr, "FAIL: flags/openfeature tests still running after %v: a test waits for something that will not happen\n\n%s\n", suiteDeadline, buf)
+			os.Exit(2)
+		})
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// receive returns the provider's next event, or fails saying what it
+// waited for.
+func receive(t *testing.T, p *openfeature.Provider, what string) of.Event {
+	t.Helper()
+	select {
+	case ev := <-p.EventChannel():
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no event within 10s: waited for %s", what)
+		return of.Event{}
+	}
+}
 
 const flagsYAML = `
 flags:
@@ -385,14 +417,14 @@ func TestEventsNeverBlockUpdates(t *testing.T) {
 	if d := p.Dropped(); d != 49 {
 		t.Errorf("Dropped() = %d, want 49 (50 changes, room for one)", d)
 	}
-	if ev := <-p.EventChannel(); ev.EventType != of.ProviderConfigChange {
+	if ev := receive(t, p, "the one CONFIGURATION_CHANGED that fit"); ev.EventType != of.ProviderConfigChange {
 		t.Fatalf("first event %s", ev.EventType)
 	}
 	// The STALE that found no room goes out before the next event.
 	if err := store.ClearOverride("a"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-p.EventChannel(); ev.EventType != of.ProviderStale {
+	if ev := receive(t, p, "the STALE kept back"); ev.EventType != of.ProviderStale {
 		t.Fatalf("after draining: %s, want the STALE kept back", ev.EventType)
 	}
 	if d := p.Dropped(); d != 50 {
