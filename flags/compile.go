@@ -33,7 +33,7 @@ func (c *compiler) errf(flag, field string, line int, format string, args ...any
 
 // compile turns the layers into a snapshot. It does not touch the Store's
 // usage; attach does that under the Store's lock.
-func compile(layers []layer, overrides map[string]override) (*snapshot, error) {
+func compile(layers []layer, overrides map[string]Override) (*snapshot, error) {
 	c := &compiler{
 		flags:    map[string]*cflag{},
 		segments: map[string]*csegment{},
@@ -84,14 +84,8 @@ func compile(layers []layer, overrides map[string]override) (*snapshot, error) {
 		return nil, err
 	}
 	sn := &snapshot{flags: c.flags, segments: c.segments}
-	for key, o := range overrides {
-		if f := c.flags[key]; f != nil {
-			if err := f.apply(o); err != nil {
-				// An override must never block a reload: it is dropped
-				// and the Store logs why.
-				sn.dropped = append(sn.dropped, droppedOverride{key, err})
-			}
-		}
+	if err := c.overrides(layers, overrides, sn); err != nil {
+		return nil, err
 	}
 	return sn, nil
 }

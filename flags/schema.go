@@ -14,7 +14,7 @@ func (w *walker) config(doc *yaml.Node) (Config, error) {
 	if doc.Kind == 0 || (doc.Kind == yaml.DocumentNode && len(doc.Content) == 0) {
 		return Config{}, w.fail(nil, "", "no document (write \"flags: {}\" for no flags)")
 	}
-	top, err := w.mapping(doc, "", "flags", "segments", "$schema")
+	top, err := w.mapping(doc, "", "flags", "segments", "overrides", "$schema")
 	if err != nil {
 		return Config{}, err
 	}
@@ -50,9 +50,74 @@ func (w *walker) config(doc *yaml.Node) (Config, error) {
 				cfg.Flags[f.key] = fl
 			}
 			w.flag = ""
+		case "overrides":
+			ovs, err := w.mapping(e.v, "overrides")
+			if err != nil {
+				return Config{}, err
+			}
+			cfg.Overrides = make(map[string]Override, len(ovs))
+			for _, o := range ovs {
+				w.flag = o.key
+				ov, err := w.overrideDef(o.v)
+				if err != nil {
+					return Config{}, err
+				}
+				ov.line, ov.file = o.k.Line, w.file
+				cfg.Overrides[o.key] = ov
+			}
+			w.flag = ""
 		}
 	}
 	return cfg, nil
+}
+
+// overrideDef reads one entry of the overrides section:
+// {disabled: <bool>, percent: {variant: <v>, percent: <0-100>}}.
+func (w *walker) overrideDef(n *yaml.Node) (Override, error) {
+	var o Override
+	fields, err := w.mapping(n, "overrides", "disabled", "percent")
+	if err != nil {
+		return o, err
+	}
+	for _, e := range fields {
+		switch e.key {
+		case "disabled":
+			var b bool
+			if b, err = w.boolean(e.v, "overrides.disabled"); err == nil {
+				o.Disabled = &b
+			}
+		case "percent":
+			var pf []kv
+			if pf, err = w.mapping(e.v, "overrides.percent", "variant", "percent"); err != nil {
+				return o, err
+			}
+			p := &Percent{Percent: math.NaN()}
+			for _, f := range pf {
+				switch f.key {
+				case "variant":
+					p.Variant, err = w.str(f.v, "overrides.percent.variant")
+				case "percent":
+					if p.Percent, err = w.number(f.v, "overrides.percent.percent"); err == nil && !(p.Percent >= 0 && p.Percent <= 100) {
+						err = w.fail(f.v, "overrides.percent.percent", "percent %v is outside [0, 100]", p.Percent)
+					}
+				}
+				if err != nil {
+					return o, err
+				}
+			}
+			if p.Variant == "" || math.IsNaN(p.Percent) {
+				return o, w.fail(e.v, "overrides.percent", "give both variant and percent")
+			}
+			o.Percent = p
+		}
+		if err != nil {
+			return o, err
+		}
+	}
+	if o.IsZero() {
+		return o, w.fail(n, "overrides", "an override needs disabled, percent or both")
+	}
+	return o, nil
 }
 
 var typeByName = map[string]Type{"bool": TypeBool, "boolean": TypeBool, "string": TypeString,

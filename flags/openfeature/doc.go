@@ -21,11 +21,18 @@
 //     TYPE_MISMATCH) and the flag's metadata.
 //   - Events: PROVIDER_READY when the SDK initialises the provider;
 //     PROVIDER_CONFIGURATION_CHANGED with the changed flag keys after every
-//     accepted update (file reload, Set, admin change); PROVIDER_STALE when an
-//     update is rejected, since the last good configuration is still
-//     served; PROVIDER_READY again once every source with a rejected
-//     update (a file, code) has been accepted again: an admin change does
-//     not hide a file that is still bad.
+//     accepted update (file reload, Set, admin change, document);
+//     PROVIDER_STALE when an update is rejected, since the last good
+//     configuration is still served, and when a source says its
+//     configuration may be out of date (a flags.DocumentSource serving its
+//     cache, or cut off from its transport); PROVIDER_READY again once
+//     every such source is current again (accepted, confirmed or removed):
+//     an admin change does not hide a file that is still bad.
+//   - A store that is already stale when the SDK initialises the provider
+//     is reported STALE after the SDK's READY: at the first evaluation, or
+//     before the next event, whichever comes first (the SDK records READY
+//     only once Init has returned, so a STALE sent from Init could be
+//     overtaken).
 //   - The evaluation methods do not allocate on success: the flattened
 //     context is read in place and flag metadata is precomputed. (The SDK
 //     client around them allocates; see the benchmarks.)
@@ -47,6 +54,8 @@
 //     events also carry it as EventMetadata["errorCode"].
 //   - The SDK runs each event handler on its own goroutine, so handlers may
 //     see READY and CONFIGURATION_CHANGED of one recovery in either order.
+//   - A store stale at Init with no evaluation and no event afterwards is
+//     left READY in the SDK (Store.StaleSources still says why).
 //   - Events never hold up the Store: when the SDK leaves the event channel
 //     full (Options.EventBuffer), CONFIGURATION_CHANGED events are dropped
 //     and counted by Provider.Dropped, and the latest READY or STALE waits

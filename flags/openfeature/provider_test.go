@@ -431,3 +431,88 @@ func TestEventsNeverBlockUpdates(t *testing.T) {
 		t.Errorf("Dropped() = %d, want 50", d)
 	}
 }
+
+// TestDocumentSourceStaleUntilFresh: a host restarted while its engine is
+// down serves its cached document and the SDK reports STALE until the
+// transport delivers a version: then READY and CONFIGURATION_CHANGED. A
+// lost transport is STALE again, and the same version delivered once more
+// is READY.
+func TestDocumentSourceStaleUntilFresh(t *testing.T) {
+	cache := filepath.Join(t.TempDir(), "flags.cache")
+	doc := func(v uint64, def string) flags.Document {
+		return flags.Document{Version: v, Name: "fleet.yaml", Data: []byte(
+			"flags:\n  checkout:\n    variants: {on: true, off: false}\n    default: " + def + "\n")}
+	}
+	// A previous run applied version 3.
+	prev, err := flags.New(flags.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := flags.NewDocumentSource(prev, flags.DocumentOptions{CacheFile: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Apply(doc(3, "on")); err != nil {
+		t.Fatal(err)
+	}
+	prev.Close()
+
+	store, err := flags.New(flags.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if src, err = flags.NewDocumentSource(store, flags.DocumentOptions{CacheFile: cache}); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{store: store, events: make(chan event, 64), api: isolated.NewAPI()}
+	for _, k := range []of.EventType{of.ProviderReady, of.ProviderConfigChange, of.ProviderStale, of.ProviderError} {
+		cb := func(d of.EventDetails) { e.events <- event{k, d} }
+		e.api.AddHandler(k, &cb)
+	}
+	ctx := context.Background()
+	if err := e.api.SetProviderAndWait(ctx, openfeature.New(store, openfeature.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	defer e.api.Shutdown(context.Background())
+	e.client = e.api.NewClient()
+	e.wait(t, of.ProviderReady)
+
+	// The cached version serves; the first evaluation sends the STALE
+	// owed since Init, after the SDK's READY.
+	if !e.client.Boolean(ctx, "checkout", false, of.EvaluationContext{}) {
+		t.Error("the cached version is not served")
+	}
+	d := e.wait(t, of.ProviderStale)[of.ProviderStale]
+	if !strings.Contains(d.Message, "serving version 3 from the cache") {
+		t.Errorf("STALE says %q", d.Message)
+	}
+	if st := e.client.State(); st != of.StaleState {
+		t.Errorf("state %s, want STALE", st)
+	}
+
+	// The engine is back with version 4.
+	if err := src.Apply(doc(4, "off")); err != nil {
+		t.Fatal(err)
+	}
+	got := e.wait(t, of.ProviderReady, of.ProviderConfigChange)
+	if ch := got[of.ProviderConfigChange].FlagChanges; len(ch) != 1 || ch[0] != "checkout" {
+		t.Errorf("changed flags %v", ch)
+	}
+	if st := e.client.State(); st != of.ReadyState || e.client.Boolean(ctx, "checkout", true, of.EvaluationContext{}) {
+		t.Errorf("state %s, or version 4 not served", st)
+	}
+
+	// Lost again, then the same version confirmed.
+	src.MarkStale(errors.New("engine unreachable"))
+	if d := e.wait(t, of.ProviderStale)[of.ProviderStale]; !strings.Contains(d.Message, "engine unreachable") {
+		t.Errorf("STALE says %q", d.Message)
+	}
+	if err := src.Apply(doc(4, "off")); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(t, of.ProviderReady)
+	if st := e.client.State(); st != of.ReadyState {
+		t.Errorf("state %s after the version in force was confirmed, want READY", st)
+	}
+}
