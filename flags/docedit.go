@@ -31,27 +31,34 @@ func docOf(o Override) overrideDoc {
 }
 
 // EditOverride returns a document's data with the override of flag key
-// replaced by o, or removed when o is the zero Override, and everything
-// else as written: a YAML document keeps its comments and layout (with
-// two-space indentation), a JSON document is re-indented with its
-// top-level keys sorted. It is how a run-time change made on one host
-// becomes a new version of a fleet's document: read the document,
-// EditOverride, store the result with compare-and-swap on the version
-// read, and every host's DocumentSource applies it. Both the document
-// given and the result must pass ValidateDocument; the error says what
-// is wrong, as for a file. name picks the syntax as Document.Name does.
-func EditOverride(name string, data []byte, key string, o Override) ([]byte, error) {
+// replaced by what edit makes of it: edit receives the document's current
+// override of key (the zero Override if none) and changes it; a zero
+// result removes it. Everything else stays as written: a YAML document
+// keeps its comments and layout (with two-space indentation), a JSON
+// document is re-indented with its top-level keys sorted. It is how a
+// run-time change made on one host becomes a new version of a fleet's
+// document, with edit being the admin handler's (OverrideWriter) or a
+// ramp's: read the document, EditOverride, store the result with
+// compare-and-swap on the version read (on a conflict, read and edit
+// again), and every host's DocumentSource applies it. Both the document
+// given and the result must pass ValidateDocument; an error from edit is
+// returned as is. name picks the syntax as Document.Name does.
+func EditOverride(name string, data []byte, key string, edit func(*Override) error) ([]byte, error) {
 	if name == "" {
 		name = DefaultDocumentName
 	}
 	if key == "" {
 		return nil, &LoadError{File: name, Field: "overrides", Err: errors.New("empty flag key")}
 	}
-	if _, err := parseDocument(name, data); err != nil {
+	cfg, err := parseDocument(name, data)
+	if err != nil {
+		return nil, err
+	}
+	o := cfg.Overrides[key]
+	if err := edit(&o); err != nil {
 		return nil, err
 	}
 	var out []byte
-	var err error
 	if strings.EqualFold(filepath.Ext(name), ".json") {
 		out, err = editJSON(data, key, o)
 	} else {

@@ -322,16 +322,21 @@ func TestOverridePrecedence(t *testing.T) {
 	}
 }
 
+// to is an edit that replaces an override with o.
+func to(o Override) func(*Override) error {
+	return func(cur *Override) error { *cur = o; return nil }
+}
+
 // TestEditOverride: a run-time change rewrites only the overrides section
 // of a document; YAML keeps its comments; the result validates; a change
 // that does not apply to the document's own flag is refused.
 func TestEditOverride(t *testing.T) {
 	off := true
-	out, err := EditOverride("fleet.yaml", []byte(fleetDoc), "checkout", Override{Percent: &Percent{"on", 25}})
+	out, err := EditOverride("fleet.yaml", []byte(fleetDoc), "checkout", to(Override{Percent: &Percent{"on", 25}}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err = EditOverride("fleet.yaml", out, "from-a-file", Override{Disabled: &off})
+	out, err = EditOverride("fleet.yaml", out, "from-a-file", to(Override{Disabled: &off}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,11 +350,22 @@ func TestEditOverride(t *testing.T) {
 	if o := cfg.Overrides["from-a-file"]; o.Disabled == nil || !*o.Disabled {
 		t.Errorf("from-a-file's override %+v", o)
 	}
+	// edit sees the current override: a kill switch keeps the percentage.
+	out, err = EditOverride("fleet.yaml", out, "checkout", func(o *Override) error {
+		if o.Percent == nil || o.Percent.Percent != 25 {
+			t.Errorf("edit got %+v, want the 25%% in the document", o)
+		}
+		o.Disabled = &off
+		return nil
+	})
+	if cfg, _ = Parse("fleet.yaml", out); err != nil || cfg.Overrides["checkout"].Percent == nil || cfg.Overrides["checkout"].Disabled == nil {
+		t.Errorf("after a read-modify-write: %+v, %v", cfg.Overrides["checkout"], err)
+	}
 	if !bytes.Contains(out, []byte("# the fleet's flags")) || len(cfg.Flags) != 2 || len(cfg.Segments) != 1 {
 		t.Errorf("the rest of the document changed:\n%s", out)
 	}
 	for _, key := range []string{"checkout", "from-a-file"} {
-		if out, err = EditOverride("fleet.yaml", out, key, Override{}); err != nil {
+		if out, err = EditOverride("fleet.yaml", out, key, to(Override{})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -358,7 +374,7 @@ func TestEditOverride(t *testing.T) {
 	}
 
 	js := []byte(`{"flags": {"checkout": {"variants": {"on": true, "off": false}, "default": "off"}}}`)
-	jout, err := EditOverride("fleet.json", js, "checkout", Override{Disabled: &off, Percent: &Percent{"on", 50}})
+	jout, err := EditOverride("fleet.json", js, "checkout", to(Override{Disabled: &off, Percent: &Percent{"on", 50}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,11 +386,11 @@ func TestEditOverride(t *testing.T) {
 		t.Errorf("JSON result does not parse back: %v", err)
 	}
 
-	_, err = EditOverride("fleet.yaml", []byte(fleetDoc), "checkout", Override{Percent: &Percent{"off", 10}})
+	_, err = EditOverride("fleet.yaml", []byte(fleetDoc), "checkout", to(Override{Percent: &Percent{"off", 10}}))
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "is the default") {
 		t.Errorf("a percentage on the default variant: %v", err)
 	}
-	if _, err := EditOverride("fleet.yaml", []byte("flags: ["), "x", Override{Disabled: &off}); !errors.Is(err, ErrInvalid) {
+	if _, err := EditOverride("fleet.yaml", []byte("flags: ["), "x", to(Override{Disabled: &off})); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a bad document: %v", err)
 	}
 }
@@ -389,15 +405,7 @@ type docWriter struct {
 
 func (w docWriter) UpdateOverride(_ context.Context, key string, edit func(*Override) error) error {
 	cur := w.src.Current()
-	cfg, err := Parse(cur.Name, cur.Data)
-	if err != nil {
-		return err
-	}
-	o := cfg.Overrides[key]
-	if err := edit(&o); err != nil {
-		return err
-	}
-	data, err := EditOverride(cur.Name, cur.Data, key, o)
+	data, err := EditOverride(cur.Name, cur.Data, key, edit)
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,10 @@ func ExampleDocumentSource() {
 	fmt.Println("v1:", store.Bool("checkout", user, false), len(store.StaleSources()) == 0)
 
 	// A ramp to 100% on any host: a new version with an override.
-	v2, err := flags.EditOverride("fleet.yaml", v1, "checkout", flags.Override{Percent: &flags.Percent{Variant: "on", Percent: 100}})
+	v2, err := flags.EditOverride("fleet.yaml", v1, "checkout", func(o *flags.Override) error {
+		o.Percent = &flags.Percent{Variant: "on", Percent: 100}
+		return nil
+	})
 	if err != nil {
 		panic(err)
 	}

@@ -67,7 +67,7 @@ func FuzzLoad(f *testing.F) {
 		// refused, or a document with the same flags and the override.
 		on := true
 		for key := range cfg.Flags {
-			out, err := EditOverride(name, data, key, Override{Disabled: &on})
+			out, err := EditOverride(name, data, key, func(o *Override) error { o.Disabled = &on; return nil })
 			if err != nil {
 				break
 			}
