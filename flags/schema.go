@@ -21,54 +21,47 @@ func (w *walker) config(doc *yaml.Node) (Config, error) {
 	for _, e := range top {
 		switch e.key {
 		case "segments":
-			segs, err := w.mapping(e.v, "segments")
-			if err != nil {
-				return Config{}, err
-			}
-			for _, s := range segs {
-				w.segment = s.key
-				sg, err := w.segmentDef(s.v)
-				if err != nil {
-					return Config{}, err
-				}
-				sg.line, sg.file = s.k.Line, w.file
-				cfg.Segments[s.key] = sg
-			}
-			w.segment = ""
+			err = entries(w, e.v, "segments", &w.segment, w.segmentDef, func(key string, line int, sg Segment) {
+				sg.line, sg.file = line, w.file
+				cfg.Segments[key] = sg
+			})
 		case "flags":
-			flags, err := w.mapping(e.v, "flags")
-			if err != nil {
-				return Config{}, err
-			}
-			for _, f := range flags {
-				w.flag = f.key
-				fl, err := w.flagDef(f.v)
-				if err != nil {
-					return Config{}, err
-				}
-				fl.line, fl.file = f.k.Line, w.file
-				cfg.Flags[f.key] = fl
-			}
-			w.flag = ""
+			err = entries(w, e.v, "flags", &w.flag, w.flagDef, func(key string, line int, f Flag) {
+				f.line, f.file = line, w.file
+				cfg.Flags[key] = f
+			})
 		case "overrides":
-			ovs, err := w.mapping(e.v, "overrides")
-			if err != nil {
-				return Config{}, err
-			}
-			cfg.Overrides = make(map[string]Override, len(ovs))
-			for _, o := range ovs {
-				w.flag = o.key
-				ov, err := w.overrideDef(o.v)
-				if err != nil {
-					return Config{}, err
-				}
-				ov.line, ov.file = o.k.Line, w.file
-				cfg.Overrides[o.key] = ov
-			}
-			w.flag = ""
+			cfg.Overrides = map[string]Override{}
+			err = entries(w, e.v, "overrides", &w.flag, w.overrideDef, func(key string, line int, o Override) {
+				o.line, o.file = line, w.file
+				cfg.Overrides[key] = o
+			})
+		}
+		if err != nil {
+			return Config{}, err
 		}
 	}
 	return cfg, nil
+}
+
+// entries reads a section of named definitions (flags, segments,
+// overrides) with read, naming each in the walker's errors through ctx
+// while it is read, and hands each to keep with its key's line.
+func entries[T any](w *walker, n *yaml.Node, field string, ctx *string, read func(*yaml.Node) (T, error), keep func(key string, line int, v T)) error {
+	es, err := w.mapping(n, field)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		*ctx = e.key
+		v, err := read(e.v)
+		if err != nil {
+			return err
+		}
+		keep(e.key, e.k.Line, v)
+	}
+	*ctx = ""
+	return nil
 }
 
 // overrideDef reads one entry of the overrides section:

@@ -335,23 +335,23 @@ func (s *Store) reject(source string, err error) {
 	if s.onReject != nil {
 		s.onReject(err)
 	}
-	s.mu.Lock()
-	s.stale[source] = err
-	subs := s.subscribers()
-	ev := Event{Kind: EventRejected, Source: source, Err: err, Version: s.version}
-	t := s.takeTicket()
-	s.mu.Unlock()
-	s.notify(t, subs, ev)
+	s.staleEvent(EventRejected, source, err)
 }
 
 // markStale records that source's configuration may be out of date and
 // tells subscribers (EventStale); the configuration stays in force.
 func (s *Store) markStale(source string, why error) {
 	s.log.Warn("flags: source may be out of date; its last configuration stays in force", "source", source, "why", why)
+	s.staleEvent(EventStale, source, why)
+}
+
+// staleEvent records source as stale for why and delivers an event of
+// kind, in its turn.
+func (s *Store) staleEvent(kind EventKind, source string, why error) {
 	s.mu.Lock()
 	s.stale[source] = why
 	subs := s.subscribers()
-	ev := Event{Kind: EventStale, Source: source, Err: why, Version: s.version}
+	ev := Event{Kind: kind, Source: source, Err: why, Version: s.version}
 	t := s.takeTicket()
 	s.mu.Unlock()
 	s.notify(t, subs, ev)
