@@ -29,10 +29,9 @@
 //     every such source is current again (accepted, confirmed or removed):
 //     an admin change does not hide a file that is still bad.
 //   - A store that is already stale when the SDK initialises the provider
-//     is reported STALE after the SDK's READY: at the first evaluation, or
-//     before the next event, whichever comes first (the SDK records READY
-//     only once Init has returned, so a STALE sent from Init could be
-//     overtaken).
+//     is reported STALE after the SDK's READY, at the first evaluation (the
+//     SDK records READY only once Init has returned, so a STALE sent from
+//     Init could be overtaken).
 //   - The evaluation methods do not allocate on success: the flattened
 //     context is read in place and flag metadata is precomputed. (The SDK
 //     client around them allocates; see the benchmarks.)
@@ -54,8 +53,8 @@
 //     events also carry it as EventMetadata["errorCode"].
 //   - The SDK runs each event handler on its own goroutine, so handlers may
 //     see READY and CONFIGURATION_CHANGED of one recovery in either order.
-//   - A store stale at Init with no evaluation and no event afterwards is
-//     left READY in the SDK (Store.StaleSources still says why).
+//   - A store stale at Init is READY in the SDK until the first
+//     evaluation (Store.StaleSources says why meanwhile).
 //   - Events never hold up the Store: when the SDK leaves the event channel
 //     full (Options.EventBuffer), CONFIGURATION_CHANGED events are dropped
 //     and counted by Provider.Dropped, and the latest READY or STALE waits

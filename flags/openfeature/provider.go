@@ -43,7 +43,7 @@ type Provider struct {
 	name   string
 	events chan of.Event
 
-	mu      sync.Mutex // guards cancel, stop, stale, owed and initialStale
+	mu      sync.Mutex // guards cancel, stop, stale, owed and initial
 	cancel  func()
 	stop    chan struct{}
 	stale   map[string]bool // sources whose last update was rejected, or that say they are stale
@@ -89,9 +89,9 @@ func (p *Provider) Hooks() []of.Hook { return nil }
 // A store that already has stale sources at Init owes the SDK a STALE
 // after the READY that Init's return causes. The SDK records that READY
 // only after Init returns, so a STALE sent from Init could be overtaken by
-// it; the provider sends it at the first evaluation instead (the SDK
-// evaluates only once it has recorded READY) or before the next event,
-// whichever comes first.
+// it; the provider sends it at the first evaluation instead, since the
+// SDK evaluates only once it has recorded READY. (Events forwarded
+// meanwhile do not send it: one could still precede that READY.)
 func (p *Provider) Init(of.EvaluationContext) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -104,10 +104,10 @@ func (p *Provider) Init(of.EvaluationContext) error {
 	// Read after subscribing, so that no change falls between the two;
 	// events already on their way wait for p.mu and apply after this.
 	stale := p.store.StaleSources()
+	p.stale = map[string]bool{}
 	if len(stale) == 0 {
 		return nil
 	}
-	p.stale = map[string]bool{}
 	var why []string
 	for _, src := range slices.Sorted(maps.Keys(stale)) {
 		p.stale[src] = true
@@ -127,11 +127,6 @@ func (p *Provider) Init(of.EvaluationContext) error {
 func (p *Provider) flushInitial() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.sendInitial()
-}
-
-// sendInitial is flushInitial with p.mu held.
-func (p *Provider) sendInitial() {
 	if p.initial == nil {
 		return
 	}
@@ -179,7 +174,6 @@ func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
 		return // shut down while this event was on its way
 	default:
 	}
-	p.sendInitial()
 	wasStale := len(p.stale) > 0
 	if e.Kind == flags.EventRejected || e.Kind == flags.EventStale {
 		if p.stale == nil {
