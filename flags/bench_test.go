@@ -1,6 +1,7 @@
 package flags
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -406,5 +407,47 @@ func BenchmarkEvalStringOps(b *testing.B) {
 				benchCond(b, c, EvalContext{Attributes: map[string]any{"a": attr}}, false)
 			})
 		}
+	}
+}
+
+// BenchmarkDocumentApply applies a new version of a document, as a fleet's
+// transport does on every host: validate, compile, swap, and write the
+// cache (synced to disk) when there is one. "thousand" is a 1,000-flag
+// document; the two bodies alternate so that every version changes a flag.
+func BenchmarkDocumentApply(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		body  []byte
+		cache bool
+	}{
+		{"small", []byte(flagFile("a")), false},
+		{"small-cached", []byte(flagFile("a")), true},
+		{"thousand", thousandFlagsYAML(), false},
+		{"thousand-cached", thousandFlagsYAML(), true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := benchStore(b, Config{})
+			var opts DocumentOptions
+			if bc.cache {
+				opts.CacheFile = filepath.Join(b.TempDir(), "flags.cache")
+			}
+			src, err := NewDocumentSource(s, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bodies := [2][]byte{bc.body, bytes.Replace(bc.body, []byte("default: a"), []byte("default: b"), 1)}
+			if bytes.Equal(bodies[0], bodies[1]) {
+				bodies[1] = bytes.Replace(bc.body, []byte("default: off"), []byte("default: on"), 1)
+			}
+			b.SetBytes(int64(len(bc.body)))
+			b.ReportAllocs()
+			v := uint64(0)
+			for b.Loop() {
+				v++
+				if err := src.Apply(Document{Version: v, Name: "fleet.yaml", Data: bodies[v%2]}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

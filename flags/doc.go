@@ -224,29 +224,12 @@
 //	baton.flags.updates      counter             accepted updates
 //	baton.flags.rejected     counter             refused updates
 //
-// # Measured
+// # Performance
 //
-// On the 2-core AMD EPYC development machine, shared with other test runs
-// (load average 4 to 8 during these runs; lowest of three),
-// go test -run '^$' -bench . -benchmem ./flags/...:
-//
-//	BenchmarkEvalStatic              15 ns/op   0 allocs  (target 30)
-//	BenchmarkEvalSplit               39 ns/op   0 allocs  (target 80)
-//	BenchmarkEvalRule                37 ns/op   0 allocs  (one rule, two conditions; target 150)
-//	BenchmarkEvalTenRules           200 ns/op   0 allocs  (the tenth rule matches; target 1000)
-//	BenchmarkEvalProgressive         43 ns/op   0 allocs  (target 100)
-//	BenchmarkEvalParallel            25-34 ns/op 0 allocs (2 goroutines; the same flag costs about 50 ns on one)
-//	BenchmarkProviderBoolean         35 ns/op   0 allocs  (flags/openfeature; target 100)
-//	BenchmarkEvalRuleMetrics         38 ns/op   0 allocs  (EvalRule with an OpenTelemetry SDK meter: no extra cost)
-//	BenchmarkMetricsCollect         2.9 ms/op             (one collection of 1,000 flags, off the hot path)
-//	BenchmarkCompileThousand        2.2-2.9 ms/op         (1,000 flags compiled and swapped in; target 10)
-//	BenchmarkParseCompileThousand   22 ms/op JSON, 39 ms/op YAML (365 kB files; yaml.v3's parser dominates)
-//	BenchmarkHeapThousand           1.45 MB               (1,000 flags; target 2)
-//	BenchmarkReloadVisible          21 ms/reload          (small file, rename to value served; DefaultDebounce is 20 ms)
-//	                                55 ms JSON, 72 ms YAML with 1,000 flags (more when the machine is loaded)
-//
-// Evaluations take no lock: compare BenchmarkEvalParallel at -cpu 1,2 on
-// an idle machine to see the scaling.
+// Evaluations take no lock and do not allocate; their cost, that of
+// reloads and documents, and the evaluation ceiling are measured in the
+// repository's BENCHMARKS.md, with the command that reproduces each
+// figure.
 //
 // # Known limits
 //

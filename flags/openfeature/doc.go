@@ -36,16 +36,9 @@
 //     context is read in place and flag metadata is precomputed. (The SDK
 //     client around them allocates; see the benchmarks.)
 //
-// # Measured
-//
-// On the 2-core AMD EPYC development machine,
-// go test -run '^$' -bench . -benchmem ./flags/openfeature/:
-//
-//	BenchmarkProviderBoolean    35 ns/op      0 B/op   0 allocs/op  (the provider method, one rule)
-//	BenchmarkClientBoolean     850 ns/op   1536 B/op  13 allocs/op  (the whole SDK client path around it)
-//
-// Most of an SDK evaluation is the SDK's own work (context merging,
-// hooks, detail copies); call flags.Store directly where that matters.
+// Most of an SDK evaluation is the SDK's own work (context merging, hooks,
+// detail copies), many times the provider's: call flags.Store directly
+// where that matters. BENCHMARKS.md in the repository measures both.
 //
 // # Known limits
 //
