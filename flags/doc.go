@@ -98,15 +98,15 @@
 //
 // An absent attribute never matches, whatever the operator (use not to
 // match absence). A string attribute or targeting key longer than
-// MaxAttributeLen (4 KiB), or a list attribute of more than
-// MaxAttributeItems elements, counts as absent; a matches expression may
-// compile to at most MaxRegexpProgram instructions, and an operand longer
+// [MaxAttributeLen] (4 KiB), or a list attribute of more than
+// [MaxAttributeItems] elements, counts as absent; a matches expression may
+// compile to at most [MaxRegexpProgram] instructions, and an operand longer
 // than MaxAttributeLen is refused at load since nothing could match it. A
 // progressive rollout serves nobody before its first point and keeps its
 // last percentage after the last point. See testdata/flags.yaml for a
 // complete example.
 //
-// A file may hold MaxFileSize bytes (1 MiB, about 2,800 flags; a larger
+// A file may hold [MaxFileSize] bytes (1 MiB, about 2,800 flags; a larger
 // one is refused before it is read: split it into several files) and
 // 131,072 of the bytes that can start a YAML or JSON node (, : - [ { ? *),
 // counted before parsing, so that a hostile file costs the parser at most
@@ -154,8 +154,8 @@
 //
 // # Admin
 //
-// NewAdminHandler lists flags and changes them at run time, in the Store
-// or, with AdminOptions.Overrides, wherever a fleet keeps them. It has no
+// [NewAdminHandler] lists flags and changes them at run time, in the Store
+// or, with [AdminOptions].Overrides, wherever a fleet keeps them. It has no
 // authentication: serve it on loopback or a 0600 Unix socket. It refuses
 // what a browser on the same machine could be made to send: changes
 // without Content-Type: application/json (415) and requests whose Host is
@@ -166,7 +166,7 @@
 // Several hosts serve the same flags when they share one document: a whole
 // configuration in the file schema, with a version, kept in an engine the
 // fleet already trusts (etcd, PostgreSQL). Package flags knows no engine;
-// any transport feeds a DocumentSource.
+// any transport feeds a [DocumentSource].
 //
 //	// Where a change is made (an operator's command, any host's admin API):
 //	if err := flags.ValidateDocument("fleet.yaml", data); err != nil { ... } // before it is stored
@@ -179,24 +179,25 @@
 //	// and when it loses its engine:
 //	src.MarkStale(err)
 //
-// ValidateDocument checks a document exactly as every host will, with the
+// [ValidateDocument] checks a document exactly as every host will, with the
 // line-accurate errors of a file, so that a bad document is refused before
 // it reaches any host. A document is self-contained (its rules refer only
 // to its own segments and flags); a host whose own files define one of
-// its flags refuses it and reports the source stale. Apply takes only a
+// its flags refuses it and reports the source stale. [DocumentSource.Apply] takes only a
 // version above the one in force; the version in force again is the
 // transport confirming it. Every applied version is written atomically to
-// the cache file, from which NewDocumentSource starts when the transport
-// has nothing yet. The source is stale (EventStale, Store.StaleSources;
+// the cache file, from which [NewDocumentSource] starts when the transport
+// has nothing yet. The source is stale ([EventStale], [Store.StaleSources];
 // the OpenFeature provider reports STALE) from its start until its
-// transport delivers, and after MarkStale until the next Apply.
+// transport delivers, and after [DocumentSource.MarkStale] until the next
+// Apply.
 //
 // Run-time changes on a fleet are changes applied on top, not edits of
 // the definitions: a document's overrides section holds the fleet's kill
-// switches and percentages, meaning exactly what Store.SetDisabled and
-// Store.SetPercent mean, for flags of any source (the document's own, or
+// switches and percentages ([Override]), meaning exactly what
+// [Store.SetDisabled] and [Store.SetPercent] mean, for flags of any source (the document's own, or
 // a host's files). A change made on one host becomes a new version of the
-// document: read it, EditOverride (which rewrites only the overrides
+// document: read it, [EditOverride] (which rewrites only the overrides
 // section, keeping a YAML document's comments), store it with
 // compare-and-swap on the version read; every host applies it. The admin
 // handler writes there when AdminOptions.Overrides is a writer doing so,
@@ -204,7 +205,7 @@
 // 5, 25, 100, or disabled to roll back). A host's own run-time changes
 // (Store.SetDisabled, Store.SetPercent) still apply and win over a
 // document's, field by field, so a local kill switch stays possible when
-// the engine is down; clearing them (ClearOverride) leaves the
+// the engine is down; clearing them ([Store.ClearOverride]) leaves the
 // document's. Only one source may override a given flag.
 //
 // # Usage and flag debt
