@@ -72,7 +72,8 @@ type DocumentOptions struct {
 	// DefaultDocumentSourceName.
 	Name string
 	// CacheFile is where every applied document is written, atomically
-	// (a temporary file synced and renamed over it), and where
+	// (a temporary file of mode 0600 synced and renamed over it, then its
+	// directory synced), and where
 	// NewDocumentSource starts from, so that a host that starts while its
 	// engine is unreachable serves the last version it applied. Empty
 	// means no cache: such a host serves none of the document's flags
