@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 const fleetDoc = `# the fleet's flags
@@ -456,5 +457,49 @@ func TestAdminWritesToTheDocument(t *testing.T) {
 	}
 	if code := req("POST", "/flags/missing/disable", `{}`); code != 404 {
 		t.Errorf("an unknown flag: %d", code)
+	}
+}
+
+// TestDocumentApplyConcurrent: two transports racing (a watch and a
+// resync, say) and readers evaluating: versions never go backwards, each
+// Apply either applies or is refused as old, and the newest one wins.
+func TestDocumentApplyConcurrent(t *testing.T) {
+	s, _ := newStore(t, Config{})
+	src, err := NewDocumentSource(s, DocumentOptions{CacheFile: filepath.Join(t.TempDir(), "flags.cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	var reader, appliers sync.WaitGroup
+	stop := make(chan struct{})
+	reader.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				s.String("color", EvalContext{}, "")
+				_ = src.Current()
+			}
+		}
+	})
+	for g := range 2 {
+		appliers.Go(func() {
+			for v := uint64(1 + g); v <= n; v += 2 {
+				body := strings.Replace(fleetDoc, "default: red", "default: blue", int(v%2))
+				if err := src.Apply(doc(v, body)); err != nil && !errors.Is(err, ErrOldVersion) {
+					t.Errorf("version %d: %v", v, err)
+				}
+			}
+		})
+	}
+	within(t, 30*time.Second, "two transports applying 60 versions", appliers.Wait)
+	close(stop)
+	within(t, 10*time.Second, "the reader to stop", reader.Wait)
+	if v := src.Current().Version; v != n {
+		t.Errorf("version %d in force, want %d", v, n)
+	}
+	if data, err := os.ReadFile(src.cache); err != nil || !bytes.HasPrefix(data, []byte("baton-flags-document v1 version=60 ")) {
+		t.Errorf("the cache does not hold version 60: %v", err)
 	}
 }
