@@ -1,6 +1,7 @@
 package flags
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +37,22 @@ type AdminOptions struct {
 	// browser on the same machine cannot reach the handler through DNS
 	// rebinding. Requests on a Unix socket are accepted whatever their Host.
 	AllowedHosts []string
+	// Overrides receives the handler's changes (disable, enable, percent,
+	// clear). Nil means the Store itself: the changes are this host's
+	// own. A fleet passes a writer that puts them in its document instead
+	// (EditOverride), so that every host applies them; each change is
+	// first checked against this host's flag (Store.CheckOverride), and
+	// the answer shows the flag as this host serves it, which includes the
+	// change once the fleet's document has come back.
+	Overrides OverrideWriter
+}
+
+// OverrideWriter keeps run-time changes. *Store is one.
+type OverrideWriter interface {
+	// UpdateOverride calls edit with the current run-time change of flag
+	// key (the zero Override if none) and keeps what edit leaves; an error
+	// from edit changes nothing and is returned.
+	UpdateOverride(ctx context.Context, key string, edit func(*Override) error) error
 }
 
 // NewAdminHandler returns an http.Handler to inspect and change flags at
@@ -62,7 +79,10 @@ type AdminOptions struct {
 // Host header must be loopback or listed in AdminOptions.AllowedHosts (a
 // DNS-rebound name is not), else 403. Both answers say why.
 func NewAdminHandler(s *Store, opts AdminOptions) http.Handler {
-	a := &admin{s: s, log: opts.Logger, max: opts.MaxBody}
+	a := &admin{s: s, log: opts.Logger, max: opts.MaxBody, w: opts.Overrides}
+	if a.w == nil {
+		a.w = s
+	}
 	for _, h := range opts.AllowedHosts {
 		if h == "*" {
 			a.anyHost = true
@@ -88,6 +108,7 @@ func NewAdminHandler(s *Store, opts AdminOptions) http.Handler {
 
 type admin struct {
 	s       *Store
+	w       OverrideWriter
 	log     *slog.Logger
 	max     int64
 	hosts   []string
@@ -200,10 +221,25 @@ func (a *admin) changed(r *http.Request, key, action string, attrs ...any) {
 	a.log.Info("flags: admin change", append([]any{"flag", key, "action", action, "remote", r.RemoteAddr}, attrs...)...)
 }
 
+// override changes flag key's run-time change through the writer, each
+// step checked against the flag this host serves.
+func (a *admin) override(r *http.Request, key string, change func(*Override)) error {
+	if a.s.Status(key).Key == "" {
+		return fmt.Errorf("%w: %q", ErrFlagNotFound, key)
+	}
+	return a.w.UpdateOverride(r.Context(), key, func(o *Override) error {
+		change(o)
+		if o.IsZero() {
+			return nil
+		}
+		return a.s.CheckOverride(key, *o)
+	})
+}
+
 func (a *admin) disable(off bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := r.PathValue("key")
-		if err := a.s.SetDisabled(key, off); err != nil {
+		if err := a.override(r, key, func(o *Override) { o.Disabled = &off }); err != nil {
 			writeErr(w, err)
 			return
 		}
@@ -232,7 +268,7 @@ func (a *admin) percent(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, errors.New("body: variant and percent are required"))
 		return
 	}
-	if err := a.s.SetPercent(key, body.Variant, *body.Percent); err != nil {
+	if err := a.override(r, key, func(o *Override) { o.Percent = &Percent{Variant: body.Variant, Percent: *body.Percent} }); err != nil {
 		writeErr(w, err)
 		return
 	}
@@ -242,7 +278,7 @@ func (a *admin) percent(w http.ResponseWriter, r *http.Request) {
 
 func (a *admin) clear(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	if err := a.s.ClearOverride(key); err != nil {
+	if err := a.override(r, key, func(o *Override) { *o = Override{} }); err != nil {
 		writeErr(w, err)
 		return
 	}

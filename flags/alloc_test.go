@@ -61,3 +61,27 @@ func TestEvaluationDoesNotAllocate(t *testing.T) {
 		t.Errorf("String: %v allocs", n)
 	}
 }
+
+// TestMatchesCompiledOnce: a matches condition uses the expression
+// compiled at load. It compares the allocations of a matches rule with
+// those of the same rule as starts_with, so that it holds under the race
+// detector too (compiling an expression allocates dozens of times;
+// whatever the detector adds, it adds to both).
+func TestMatchesCompiledOnce(t *testing.T) {
+	rule := func(op Op, value string) Flag {
+		return Flag{Variants: onOff, Default: "off", Rules: []Rule{{If: &Condition{Attr: "ua", Op: op, Value: value}, Serve: Serve{Variant: "on"}}}}
+	}
+	s, _ := newStore(t, Config{Flags: map[string]Flag{
+		"re":     rule(OpMatches, `^Mozilla/\d+\.\d+ \((iPhone|iPad)`),
+		"prefix": rule(OpStartsWith, "Mozilla/"),
+	}})
+	ec := EvalContext{Attributes: map[string]any{"ua": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X)"}}
+	if !s.Bool("re", ec, false) || !s.Bool("prefix", ec, false) {
+		t.Fatal("rules did not match")
+	}
+	re := testing.AllocsPerRun(200, func() { s.Bool("re", ec, false) })
+	prefix := testing.AllocsPerRun(200, func() { s.Bool("prefix", ec, false) })
+	if re > prefix {
+		t.Errorf("a matches evaluation allocates %v times, starts_with %v: the expression is compiled per evaluation", re, prefix)
+	}
+}

@@ -1,6 +1,7 @@
 package flags
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -256,10 +257,13 @@ func thousandFlagsJSON() []byte {
 	return []byte(sb.String())
 }
 
-func thousandFlagsYAML() []byte {
+func thousandFlagsYAML() []byte { return flagsYAML(1000) }
+
+// flagsYAML is a flag file of n flags shaped like thousandFlags.
+func flagsYAML(n int) []byte {
 	var sb strings.Builder
 	sb.WriteString("flags:\n")
-	for i := range 1000 {
+	for i := range n {
 		fmt.Fprintf(&sb, `  flag-%d:
     variants: {on: true, off: false}
     default: off
@@ -347,4 +351,103 @@ func benchReload(b *testing.B, name string, body func(color string) string) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/reload")
+}
+
+// benchCond times one flag whose single rule is c, for ec.
+func benchCond(b *testing.B, c Condition, ec EvalContext, want bool) {
+	s := benchStore(b, Config{Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+		Rules: []Rule{{If: &c, Serve: Serve{Variant: "on"}}}}}})
+	b.ReportAllocs()
+	for b.Loop() {
+		if s.Bool("f", ec, false) != want {
+			b.Fatalf("rule matched %v, want %v", !want, want)
+		}
+	}
+}
+
+// BenchmarkEvalMatches times the matches operator: a typical expression on
+// a typical attribute; an e-mail expression on a hostile 4 KiB attribute;
+// the ceiling, the slowest expression found within MaxRegexpProgram on an
+// attribute of MaxAttributeLen bytes; and an attribute over the limit,
+// which costs a length check.
+func BenchmarkEvalMatches(b *testing.B) {
+	ua := "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+	for _, bc := range []struct {
+		name, expr, attr string
+		want             bool
+	}{
+		{"typical", `^Mozilla/5\.0 \((iPhone|iPad)`, ua, true},
+		{"email-4KiB", `[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}$`, strings.Repeat("a", MaxAttributeLen), false},
+		{"worst-4KiB", worstRegexp, strings.Repeat("a", MaxAttributeLen), true},
+		{"worst-1MiB", worstRegexp, strings.Repeat("a", 1<<20), false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			benchCond(b, Condition{Attr: "ua", Op: OpMatches, Value: bc.expr}, EvalContext{Attributes: map[string]any{"ua": bc.attr}}, bc.want)
+		})
+	}
+}
+
+// BenchmarkEvalStringOps times the other operators that read a string on
+// an attribute of MaxAttributeLen bytes (their ceiling) and of 1 MiB
+// (refused by its length).
+func BenchmarkEvalStringOps(b *testing.B) {
+	in := Condition{Attr: "a", Op: OpIn, Values: []any{"a", "b", "c", "d", "e", "f", "g", "h", "i"}}
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"4KiB", MaxAttributeLen}, {"1MiB", 1 << 20}} {
+		attr := strings.Repeat("ab", size.n/2)
+		for _, c := range []Condition{
+			{Attr: "a", Op: OpContains, Value: "abc"},
+			{Attr: "a", Op: OpEndsWith, Value: "ba"},
+			{Attr: "a", Op: OpSemverGT, Value: "1.0.0"},
+			in,
+		} {
+			b.Run(string(c.Op)+"-"+size.name, func(b *testing.B) {
+				benchCond(b, c, EvalContext{Attributes: map[string]any{"a": attr}}, false)
+			})
+		}
+	}
+}
+
+// BenchmarkDocumentApply applies a new version of a document, as a fleet's
+// transport does on every host: validate, compile, swap, and write the
+// cache (synced to disk) when there is one. "thousand" is a 1,000-flag
+// document; the two bodies alternate so that every version changes a flag.
+func BenchmarkDocumentApply(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		body  []byte
+		cache bool
+	}{
+		{"small", []byte(flagFile("a")), false},
+		{"small-cached", []byte(flagFile("a")), true},
+		{"thousand", thousandFlagsYAML(), false},
+		{"thousand-cached", thousandFlagsYAML(), true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := benchStore(b, Config{})
+			var opts DocumentOptions
+			if bc.cache {
+				opts.CacheFile = filepath.Join(b.TempDir(), "flags.cache")
+			}
+			src, err := NewDocumentSource(s, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			bodies := [2][]byte{bc.body, bytes.Replace(bc.body, []byte("default: a"), []byte("default: b"), 1)}
+			if bytes.Equal(bodies[0], bodies[1]) {
+				bodies[1] = bytes.Replace(bc.body, []byte("default: off"), []byte("default: on"), 1)
+			}
+			b.SetBytes(int64(len(bc.body)))
+			b.ReportAllocs()
+			v := uint64(0)
+			for b.Loop() {
+				v++
+				if err := src.Apply(Document{Version: v, Name: "fleet.yaml", Data: bodies[v%2]}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -33,7 +33,7 @@ func (c *compiler) errf(flag, field string, line int, format string, args ...any
 
 // compile turns the layers into a snapshot. It does not touch the Store's
 // usage; attach does that under the Store's lock.
-func compile(layers []layer, overrides map[string]override) (*snapshot, error) {
+func compile(layers []layer, overrides map[string]Override) (*snapshot, error) {
 	c := &compiler{
 		flags:    map[string]*cflag{},
 		segments: map[string]*csegment{},
@@ -84,14 +84,8 @@ func compile(layers []layer, overrides map[string]override) (*snapshot, error) {
 		return nil, err
 	}
 	sn := &snapshot{flags: c.flags, segments: c.segments}
-	for key, o := range overrides {
-		if f := c.flags[key]; f != nil {
-			if err := f.apply(o); err != nil {
-				// An override must never block a reload: it is dropped
-				// and the Store logs why.
-				sn.dropped = append(sn.dropped, droppedOverride{key, err})
-			}
-		}
+	if err := c.overrides(layers, overrides, sn); err != nil {
+		return nil, err
 	}
 	return sn, nil
 }
@@ -104,6 +98,17 @@ func sourceOf(layerName, file string) string {
 }
 
 func (c *compiler) segment(name string, sg Segment) error {
+	for _, list := range [...]struct {
+		field string
+		keys  []string
+	}{{"keys", sg.Keys}, {"excluded", sg.Excluded}} {
+		for i, k := range list.keys {
+			if len(k) > MaxAttributeLen {
+				return &LoadError{File: c.segSrc[name], Segment: name, Line: sg.line, Field: index(list.field, i),
+					Err: fmt.Errorf("%d bytes, longer than any targeting key evaluation reads (MaxAttributeLen, %d): it could never match", len(k), MaxAttributeLen)}
+			}
+		}
+	}
 	g := &csegment{name: name, keys: set(sg.Keys), excluded: set(sg.Excluded)}
 	if sg.If != nil {
 		n, err := c.cond(sg.If, "if", false)
@@ -242,16 +247,11 @@ func variantValue(t Type, v any) (cvariant, error) {
 		}
 		cv.s = s
 	case TypeInt:
-		f, ok := toNumStrict(v)
-		if !ok || f != math.Trunc(f) || math.Abs(f) > 1<<63 {
-			return cv, fmt.Errorf("value %v (%T) is not an integer", v, v)
+		i, ok := toInt64(v)
+		if !ok {
+			return cv, fmt.Errorf("value %v (%T) is not an integer from -2^63 to 2^63-1", v, v)
 		}
-		cv.i = int64(f)
-		if i, ok := v.(int64); ok { // keep integers beyond 2^53 exact
-			cv.i = i
-		} else if i, ok := v.(int); ok {
-			cv.i = int64(i)
-		}
+		cv.i = i
 	case TypeFloat:
 		f, ok := toNumStrict(v)
 		if !ok {
@@ -264,6 +264,48 @@ func variantValue(t Type, v any) (cvariant, error) {
 		}
 	}
 	return cv, nil
+}
+
+// toInt64 converts an int variant's value exactly: integers of any Go
+// type within int64's range, JSON numbers, and whole floats strictly
+// between -2^63 and 2^63. A float64 can hold 2^63, which int64 cannot (the
+// conversion would wrap it to -2^63), and an integer literal just below
+// -2^63 rounds to -2^63 as a float, so both ends are refused as floats;
+// the files' integer literals reach here as integers and are exact.
+func toInt64(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int:
+		return int64(x), true
+	case int64:
+		return x, true
+	case int32:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case int8:
+		return int64(x), true
+	case uint:
+		return int64(x), uint64(x) <= math.MaxInt64
+	case uint64:
+		return int64(x), x <= math.MaxInt64
+	case uint32:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case uint8:
+		return int64(x), true
+	case json.Number:
+		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return i, true
+		}
+	case string:
+		return 0, false
+	}
+	f, ok := toNumStrict(v)
+	if !ok || f != math.Trunc(f) || f <= -(1<<63) || f >= 1<<63 {
+		return 0, false
+	}
+	return int64(f), true
 }
 
 // toNumStrict accepts numbers but not numeric strings, for variant values.

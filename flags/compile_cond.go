@@ -3,9 +3,38 @@ package flags
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"time"
 )
+
+// MaxRegexpProgram bounds the size of a matches operand: the number of
+// instructions of its compiled program (about one per literal character,
+// character class, repetition and alternative; the limit is the program
+// Go's regexp runs, so x{50} counts 50 times). Go's regexp matches in
+// time proportional to the input times the program, so with
+// MaxAttributeLen this bounds one matches condition to a ceiling that
+// BENCHMARKS.md measures. A larger expression is refused at load.
+const MaxRegexpProgram = 100
+
+// compileRegexp compiles an RE2 expression of at most MaxRegexpProgram
+// instructions. It parses and compiles exactly as regexp.Compile does, so
+// the size checked is the size that runs.
+func compileRegexp(expr string) (*regexp.Regexp, error) {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := syntax.Compile(re.Simplify())
+	if err != nil {
+		return nil, err
+	}
+	if n := len(prog.Inst); n > MaxRegexpProgram {
+		return nil, fmt.Errorf("regular expression compiles to %d instructions, more than MaxRegexpProgram (%d): "+
+			"split it into several conditions (any, all), or use starts_with, ends_with, contains or in", n, MaxRegexpProgram)
+	}
+	return regexp.Compile(expr)
+}
 
 var opKinds = map[Op]opKind{
 	OpEquals: opEquals, OpNotEquals: opNotEquals, OpIn: opIn, OpNotIn: opNotIn,
@@ -91,6 +120,9 @@ func (c *compiler) cond(d *Condition, field string, segmentsAllowed bool) (*cnod
 		for i, v := range d.Values {
 			switch x := v.(type) {
 			case string:
+				if len(x) > MaxAttributeLen {
+					return nil, fail(".values["+strconv.Itoa(i)+"]", "%d bytes, longer than any attribute evaluation reads (MaxAttributeLen, %d): it could never match", len(x), MaxAttributeLen)
+				}
 				n.x.strList = append(n.x.strList, x)
 			default:
 				f, ok := toNumStrict(v)
@@ -119,6 +151,9 @@ func (c *compiler) cond(d *Condition, field string, segmentsAllowed bool) (*cnod
 		return nil, fail(".value", "operator %s needs a value", d.Op)
 	}
 	str, isStr := d.Value.(string)
+	if isStr && len(str) > MaxAttributeLen && op != opMatches && op != opBefore && op != opAfter {
+		return nil, fail(".value", "%d bytes, longer than any attribute evaluation reads (MaxAttributeLen, %d): it could never match", len(str), MaxAttributeLen)
+	}
 	switch op {
 	case opEquals, opNotEquals:
 		switch x := d.Value.(type) {
@@ -142,7 +177,7 @@ func (c *compiler) cond(d *Condition, field string, segmentsAllowed bool) (*cnod
 		if !isStr {
 			return nil, fail(".value", "operator %s needs a string, not %T", d.Op, d.Value)
 		}
-		re, err := regexp.Compile(str)
+		re, err := compileRegexp(str)
 		if err != nil {
 			return nil, fail(".value", "%w", err)
 		}

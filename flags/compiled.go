@@ -51,9 +51,13 @@ type snapshot struct {
 	dropped  []droppedOverride
 }
 
+// droppedOverride is an override that did not apply to a new
+// configuration: the Store's own (source empty), which the Store drops,
+// or a source's, skipped while that source stays as it is.
 type droppedOverride struct {
-	flag string
-	err  error
+	flag   string
+	source string
+	err    error
 }
 
 type cvariant struct {
@@ -133,7 +137,7 @@ type cflag struct {
 	source     string
 	usage      *usage
 	counters   []*vcounters // per variant, shared with usage across reloads
-	override   override
+	override   Override
 }
 
 func (f *cflag) variantIndex(name string) int {

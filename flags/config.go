@@ -11,6 +11,13 @@ type Config struct {
 	// Segments maps a segment name to its definition; rules of any flag
 	// from any source may refer to it. Nil means no segments.
 	Segments map[string]Segment
+	// Overrides maps a flag key to a run-time change applied on top of
+	// that flag's definition, whichever source defines it: how a fleet's
+	// document carries the kill switches and percentages set through any
+	// host (see the package documentation). A flag may be overridden by
+	// one source only; the Store's own changes (Store.SetDisabled,
+	// Store.SetPercent) win over it, field by field. Nil means none.
+	Overrides map[string]Override
 }
 
 // Type is the type of a flag's values. The zero Type is TypeBool.

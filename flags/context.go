@@ -10,6 +10,20 @@ import (
 // targeting key; it is also the key OpenFeature uses in a flattened context.
 const TargetingKeyAttr = "targetingKey"
 
+// MaxAttributeLen bounds, in bytes, the string attributes (and the
+// targeting key) that evaluation reads. A longer one counts as absent: no
+// operator matches it, it buckets nobody and it is in no segment's keys.
+// Attributes usually carry what a client sent (a header, a user agent, an
+// e-mail address), and every string operator, matches above all, takes
+// time in proportion to its input; with this bound an evaluation's
+// time has a ceiling whatever a client sends (see BENCHMARKS.md).
+const MaxAttributeLen = 4 << 10
+
+// MaxAttributeItems bounds the list attributes ([]string, []any) that
+// contains scans; a longer list counts as absent, for the same reason as
+// MaxAttributeLen.
+const MaxAttributeItems = 1024
+
 // EvalContext describes the subject of an evaluation. The zero EvalContext
 // is an anonymous subject with no attributes: rules on attributes do not
 // match it and percentage rollouts serve it the flag's Default.
@@ -26,16 +40,23 @@ type EvalContext struct {
 	Attributes map[string]any
 }
 
+// targetingKey returns the subject's key, or "" (anonymous) when it has
+// none or it is longer than MaxAttributeLen.
 func (ec *EvalContext) targetingKey() string {
-	if ec.TargetingKey != "" {
-		return ec.TargetingKey
+	k := ec.TargetingKey
+	if k == "" {
+		k, _ = ec.Attributes[TargetingKeyAttr].(string)
 	}
-	s, _ := ec.Attributes[TargetingKeyAttr].(string)
-	return s
+	if len(k) > MaxAttributeLen {
+		return ""
+	}
+	return k
 }
 
 // lookup returns the attribute without boxing the targeting key: a string
-// converted to any would allocate on every evaluation.
+// converted to any would allocate on every evaluation. Values beyond
+// MaxAttributeLen or MaxAttributeItems are reported absent here, the one
+// place every operator reads through.
 func (ec *EvalContext) lookup(name string) (v any, tk string, isKey, ok bool) {
 	if name == TargetingKeyAttr {
 		if k := ec.targetingKey(); k != "" {
@@ -44,7 +65,20 @@ func (ec *EvalContext) lookup(name string) (v any, tk string, isKey, ok bool) {
 		return nil, "", false, false
 	}
 	v, ok = ec.Attributes[name]
-	return v, "", false, ok && v != nil
+	if !ok || v == nil {
+		return nil, "", false, false
+	}
+	switch x := v.(type) {
+	case string:
+		ok = len(x) <= MaxAttributeLen
+	case json.Number:
+		ok = len(x) <= MaxAttributeLen
+	case []string:
+		ok = len(x) <= MaxAttributeItems
+	case []any:
+		ok = len(x) <= MaxAttributeItems
+	}
+	return v, "", false, ok
 }
 
 func (ec *EvalContext) str(name string) (string, bool) {

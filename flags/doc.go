@@ -2,9 +2,10 @@
 // disabled and turns it on progressively, for segments of users and by
 // sticky percentages, with no flag server. Definitions come from code
 // (Store.Set), from JSON or YAML files that are reloaded when they change
-// (FileSource), and from run-time changes (Store.SetDisabled,
-// Store.SetPercent, or the admin handler). Package flags/openfeature serves
-// a Store to the OpenFeature Go SDK.
+// (FileSource), from whole versioned documents that a fleet's transport
+// delivers (DocumentSource), and from run-time changes (Store.SetDisabled,
+// Store.SetPercent, the admin handler, or a document's overrides).
+// Package flags/openfeature serves a Store to the OpenFeature Go SDK.
 //
 // # Lifecycle
 //
@@ -16,8 +17,9 @@
 //
 // New starts one goroutine, a coarse clock (see DefaultClockResolution),
 // which Close stops; NewFileSource starts one more, the file watch, which
-// its Close stops. Close the FileSource first. Evaluations keep working
-// after Close, on the last configuration.
+// its Close stops. A DocumentSource starts none: its transport's goroutine
+// calls it. Close the sources first. Evaluations keep working after Close,
+// on the last configuration.
 //
 // # Evaluation
 //
@@ -71,6 +73,10 @@
 //	    serve: <serve>                      # default: the default variant
 //	    metadata: {<key>: <scalar>, ...}    # returned with every evaluation
 //	    description: <text>
+//	overrides:                              # run-time changes on top (see Documents)
+//	  <flag key>:                           # a flag of any source
+//	    disabled: true|false                # the kill switch
+//	    percent: {variant: <v>, percent: <0-100>}  # as Store.SetPercent
 //
 //	<serve> is one of:
 //	  <variant>                             # short for {variant: <variant>}
@@ -91,9 +97,20 @@
 //	      before after (times; without attr, the current time) exists
 //
 // An absent attribute never matches, whatever the operator (use not to
-// match absence). A progressive rollout serves nobody before its first
-// point and keeps its last percentage after the last point. See
-// testdata/flags.yaml for a complete example.
+// match absence). A string attribute or targeting key longer than
+// [MaxAttributeLen] (4 KiB), or a list attribute of more than
+// [MaxAttributeItems] elements, counts as absent; a matches expression may
+// compile to at most [MaxRegexpProgram] instructions, and an operand longer
+// than MaxAttributeLen is refused at load since nothing could match it. A
+// progressive rollout serves nobody before its first point and keeps its
+// last percentage after the last point. See testdata/flags.yaml for a
+// complete example.
+//
+// A file may hold [MaxFileSize] bytes (1 MiB, about 2,800 flags; a larger
+// one is refused before it is read: split it into several files) and
+// 131,072 of the bytes that can start a YAML or JSON node (, : - [ { ? *),
+// counted before parsing, so that a hostile file costs the parser at most
+// about 60 MB; aliases are bounded too (see the refusals below).
 //
 // A file is accepted or refused whole. A refusal is a *LoadError naming the
 // file, the flag or segment, the line and the field path (for example
@@ -114,6 +131,13 @@
 //     through an atomic pointer. An update compiles a new snapshot aside and
 //     swaps it in whole, so an evaluation sees the old or the new
 //     configuration, never a mix.
+//   - Evaluation time has a ceiling whatever a client puts in the context:
+//     every operator reads at most MaxAttributeLen bytes (or
+//     MaxAttributeItems elements) of an attribute, and a regular
+//     expression's program is bounded by MaxRegexpProgram, Go's regexp
+//     matching in time linear in both. The slowest expression within the
+//     bound, on the longest attribute read, is timed in BENCHMARKS.md; a
+//     flag's cost is at most that per condition it evaluates.
 //   - Evaluation does not allocate: conditions are compiled at load (regular
 //     expressions, versions, times, numbers; short lists scanned, long ones
 //     hashed), attributes are read in place from EvalContext.Attributes and
@@ -121,15 +145,68 @@
 //   - Run-time changes (SetDisabled, SetPercent) survive reloads until
 //     ClearOverride; one that no longer applies after a reload (its variant
 //     was removed) is dropped with a warning rather than blocking the
-//     reload, and one whose flag is removed is dropped with it.
+//     reload, and one whose flag is removed is dropped with it. A source's
+//     override of another source's flag that no longer applies is skipped
+//     with a warning, never blocking either source.
+//   - A DocumentSource serves the newest valid version it was given, or
+//     its cache: a bad, conflicting or older document changes nothing,
+//     and every applied version is in its cache before Apply returns nil.
 //
 // # Admin
 //
-// NewAdminHandler lists flags and changes them at run time. It has no
+// [NewAdminHandler] lists flags and changes them at run time, in the Store
+// or, with [AdminOptions].Overrides, wherever a fleet keeps them. It has no
 // authentication: serve it on loopback or a 0600 Unix socket. It refuses
 // what a browser on the same machine could be made to send: changes
 // without Content-Type: application/json (415) and requests whose Host is
 // not loopback or listed in AdminOptions.AllowedHosts (403, DNS rebinding).
+//
+// # Documents and fleets
+//
+// Several hosts serve the same flags when they share one document: a whole
+// configuration in the file schema, with a version, kept in an engine the
+// fleet already trusts (etcd, PostgreSQL). Package flags knows no engine;
+// any transport feeds a [DocumentSource].
+//
+//	// Where a change is made (an operator's command, any host's admin API):
+//	if err := flags.ValidateDocument("fleet.yaml", data); err != nil { ... } // before it is stored
+//	// store data with compare-and-swap; the engine gives it a version
+//
+//	// On every host:
+//	src, err := flags.NewDocumentSource(store, flags.DocumentOptions{CacheFile: "/var/lib/svc/flags.cache"})
+//	// the transport, for each version it receives:
+//	err = src.Apply(flags.Document{Version: rev, Name: "fleet.yaml", Data: data})
+//	// and when it loses its engine:
+//	src.MarkStale(err)
+//
+// [ValidateDocument] checks a document exactly as every host will, with the
+// line-accurate errors of a file, so that a bad document is refused before
+// it reaches any host. A document is self-contained (its rules refer only
+// to its own segments and flags); a host whose own files define one of
+// its flags refuses it and reports the source stale. [DocumentSource.Apply] takes only a
+// version above the one in force; the version in force again is the
+// transport confirming it. Every applied version is written atomically to
+// the cache file, from which [NewDocumentSource] starts when the transport
+// has nothing yet. The source is stale ([EventStale], [Store.StaleSources];
+// the OpenFeature provider reports STALE) from its start until its
+// transport delivers, and after [DocumentSource.MarkStale] until the next
+// Apply.
+//
+// Run-time changes on a fleet are changes applied on top, not edits of
+// the definitions: a document's overrides section holds the fleet's kill
+// switches and percentages ([Override]), meaning exactly what
+// [Store.SetDisabled] and [Store.SetPercent] mean, for flags of any source (the document's own, or
+// a host's files). A change made on one host becomes a new version of the
+// document: read it, [EditOverride] (which rewrites only the overrides
+// section, keeping a YAML document's comments), store it with
+// compare-and-swap on the version read; every host applies it. The admin
+// handler writes there when AdminOptions.Overrides is a writer doing so,
+// and a rollout's ramp of a flag is a sequence of such changes (percent
+// 5, 25, 100, or disabled to roll back). A host's own run-time changes
+// (Store.SetDisabled, Store.SetPercent) still apply and win over a
+// document's, field by field, so a local kill switch stays possible when
+// the engine is down; clearing them ([Store.ClearOverride]) leaves the
+// document's. Only one source may override a given flag.
 //
 // # Usage and flag debt
 //
@@ -148,29 +225,12 @@
 //	baton.flags.updates      counter             accepted updates
 //	baton.flags.rejected     counter             refused updates
 //
-// # Measured
+// # Performance
 //
-// On the 2-core AMD EPYC development machine, shared with other test runs
-// (load average 4 to 8 during these runs; lowest of three),
-// go test -run '^$' -bench . -benchmem ./flags/...:
-//
-//	BenchmarkEvalStatic              15 ns/op   0 allocs  (target 30)
-//	BenchmarkEvalSplit               39 ns/op   0 allocs  (target 80)
-//	BenchmarkEvalRule                37 ns/op   0 allocs  (one rule, two conditions; target 150)
-//	BenchmarkEvalTenRules           200 ns/op   0 allocs  (the tenth rule matches; target 1000)
-//	BenchmarkEvalProgressive         43 ns/op   0 allocs  (target 100)
-//	BenchmarkEvalParallel            25-34 ns/op 0 allocs (2 goroutines; the same flag costs about 50 ns on one)
-//	BenchmarkProviderBoolean         35 ns/op   0 allocs  (flags/openfeature; target 100)
-//	BenchmarkEvalRuleMetrics         38 ns/op   0 allocs  (EvalRule with an OpenTelemetry SDK meter: no extra cost)
-//	BenchmarkMetricsCollect         2.9 ms/op             (one collection of 1,000 flags, off the hot path)
-//	BenchmarkCompileThousand        2.2-2.9 ms/op         (1,000 flags compiled and swapped in; target 10)
-//	BenchmarkParseCompileThousand   22 ms/op JSON, 39 ms/op YAML (365 kB files; yaml.v3's parser dominates)
-//	BenchmarkHeapThousand           1.45 MB               (1,000 flags; target 2)
-//	BenchmarkReloadVisible          21 ms/reload          (small file, rename to value served; DefaultDebounce is 20 ms)
-//	                                55 ms JSON, 72 ms YAML with 1,000 flags (more when the machine is loaded)
-//
-// Evaluations take no lock: compare BenchmarkEvalParallel at -cpu 1,2 on
-// an idle machine to see the scaling.
+// Evaluations take no lock and do not allocate; their cost, that of
+// reloads and documents, and the evaluation ceiling are measured in the
+// repository's BENCHMARKS.md, with the command that reproduces each
+// figure.
 //
 // # Known limits
 //
@@ -187,4 +247,15 @@
 //     at a time in version order, and must not update the Store; a slow
 //     subscriber delays the return of concurrent updates (never an
 //     evaluation).
+//   - A document is at most MaxFileSize (1 MiB, about 2,800 flags): one
+//     document per fleet. Its versions must only grow, as etcd's revisions
+//     and a PostgreSQL sequence do; an engine restored with lower
+//     revisions is refused until it passes the cached version (remove the
+//     cache file to start over).
+//   - A document edited through EditOverride keeps a YAML document's
+//     comments but re-indents it with two spaces; a JSON document is
+//     re-indented with its top-level keys sorted. Line numbers in later
+//     errors refer to the edited document.
+//   - A host whose files define a flag the document also defines refuses
+//     every version of the document until one side drops it.
 package flags

@@ -17,8 +17,13 @@ var (
 	ErrFlagNotFound = errors.New("flags: flag not found")
 	// ErrTypeMismatch reports an evaluation with the wrong typed method.
 	ErrTypeMismatch = errors.New("flags: type mismatch")
-	// ErrClosed reports a call on a closed Store or FileSource.
+	// ErrClosed reports a call on a closed Store, FileSource or
+	// DocumentSource.
 	ErrClosed = errors.New("flags: closed")
+	// ErrOldVersion reports a document whose version is below the one in
+	// force, or equal to it with other content: a transport delivers
+	// versions in order, so it is a replay or a bug, and nothing changes.
+	ErrOldVersion = errors.New("flags: document version is not newer than the one in force")
 )
 
 // ErrorCode is the OpenFeature error code of an evaluation. The zero

@@ -3,6 +3,8 @@ package flags
 import (
 	"encoding/json"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -242,6 +244,67 @@ func TestSegments(t *testing.T) {
 		if got := s.Bool("f", ec, false); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.key, got, tc.want)
 		}
+	}
+}
+
+// TestSegmentKeysWinOverExcluded: a targeting key both listed and
+// excluded is in the segment, as Segment.Keys documents; an excluded key
+// is out even when the condition admits it.
+func TestSegmentKeysWinOverExcluded(t *testing.T) {
+	s, _ := newStore(t, Config{
+		Segments: map[string]Segment{"beta": {Keys: []string{"alice"}, Excluded: []string{"alice", "bob"},
+			If: &Condition{Attr: "plan", Op: OpEquals, Value: "pro"}}},
+		Flags: map[string]Flag{"f": {Variants: onOff, Default: "off",
+			Rules: []Rule{{If: &Condition{Segment: "beta"}, Serve: Serve{Variant: "on"}}}}},
+	})
+	pro := map[string]any{"plan": "pro"}
+	for key, want := range map[string]bool{"alice": true, "bob": false, "carol": true} {
+		if got := s.Bool("f", EvalContext{TargetingKey: key, Attributes: pro}, false); got != want {
+			t.Errorf("%s: in segment = %v, want %v", key, got, want)
+		}
+	}
+}
+
+// TestOverrideThatNoLongerAppliesIsDropped: a percentage set at run time
+// on a variant that a reload removes must not block the reload: the new
+// definition loads and serves, and the override is dropped with a warning
+// (and does not come back when the variant does).
+func TestOverrideThatNoLongerAppliesIsDropped(t *testing.T) {
+	var logs syncBuf
+	s, err := New(Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	abc := Flag{Type: TypeString, Variants: map[string]any{"a": "A", "b": "B", "c": "C"}, Default: "a"}
+	if err := s.Set("files", Config{Flags: map[string]Flag{"f": abc}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetPercent("f", "c", 100); err != nil {
+		t.Fatal(err)
+	}
+	ec := EvalContext{TargetingKey: "u"}
+	if v := s.String("f", ec, ""); v != "C" {
+		t.Fatalf("override not in force: %q", v)
+	}
+	ab := Flag{Type: TypeString, Variants: map[string]any{"a": "A", "b": "B"}, Default: "a", Serve: Serve{Variant: "b"}}
+	if err := s.Set("files", Config{Flags: map[string]Flag{"f": ab}}); err != nil {
+		t.Fatalf("a reload without the override's variant was refused: %v", err)
+	}
+	if d := s.StringDetail("f", ec, ""); d.Value != "B" || d.Reason != ReasonStatic {
+		t.Errorf("after the reload: %+v, want the new definition's b (STATIC)", d)
+	}
+	if st := s.Status("f"); st.Overridden {
+		t.Error("the override that no longer applies is still reported")
+	}
+	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "run-time override dropped") || !strings.Contains(l, "flag=f") {
+		t.Errorf("no warning naming the flag in the log:\n%s", l)
+	}
+	if err := s.Set("files", Config{Flags: map[string]Flag{"f": abc}}); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.String("f", ec, ""); v != "A" {
+		t.Errorf("the dropped override came back with its variant: %q", v)
 	}
 }
 

@@ -74,3 +74,53 @@ flags:
 	// #f00
 	// flags: flags.yaml:4: flag "banner": defualt: unknown field (expected one of type, variants, default, disabled, offVariant, salt, bucketBy, prerequisites, rules, serve, metadata, description)
 }
+
+// ExampleDocumentSource shows a host following a fleet's document: the
+// transport applies each version it receives, and a run-time change made
+// anywhere becomes a new version through EditOverride.
+func ExampleDocumentSource() {
+	store, _ := flags.New(flags.Options{})
+	defer store.Close()
+	src, _ := flags.NewDocumentSource(store, flags.DocumentOptions{}) // CacheFile: keep a copy for restarts
+	fmt.Println("stale before the transport delivers:", len(store.StaleSources()) == 1)
+
+	v1 := []byte("flags:\n  checkout:\n    variants: {on: true, off: false}\n    default: off\n")
+	// Where the change is made, before it is stored:
+	if err := flags.ValidateDocument("fleet.yaml", v1); err != nil {
+		panic(err)
+	}
+	// On every host, as the transport delivers version 1:
+	if err := src.Apply(flags.Document{Version: 1, Name: "fleet.yaml", Data: v1}); err != nil {
+		panic(err)
+	}
+	user := flags.EvalContext{TargetingKey: "user-7"}
+	fmt.Println("v1:", store.Bool("checkout", user, false), len(store.StaleSources()) == 0)
+
+	// A ramp to 100% on any host: a new version with an override.
+	v2, err := flags.EditOverride("fleet.yaml", v1, "checkout", func(o *flags.Override) error {
+		o.Percent = &flags.Percent{Variant: "on", Percent: 100}
+		return nil
+	})
+	if err != nil {
+		panic(err)
+	}
+	if err := src.Apply(flags.Document{Version: 2, Name: "fleet.yaml", Data: v2}); err != nil {
+		panic(err)
+	}
+	fmt.Println("v2:", store.Bool("checkout", user, false))
+	fmt.Print(string(v2))
+
+	// A bad document never gets this far, and says where it is wrong.
+	fmt.Println(flags.ValidateDocument("fleet.yaml", []byte("flags:\n  checkout:\n    variants: {on: true}\n    default: of\n")))
+	// Output:
+	// stale before the transport delivers: true
+	// v1: false true
+	// v2: true
+	// flags:
+	//   checkout:
+	//     variants: {on: true, off: false}
+	//     default: off
+	// overrides:
+	//   checkout: {percent: {variant: "on", percent: 100}}
+	// flags: fleet.yaml:2: flag "checkout": default: unknown variant "of" (have ["on"])
+}

@@ -23,6 +23,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"flags":{"a":{"variants":{"x":1,"y":2.5},"default":"x","serve":{"rollout":[{"variant":"y","weight":4294967295},{"variant":"x","weight":4294967295}]}}}}`), true)
 	f.Add([]byte("flags:\n  a:\n    variants: {on: true}\n    default: on\n    prerequisites: [{flag: a, variants: [on]}]\n"), false)
 	f.Add([]byte("segments:\n  s: {keys: [a], if: {attr: v, op: semver_gt, value: 1.0.0-rc.1}}\nflags:\n  a:\n    variants: {on: true, off: false}\n    default: off\n    rules: [{if: {segment: s}, serve: on}]\n"), false)
+	f.Add([]byte("flags:\n  a:\n    variants: {on: true, off: false}\n    default: off\noverrides:\n  a: {disabled: true, percent: {variant: on, percent: 5}}\n  b: {disabled: false}\n"), false)
 	f.Fuzz(func(t *testing.T, data []byte, isJSON bool) {
 		name := "fuzz.yaml"
 		if isJSON {
@@ -62,5 +63,19 @@ func FuzzLoad(f *testing.F) {
 		}
 		s.Flags()
 		s.Stale(StaleOptions{})
+		// A run-time change written into the document as a fleet would:
+		// refused, or a document with the same flags and the override.
+		on := true
+		for key := range cfg.Flags {
+			out, err := EditOverride(name, data, key, func(o *Override) error { o.Disabled = &on; return nil })
+			if err != nil {
+				break
+			}
+			edited, err := Parse(name, out)
+			if err != nil || len(edited.Flags) != len(cfg.Flags) || edited.Overrides[key].Disabled == nil {
+				t.Fatalf("EditOverride(%q) gave a different document (%v):\n%s", key, err, out)
+			}
+			break
+		}
 	})
 }

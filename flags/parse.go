@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +16,21 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
+
+// MaxFileSize bounds a flag file or document, in bytes. A larger one is
+// refused before it is read (or, for a document, parsed): about 2,800
+// flags of the benchmark's shape fit; split more into several files.
+const MaxFileSize = 1 << 20
+
+// maxStructural bounds the bytes of a file that can start a YAML or JSON
+// node, counted before parsing. The parsers hold about 250 bytes per node
+// (yaml.Node and its strings), 30 times the size of a typical file and
+// over 100 times that of a dense one ("[a,a,a,...]"), so that a file's
+// size alone would let 1 MiB cost 120 MB; this count caps a parse at
+// about 60 MB (two nodes per byte counted at worst: "? " is a key and its
+// value; TestFileSizeBounded measures 55 MiB) while a typical file of
+// MaxFileSize passes (the benchmark's shape has 46 such bytes per flag).
+const maxStructural = 1 << 17
 
 // maxNodes bounds the work one file may cause, aliases included, so that
 // a YAML alias bomb is an error rather than a hang.
@@ -34,9 +50,9 @@ const maxDepth = 64
 func LoadFiles(paths ...string) (Config, error) {
 	var out Config
 	for _, p := range paths {
-		data, err := os.ReadFile(p)
+		data, err := readFile(p)
 		if err != nil {
-			return Config{}, &LoadError{File: p, Err: err}
+			return Config{}, err
 		}
 		cfg, err := Parse(p, data)
 		if err != nil {
@@ -47,6 +63,50 @@ func LoadFiles(paths ...string) (Config, error) {
 		}
 	}
 	return out, nil
+}
+
+// readFile reads a flag file of at most MaxFileSize bytes. A larger file
+// is refused from its size, before any of it is read, and a file that
+// grows past the limit while it is read is refused too.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &LoadError{File: path, Err: err}
+	}
+	defer f.Close()
+	var b bytes.Buffer
+	if fi, err := f.Stat(); err == nil {
+		if fi.Size() > MaxFileSize {
+			return nil, &LoadError{File: path, Err: tooLarge(fi.Size())}
+		}
+		b.Grow(int(fi.Size()) + bytes.MinRead)
+	}
+	if _, err := b.ReadFrom(io.LimitReader(f, MaxFileSize+1)); err != nil {
+		return nil, &LoadError{File: path, Err: err}
+	}
+	if b.Len() > MaxFileSize {
+		return nil, &LoadError{File: path, Err: tooLarge(int64(b.Len()))}
+	}
+	return b.Bytes(), nil
+}
+
+func tooLarge(n int64) error {
+	return fmt.Errorf("%d bytes, more than MaxFileSize (%d): split the flags into several files", n, MaxFileSize)
+}
+
+// structural counts the bytes that can start a YAML or JSON node: flow
+// separators, a key's colon, a list's dash, a collection's opening, an
+// explicit key and an alias. Those inside strings and comments count too,
+// which only overestimates.
+func structural(data []byte) int {
+	n := 0
+	for _, c := range data {
+		switch c {
+		case ',', ':', '-', '[', '{', '?', '*':
+			n++
+		}
+	}
+	return n
 }
 
 func merge(dst *Config, src Config, file string) error {
@@ -68,6 +128,15 @@ func merge(dst *Config, src Config, file string) error {
 		}
 		dst.Segments[k] = sg
 	}
+	for k, o := range src.Overrides {
+		if prev, ok := dst.Overrides[k]; ok {
+			return &LoadError{File: file, Flag: k, Line: o.line, Field: "overrides", Err: fmt.Errorf("override also given in %s:%d", prev.file, prev.line)}
+		}
+		if dst.Overrides == nil {
+			dst.Overrides = map[string]Override{}
+		}
+		dst.Overrides[k] = o
+	}
 	return nil
 }
 
@@ -82,6 +151,12 @@ func merge(dst *Config, src Config, file string) error {
 func Parse(name string, data []byte) (Config, error) {
 	if len(data) == 0 {
 		return Config{}, &LoadError{File: name, Err: errors.New("file is empty (write \"flags: {}\" for no flags)")}
+	}
+	if len(data) > MaxFileSize {
+		return Config{}, &LoadError{File: name, Err: tooLarge(int64(len(data)))}
+	}
+	if n := structural(data); n > maxStructural {
+		return Config{}, &LoadError{File: name, Err: fmt.Errorf("up to %d nodes, more than a file may hold (%d bytes that start one: , : - [ { ? *): split the flags into several files", n, maxStructural)}
 	}
 	if strings.EqualFold(filepath.Ext(name), ".json") {
 		// YAML accepts some input JSON rejects (trailing commas, comments);
@@ -108,117 +183,6 @@ func Parse(name string, data []byte) (Config, error) {
 	}
 	w := &walker{file: name, budget: maxNodes, aliases: maxAliases}
 	return w.config(&doc)
-}
-
-// jsonNode builds the yaml.Node tree of a JSON document, keeping key
-// order, duplicate keys and lines for the walker. It scans the bytes
-// itself: data has already been validated by encoding/json, and both
-// encoding/json's Token API and the YAML parser are several times slower on
-// large files.
-func jsonNode(data []byte) (*yaml.Node, error) {
-	p := &jsonScan{data: data, line: 1}
-	root, err := p.value(0)
-	if err != nil {
-		return nil, err
-	}
-	return &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}}, nil
-}
-
-type jsonScan struct {
-	data []byte
-	i    int
-	line int
-}
-
-// skip passes whitespace and the separators ':' and ',', which valid JSON
-// only has where the tree's shape already says.
-func (p *jsonScan) skip() {
-	for p.i < len(p.data) {
-		switch p.data[p.i] {
-		case '\n':
-			p.line++
-		case ' ', '\t', '\r', ':', ',':
-		default:
-			return
-		}
-		p.i++
-	}
-}
-
-func (p *jsonScan) value(depth int) (*yaml.Node, error) {
-	p.skip()
-	if p.i >= len(p.data) {
-		return nil, errors.New("unexpected end of JSON")
-	}
-	if depth > 10000 {
-		return nil, errors.New("JSON nested too deeply")
-	}
-	line := p.line
-	switch c := p.data[p.i]; c {
-	case '{', '[':
-		n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: line}
-		end := byte('}')
-		if c == '[' {
-			n.Kind, n.Tag, end = yaml.SequenceNode, "!!seq", ']'
-		}
-		p.i++
-		for {
-			p.skip()
-			if p.i >= len(p.data) {
-				return nil, errors.New("unexpected end of JSON")
-			}
-			if p.data[p.i] == end {
-				p.i++
-				return n, nil
-			}
-			v, err := p.value(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			n.Content = append(n.Content, v)
-		}
-	case '"':
-		start := p.i
-		p.i++
-		escaped := false
-		for p.i < len(p.data) && p.data[p.i] != '"' {
-			if p.data[p.i] == '\\' {
-				escaped = true
-				p.i++
-			}
-			p.i++
-		}
-		p.i++
-		if p.i > len(p.data) {
-			return nil, errors.New("unterminated JSON string")
-		}
-		raw := p.data[start:p.i]
-		var str string
-		if escaped {
-			if err := json.Unmarshal(raw, &str); err != nil {
-				return nil, err
-			}
-		} else {
-			str = string(raw[1 : len(raw)-1])
-		}
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: str, Line: line}, nil
-	default:
-		start := p.i
-		for p.i < len(p.data) && !strings.ContainsRune(" \t\r\n,:]}", rune(p.data[p.i])) {
-			p.i++
-		}
-		lit := string(p.data[start:p.i])
-		tag := "!!int"
-		switch {
-		case lit == "true" || lit == "false":
-			tag = "!!bool"
-		case lit == "null":
-			tag = "!!null"
-		case strings.ContainsAny(lit, ".eE"):
-			tag = "!!float"
-		}
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: lit, Line: line}, nil
-	}
 }
 
 // yamlErrLine digs the line out of yaml.v3's "yaml: line N: ..." errors.
@@ -433,13 +397,14 @@ func (w *walker) value(n *yaml.Node, field string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if w.budget -= 64; w.budget < 0 {
-		return nil, w.fail(n, field, "document too large")
-	}
 	if n.Kind == yaml.ScalarNode {
 		if v, ok := scalarValue(n); ok {
 			return v, nil
 		}
+	}
+	// Decode walks the value's tree, aliases expanded: charge it more.
+	if w.budget -= 64; w.budget < 0 {
+		return nil, w.fail(n, field, "document too large")
 	}
 	var v any
 	if err := n.Decode(&v); err != nil {
@@ -460,8 +425,16 @@ func scalarValue(n *yaml.Node) (any, bool) {
 		return b, err == nil
 	case "!!int":
 		i, err := strconv.ParseInt(n.Value, 10, 64)
-		if err != nil || i != int64(int(i)) {
+		if err != nil {
+			// Above int64 but within uint64: kept exact, so that an int
+			// flag refuses it rather than serving it rounded.
+			if u, err := strconv.ParseUint(n.Value, 10, 64); err == nil {
+				return u, true
+			}
 			return nil, false
+		}
+		if i != int64(int(i)) {
+			return i, true
 		}
 		return int(i), true
 	case "!!float":

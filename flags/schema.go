@@ -14,45 +14,103 @@ func (w *walker) config(doc *yaml.Node) (Config, error) {
 	if doc.Kind == 0 || (doc.Kind == yaml.DocumentNode && len(doc.Content) == 0) {
 		return Config{}, w.fail(nil, "", "no document (write \"flags: {}\" for no flags)")
 	}
-	top, err := w.mapping(doc, "", "flags", "segments", "$schema")
+	top, err := w.mapping(doc, "", "flags", "segments", "overrides", "$schema")
 	if err != nil {
 		return Config{}, err
 	}
 	for _, e := range top {
 		switch e.key {
 		case "segments":
-			segs, err := w.mapping(e.v, "segments")
-			if err != nil {
-				return Config{}, err
-			}
-			for _, s := range segs {
-				w.segment = s.key
-				sg, err := w.segmentDef(s.v)
-				if err != nil {
-					return Config{}, err
-				}
-				sg.line, sg.file = s.k.Line, w.file
-				cfg.Segments[s.key] = sg
-			}
-			w.segment = ""
+			err = entries(w, e.v, "segments", &w.segment, w.segmentDef, func(key string, line int, sg Segment) {
+				sg.line, sg.file = line, w.file
+				cfg.Segments[key] = sg
+			})
 		case "flags":
-			flags, err := w.mapping(e.v, "flags")
-			if err != nil {
-				return Config{}, err
-			}
-			for _, f := range flags {
-				w.flag = f.key
-				fl, err := w.flagDef(f.v)
-				if err != nil {
-					return Config{}, err
-				}
-				fl.line, fl.file = f.k.Line, w.file
-				cfg.Flags[f.key] = fl
-			}
-			w.flag = ""
+			err = entries(w, e.v, "flags", &w.flag, w.flagDef, func(key string, line int, f Flag) {
+				f.line, f.file = line, w.file
+				cfg.Flags[key] = f
+			})
+		case "overrides":
+			cfg.Overrides = map[string]Override{}
+			err = entries(w, e.v, "overrides", &w.flag, w.overrideDef, func(key string, line int, o Override) {
+				o.line, o.file = line, w.file
+				cfg.Overrides[key] = o
+			})
+		}
+		if err != nil {
+			return Config{}, err
 		}
 	}
 	return cfg, nil
+}
+
+// entries reads a section of named definitions (flags, segments,
+// overrides) with read, naming each in the walker's errors through ctx
+// while it is read, and hands each to keep with its key's line.
+func entries[T any](w *walker, n *yaml.Node, field string, ctx *string, read func(*yaml.Node) (T, error), keep func(key string, line int, v T)) error {
+	es, err := w.mapping(n, field)
+	if err != nil {
+		return err
+	}
+	for _, e := range es {
+		*ctx = e.key
+		v, err := read(e.v)
+		if err != nil {
+			return err
+		}
+		keep(e.key, e.k.Line, v)
+	}
+	*ctx = ""
+	return nil
+}
+
+// overrideDef reads one entry of the overrides section:
+// {disabled: <bool>, percent: {variant: <v>, percent: <0-100>}}.
+func (w *walker) overrideDef(n *yaml.Node) (Override, error) {
+	var o Override
+	fields, err := w.mapping(n, "overrides", "disabled", "percent")
+	if err != nil {
+		return o, err
+	}
+	for _, e := range fields {
+		switch e.key {
+		case "disabled":
+			var b bool
+			if b, err = w.boolean(e.v, "overrides.disabled"); err == nil {
+				o.Disabled = &b
+			}
+		case "percent":
+			var pf []kv
+			if pf, err = w.mapping(e.v, "overrides.percent", "variant", "percent"); err != nil {
+				return o, err
+			}
+			p := &Percent{Percent: math.NaN()}
+			for _, f := range pf {
+				switch f.key {
+				case "variant":
+					p.Variant, err = w.str(f.v, "overrides.percent.variant")
+				case "percent":
+					if p.Percent, err = w.number(f.v, "overrides.percent.percent"); err == nil && !(p.Percent >= 0 && p.Percent <= 100) {
+						err = w.fail(f.v, "overrides.percent.percent", "percent %v is outside [0, 100]", p.Percent)
+					}
+				}
+				if err != nil {
+					return o, err
+				}
+			}
+			if p.Variant == "" || math.IsNaN(p.Percent) {
+				return o, w.fail(e.v, "overrides.percent", "give both variant and percent")
+			}
+			o.Percent = p
+		}
+		if err != nil {
+			return o, err
+		}
+	}
+	if o.IsZero() {
+		return o, w.fail(n, "overrides", "an override needs disabled, percent or both")
+	}
+	return o, nil
 }
 
 var typeByName = map[string]Type{"bool": TypeBool, "boolean": TypeBool, "string": TypeString,

@@ -51,15 +51,24 @@ type EventKind uint8
 const (
 	EventUpdated  EventKind = iota + 1 // a new configuration is in force
 	EventRejected                      // an update was refused; the previous configuration stays
+	// EventStale: a source's configuration, still in force, may be out of
+	// date (a DocumentSource started from its cache, or lost its
+	// transport). The configuration is unchanged.
+	EventStale
+	// EventFresh: a stale source is known to be current again with no
+	// change to the configuration (its transport confirmed the version
+	// in force). An accepted update of the source says so too, as
+	// EventUpdated.
+	EventFresh
 )
 
 // Event reports a configuration change to subscribers. The zero Event
 // has no kind and is never delivered.
 type Event struct {
 	Kind    EventKind
-	Source  string   // the source that was set or rejected
+	Source  string   // the source that was set, rejected, stale or fresh
 	Changed []string // flags added, removed or changed (EventUpdated), sorted
-	Err     error    // why the update was rejected (EventRejected)
+	Err     error    // why the update was rejected (EventRejected) or the source is stale (EventStale)
 	Version uint64   // configuration version in force after the event
 }
 
@@ -81,12 +90,13 @@ type Store struct {
 
 	mu        sync.Mutex // guards the fields below and serialises updates
 	layers    []layer
-	overrides map[string]override
+	overrides map[string]Override // the Store's own run-time changes
 	usage     map[string]*usage
 	version   uint64
 	subs      map[int]func(Event)
 	shards    int // counter lines per variant, a power of two
 	nextSub   int
+	stale     map[string]error // sources whose configuration may be out of date, and why
 	closed    bool
 	ticket    uint64 // next event's place in the delivery order
 
@@ -110,9 +120,10 @@ func New(opts Options) (*Store, error) {
 		log:       opts.Logger,
 		onReject:  opts.OnReject,
 		nowFn:     opts.Now,
-		overrides: map[string]override{},
+		overrides: map[string]Override{},
 		usage:     map[string]*usage{},
 		subs:      map[int]func(Event){},
+		stale:     map[string]error{},
 		shards:    1,
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
@@ -224,7 +235,7 @@ func (s *Store) Remove(source string) error {
 
 // update recompiles with changed layers or overrides; it holds mu so that
 // updates apply in order.
-func (s *Store) update(source string, edit func([]layer) []layer, editOverrides func(map[string]override) error) error {
+func (s *Store) update(source string, edit func([]layer) []layer, editOverrides func(map[string]Override) error) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -250,6 +261,10 @@ func (s *Store) update(source string, edit func([]layer) []layer, editOverrides 
 	sn.version = s.version
 	sn.loadedAt = s.now()
 	for _, d := range sn.dropped {
+		if d.source != "" {
+			s.log.Warn("flags: override skipped: it does not apply to the flag in force", "flag", d.flag, "source", d.source, "err", d.err)
+			continue
+		}
 		s.log.Warn("flags: run-time override dropped", "flag", d.flag, "err", d.err)
 		delete(overrides, d.flag)
 	}
@@ -263,6 +278,7 @@ func (s *Store) update(source string, edit func([]layer) []layer, editOverrides 
 	}
 	changed := diff(s.layers, layers, old, sn)
 	s.layers, s.overrides = layers, overrides
+	delete(s.stale, source)
 	s.snap.Store(sn)
 	ev := Event{Kind: EventUpdated, Source: source, Changed: changed, Version: sn.version}
 	subs := s.subscribers()
@@ -319,12 +335,55 @@ func (s *Store) reject(source string, err error) {
 	if s.onReject != nil {
 		s.onReject(err)
 	}
+	s.staleEvent(EventRejected, source, err)
+}
+
+// markStale records that source's configuration may be out of date and
+// tells subscribers (EventStale); the configuration stays in force.
+func (s *Store) markStale(source string, why error) {
+	s.log.Warn("flags: source may be out of date; its last configuration stays in force", "source", source, "why", why)
+	s.staleEvent(EventStale, source, why)
+}
+
+// staleEvent records source as stale for why and delivers an event of
+// kind, in its turn.
+func (s *Store) staleEvent(kind EventKind, source string, why error) {
 	s.mu.Lock()
+	s.stale[source] = why
 	subs := s.subscribers()
-	ev := Event{Kind: EventRejected, Source: source, Err: err, Version: s.version}
+	ev := Event{Kind: kind, Source: source, Err: why, Version: s.version}
 	t := s.takeTicket()
 	s.mu.Unlock()
 	s.notify(t, subs, ev)
+}
+
+// markFresh records that a stale source is current again with its
+// configuration unchanged (EventFresh); it does nothing for a source that
+// is not stale.
+func (s *Store) markFresh(source string) {
+	s.mu.Lock()
+	if _, ok := s.stale[source]; !ok {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.stale, source)
+	subs := s.subscribers()
+	ev := Event{Kind: EventFresh, Source: source, Version: s.version}
+	t := s.takeTicket()
+	s.mu.Unlock()
+	s.log.Info("flags: source is current again", "source", source, "version", ev.Version)
+	s.notify(t, subs, ev)
+}
+
+// StaleSources returns, for each source whose configuration may be out of
+// date, why: its last update was rejected (the error), or it says so
+// itself (a DocumentSource serving its cache or cut off from its
+// transport). Empty when every source is current. The OpenFeature provider
+// reads it to report STALE from the start.
+func (s *Store) StaleSources() map[string]error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.stale)
 }
 
 // Subscribe calls fn after every update and every rejection, on the
@@ -400,7 +459,7 @@ func diff(oldLayers, newLayers []layer, old, sn *snapshot) []string {
 		for key, nf := range l.cfg.Flags {
 			o, f := old.flags[key], sn.flags[key]
 			of, ok := find(oldLayers, i, key)
-			if o == nil || !ok || !flagEqual(&of, &nf) || o.disabled != f.disabled || o.override != f.override {
+			if o == nil || !ok || !flagEqual(&of, &nf) || o.disabled != f.disabled || !overrideEqual(o.override, f.override) {
 				changed = append(changed, key)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestSubscribeOrderUnderRace updates the store from two sources at once
@@ -37,7 +38,7 @@ func TestSubscribeOrderUnderRace(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	within(t, 30*time.Second, "two sources updating concurrently", wg.Wait)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(got) != 2*n {

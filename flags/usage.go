@@ -54,7 +54,7 @@ func (s *Store) status(f *cflag) FlagStatus {
 	st := FlagStatus{
 		Key: f.key, Type: f.typ.String(), Source: f.source, Disabled: f.disabled,
 		Default: f.variants[f.def].name, Rules: len(f.rules),
-		Overridden: f.override.disabled != nil || f.override.percent != nil,
+		Overridden: !f.override.IsZero(),
 		Errors:     f.usage.errors.Load(), ByVariant: map[string]uint64{},
 		LoadedSince: f.usage.since,
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -150,7 +149,7 @@ func (fs *FileSource) reload(force bool) error {
 	datas := make([][]byte, len(fs.paths))
 	errs := make([]error, len(fs.paths))
 	for i, p := range fs.paths {
-		datas[i], errs[i] = os.ReadFile(p)
+		datas[i], errs[i] = readFile(p)
 		fmt.Fprintf(&fp, "%s\x00%d\x00%v\x00", p, len(datas[i]), errs[i])
 		fp.Write(datas[i])
 	}
@@ -160,8 +159,7 @@ func (fs *FileSource) reload(force bool) error {
 	fs.last = fp.Bytes()
 	var cfg Config
 	for i, p := range fs.paths {
-		if errs[i] != nil {
-			err := &LoadError{File: p, Err: errs[i]}
+		if err := errs[i]; err != nil {
 			fs.store.reject(fs.name, err)
 			return err
 		}

@@ -243,7 +243,7 @@ func TestReloadRace(t *testing.T) {
 		next(t, ch, EventUpdated)
 	}
 	close(stop)
-	wg.Wait()
+	within(t, 10*time.Second, "evaluating goroutines to stop", wg.Wait)
 	bad.Range(func(k, v any) bool {
 		t.Errorf("inconsistent evaluation: value %v variant %v", k, v)
 		return true

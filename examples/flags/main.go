@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -30,13 +31,12 @@ import (
 
 	"github.com/batonhq/baton/flags"
 	"github.com/batonhq/baton/flags/openfeature"
-	"github.com/batonhq/baton/internal/adminnet"
 )
 
 func main() {
 	file := flag.String("flags", "examples/flags/flags.yaml", "flags file (YAML or JSON)")
 	addr := flag.String("addr", "127.0.0.1:8080", "service address")
-	adminAddr := flag.String("admin", "127.0.0.1:8081", "admin address (loopback), or a Unix socket path ending in .sock")
+	adminAddr := flag.String("admin", "127.0.0.1:8081", "admin address: a loopback host and port")
 	demo := flag.Bool("demo", false, "run a scripted demo on a copy of the file and exit")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -137,14 +137,27 @@ func serve(ctx context.Context, log *slog.Logger, file, addr, adminAddr string) 
 	return errors.Join(err, srv.Shutdown(shutdownCtx), adminSrv.Shutdown(shutdownCtx))
 }
 
-// listenAdmin keeps the admin API off public interfaces: a loopback TCP
-// address, or a Unix socket only its owner may use (mode 0600 from the
-// start, never widened by the umask).
+// listenAdmin keeps the admin API off public interfaces: it has no
+// authentication, so it listens on a loopback address only (and its
+// handler answers only loopback Host names, against DNS rebinding).
 func listenAdmin(addr string) (net.Listener, error) {
-	if strings.HasSuffix(addr, ".sock") {
-		return adminnet.ListenUnix(addr)
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin address %q: %w", addr, err)
 	}
-	return adminnet.ListenLoopback(addr)
+	if ip, err := netip.ParseAddr(host); host != "localhost" && (err != nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("admin address %q is not loopback: the admin API has no authentication", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	// "localhost" could resolve elsewhere: check what was bound.
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		ln.Close()
+		return nil, fmt.Errorf("admin address %q bound %s, not loopback", addr, ln.Addr())
+	}
+	return ln, nil
 }
 
 func callback(fn func(of.EventDetails)) of.EventCallback {

@@ -21,25 +21,24 @@
 //     TYPE_MISMATCH) and the flag's metadata.
 //   - Events: PROVIDER_READY when the SDK initialises the provider;
 //     PROVIDER_CONFIGURATION_CHANGED with the changed flag keys after every
-//     accepted update (file reload, Set, admin change); PROVIDER_STALE when an
-//     update is rejected, since the last good configuration is still
-//     served; PROVIDER_READY again once every source with a rejected
-//     update (a file, code) has been accepted again: an admin change does
-//     not hide a file that is still bad.
+//     accepted update (file reload, Set, admin change, document);
+//     PROVIDER_STALE when an update is rejected, since the last good
+//     configuration is still served, and when a source says its
+//     configuration may be out of date (a flags.DocumentSource serving its
+//     cache, or cut off from its transport); PROVIDER_READY again once
+//     every such source is current again (accepted, confirmed or removed):
+//     an admin change does not hide a file that is still bad.
+//   - A store that is already stale when the SDK initialises the provider
+//     is reported STALE after the SDK's READY, at the first evaluation (the
+//     SDK records READY only once Init has returned, so a STALE sent from
+//     Init could be overtaken).
 //   - The evaluation methods do not allocate on success: the flattened
 //     context is read in place and flag metadata is precomputed. (The SDK
 //     client around them allocates; see the benchmarks.)
 //
-// # Measured
-//
-// On the 2-core AMD EPYC development machine,
-// go test -run '^$' -bench . -benchmem ./flags/openfeature/:
-//
-//	BenchmarkProviderBoolean    35 ns/op      0 B/op   0 allocs/op  (the provider method, one rule)
-//	BenchmarkClientBoolean     850 ns/op   1536 B/op  13 allocs/op  (the whole SDK client path around it)
-//
-// Most of an SDK evaluation is the SDK's own work (context merging,
-// hooks, detail copies); call flags.Store directly where that matters.
+// Most of an SDK evaluation is the SDK's own work (context merging, hooks,
+// detail copies), many times the provider's: call flags.Store directly
+// where that matters. BENCHMARKS.md in the repository measures both.
 //
 // # Known limits
 //
@@ -47,6 +46,8 @@
 //     events also carry it as EventMetadata["errorCode"].
 //   - The SDK runs each event handler on its own goroutine, so handlers may
 //     see READY and CONFIGURATION_CHANGED of one recovery in either order.
+//   - A store stale at Init is READY in the SDK until the first
+//     evaluation (Store.StaleSources says why meanwhile).
 //   - Events never hold up the Store: when the SDK leaves the event channel
 //     full (Options.EventBuffer), CONFIGURATION_CHANGED events are dropped
 //     and counted by Provider.Dropped, and the latest READY or STALE waits

@@ -2,6 +2,9 @@ package openfeature
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -40,12 +43,13 @@ type Provider struct {
 	name   string
 	events chan of.Event
 
-	mu     sync.Mutex // guards cancel, stop, stale and owed
-	cancel func()
-	stop   chan struct{}
-	stale  map[string]bool // sources whose last update was rejected
-	owed   *of.Event       // the latest READY or STALE the full channel refused
-
+	mu      sync.Mutex // guards cancel, stop, stale, owed and initial
+	cancel  func()
+	stop    chan struct{}
+	stale   map[string]bool // sources whose last update was rejected, or that say they are stale
+	owed    *of.Event       // the latest READY or STALE the full channel refused
+	initial *of.Event       // the STALE owed since Init, sent at the first evaluation
+	pending atomic.Bool     // initial is set
 	dropped atomic.Uint64
 }
 
@@ -74,11 +78,20 @@ func (p *Provider) Metadata() of.Metadata { return of.Metadata{Name: p.name} }
 func (p *Provider) Hooks() []of.Hook { return nil }
 
 // Init subscribes to the store's updates; the SDK then reports READY.
-// Updates become PROVIDER_CONFIGURATION_CHANGED events, rejected updates
-// PROVIDER_STALE (the last good configuration is still served), and
-// PROVIDER_READY follows once every source with a rejected update has been
-// accepted (or removed) again: an admin change or another file does not
-// clear a file that is still bad.
+// Updates become PROVIDER_CONFIGURATION_CHANGED events; rejected updates,
+// and sources that say their configuration may be out of date (a
+// DocumentSource serving its cache or cut off from its transport),
+// PROVIDER_STALE (the last good configuration is still served); and
+// PROVIDER_READY follows once every such source is current again (accepted,
+// confirmed or removed): an admin change or another file does not clear
+// a file that is still bad.
+//
+// A store that already has stale sources at Init owes the SDK a STALE
+// after the READY that Init's return causes. The SDK records that READY
+// only after Init returns, so a STALE sent from Init could be overtaken by
+// it; the provider sends it at the first evaluation instead, since the
+// SDK evaluates only once it has recorded READY. (Events forwarded
+// meanwhile do not send it: one could still precede that READY.)
 func (p *Provider) Init(of.EvaluationContext) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -88,7 +101,48 @@ func (p *Provider) Init(of.EvaluationContext) error {
 	p.stop = make(chan struct{})
 	stop := p.stop
 	p.cancel = p.store.Subscribe(func(e flags.Event) { p.forward(e, stop) })
+	// Read after subscribing, so that no change falls between the two;
+	// events already on their way wait for p.mu and apply after this.
+	stale := p.store.StaleSources()
+	p.stale = map[string]bool{}
+	if len(stale) == 0 {
+		return nil
+	}
+	var why []string
+	for _, src := range slices.Sorted(maps.Keys(stale)) {
+		p.stale[src] = true
+		why = append(why, src+": "+stale[src].Error())
+	}
+	p.initial = &of.Event{ProviderName: p.name, EventType: of.ProviderStale,
+		ProviderEventDetails: of.ProviderEventDetails{
+			Message:       "serving a configuration that may be out of date (" + strings.Join(why, "; ") + ")",
+			EventMetadata: map[string]any{"version": int64(p.store.Version())},
+		}}
+	p.pending.Store(true)
 	return nil
+}
+
+// flushInitial sends the STALE owed since Init, if its sources are still
+// stale.
+func (p *Provider) flushInitial() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.initial == nil {
+		return
+	}
+	ev := *p.initial
+	p.initial = nil
+	p.pending.Store(false)
+	if len(p.stale) == 0 || p.cancel == nil {
+		return
+	}
+	if p.owed == nil && p.trySend(ev) {
+		return
+	}
+	if p.owed != nil {
+		p.dropped.Add(1)
+	}
+	p.owed = &ev
 }
 
 // Shutdown stops forwarding events. The event channel stays open (the SDK
@@ -102,6 +156,8 @@ func (p *Provider) Shutdown() {
 	p.cancel()
 	close(p.stop)
 	p.cancel, p.stop = nil, nil
+	p.initial = nil
+	p.pending.Store(false)
 }
 
 // EventChannel returns the channel the SDK reads events from.
@@ -119,7 +175,7 @@ func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
 	default:
 	}
 	wasStale := len(p.stale) > 0
-	if e.Kind == flags.EventRejected {
+	if e.Kind == flags.EventRejected || e.Kind == flags.EventStale {
 		if p.stale == nil {
 			p.stale = map[string]bool{}
 		}
@@ -129,12 +185,12 @@ func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
 	}
 	wasStale = wasStale && len(p.stale) == 0 // READY again only when no source is stale
 	var evs []of.Event
+	if wasStale {
+		evs = append(evs, of.Event{ProviderName: p.name, EventType: of.ProviderReady,
+			ProviderEventDetails: of.ProviderEventDetails{Message: "configuration current again (" + e.Source + ")"}})
+	}
 	switch e.Kind {
 	case flags.EventUpdated:
-		if wasStale {
-			evs = append(evs, of.Event{ProviderName: p.name, EventType: of.ProviderReady,
-				ProviderEventDetails: of.ProviderEventDetails{Message: "configuration accepted again"}})
-		}
 		evs = append(evs, of.Event{ProviderName: p.name, EventType: of.ProviderConfigChange,
 			ProviderEventDetails: of.ProviderEventDetails{
 				Message:       "configuration updated by " + e.Source,
@@ -149,6 +205,12 @@ func (p *Provider) forward(e flags.Event, stop <-chan struct{}) {
 				// The SDK does not pass ErrorCode on to handlers; the
 				// metadata carries it too.
 				EventMetadata: map[string]any{"version": int64(e.Version), "source": e.Source, "errorCode": string(of.ParseErrorCode)},
+			}})
+	case flags.EventStale:
+		evs = append(evs, of.Event{ProviderName: p.name, EventType: of.ProviderStale,
+			ProviderEventDetails: of.ProviderEventDetails{
+				Message:       "serving a configuration that may be out of date: " + e.Source + ": " + e.Err.Error(),
+				EventMetadata: map[string]any{"version": int64(e.Version), "source": e.Source},
 			}})
 	}
 	// Never block: the store delivers events on the updating goroutine (a
@@ -209,24 +271,36 @@ func resolution(flag string, r flags.Result) of.ProviderResolutionDetail {
 
 // BooleanEvaluation evaluates a bool flag.
 func (p *Provider) BooleanEvaluation(_ context.Context, flag string, def bool, flat of.FlattenedContext) of.BoolResolutionDetail {
+	if p.pending.Load() {
+		p.flushInitial()
+	}
 	r := p.store.Evaluate(flag, &flags.EvalContext{Attributes: flat}, flags.TypeBool)
 	return of.BoolResolutionDetail{Value: r.Bool(def), ProviderResolutionDetail: resolution(flag, r)}
 }
 
 // StringEvaluation evaluates a string flag.
 func (p *Provider) StringEvaluation(_ context.Context, flag string, def string, flat of.FlattenedContext) of.StringResolutionDetail {
+	if p.pending.Load() {
+		p.flushInitial()
+	}
 	r := p.store.Evaluate(flag, &flags.EvalContext{Attributes: flat}, flags.TypeString)
 	return of.StringResolutionDetail{Value: r.String(def), ProviderResolutionDetail: resolution(flag, r)}
 }
 
 // FloatEvaluation evaluates a float flag (or an int flag, converted).
 func (p *Provider) FloatEvaluation(_ context.Context, flag string, def float64, flat of.FlattenedContext) of.FloatResolutionDetail {
+	if p.pending.Load() {
+		p.flushInitial()
+	}
 	r := p.store.Evaluate(flag, &flags.EvalContext{Attributes: flat}, flags.TypeFloat)
 	return of.FloatResolutionDetail{Value: r.Float(def), ProviderResolutionDetail: resolution(flag, r)}
 }
 
 // IntEvaluation evaluates an int flag.
 func (p *Provider) IntEvaluation(_ context.Context, flag string, def int64, flat of.FlattenedContext) of.IntResolutionDetail {
+	if p.pending.Load() {
+		p.flushInitial()
+	}
 	r := p.store.Evaluate(flag, &flags.EvalContext{Attributes: flat}, flags.TypeInt)
 	return of.IntResolutionDetail{Value: r.Int(def), ProviderResolutionDetail: resolution(flag, r)}
 }
@@ -234,6 +308,9 @@ func (p *Provider) IntEvaluation(_ context.Context, flag string, def int64, flat
 // ObjectEvaluation evaluates a flag of any type and returns its value as
 // defined; an object flag's value is shared and must not be modified.
 func (p *Provider) ObjectEvaluation(_ context.Context, flag string, def any, flat of.FlattenedContext) of.InterfaceResolutionDetail {
+	if p.pending.Load() {
+		p.flushInitial()
+	}
 	r := p.store.EvaluateAny(flag, &flags.EvalContext{Attributes: flat})
 	return of.InterfaceResolutionDetail{Value: r.Object(def), ProviderResolutionDetail: resolution(flag, r)}
 }

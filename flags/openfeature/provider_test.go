@@ -3,8 +3,11 @@ package openfeature_test
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +20,36 @@ import (
 	"github.com/batonhq/baton/flags/openfeature"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// suiteDeadline bounds the package's tests (about a second), so that a
+// test waiting for something that never happens fails within a minute,
+// with every goroutine's stack, rather than at go test's timeout.
+const suiteDeadline = 60 * time.Second
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if flag.Lookup("test.bench").Value.String() == "" {
+		time.AfterFunc(suiteDeadline, func() {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			fmt.Fprintf(os.Stderr, "FAIL: flags/openfeature tests still running after %v: a test waits for something that will not happen\n\n%s\n", suiteDeadline, buf)
+			os.Exit(2)
+		})
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// receive returns the provider's next event, or fails saying what it
+// waited for.
+func receive(t *testing.T, p *openfeature.Provider, what string) of.Event {
+	t.Helper()
+	select {
+	case ev := <-p.EventChannel():
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no event within 10s: waited for %s", what)
+		return of.Event{}
+	}
+}
 
 const flagsYAML = `
 flags:
@@ -385,17 +417,102 @@ func TestEventsNeverBlockUpdates(t *testing.T) {
 	if d := p.Dropped(); d != 49 {
 		t.Errorf("Dropped() = %d, want 49 (50 changes, room for one)", d)
 	}
-	if ev := <-p.EventChannel(); ev.EventType != of.ProviderConfigChange {
+	if ev := receive(t, p, "the one CONFIGURATION_CHANGED that fit"); ev.EventType != of.ProviderConfigChange {
 		t.Fatalf("first event %s", ev.EventType)
 	}
 	// The STALE that found no room goes out before the next event.
 	if err := store.ClearOverride("a"); err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-p.EventChannel(); ev.EventType != of.ProviderStale {
+	if ev := receive(t, p, "the STALE kept back"); ev.EventType != of.ProviderStale {
 		t.Fatalf("after draining: %s, want the STALE kept back", ev.EventType)
 	}
 	if d := p.Dropped(); d != 50 {
 		t.Errorf("Dropped() = %d, want 50", d)
+	}
+}
+
+// TestDocumentSourceStaleUntilFresh: a host restarted while its engine is
+// down serves its cached document and the SDK reports STALE until the
+// transport delivers a version: then READY and CONFIGURATION_CHANGED. A
+// lost transport is STALE again, and the same version delivered once more
+// is READY.
+func TestDocumentSourceStaleUntilFresh(t *testing.T) {
+	cache := filepath.Join(t.TempDir(), "flags.cache")
+	doc := func(v uint64, def string) flags.Document {
+		return flags.Document{Version: v, Name: "fleet.yaml", Data: []byte(
+			"flags:\n  checkout:\n    variants: {on: true, off: false}\n    default: " + def + "\n")}
+	}
+	// A previous run applied version 3.
+	prev, err := flags.New(flags.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := flags.NewDocumentSource(prev, flags.DocumentOptions{CacheFile: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Apply(doc(3, "on")); err != nil {
+		t.Fatal(err)
+	}
+	prev.Close()
+
+	store, err := flags.New(flags.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	if src, err = flags.NewDocumentSource(store, flags.DocumentOptions{CacheFile: cache}); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{store: store, events: make(chan event, 64), api: isolated.NewAPI()}
+	for _, k := range []of.EventType{of.ProviderReady, of.ProviderConfigChange, of.ProviderStale, of.ProviderError} {
+		cb := func(d of.EventDetails) { e.events <- event{k, d} }
+		e.api.AddHandler(k, &cb)
+	}
+	ctx := context.Background()
+	if err := e.api.SetProviderAndWait(ctx, openfeature.New(store, openfeature.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	defer e.api.Shutdown(context.Background())
+	e.client = e.api.NewClient()
+	e.wait(t, of.ProviderReady)
+
+	// The cached version serves; the first evaluation sends the STALE
+	// owed since Init, after the SDK's READY.
+	if !e.client.Boolean(ctx, "checkout", false, of.EvaluationContext{}) {
+		t.Error("the cached version is not served")
+	}
+	d := e.wait(t, of.ProviderStale)[of.ProviderStale]
+	if !strings.Contains(d.Message, "serving version 3 from the cache") {
+		t.Errorf("STALE says %q", d.Message)
+	}
+	if st := e.client.State(); st != of.StaleState {
+		t.Errorf("state %s, want STALE", st)
+	}
+
+	// The engine is back with version 4.
+	if err := src.Apply(doc(4, "off")); err != nil {
+		t.Fatal(err)
+	}
+	got := e.wait(t, of.ProviderReady, of.ProviderConfigChange)
+	if ch := got[of.ProviderConfigChange].FlagChanges; len(ch) != 1 || ch[0] != "checkout" {
+		t.Errorf("changed flags %v", ch)
+	}
+	if st := e.client.State(); st != of.ReadyState || e.client.Boolean(ctx, "checkout", true, of.EvaluationContext{}) {
+		t.Errorf("state %s, or version 4 not served", st)
+	}
+
+	// Lost again, then the same version confirmed.
+	src.MarkStale(errors.New("engine unreachable"))
+	if d := e.wait(t, of.ProviderStale)[of.ProviderStale]; !strings.Contains(d.Message, "engine unreachable") {
+		t.Errorf("STALE says %q", d.Message)
+	}
+	if err := src.Apply(doc(4, "off")); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(t, of.ProviderReady)
+	if st := e.client.State(); st != of.ReadyState {
+		t.Errorf("state %s after the version in force was confirmed, want READY", st)
 	}
 }
