@@ -12,13 +12,20 @@ import (
 )
 
 // Step is one stage of a progressive rollout. The zero value is a step at
-// weight 0 that lasts DefaultStepDuration and needs a passing analysis.
+// weight 0 that lasts at least DefaultStepDuration and needs a passing
+// analysis.
 type Step struct {
 	// Weight is the canary weight during the step, in basis points.
 	Weight uint32
 	// MinDuration is the least time spent at this weight before moving
 	// on; zero means DefaultStepDuration.
 	MinDuration time.Duration
+	// MaxDuration is the longest the step may wait for a Pass (positive
+	// evidence that the canary is no worse than stable) before
+	// ControllerOptions.OnDeadline applies; zero means
+	// DefaultMaxDurationFactor times MinDuration. It counts from the
+	// step's start, or from the last Resume.
+	MaxDuration time.Duration
 	// MinSamples is the least number of canary requests served during
 	// the step before moving on; zero means no minimum.
 	MinSamples uint64
@@ -31,44 +38,56 @@ type Step struct {
 // zero.
 const DefaultStepDuration = 5 * time.Minute
 
+// DefaultMaxDurationFactor times MinDuration is a step's deadline when
+// Step.MaxDuration is zero.
+const DefaultMaxDurationFactor = 4
+
 // DefaultInterval is how often Run checks the canary.
 const DefaultInterval = 10 * time.Second
 
-// State is where a rollout is. The zero value is Pending.
-type State uint8
+// DeadlineAction is what a Controller does with a step still inconclusive
+// at its MaxDuration. The zero value is Hold.
+type DeadlineAction uint8
 
 const (
-	// Pending: not started; the splitter's weight is untouched.
-	Pending State = iota
-	// Progressing: checking, and promoting step by step.
-	Progressing
-	// Paused: checking (and aborting on failure) but not promoting.
-	Paused
-	// Promoted: every step passed; the canary takes all traffic.
-	Promoted
-	// Aborted: rolled back; the canary takes no traffic.
-	Aborted
+	// Hold pauses the rollout at the step's weight (PhasePaused, with an
+	// EventPaused that says why): checks go on and a failure still
+	// aborts, but only Promote or Resume moves the weight up, and Abort
+	// rolls back. Nothing is promoted without evidence.
+	Hold DeadlineAction = iota
+	// FailInconclusive aborts the rollout as if the analysis had failed.
+	FailInconclusive
 )
 
-// String names the state.
-func (s State) String() string {
-	switch s {
-	case Pending:
+// Phase is where a Controller's rollout is; the names are rollout.Phase's
+// where the meaning is the same. The zero value is PhasePending.
+type Phase string
+
+// Phases of a canary rollout.
+const (
+	// PhasePending: not started; the splitter's weight is untouched.
+	PhasePending Phase = ""
+	// PhaseRunning: checking, and promoting step by step.
+	PhaseRunning Phase = "running"
+	// PhasePaused: checking (and aborting on failure) but not promoting,
+	// after Pause or a Hold at a step's deadline.
+	PhasePaused Phase = "paused"
+	// PhaseSucceeded: every step passed; the canary takes all traffic.
+	PhaseSucceeded Phase = "succeeded"
+	// PhaseRolledBack: aborted; the canary takes no traffic.
+	PhaseRolledBack Phase = "rolled-back"
+)
+
+// String names the phase ("pending" for PhasePending).
+func (p Phase) String() string {
+	if p == PhasePending {
 		return "pending"
-	case Progressing:
-		return "progressing"
-	case Paused:
-		return "paused"
-	case Promoted:
-		return "promoted"
-	case Aborted:
-		return "aborted"
 	}
-	return "State(" + strconv.Itoa(int(s)) + ")"
+	return string(p)
 }
 
-// Finished reports whether the rollout is over (promoted or aborted).
-func (s State) Finished() bool { return s == Promoted || s == Aborted }
+// Done reports whether the rollout is over (succeeded or rolled back).
+func (p Phase) Done() bool { return p == PhaseSucceeded || p == PhaseRolledBack }
 
 // EventKind says what an Event records. The zero value is EventStarted.
 type EventKind uint8
@@ -77,7 +96,7 @@ type EventKind uint8
 const (
 	EventStarted  EventKind = iota // the first step's weight is set
 	EventStep                      // moved on to the next step
-	EventPaused                    // promotion paused
+	EventPaused                    // promotion paused (by hand, or held at a deadline)
 	EventResumed                   // promotion resumed
 	EventPromoted                  // every step passed: weight 100%
 	EventAborted                   // rolled back: weight 0
@@ -93,8 +112,8 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind   EventKind
 	At     time.Time
-	From   State
-	To     State
+	From   Phase
+	To     Phase
 	Step   int    // the step in force after the transition (-1 before the first)
 	Weight uint32 // the weight in force after the transition
 	Reason string // why, in words
@@ -115,6 +134,9 @@ type ControllerOptions struct {
 	Analysis AnalysisOptions
 	// Interval is how often Run checks; zero means DefaultInterval.
 	Interval time.Duration
+	// OnDeadline is what happens to a step still without a Pass at its
+	// MaxDuration; the zero value is Hold.
+	OnDeadline DeadlineAction
 	// Clock tells the time of step starts and checks; nil means the
 	// splitter's clock.
 	Clock Clock
@@ -130,7 +152,7 @@ type ControllerOptions struct {
 // Status is a snapshot of a rollout. The zero value is a pending rollout
 // with no data.
 type Status struct {
-	State State
+	Phase Phase
 	// Step is the index of the current step, -1 before Start.
 	Step  int
 	Steps int
@@ -139,7 +161,7 @@ type Status struct {
 	StepStarted time.Time
 	// StepRequests is the number of canary requests served in this step.
 	StepRequests uint64
-	// Stable and Canary are the figures over the analysis window now.
+	// Stable and Canary are the figures at the current weight now.
 	Stable, Canary Figures
 	// Last is the latest analysis (zero before the first).
 	Last Report
@@ -175,6 +197,7 @@ type Controller struct {
 	steps    []Step
 	analyzer *Analyzer
 	interval time.Duration
+	onDead   DeadlineAction
 	clock    Clock
 	onEvent  func(Event)
 	log      *slog.Logger
@@ -182,10 +205,11 @@ type Controller struct {
 	op sync.Mutex // serialises transitions and event delivery
 
 	mu           sync.Mutex // guards the fields below, for Status
-	state        State
+	phase        Phase
 	step         int
 	stepStarted  time.Time
-	stepBaseline uint64 // canary total at step start
+	deadlineFrom time.Time // step start or last Resume: MaxDuration counts from here
+	stepBaseline uint64    // canary total at step start
 	last         Report
 	reason       string
 	manualAbort  bool
@@ -227,6 +251,15 @@ func NewController(o ControllerOptions) (*Controller, error) {
 		if st.MinDuration == 0 {
 			st.MinDuration = DefaultStepDuration
 		}
+		if st.MaxDuration < 0 {
+			return nil, optErr(field+".MaxDuration", "must not be negative, got %s", st.MaxDuration)
+		}
+		if st.MaxDuration == 0 {
+			st.MaxDuration = DefaultMaxDurationFactor * st.MinDuration
+		}
+		if st.MaxDuration < st.MinDuration {
+			return nil, optErr(field+".MaxDuration", "%s is shorter than MinDuration %s: the step could never pass", st.MaxDuration, st.MinDuration)
+		}
 		steps[i] = st
 		looks += int((st.MinDuration + o.Interval - 1) / o.Interval)
 	}
@@ -247,6 +280,7 @@ func NewController(o ControllerOptions) (*Controller, error) {
 		steps:    steps,
 		analyzer: an,
 		interval: o.Interval,
+		onDead:   o.OnDeadline,
 		clock:    o.Clock,
 		onEvent:  o.OnEvent,
 		log:      o.Logger,
@@ -269,45 +303,45 @@ func (c *Controller) Start() error {
 	defer c.op.Unlock()
 	c.mu.Lock()
 	switch {
-	case c.state.Finished():
+	case c.phase.Done():
 		c.mu.Unlock()
 		return ErrFinished
-	case c.state != Pending:
+	case c.phase != PhasePending:
 		c.mu.Unlock()
 		return nil
 	}
 	c.mu.Unlock()
 	c.analyzer.Reset()
-	ev := c.enterStep(0, Progressing, EventStarted, "rollout started at "+formatWeight(c.steps[0].Weight), false)
+	ev := c.enterStep(0, PhaseRunning, EventStarted, "rollout started at "+formatWeight(c.steps[0].Weight), false)
 	c.emit(ev)
 	return nil
 }
 
 // enterStep moves to step i; the caller holds op.
-func (c *Controller) enterStep(i int, to State, kind EventKind, reason string, manual bool) Event {
+func (c *Controller) enterStep(i int, to Phase, kind EventKind, reason string, manual bool) Event {
 	now := c.clock.Now()
 	w := c.steps[i].Weight
 	_ = c.s.SetWeight(w) // validated in NewController
 	base, _ := c.s.metrics.Totals(Canary)
 	c.mu.Lock()
-	from := c.state
-	c.state, c.step, c.stepStarted, c.stepBaseline, c.reason = to, i, now, base, reason
+	from := c.phase
+	c.phase, c.step, c.stepStarted, c.deadlineFrom, c.stepBaseline, c.reason = to, i, now, now, base, reason
 	c.mu.Unlock()
 	return Event{Kind: kind, At: now, From: from, To: to, Step: i, Weight: w, Reason: reason, Manual: manual}
 }
 
-func (c *Controller) finish(to State, kind EventKind, reason string, manual bool) Event {
+func (c *Controller) finish(to Phase, kind EventKind, reason string, manual bool) Event {
 	now := c.clock.Now()
 	var w uint32
-	if to == Aborted {
+	if to == PhaseRolledBack {
 		c.s.Halt()
 	} else {
 		w = MaxWeight
 		_ = c.s.SetWeight(w)
 	}
 	c.mu.Lock()
-	from := c.state
-	c.state, c.reason, c.manualAbort = to, reason, manual && to == Aborted
+	from := c.phase
+	c.phase, c.reason, c.manualAbort = to, reason, manual && to == PhaseRolledBack
 	step := c.step
 	close(c.done)
 	c.mu.Unlock()
@@ -349,12 +383,12 @@ func (c *Controller) Evaluate(ctx context.Context) (Report, error) {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	state, step, started, base := c.state, c.step, c.stepStarted, c.stepBaseline
+	state, step, started, base, from := c.phase, c.step, c.stepStarted, c.stepBaseline, c.deadlineFrom
 	c.mu.Unlock()
 	switch {
-	case state == Pending:
+	case state == PhasePending:
 		return Report{}, ErrNotStarted
-	case state.Finished():
+	case state.Done():
 		return c.lastReport(), ErrFinished
 	}
 	now := c.clock.Now()
@@ -363,25 +397,40 @@ func (c *Controller) Evaluate(ctx context.Context) (Report, error) {
 	c.last = r
 	c.mu.Unlock()
 	if r.Verdict == Fail {
-		c.emit(c.finish(Aborted, EventAborted, r.Reason, false))
+		c.emit(c.finish(PhaseRolledBack, EventAborted, r.Reason, false))
 		return r, nil
 	}
-	if state == Paused {
+	if state == PhasePaused {
 		return r, nil
 	}
 	st := c.steps[step]
 	total, _ := c.s.metrics.Totals(Canary)
 	switch {
 	case now.Sub(started) < st.MinDuration:
-	case total-base < st.MinSamples:
-	case !st.SkipAnalysis && r.Verdict != Pass:
+	case total-base < st.MinSamples && now.Sub(from) < st.MaxDuration:
+	case !st.SkipAnalysis && r.Verdict != Pass || total-base < st.MinSamples:
+		if now.Sub(from) < st.MaxDuration {
+			break
+		}
+		// No evidence by the deadline: never promote silently.
+		why := fmt.Sprintf("no passing analysis after %s at %s (%d canary requests this step): %s",
+			now.Sub(from).Round(time.Second), formatWeight(st.Weight), total-base, r.Reason)
+		if c.onDead == FailInconclusive {
+			c.emit(c.finish(PhaseRolledBack, EventAborted, why, false))
+			break
+		}
+		c.mu.Lock()
+		c.phase, c.reason = PhasePaused, "held: "+why+"; Promote, Resume or Abort"
+		ev := Event{Kind: EventPaused, At: now, From: state, To: PhasePaused, Step: step, Weight: c.s.Weight(), Reason: c.reason}
+		c.mu.Unlock()
+		c.emit(ev)
 	case step+1 < len(c.steps):
 		next := c.steps[step+1].Weight
-		c.emit(c.enterStep(step+1, Progressing, EventStep,
+		c.emit(c.enterStep(step+1, PhaseRunning, EventStep,
 			fmt.Sprintf("step %d passed after %s; canary weight %s -> %s", step+1, now.Sub(started).Round(time.Second),
 				formatWeight(st.Weight), formatWeight(next)), false))
 	default:
-		c.emit(c.finish(Promoted, EventPromoted,
+		c.emit(c.finish(PhaseSucceeded, EventPromoted,
 			fmt.Sprintf("all %d steps passed; canary promoted to 100%%", len(c.steps)), false))
 	}
 	return r, nil
@@ -400,19 +449,19 @@ func (c *Controller) Promote() error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	state, step := c.state, c.step
+	state, step := c.phase, c.step
 	c.mu.Unlock()
 	switch {
-	case state.Finished():
+	case state.Done():
 		return ErrFinished
-	case state == Pending:
+	case state == PhasePending:
 		c.analyzer.Reset()
-		c.emit(c.enterStep(0, Progressing, EventStarted, "rollout started by hand at "+formatWeight(c.steps[0].Weight), true))
+		c.emit(c.enterStep(0, PhaseRunning, EventStarted, "rollout started by hand at "+formatWeight(c.steps[0].Weight), true))
 	case step+1 < len(c.steps):
 		to := state // a paused rollout stays paused at the new step
 		c.emit(c.enterStep(step+1, to, EventStep, "promoted by hand to "+formatWeight(c.steps[step+1].Weight), true))
 	default:
-		c.emit(c.finish(Promoted, EventPromoted, "promoted by hand to 100%", true))
+		c.emit(c.finish(PhaseSucceeded, EventPromoted, "promoted by hand to 100%", true))
 	}
 	return nil
 }
@@ -423,15 +472,15 @@ func (c *Controller) Abort(reason string) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	state := c.state
+	state := c.phase
 	c.mu.Unlock()
-	if state.Finished() {
+	if state.Done() {
 		return ErrFinished
 	}
 	if reason == "" {
 		reason = "aborted by hand"
 	}
-	c.emit(c.finish(Aborted, EventAborted, reason, true))
+	c.emit(c.finish(PhaseRolledBack, EventAborted, reason, true))
 	return nil
 }
 
@@ -452,26 +501,29 @@ func (c *Controller) setPaused(pause bool, reason string) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	from := c.state
+	from := c.phase
 	switch {
-	case from == Pending:
+	case from == PhasePending:
 		c.mu.Unlock()
 		return ErrNotStarted
-	case from.Finished():
+	case from.Done():
 		c.mu.Unlock()
 		return ErrFinished
-	case (from == Paused) == pause:
+	case (from == PhasePaused) == pause:
 		c.mu.Unlock()
 		return nil
 	}
-	to, kind := Progressing, EventResumed
+	to, kind := PhaseRunning, EventResumed
 	if pause {
-		to, kind = Paused, EventPaused
+		to, kind = PhasePaused, EventPaused
 		if reason == "" {
 			reason = "paused by hand"
 		}
 	}
-	c.state, c.reason = to, reason
+	c.phase, c.reason = to, reason
+	if !pause {
+		c.deadlineFrom = c.clock.Now()
+	}
 	ev := Event{Kind: kind, At: c.clock.Now(), From: from, To: to, Step: c.step, Weight: c.s.Weight(), Reason: reason, Manual: true}
 	c.mu.Unlock()
 	c.emit(ev)
@@ -481,12 +533,12 @@ func (c *Controller) setPaused(pause bool, reason string) error {
 // Status returns a snapshot: state, step, weight, the figures of both
 // variants over the window now, and the latest verdict with its reason.
 func (c *Controller) Status() Status {
-	w := c.s.metrics.SnapshotAt(c.clock.Now())
+	w := c.s.metrics.SnapshotAt(c.clock.Now()).Current()
 	total, _ := c.s.metrics.Totals(Canary)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := Status{
-		State:        c.state,
+		Phase:        c.phase,
 		Step:         c.step,
 		Steps:        len(c.steps),
 		Weight:       c.s.Weight(),
@@ -498,10 +550,10 @@ func (c *Controller) Status() Status {
 		Reason:       c.reason,
 	}
 	st.Last.Checks = append([]Check(nil), c.last.Checks...)
-	if c.state == Progressing && c.last.Reason != "" {
+	if c.phase == PhaseRunning && c.last.Reason != "" {
 		st.Reason = c.last.Verdict.String() + ": " + c.last.Reason
 	}
-	if c.state == Pending {
+	if c.phase == PhasePending {
 		st.StepRequests = 0
 	}
 	return st
@@ -541,10 +593,10 @@ var errNotDone = errors.New("not done")
 func (c *Controller) result() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch c.state {
-	case Promoted:
+	switch c.phase {
+	case PhaseSucceeded:
 		return nil
-	case Aborted:
+	case PhaseRolledBack:
 		return &AbortError{Reason: c.reason, Manual: c.manualAbort}
 	}
 	return errNotDone

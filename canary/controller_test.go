@@ -65,7 +65,7 @@ func TestControllerManual(t *testing.T) {
 	if err := r.c.Pause(""); !errors.Is(err, canary.ErrNotStarted) {
 		t.Fatalf("Pause before Start = %v", err)
 	}
-	if st := r.c.Status(); st.State != canary.Pending || st.Step != -1 || st.Weight != 0 {
+	if st := r.c.Status(); st.Phase != canary.PhasePending || st.Step != -1 || st.Weight != 0 {
 		t.Fatalf("pending status %+v", st)
 	}
 	if err := r.c.Start(); err != nil || r.s.Weight() != 100 {
@@ -74,8 +74,8 @@ func TestControllerManual(t *testing.T) {
 	if err := r.c.Pause("waiting for the on-call"); err != nil {
 		t.Fatal(err)
 	}
-	if st := r.c.Status(); st.State != canary.Paused || st.Reason != "waiting for the on-call" {
-		t.Fatalf("paused status %s %q", st.State, st.Reason)
+	if st := r.c.Status(); st.Phase != canary.PhasePaused || st.Reason != "waiting for the on-call" {
+		t.Fatalf("paused status %s %q", st.Phase, st.Reason)
 	}
 	// Paused at a passing step: no promotion even after the duration.
 	r.clock.Advance(2 * time.Hour)
@@ -83,13 +83,13 @@ func TestControllerManual(t *testing.T) {
 	if rep, err := r.c.Evaluate(ctx); err != nil || rep.Verdict != canary.Pass || r.s.Weight() != 100 {
 		t.Fatalf("paused evaluate: %v %s weight %d", err, rep.Verdict, r.s.Weight())
 	}
-	if err := r.c.Promote(); err != nil || r.s.Weight() != 1000 || r.c.Status().State != canary.Paused {
-		t.Fatalf("manual promote while paused: %v weight %d state %s", err, r.s.Weight(), r.c.Status().State)
+	if err := r.c.Promote(); err != nil || r.s.Weight() != 1000 || r.c.Status().Phase != canary.PhasePaused {
+		t.Fatalf("manual promote while paused: %v weight %d state %s", err, r.s.Weight(), r.c.Status().Phase)
 	}
 	if err := r.c.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.Promote(); err != nil || r.s.Weight() != canary.MaxWeight || r.c.Status().State != canary.Promoted {
+	if err := r.c.Promote(); err != nil || r.s.Weight() != canary.MaxWeight || r.c.Status().Phase != canary.PhaseSucceeded {
 		t.Fatalf("manual promote from last step: %v weight %d", err, r.s.Weight())
 	}
 	select {
@@ -121,7 +121,7 @@ func TestControllerManualAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := r.c.Status()
-	if st.State != canary.Aborted || st.Weight != 0 || st.Reason != "customer reports from EU" || !r.s.Halted() {
+	if st.Phase != canary.PhaseRolledBack || st.Weight != 0 || st.Reason != "customer reports from EU" || !r.s.Halted() {
 		t.Fatalf("after abort: %+v halted %v", st, r.s.Halted())
 	}
 	err := r.c.Run(context.Background())
@@ -146,7 +146,7 @@ func TestControllerAutomatic(t *testing.T) {
 	}
 	r.traffic(10*time.Second, 50, 0, 0)
 	rep, _ := r.c.Evaluate(ctx)
-	if rep.Verdict != canary.Insufficient || r.s.Weight() != 500 {
+	if rep.Verdict != canary.Inconclusive || r.s.Weight() != 500 {
 		t.Fatalf("50 requests: %s at %d", rep.Verdict, r.s.Weight())
 	}
 	for range 3 {
@@ -161,8 +161,8 @@ func TestControllerAutomatic(t *testing.T) {
 	r.traffic(10*time.Second, 500, 1000, 10)
 	rep, _ = r.c.Evaluate(ctx)
 	st = r.c.Status()
-	if rep.Verdict != canary.Fail || st.State != canary.Aborted || st.Weight != 0 {
-		t.Fatalf("10%% errors: %s, %s at %d", rep.Verdict, st.State, st.Weight)
+	if rep.Verdict != canary.Fail || st.Phase != canary.PhaseRolledBack || st.Weight != 0 {
+		t.Fatalf("10%% errors: %s, %s at %d", rep.Verdict, st.Phase, st.Weight)
 	}
 	if !strings.HasPrefix(st.Reason, "canary is worse than stable: canary error rate") {
 		t.Fatalf("reason %q", st.Reason)
@@ -170,7 +170,7 @@ func TestControllerAutomatic(t *testing.T) {
 	if got, want := r.kinds(), "started,step,aborted"; got != want {
 		t.Fatalf("events %s, want %s", got, want)
 	}
-	if e := r.events[2]; e.Manual || e.From != canary.Progressing || e.To != canary.Aborted || e.Reason != st.Reason {
+	if e := r.events[2]; e.Manual || e.From != canary.PhaseRunning || e.To != canary.PhaseRolledBack || e.Reason != st.Reason {
 		t.Fatalf("abort event %+v", e)
 	}
 	if _, err := r.c.Evaluate(ctx); !errors.Is(err, canary.ErrFinished) {
@@ -185,8 +185,8 @@ func TestControllerMinSamplesHolds(t *testing.T) {
 		r.traffic(10*time.Second, 200, 0, 0)
 		r.c.Evaluate(context.Background())
 	}
-	if st := r.c.Status(); st.State != canary.Progressing || st.StepRequests != 1000 {
-		t.Fatalf("below MinSamples: %s with %d step requests", st.State, st.StepRequests)
+	if st := r.c.Status(); st.Phase != canary.PhaseRunning || st.StepRequests != 1000 {
+		t.Fatalf("below MinSamples: %s with %d step requests", st.Phase, st.StepRequests)
 	}
 }
 
@@ -225,8 +225,8 @@ func TestControllerRun(t *testing.T) {
 	if err := c.Run(context.Background()); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if st := c.Status(); st.State != canary.Promoted || s.Weight() != canary.MaxWeight {
-		t.Fatalf("after Run: %s at %d", st.State, s.Weight())
+	if st := c.Status(); st.Phase != canary.PhaseSucceeded || s.Weight() != canary.MaxWeight {
+		t.Fatalf("after Run: %s at %d", st.Phase, s.Weight())
 	}
 	// Cancellation leaves the weight where it is.
 	s2 := newSplitter(t, canary.Options{})

@@ -240,7 +240,7 @@ func TestEndToEndBadCanaryRolledBack(t *testing.T) {
 	if err := ctl.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for batch := 0; batch < 10 && !ctl.Status().State.Finished(); batch++ {
+	for batch := 0; batch < 10 && !ctl.Status().Phase.Done(); batch++ {
 		res := load(t, url, 1500, 8, 300)
 		if !res.sticky {
 			t.Fatalf("batch %d: a user was served by both processes at one weight", batch)
@@ -250,8 +250,8 @@ func TestEndToEndBadCanaryRolledBack(t *testing.T) {
 		}
 	}
 	st := ctl.Status()
-	if st.State != canary.Aborted || st.Weight != 0 {
-		t.Fatalf("bad canary: %s at %d (%s)", st.State, st.Weight, st.Reason)
+	if st.Phase != canary.PhaseRolledBack || st.Weight != 0 {
+		t.Fatalf("bad canary: %s at %d (%s)", st.Phase, st.Weight, st.Reason)
 	}
 	if !strings.Contains(st.Reason, "canary error rate") {
 		t.Errorf("abort reason does not name the error rate: %s", st.Reason)
@@ -283,7 +283,7 @@ func TestEndToEndGoodCanaryPromoted(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := map[string]int{}
-	for batch := 0; batch < 10 && !ctl.Status().State.Finished(); batch++ {
+	for batch := 0; batch < 10 && !ctl.Status().Phase.Done(); batch++ {
 		res := load(t, url, 1000, 8, 300)
 		if res.statuses[200] != 1000 {
 			t.Fatalf("batch %d: statuses %v", batch, res.statuses)
@@ -296,8 +296,8 @@ func TestEndToEndGoodCanaryPromoted(t *testing.T) {
 		}
 	}
 	st := ctl.Status()
-	if st.State != canary.Promoted || st.Weight != canary.MaxWeight {
-		t.Fatalf("good canary: %s at %d (%s)", st.State, st.Weight, st.Reason)
+	if st.Phase != canary.PhaseSucceeded || st.Weight != canary.MaxWeight {
+		t.Fatalf("good canary: %s at %d (%s)", st.Phase, st.Weight, st.Reason)
 	}
 	want := []canary.EventKind{canary.EventStarted, canary.EventStep, canary.EventPromoted}
 	if fmt.Sprint(events) != fmt.Sprint(want) {

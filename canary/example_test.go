@@ -71,12 +71,12 @@ func ExampleController() {
 		clock.Advance(10 * time.Second)
 		r, _ := ctl.Evaluate(context.Background())
 		fmt.Printf("check %d: %s\n", check, r.Verdict)
-		if ctl.Status().State.Finished() {
+		if ctl.Status().Phase.Done() {
 			break
 		}
 	}
 	st := ctl.Status()
-	fmt.Println(st.State, st.Weight)
+	fmt.Println(st.Phase, st.Weight)
 	// Output:
 	// started at 5%
 	// aborted at 0%

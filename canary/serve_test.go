@@ -339,7 +339,7 @@ func TestClientCancelNotCountedAsError(t *testing.T) {
 	if c := s.Metrics().Canceled(canary.Canary); c != 1 {
 		t.Fatalf("Canceled(canary) = %d, want 1", c)
 	}
-	if w := s.Metrics().Snapshot(); w.Of(canary.Canary).Requests != 0 {
+	if w := s.Metrics().Snapshot().Current(); w.Of(canary.Canary).Requests != 0 {
 		t.Fatalf("hang-up in the analysis window: %+v", w.Of(canary.Canary).Requests)
 	}
 

@@ -44,10 +44,10 @@ func main() {
 	cfg := config{rps: *rps, stepFor: *stepFor, interval: 2 * time.Second, alpha: *alpha, out: os.Stdout}
 	ok := true
 	if *scenario == "good" || *scenario == "both" {
-		ok = run("good", 0, 0, cfg, canary.Promoted) && ok
+		ok = run("good", 0, 0, cfg, canary.PhaseSucceeded) && ok
 	}
 	if *scenario == "bad" || *scenario == "both" {
-		ok = run("bad", *v2Errors, *v2Latency, cfg, canary.Aborted) && ok
+		ok = run("bad", *v2Errors, *v2Latency, cfg, canary.PhaseRolledBack) && ok
 	}
 	if !ok {
 		os.Exit(1)
@@ -76,7 +76,7 @@ func version(name string, errRate float64, extra time.Duration) http.Handler {
 	})
 }
 
-func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, want canary.State) bool {
+func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, want canary.Phase) bool {
 	rps, stepFor, alpha, out := cfg.rps, cfg.stepFor, cfg.alpha, cfg.out
 	fmt.Fprintf(out, "== scenario %s: v2 error rate %.1f%%, v2 added latency %s\n", name, 100*v2Errors, v2Latency)
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -132,7 +132,7 @@ func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, wan
 	stopLoad()
 	wg.Wait()
 	st := ctl.Status()
-	fmt.Fprintf(out, "   result: %s after %d requests (%d failed)", st.State, sent.Load(), failed.Load())
+	fmt.Fprintf(out, "   result: %s after %d requests (%d failed)", st.Phase, sent.Load(), failed.Load())
 	var ae *canary.AbortError
 	switch {
 	case err == nil:
@@ -145,7 +145,7 @@ func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, wan
 	fmt.Fprintf(out, "   window: stable %d req, %.2f%% errors, p99 %s | canary %d req, %.2f%% errors, p99 %s\n",
 		st.Stable.Requests, 100*st.Stable.ErrorRate, st.Stable.P99.Round(10*time.Microsecond),
 		st.Canary.Requests, 100*st.Canary.ErrorRate, st.Canary.P99.Round(10*time.Microsecond))
-	if st.State != want {
+	if st.Phase != want {
 		fmt.Fprintf(out, "   UNEXPECTED: wanted %s\n", want)
 		return false
 	}
