@@ -199,7 +199,10 @@ func load(t *testing.T, url string, n, workers, users int) loadResult {
 func e2eSetup(t *testing.T, canaryFailEvery int) (*canary.Splitter, string) {
 	stable := startUpstream(t, "stable", "tcp", 0)
 	cnry := startUpstream(t, "canary", filepath.Join(t.TempDir(), "canary.sock"), canaryFailEvery)
-	s, err := canary.New(canary.Options{Stable: stable, Canary: cnry, Key: canary.KeyOptions{Header: "X-User"}})
+	// Short intervals: the interval in which the weight changes is left
+	// out of the analysis, and these batches take well under a second.
+	s, err := canary.New(canary.Options{Stable: stable, Canary: cnry, Key: canary.KeyOptions{Header: "X-User"},
+		Window: 10 * time.Second, Resolution: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +234,7 @@ func TestEndToEndBadCanaryRolledBack(t *testing.T) {
 	s, url := e2eSetup(t, 10)
 	ctl, err := canary.NewController(canary.ControllerOptions{
 		Splitter: s,
-		Steps:    []canary.Step{{Weight: 1000, MinDuration: time.Nanosecond}, {Weight: 5000, MinDuration: time.Nanosecond}},
+		Steps:    []canary.Step{{Weight: 1000, MinDuration: time.Nanosecond, MaxDuration: time.Minute}, {Weight: 5000, MinDuration: time.Nanosecond, MaxDuration: time.Minute}},
 		Analysis: canary.AnalysisOptions{SkipLatency: true},
 	})
 	if err != nil {
@@ -269,7 +272,7 @@ func TestEndToEndGoodCanaryPromoted(t *testing.T) {
 	var events []canary.EventKind
 	ctl, err := canary.NewController(canary.ControllerOptions{
 		Splitter: s,
-		Steps:    []canary.Step{{Weight: 1000, MinDuration: time.Nanosecond}, {Weight: 5000, MinDuration: time.Nanosecond}},
+		Steps:    []canary.Step{{Weight: 1000, MinDuration: time.Nanosecond, MaxDuration: time.Minute}, {Weight: 5000, MinDuration: time.Nanosecond, MaxDuration: time.Minute}},
 		// Latency is left out: two processes on one busy machine (one
 		// over TCP, one over a Unix socket) differ for reasons that have
 		// nothing to do with the code under test.

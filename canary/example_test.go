@@ -81,7 +81,7 @@ func ExampleController() {
 	// started at 5%
 	// aborted at 0%
 	// check 1: fail
-	// aborted 0
+	// rolled-back 0
 }
 
 // A target in another process: the new binary listening on a Unix socket.
