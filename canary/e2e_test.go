@@ -220,7 +220,7 @@ func e2eSetup(t *testing.T, canaryFailEvery int) (*canary.Splitter, string) {
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Error(err)
 		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		if err := await(t, served, "the server to stop"); !errors.Is(err, http.ErrServerClosed) {
 			t.Error(err)
 		}
 	})
@@ -337,7 +337,9 @@ func TestEndToEndMirror(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	<-served
+	if err := await(t, served, "the server to stop"); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		t.Error(err)
+	}
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -395,4 +395,3 @@ func TestSimNoTraffic(t *testing.T) {
 		}
 	}
 }
-
