@@ -418,19 +418,19 @@ func sameHeaderName(a, b string) bool {
 		return false
 	}
 	for i := range len(a) {
-		x, y := a[i], b[i]
-		if x == '_' {
-			x = '-'
-		}
-		if y == '_' {
-			y = '-'
-		}
-		if x|0x20 != y|0x20 && !(x == y) {
-			return false
-		}
-		if x != y && ((x|0x20) < 'a' || (x|0x20) > 'z') {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + ('a' - 'A')
+	}
+	return c
 }
