@@ -253,6 +253,8 @@ func TestControllerOptionsErrors(t *testing.T) {
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 10000}}}, "Steps[1].Weight"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 100}}}, "Steps[1].Weight"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{MinDuration: -1}}}, "Steps[0].MinDuration"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{MaxDuration: -1}}}, "Steps[0].MaxDuration"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{MinDuration: time.Minute, MaxDuration: time.Second}}}, "Steps[0].MaxDuration"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{}}, Analysis: canary.AnalysisOptions{Alpha: 2}}, "Analysis.Alpha"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{}}, Interval: -time.Second}, "Interval"},
 	}
@@ -266,5 +268,48 @@ func TestControllerOptionsErrors(t *testing.T) {
 	_, err := canary.NewController(canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 100}}})
 	if want := "canary: invalid options: Steps[1].Weight: 1% is below the previous step's 5%: weights must not decrease"; fmt.Sprint(err) != want {
 		t.Errorf("error text %q", err)
+	}
+}
+
+// TestControllerDeadline: a step without a Pass by its MaxDuration is held
+// (never promoted), Resume gives it a new deadline, and FailInconclusive
+// rolls it back instead.
+func TestControllerDeadline(t *testing.T) {
+	steps := []canary.Step{{Weight: 500, MinDuration: 10 * time.Second, MaxDuration: 30 * time.Second}}
+	r := newRig(t, steps, canary.AnalysisOptions{SkipLatency: true})
+	ctx := context.Background()
+	r.c.Start()
+	for range 3 {
+		r.traffic(10*time.Second, 10, 0, 0) // far too little for evidence
+		r.c.Evaluate(ctx)
+	}
+	st := r.c.Status()
+	if st.Phase != canary.PhasePaused || st.Weight != 500 || !strings.HasPrefix(st.Reason, "held: no passing analysis after 30s at 5%") {
+		t.Fatalf("at the deadline: %s at %d (%q), want held at 5%%", st.Phase, st.Weight, st.Reason)
+	}
+	if e := r.events[len(r.events)-1]; e.Kind != canary.EventPaused || e.Manual || e.To != canary.PhasePaused {
+		t.Fatalf("hold event %+v", e)
+	}
+	if err := r.c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	r.traffic(10*time.Second, 10, 0, 0)
+	if r.c.Evaluate(ctx); r.c.Status().Phase != canary.PhaseRunning {
+		t.Fatalf("10s after Resume: %s, want running until a new deadline", r.c.Status().Phase)
+	}
+
+	f := newRig(t, steps, canary.AnalysisOptions{SkipLatency: true})
+	fc, err := canary.NewController(canary.ControllerOptions{Splitter: f.s, Steps: steps, OnDeadline: canary.FailInconclusive,
+		Analysis: canary.AnalysisOptions{SkipLatency: true}, Interval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.Start()
+	for range 3 {
+		f.traffic(10*time.Second, 10, 0, 0)
+		fc.Evaluate(ctx)
+	}
+	if st := fc.Status(); st.Phase != canary.PhaseRolledBack || !strings.Contains(st.Reason, "no passing analysis after 30s") {
+		t.Fatalf("FailInconclusive at the deadline: %s (%q)", st.Phase, st.Reason)
 	}
 }

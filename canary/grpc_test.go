@@ -163,3 +163,11 @@ func TestGRPCErrorsClassifier(t *testing.T) {
 		t.Error("explicit codes are not the set counted")
 	}
 }
+
+func TestUpstreamH2COptions(t *testing.T) {
+	_, err := canary.NewUpstream(canary.UpstreamOptions{Address: "127.0.0.1:1", H2C: true, Transport: http.DefaultTransport})
+	var oe *canary.OptionsError
+	if !errors.As(err, &oe) || oe.Field != "H2C" {
+		t.Fatalf("H2C with a custom transport: %v", err)
+	}
+}
