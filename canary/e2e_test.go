@@ -1,7 +1,6 @@
 package canary_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -21,22 +19,22 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/canary"
+	"github.com/batonhq/baton/internal/testchild"
 )
 
-// The test binary doubles as the upstream server: with BATON_CANARY_ROLE
-// set, TestMain serves HTTP instead of running tests.
+// The test binary doubles as the upstream server: in the testchild role
+// "upstream", TestMain serves HTTP instead of running tests.
 const (
-	envRole      = "BATON_CANARY_ROLE"
+	envName      = "BATON_CANARY_NAME"       // which version it plays: stable or canary
 	envListen    = "BATON_CANARY_LISTEN"     // "tcp" or a Unix socket path
 	envFailEvery = "BATON_CANARY_FAIL_EVERY" // answer 500 to every n-th request
 )
 
-func upstreamRole() string { return os.Getenv(envRole) }
-
 // runUpstream serves until SIGTERM or until its stdin closes (the parent
-// died), then shuts down gracefully. It announces its address with a line
-// "READY <addr>" on stdout.
-func runUpstream(role string) {
+// died), then shuts down gracefully and returns its exit status. It
+// announces its address with a line "READY <addr>" on stdout.
+func runUpstream() int {
+	role := os.Getenv(envName)
 	failEvery, _ := strconv.Atoi(os.Getenv(envFailEvery))
 	var n atomic.Int64
 	mux := http.NewServeMux()
@@ -68,7 +66,7 @@ func runUpstream(role string) {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "listen:", err)
-		os.Exit(2)
+		return 2
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	stop := make(chan os.Signal, 1)
@@ -88,22 +86,25 @@ func runUpstream(role string) {
 	case <-stop:
 	case err := <-done:
 		fmt.Fprintln(os.Stderr, "serve:", err)
-		os.Exit(1)
+		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(0)
+	return 0
 }
 
 // startUpstream re-executes the test binary as an upstream and waits for
 // its READY line.
 func startUpstream(t *testing.T, role, listen string, failEvery int) *canary.Upstream {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envRole+"="+role, envListen+"="+listen, envFailEvery+"="+strconv.Itoa(failEvery))
+	cmd, err := testchild.Command(context.Background(), "upstream",
+		envName+"="+role, envListen+"="+listen, envFailEvery+"="+strconv.Itoa(failEvery))
+	if err != nil {
+		t.Fatal(err)
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -116,23 +117,15 @@ func startUpstream(t *testing.T, role, listen string, failEvery int) *canary.Ups
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	lines := testchild.NewLines(role+" upstream", stdout)
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		stdin.Close()
-		if err := <-exited; err != nil {
+		if err := testchild.Wait(t, role+" upstream", cmd, 0); err != nil {
 			t.Errorf("%s upstream exited: %v", role, err)
 		}
 	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	go func() {
-		_, _ = io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
-	}()
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "READY ")
-	if err != nil || !ok {
-		t.Fatalf("%s upstream did not get ready: %q, %v", role, line, err)
-	}
+	addr := strings.TrimPrefix(lines.AwaitPrefix(t, "READY ", 0), "READY ")
 	u, err := canary.NewUpstream(canary.UpstreamOptions{Address: addr})
 	if err != nil {
 		t.Fatal(err)

@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/batonhq/baton/internal/testchild"
 )
 
 func TestMain(m *testing.M) {
-	if role := upstreamRole(); role != "" {
-		runUpstream(role)
-		return
-	}
-	goleak.VerifyTestMain(m)
+	testchild.Register("upstream", runUpstream)
+	testchild.Main(m, func() int { goleak.VerifyTestMain(m); return 0 })
 }
 
 func contextWith(r *http.Request, key string) context.Context {
