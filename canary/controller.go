@@ -367,7 +367,7 @@ func (c *Controller) Analyze(ctx context.Context) (Report, error) {
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
-	return c.analyzer.Analyze(c.s.metrics.SnapshotAt(c.clock.Now())), nil
+	return c.analyzer.AnalyzeWindow(c.s.metrics.currentAt(c.clock.Now())), nil
 }
 
 // Evaluate runs one check and acts on it: a Fail aborts at once (weight 0,
@@ -392,7 +392,7 @@ func (c *Controller) Evaluate(ctx context.Context) (Report, error) {
 		return c.lastReport(), ErrFinished
 	}
 	now := c.clock.Now()
-	r := c.analyzer.Analyze(c.s.metrics.SnapshotAt(now))
+	r := c.analyzer.AnalyzeWindow(c.s.metrics.currentAt(now))
 	c.mu.Lock()
 	c.last = r
 	c.mu.Unlock()
@@ -533,7 +533,7 @@ func (c *Controller) setPaused(pause bool, reason string) error {
 // Status returns a snapshot: state, step, weight, the figures of both
 // variants over the window now, and the latest verdict with its reason.
 func (c *Controller) Status() Status {
-	w := c.s.metrics.SnapshotAt(c.clock.Now()).Current()
+	w := c.s.metrics.currentAt(c.clock.Now())
 	total, _ := c.s.metrics.Totals(Canary)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -356,36 +356,73 @@ func (m *Metrics) Snapshot() *Snapshot { return m.SnapshotAt(m.clock.Now()) }
 // across counters (a failing request may be in Requests but not yet in
 // Errors).
 func (m *Metrics) SnapshotAt(at time.Time) *Snapshot {
-	n := at.UnixNano() / m.res
-	first := n - int64(m.window) + 1
-	m.wmu.Lock()
-	weight0, changes := m.weight0, append([]weightChange(nil), m.changes...)
-	m.wmu.Unlock()
-	s := &Snapshot{Resolution: time.Duration(m.res), At: at, Intervals: make([]Interval, 0, m.window)}
-	s.Weight = weight0
-	for _, c := range changes {
-		if c.at <= at.UnixNano() {
-			s.Weight = c.weight
-		}
-	}
-	for k := first; k <= n; k++ {
-		iv := Interval{Start: time.Unix(0, k*m.res).UTC()}
-		start, end := k*m.res, (k+1)*m.res
-		iv.Weight = weight0
-		for _, c := range changes {
-			switch {
-			case c.at <= start:
-				iv.Weight = c.weight
-			case c.at < end:
-				iv.Mixed = true
-			}
-		}
+	first, tags, weight := m.tags(at)
+	s := &Snapshot{Resolution: time.Duration(m.res), At: at, Weight: weight, Intervals: make([]Interval, len(tags))}
+	for i, tg := range tags {
+		k := first + int64(i)
+		iv := &s.Intervals[i]
+		iv.Start, iv.Weight, iv.Mixed = time.Unix(0, k*m.res).UTC(), tg.weight, tg.mixed
 		for v := range iv.Variants {
 			m.addInterval(&m.series[v], k, &iv.Variants[v].Latency, &iv.Variants[v])
 		}
-		s.Intervals = append(s.Intervals, iv)
 	}
 	return s
+}
+
+// currentAt is SnapshotAt(at).Current() without the per-interval copies:
+// what a Controller analyses.
+func (m *Metrics) currentAt(at time.Time) *Window {
+	first, tags, weight := m.tags(at)
+	i := len(tags)
+	for i > 0 && !tags[i-1].mixed && tags[i-1].weight == weight {
+		i--
+	}
+	w := &Window{Start: at, End: at, Weight: weight, Intervals: len(tags) - i}
+	if i < len(tags) {
+		w.Start = time.Unix(0, (first+int64(i))*m.res).UTC()
+	}
+	for k := first + int64(i); k < first+int64(len(tags)); k++ {
+		for v := range w.Variants {
+			m.addInterval(&m.series[v], k, &w.Variants[v].Latency, &w.Variants[v])
+		}
+	}
+	return w
+}
+
+type intervalTag struct {
+	weight uint32
+	mixed  bool
+}
+
+// tags returns the first interval of the window ending at at, the weight
+// and mixing of each of its intervals, and the weight in force at at.
+func (m *Metrics) tags(at time.Time) (first int64, tags []intervalTag, weight uint32) {
+	n := at.UnixNano() / m.res
+	first = n - int64(m.window) + 1
+	m.wmu.Lock()
+	weight0, changes := m.weight0, append([]weightChange(nil), m.changes...)
+	m.wmu.Unlock()
+	weight = weight0
+	for _, c := range changes {
+		if c.at <= at.UnixNano() {
+			weight = c.weight
+		}
+	}
+	tags = make([]intervalTag, 0, m.window)
+	for k := first; k <= n; k++ {
+		start, end := k*m.res, (k+1)*m.res
+		tg := intervalTag{weight: weight0}
+		for _, c := range changes {
+			switch {
+			case c.at <= start:
+				tg.weight = c.weight
+			case c.at < end:
+				tg.mixed = true
+			}
+		}
+		tags = append(tags, tg)
+	}
+	return first, tags, weight
 }
 
 // addInterval adds interval k of a series to h and, when out is not nil,
