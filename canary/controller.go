@@ -187,10 +187,11 @@ func (e *AbortError) Error() string { return "canary: rollout aborted: " + e.Rea
 // Unwrap returns ErrAborted.
 func (e *AbortError) Unwrap() error { return ErrAborted }
 
-// Controller moves a splitter's weight through steps, promoting while the
-// analysis passes and aborting (weight 0 at once) when it fails. Run drives
-// it on a timer; Evaluate does one check, for callers with their own loop
-// (rollout) or a simulated clock. Use NewController; the zero value is not
+// Controller moves a splitter's weight through steps, promoting when the
+// analysis passes and aborting (weight 0 at once) when it fails: the
+// progression engine for a service that uses canary without the rollout
+// package. Run drives it on a timer; Evaluate does one check, for callers
+// with their own loop or a simulated clock. Use NewController; the zero value is not
 // usable. Its methods are safe for concurrent use.
 type Controller struct {
 	s        *Splitter
@@ -372,9 +373,10 @@ func (c *Controller) Analyze(ctx context.Context) (Report, error) {
 
 // Evaluate runs one check and acts on it: a Fail aborts at once (weight 0,
 // segments off); a Pass, once the step's MinDuration and MinSamples are
-// met, moves to the next step or, after the last, promotes. Insufficient
-// data never aborts. While paused it checks and may abort, but does not
-// promote. It returns ErrNotStarted before Start and ErrFinished (with the
+// met, moves to the next step or, after the last, promotes. Inconclusive
+// never aborts and never promotes; past the step's MaxDuration the
+// controller holds (or, with FailInconclusive, aborts). While paused it
+// checks and may abort, but does not promote. It returns ErrNotStarted before Start and ErrFinished (with the
 // final report) once the rollout is over.
 func (c *Controller) Evaluate(ctx context.Context) (Report, error) {
 	if err := ctx.Err(); err != nil {
@@ -559,7 +561,7 @@ func (c *Controller) Status() Status {
 	return st
 }
 
-// Done is closed when the rollout is promoted or aborted.
+// Done is closed when the rollout has succeeded or been rolled back.
 func (c *Controller) Done() <-chan struct{} { return c.done }
 
 // Run starts the rollout if pending and checks it every Interval until it
