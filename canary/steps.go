@@ -113,4 +113,3 @@ type Event struct {
 	Reason string // why, in words
 	Manual bool   // true when a method call (Promote, Abort, ...) caused it
 }
-
