@@ -9,24 +9,29 @@ import (
 	"github.com/batonhq/baton/internal/stats"
 )
 
-// Verdict is the outcome of an analysis. The zero value is Insufficient:
-// without enough traffic nothing is concluded, and nothing is rolled back.
+// Verdict is the outcome of an analysis. The zero value is Inconclusive:
+// without evidence either way nothing is concluded, nothing is rolled back
+// and nothing is promoted.
 type Verdict uint8
 
 const (
-	// Insufficient means too little traffic to compare the variants.
-	Insufficient Verdict = iota
-	// Pass means every check ran and none found the canary worse.
+	// Inconclusive means the data shows neither that the canary is worse
+	// than stable nor that it is no worse: keep measuring.
+	Inconclusive Verdict = iota
+	// Pass means the data shows, at AnalysisOptions.PassLevel, that the
+	// canary is no worse than stable by more than the pass margins: the
+	// positive evidence a weight step needs.
 	Pass
-	// Fail means at least one check found the canary worse.
+	// Fail means at least one check found the canary worse than its
+	// margin allows, at the check's alpha-spending level.
 	Fail
 )
 
-// String returns "insufficient data", "pass" or "fail".
+// String returns "inconclusive", "pass" or "fail".
 func (v Verdict) String() string {
 	switch v {
-	case Insufficient:
-		return "insufficient data"
+	case Inconclusive:
+		return "inconclusive"
 	case Pass:
 		return "pass"
 	case Fail:
@@ -51,34 +56,44 @@ const (
 
 // Defaults for AnalysisOptions.
 const (
-	// DefaultAlpha bounds the probability that a canary identical to
-	// stable is rolled back at any check of one rollout.
+	// DefaultAlpha bounds the probability that a canary no worse than
+	// stable (within the margins) is rolled back at any check of one
+	// rollout.
 	DefaultAlpha = 0.01
 	// DefaultLooks is the planned number of checks when neither the
 	// options nor a Controller's steps say otherwise.
 	DefaultLooks = 30
-	// DefaultMinSamples is the number of requests each variant needs in
-	// the window before any comparison is made.
+	// DefaultMinSamples is the number of requests each variant needs
+	// before the latency test (a large-sample test) and the absolute
+	// limits run. The exact error and tail tests need no minimum.
 	DefaultMinSamples = 100
-	// DefaultTailQuantile is the latency quantile whose exceedances the
-	// tail check compares.
-	DefaultTailQuantile = 0.99
-	// DefaultLatencyMargin is the relative latency increase below which
-	// a significant difference is not called a regression: 5%.
+	// DefaultLatencyMargin is the relative increase of the canary's
+	// typical latency (geometric mean) tolerated before a rollback: 5%.
 	DefaultLatencyMargin = 0.05
+	// DefaultTailMargin is the relative increase of the share of canary
+	// requests above the tail cut tolerated before a rollback: 50%.
+	DefaultTailMargin = 0.5
+	// DefaultPassErrorMargin is the error-rate increase (absolute, 0.5
+	// percentage point) that the data must rule out for a Pass.
+	DefaultPassErrorMargin = 0.005
+	// DefaultPassLevel is the significance level of the
+	// non-inferiority tests behind a Pass.
+	DefaultPassLevel = 0.01
 )
 
 // AnalysisOptions configures an Analyzer. Zero fields mean the defaults.
 //
-// Each check (a "look") compares canary and stable over the same window
-// with up to three tests: error rate (one-sided exact two-proportion test),
-// latency shift (one-sided Mann-Whitney U on the histograms) and latency
-// tail (one-sided exact test on the share of requests above the pooled
-// TailQuantile). Look k gets significance level Spending(k) split evenly
-// over the enabled tests; levels over all looks sum to at most Alpha, so a
-// canary no worse than stable is rolled back with probability at most
-// Alpha over the whole rollout, however many checks it takes (union
-// bound; see the package documentation for measured figures).
+// Each check (a "look") compares canary and stable over the intervals run
+// at the current weight (Snapshot.Current) with three tests, each a
+// shifted null at its margin: error rate (exact one-sided two-proportion
+// test), latency (one-sided z-test of the mean latency score, the log of
+// the latency, with a sticky-key design effect) and latency tail (exact
+// one-sided test of the rate of requests above the tail cut). Each test
+// has a third of Alpha (the error test all of it with SkipLatency) spent
+// over its own looks by Spending; a look is spent only when the test could
+// reject. Levels over all looks sum to at most Alpha, so a canary no worse
+// than its margins allow is rolled back with probability at most Alpha
+// over the whole rollout (union bound; see the package documentation).
 type AnalysisOptions struct {
 	// Alpha is the false-rollback budget of one rollout; zero means
 	// DefaultAlpha.
@@ -90,31 +105,43 @@ type AnalysisOptions struct {
 	// Spending shapes how the budget is spread over the looks; the zero
 	// value is Pocock.
 	Spending SpendingShape
-	// MinSamples is the number of requests each variant needs in the
-	// window before it is compared; zero means DefaultMinSamples.
+	// MinSamples is the number of requests each variant needs for the
+	// latency test and the absolute limits; zero means
+	// DefaultMinSamples.
 	MinSamples uint64
-	// ErrorMargin is an absolute error-rate increase tolerated before a
-	// significant difference is called a regression (0.001 = 0.1 point);
-	// zero means none.
+	// ErrorMargin is the absolute error-rate increase tolerated before a
+	// rollback (0.001 = 0.1 point): the error test's null hypothesis is
+	// "canary rate <= stable rate + ErrorMargin". Zero means none (the
+	// exact test); a positive margin uses a large-sample z-test.
 	ErrorMargin float64
-	// LatencyMargin is a relative latency increase tolerated before a
-	// significant difference is called a regression (the canary's median,
-	// or p99 for the tail test, must also be this much above stable's);
-	// zero means DefaultLatencyMargin, negative means none (significance
-	// alone decides).
+	// LatencyMargin is the relative latency increase tolerated before a
+	// rollback: the latency test's null hypothesis is "canary latency
+	// <= stable latency x (1+LatencyMargin)" (geometric means). Zero
+	// means DefaultLatencyMargin, negative means none.
 	LatencyMargin float64
-	// TailQuantile is the quantile of the tail check; zero means
-	// DefaultTailQuantile.
-	TailQuantile float64
-	// SkipLatency disables both latency tests (the error test gets the
-	// whole level of each look).
+	// TailMargin is the relative increase of the share of requests above
+	// the tail cut tolerated before a rollback; zero means
+	// DefaultTailMargin, negative means none.
+	TailMargin float64
+	// PassErrorMargin is the error-rate increase (absolute) the data
+	// must rule out for a Pass; zero means DefaultPassErrorMargin.
+	PassErrorMargin float64
+	// PassLatencyMargin is the relative latency increase the data must
+	// rule out for a Pass; zero means LatencyMargin (or
+	// DefaultLatencyMargin when LatencyMargin is negative).
+	PassLatencyMargin float64
+	// PassLevel is the level of each non-inferiority test behind a Pass;
+	// zero means DefaultPassLevel.
+	PassLevel float64
+	// SkipLatency disables the latency and tail tests (the error test
+	// gets the whole budget, and a Pass needs only the error rate).
 	SkipLatency bool
-	// MaxErrorRate fails the canary when its error rate in the window is
-	// above it (0.02 = 2%), once it has MinSamples requests, whatever
-	// stable does; zero means no limit.
+	// MaxErrorRate fails the canary when its error rate is above it
+	// (0.02 = 2%), once it has MinSamples requests, whatever stable
+	// does; zero means no limit.
 	MaxErrorRate float64
-	// MaxP99 fails the canary when its p99 latency in the window is
-	// above it, once it has MinSamples requests; zero means no limit.
+	// MaxP99 fails the canary when its p99 latency is above it, once it
+	// has MinSamples requests; zero means no limit.
 	MaxP99 time.Duration
 }
 
@@ -137,57 +164,94 @@ func figuresOf(s *Sample) Figures {
 	}
 }
 
-// Check is one test within a Report. The zero value is a check that did not
-// run.
+// Check is one test within a Report. The zero value is a check that did
+// not run.
 type Check struct {
 	Name    string  // "error rate", "latency", "latency tail", "max error rate", "max p99"
-	Verdict Verdict // Insufficient when it could not run
-	P       float64 // p-value (0 for absolute limits)
-	Level   float64 // significance level it was held to (0 for absolute limits)
-	Detail  string  // the figures behind it, in words
+	Verdict Verdict // Inconclusive when it could not decide
+	// P is the p-value of the test that the canary is worse than the
+	// margin allows (0 for absolute limits and tests that did not run).
+	P float64
+	// Level is the significance level P was held to, and Look the look
+	// of this test's alpha-spending sequence it spent; both 0 when no
+	// look was spent.
+	Level float64
+	Look  int
+	// PassP is the p-value of the non-inferiority test (error rate and
+	// latency); 1 when it did not run.
+	PassP float64
+	// DesignEffect is the variance inflation applied for requests that
+	// share a sticky key (1: requests are independent).
+	DesignEffect float64
+	Detail       string // the figures behind it, in words
 }
 
-// Report is the result of one analysis. The zero value is an Insufficient
+// Report is the result of one analysis. The zero value is an Inconclusive
 // verdict from no data.
 type Report struct {
 	Verdict Verdict
 	// Reason explains the verdict in one sentence a person understands.
 	Reason string
 	At     time.Time
-	// Window is the span compared.
+	// WindowStart and WindowEnd are the span compared: the intervals at
+	// Weight since it last changed.
 	WindowStart, WindowEnd time.Time
-	// Look is the number of this check in the alpha-spending sequence;
-	// zero when no statistical test ran (no budget was spent).
-	Look int
-	// Level is the significance level of each test at this look.
-	Level          float64
-	Stable, Canary Figures
-	Checks         []Check
+	Weight                 uint32
+	Stable, Canary         Figures
+	Checks                 []Check
 }
+
+// Check returns the check named name, or the zero Check.
+func (r *Report) Check(name string) Check {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c
+		}
+	}
+	return Check{}
+}
+
+const (
+	testErrors = iota
+	testLatency
+	testTail
+	numTests
+)
 
 // Analyzer compares canary with stable and keeps the count of looks that
 // drives alpha spending. Use NewAnalyzer; the zero value is not usable. It
 // is safe for concurrent use (analyses are serialised).
 type Analyzer struct {
 	opts     AnalysisOptions
-	spending stats.Spending
+	spending [numTests]stats.Spending
 	mu       sync.Mutex
-	looks    int
+	looks    [numTests]int
+	analyses int
 }
 
 // NewAnalyzer returns an analyzer at look 0.
 func NewAnalyzer(o AnalysisOptions) (*Analyzer, error) {
-	if o.Alpha < 0 || o.Alpha >= 1 {
-		return nil, optErr("Alpha", "must be in (0, 1), got %v", o.Alpha)
-	}
-	if o.TailQuantile < 0 || o.TailQuantile >= 1 {
-		return nil, optErr("TailQuantile", "must be in (0, 1), got %v", o.TailQuantile)
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"Alpha", o.Alpha}, {"PassLevel", o.PassLevel}} {
+		if f.v < 0 || f.v >= 1 {
+			return nil, optErr(f.name, "must be in (0, 1), got %v", f.v)
+		}
 	}
 	if o.Looks < 0 {
 		return nil, optErr("Looks", "must not be negative, got %d", o.Looks)
 	}
-	if o.MaxErrorRate < 0 || o.MaxErrorRate > 1 {
-		return nil, optErr("MaxErrorRate", "must be in [0, 1], got %v", o.MaxErrorRate)
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"MaxErrorRate", o.MaxErrorRate}, {"ErrorMargin", o.ErrorMargin}, {"PassErrorMargin", o.PassErrorMargin}} {
+		if f.v < 0 || f.v > 1 {
+			return nil, optErr(f.name, "must be in [0, 1], got %v", f.v)
+		}
+	}
+	if o.PassLatencyMargin < 0 {
+		return nil, optErr("PassLatencyMargin", "must not be negative, got %v", o.PassLatencyMargin)
 	}
 	if o.Alpha == 0 {
 		o.Alpha = DefaultAlpha
@@ -201,52 +265,71 @@ func NewAnalyzer(o AnalysisOptions) (*Analyzer, error) {
 	if o.LatencyMargin == 0 {
 		o.LatencyMargin = DefaultLatencyMargin
 	}
-	o.LatencyMargin = max(o.LatencyMargin, 0)
-	if o.TailQuantile == 0 {
-		o.TailQuantile = DefaultTailQuantile
+	if o.PassLatencyMargin == 0 {
+		o.PassLatencyMargin = o.LatencyMargin
+		if o.PassLatencyMargin < 0 {
+			o.PassLatencyMargin = DefaultLatencyMargin
+		}
 	}
-	return &Analyzer{opts: o, spending: stats.Spending{Alpha: o.Alpha, Looks: o.Looks, Shape: o.Spending}}, nil
+	o.LatencyMargin = max(o.LatencyMargin, 0)
+	if o.TailMargin == 0 {
+		o.TailMargin = DefaultTailMargin
+	}
+	o.TailMargin = max(o.TailMargin, 0)
+	if o.PassErrorMargin == 0 {
+		o.PassErrorMargin = DefaultPassErrorMargin
+	}
+	if o.PassLevel == 0 {
+		o.PassLevel = DefaultPassLevel
+	}
+	a := &Analyzer{opts: o}
+	share := 1.0
+	if !o.SkipLatency {
+		share = 1.0 / numTests
+	}
+	for i := range a.spending {
+		a.spending[i] = stats.Spending{Alpha: o.Alpha * share, Looks: o.Looks, Shape: o.Spending}
+	}
+	return a, nil
 }
 
-// Looks returns how many looks have spent budget so far.
+// Looks returns how many analyses have spent budget so far.
 func (a *Analyzer) Looks() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.looks
+	return a.analyses
 }
 
 // Reset starts a new alpha-spending sequence (a new rollout).
 func (a *Analyzer) Reset() {
 	a.mu.Lock()
-	a.looks = 0
+	a.looks, a.analyses = [numTests]int{}, 0
 	a.mu.Unlock()
 }
 
-// Analyze compares the canary with stable over w. A look is spent only
-// when at least one statistical test can run.
-func (a *Analyzer) Analyze(w *Window) Report {
+// Analyze compares the canary with stable over the intervals of s that ran
+// at its current weight (Snapshot.Current). s may be one splitter's or the
+// merge of several.
+func (a *Analyzer) Analyze(s *Snapshot) Report { return a.AnalyzeWindow(s.Current()) }
+
+// AnalyzeWindow compares the canary with stable over w. Only the intervals
+// of one weight make a fair comparison: prefer Analyze.
+func (a *Analyzer) AnalyzeWindow(w *Window) Report {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	o := &a.opts
 	st, ca := w.Of(Stable), w.Of(Canary)
-	r := Report{At: w.End, WindowStart: w.Start, WindowEnd: w.End, Stable: figuresOf(st), Canary: figuresOf(ca)}
-
-	enough := st.Requests >= o.MinSamples && ca.Requests >= o.MinSamples
-	tests := 1
+	r := Report{At: w.End, WindowStart: w.Start, WindowEnd: w.End, Weight: w.Weight, Stable: figuresOf(st), Canary: figuresOf(ca)}
+	before := a.looks
+	r.Checks = append(r.Checks, a.errorCheck(st, ca))
 	if !o.SkipLatency {
-		tests = 3
+		r.Checks = append(r.Checks, a.latencyCheck(st, ca), a.tailCheck(st, ca))
 	}
-	if enough {
-		a.looks++
-		r.Look = a.looks
-		r.Level = a.spending.Level(a.looks) / float64(tests)
-	}
-	r.Checks = append(r.Checks, a.errorCheck(st, ca, enough, r.Level))
-	if !o.SkipLatency {
-		r.Checks = append(r.Checks, a.shiftCheck(st, ca, enough, r.Level), a.tailCheck(st, ca, enough, r.Level))
+	if a.looks != before {
+		a.analyses++
 	}
 	if o.MaxErrorRate > 0 {
-		c := Check{Name: "max error rate"}
+		c := Check{Name: "max error rate", PassP: 1, DesignEffect: 1}
 		if ca.Requests >= o.MinSamples {
 			c.Verdict = Pass
 			if ca.ErrorRate() > o.MaxErrorRate {
@@ -260,7 +343,7 @@ func (a *Analyzer) Analyze(w *Window) Report {
 		r.Checks = append(r.Checks, c)
 	}
 	if o.MaxP99 > 0 {
-		c := Check{Name: "max p99"}
+		c := Check{Name: "max p99", PassP: 1, DesignEffect: 1}
 		if ca.Requests >= o.MinSamples {
 			c.Verdict = Pass
 			p99 := ca.Latency.Quantile(0.99)
@@ -274,112 +357,42 @@ func (a *Analyzer) Analyze(w *Window) Report {
 		r.Checks = append(r.Checks, c)
 	}
 
-	r.Verdict = Pass
-	var failed, missing []string
-	for _, c := range r.Checks {
-		switch c.Verdict {
-		case Fail:
+	var failed, open []string
+	for i, c := range r.Checks {
+		switch {
+		case c.Verdict == Fail:
 			failed = append(failed, c.Detail)
-		case Insufficient:
-			missing = append(missing, c.Detail)
+		case c.Verdict != Pass && (i == 0 || c.Name == "latency"):
+			// Only the error rate and the latency can vouch for a
+			// canary; the tail test and the limits can only fail it.
+			open = append(open, c.Detail)
 		}
 	}
+	span := w.End.Sub(w.Start).Round(time.Second)
 	switch {
 	case len(failed) > 0:
 		r.Verdict = Fail
 		r.Reason = "canary is worse than stable: " + strings.Join(failed, "; ")
-	case len(missing) > 0:
-		r.Verdict = Insufficient
-		r.Reason = "insufficient data: " + missing[0]
+	case len(open) > 0:
+		r.Verdict = Inconclusive
+		r.Reason = fmt.Sprintf("inconclusive after %s at %s: %s", span, formatWeight(w.Weight), open[0])
 	default:
-		r.Reason = fmt.Sprintf("canary is no worse than stable over %s (%d vs %d requests; error rate %s vs %s, p99 %s vs %s)",
-			w.End.Sub(w.Start).Round(time.Second), ca.Requests, st.Requests,
+		r.Verdict = Pass
+		r.Reason = fmt.Sprintf("canary is no worse than stable over %s at %s (%d vs %d requests; error rate %s vs %s, p99 %s vs %s)",
+			span, formatWeight(w.Weight), ca.Requests, st.Requests,
 			pct(r.Canary.ErrorRate), pct(r.Stable.ErrorRate), round(r.Canary.P99), round(r.Stable.P99))
 	}
 	return r
 }
 
-func (a *Analyzer) errorCheck(st, ca *Sample, enough bool, level float64) Check {
-	c := Check{Name: "error rate", Level: level}
-	if !enough {
-		c.Detail = needPair(st, ca, a.opts.MinSamples)
-		return c
-	}
-	// Errors never exceed requests in a snapshot (see SnapshotAt); the
-	// clamp keeps a future change from turning that into a panic.
-	c.P = stats.ProportionGreater(int64(min(ca.Errors, ca.Requests)), int64(ca.Requests),
-		int64(min(st.Errors, st.Requests)), int64(st.Requests))
-	worse := ca.ErrorRate() > st.ErrorRate()+a.opts.ErrorMargin
-	c.Verdict = Pass
-	if c.P < level && worse {
-		c.Verdict = Fail
-	}
-	c.Detail = fmt.Sprintf("canary error rate %s (%d of %d) vs stable %s (%d of %d), exact test p=%.2g %s level %.2g",
-		pct(ca.ErrorRate()), ca.Errors, ca.Requests, pct(st.ErrorRate()), st.Errors, st.Requests,
-		c.P, cmp(c.P, level), level)
-	return c
+// spend takes the next look of test t, returning its number and level.
+func (a *Analyzer) spend(t int) (int, float64) {
+	a.looks[t]++
+	return a.looks[t], a.spending[t].Level(a.looks[t])
 }
 
-func (a *Analyzer) shiftCheck(st, ca *Sample, enough bool, level float64) Check {
-	c := Check{Name: "latency", Level: level}
-	if !enough {
-		c.Detail = needPair(st, ca, a.opts.MinSamples)
-		return c
-	}
-	mw := stats.MannWhitneyBinned(ca.Latency.counts[:], st.Latency.counts[:])
-	c.P = mw.P
-	cp, sp := ca.Latency.Quantile(0.5), st.Latency.Quantile(0.5)
-	worse := a.opts.LatencyMargin == 0 || float64(cp) > float64(sp)*(1+a.opts.LatencyMargin)
-	c.Verdict = Pass
-	if c.P < level && worse {
-		c.Verdict = Fail
-	}
-	c.Detail = fmt.Sprintf("canary median latency %s vs stable %s (%s), canary slower in %.0f%% of pairs, Mann-Whitney p=%.2g %s level %.2g",
-		round(cp), round(sp), change(cp, sp), 100*mw.AUC, c.P, cmp(c.P, level), level)
-	return c
-}
-
-func (a *Analyzer) tailCheck(st, ca *Sample, enough bool, level float64) Check {
-	q := a.opts.TailQuantile
-	c := Check{Name: "latency tail", Level: level}
-	if !enough {
-		c.Detail = needPair(st, ca, a.opts.MinSamples)
-		return c
-	}
-	// The threshold is a function of the pooled sample only, so under the
-	// null every split of the pooled observations is equally likely and
-	// the exact test on exceedances stays valid.
-	var pooled Histogram
-	pooled.Add(&st.Latency)
-	pooled.Add(&ca.Latency)
-	rank := uint64(q * float64(pooled.total))
-	var seen uint64
-	cut := numBuckets - 1
-	for i, n := range pooled.counts {
-		seen += n
-		if seen > rank {
-			cut = i
-			break
-		}
-	}
-	var caOver, stOver uint64
-	for i := cut + 1; i < numBuckets; i++ {
-		caOver += ca.Latency.counts[i]
-		stOver += st.Latency.counts[i]
-	}
-	c.P = stats.ProportionGreater(int64(caOver), int64(ca.Requests), int64(stOver), int64(st.Requests))
-	cq, sq := ca.Latency.Quantile(q), st.Latency.Quantile(q)
-	worse := a.opts.LatencyMargin == 0 || float64(cq) > float64(sq)*(1+a.opts.LatencyMargin)
-	c.Verdict = Pass
-	if c.P < level && worse {
-		c.Verdict = Fail
-	}
-	c.Detail = fmt.Sprintf("canary p%g latency %s vs stable %s (%s), %s vs %s of requests above the pooled p%g of %s, exact test p=%.2g %s level %.2g",
-		100*q, round(cq), round(sq), change(cq, sq),
-		pct(ratio(caOver, ca.Requests)), pct(ratio(stOver, st.Requests)), 100*q, round(bucketLow(cut+1)),
-		c.P, cmp(c.P, level), level)
-	return c
-}
+// nextLevel is the level the next look of test t would get.
+func (a *Analyzer) nextLevel(t int) float64 { return a.spending[t].Level(a.looks[t] + 1) }
 
 func needPair(st, ca *Sample, min uint64) string {
 	if ca.Requests < min {
@@ -389,7 +402,7 @@ func needPair(st, ca *Sample, min uint64) string {
 }
 
 func needMore(who string, n, min uint64) string {
-	return fmt.Sprintf("%s has %d requests in the window, needs %d", who, n, min)
+	return fmt.Sprintf("%s has %d requests, needs %d", who, n, min)
 }
 
 func ratio(a, b uint64) float64 {
@@ -408,13 +421,6 @@ func pct(x float64) string {
 	default:
 		return fmt.Sprintf("%.1f%%", 100*x)
 	}
-}
-
-func change(a, b time.Duration) string {
-	if b == 0 {
-		return "stable has none"
-	}
-	return fmt.Sprintf("%+.0f%%", 100*(float64(a)/float64(b)-1))
 }
 
 func cmp(p, level float64) string {

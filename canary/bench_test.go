@@ -29,6 +29,38 @@ func BenchmarkRecord(b *testing.B) {
 	}
 }
 
+// BenchmarkRecordKey is recording the outcome of a keyed request: its key
+// group's sums too (the splitter's own path reuses its routing hash).
+func BenchmarkRecordKey(b *testing.B) {
+	m := canary.NewMetrics(canary.MetricsOptions{})
+	at := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.RecordKeyAt(canary.Canary, "alice@example.com", at, 1234*time.Microsecond, false)
+	}
+}
+
+// BenchmarkAnalyze is one check: a snapshot of the default 5-minute window
+// with keyed traffic in every interval, and its analysis.
+func BenchmarkAnalyze(b *testing.B) {
+	m := canary.NewMetrics(canary.MetricsOptions{})
+	start := time.Now()
+	for i := range 30000 {
+		at := start.Add(time.Duration(i) * 10 * time.Millisecond)
+		v := canary.Stable
+		if i%20 == 0 {
+			v = canary.Canary
+		}
+		m.RecordKeyAt(v, "user-"+string(rune('a'+i%26))+string(rune('a'+i%17)), at, time.Duration(1000+i%5000)*time.Microsecond, i%997 == 0)
+	}
+	end := start.Add(300 * time.Second)
+	a, _ := canary.NewAnalyzer(canary.AnalysisOptions{Looks: 1 << 20})
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = a.Analyze(m.SnapshotAt(end))
+	}
+}
+
 // BenchmarkRecordParallel is Record from every core at once.
 func BenchmarkRecordParallel(b *testing.B) {
 	m := canary.NewMetrics(canary.MetricsOptions{})

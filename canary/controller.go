@@ -11,96 +11,6 @@ import (
 	"time"
 )
 
-// Step is one stage of a progressive rollout. The zero value is a step at
-// weight 0 that lasts DefaultStepDuration and needs a passing analysis.
-type Step struct {
-	// Weight is the canary weight during the step, in basis points.
-	Weight uint32
-	// MinDuration is the least time spent at this weight before moving
-	// on; zero means DefaultStepDuration.
-	MinDuration time.Duration
-	// MinSamples is the least number of canary requests served during
-	// the step before moving on; zero means no minimum.
-	MinSamples uint64
-	// SkipAnalysis moves on after MinDuration and MinSamples without a
-	// passing analysis. A failing analysis still aborts.
-	SkipAnalysis bool
-}
-
-// DefaultStepDuration is a step's minimum duration when Step.MinDuration is
-// zero.
-const DefaultStepDuration = 5 * time.Minute
-
-// DefaultInterval is how often Run checks the canary.
-const DefaultInterval = 10 * time.Second
-
-// State is where a rollout is. The zero value is Pending.
-type State uint8
-
-const (
-	// Pending: not started; the splitter's weight is untouched.
-	Pending State = iota
-	// Progressing: checking, and promoting step by step.
-	Progressing
-	// Paused: checking (and aborting on failure) but not promoting.
-	Paused
-	// Promoted: every step passed; the canary takes all traffic.
-	Promoted
-	// Aborted: rolled back; the canary takes no traffic.
-	Aborted
-)
-
-// String names the state.
-func (s State) String() string {
-	switch s {
-	case Pending:
-		return "pending"
-	case Progressing:
-		return "progressing"
-	case Paused:
-		return "paused"
-	case Promoted:
-		return "promoted"
-	case Aborted:
-		return "aborted"
-	}
-	return "State(" + strconv.Itoa(int(s)) + ")"
-}
-
-// Finished reports whether the rollout is over (promoted or aborted).
-func (s State) Finished() bool { return s == Promoted || s == Aborted }
-
-// EventKind says what an Event records. The zero value is EventStarted.
-type EventKind uint8
-
-// Event kinds.
-const (
-	EventStarted  EventKind = iota // the first step's weight is set
-	EventStep                      // moved on to the next step
-	EventPaused                    // promotion paused
-	EventResumed                   // promotion resumed
-	EventPromoted                  // every step passed: weight 100%
-	EventAborted                   // rolled back: weight 0
-)
-
-// String names the kind.
-func (k EventKind) String() string {
-	return [...]string{"started", "step", "paused", "resumed", "promoted", "aborted"}[k]
-}
-
-// Event is a transition of a rollout, delivered to ControllerOptions.OnEvent.
-// The zero value describes nothing.
-type Event struct {
-	Kind   EventKind
-	At     time.Time
-	From   State
-	To     State
-	Step   int    // the step in force after the transition (-1 before the first)
-	Weight uint32 // the weight in force after the transition
-	Reason string // why, in words
-	Manual bool   // true when a method call (Promote, Abort, ...) caused it
-}
-
 // ControllerOptions configures NewController. Splitter and Steps are
 // required; other zero fields mean the defaults.
 type ControllerOptions struct {
@@ -115,6 +25,9 @@ type ControllerOptions struct {
 	Analysis AnalysisOptions
 	// Interval is how often Run checks; zero means DefaultInterval.
 	Interval time.Duration
+	// OnDeadline is what happens to a step still without a Pass at its
+	// MaxDuration; the zero value is Hold.
+	OnDeadline DeadlineAction
 	// Clock tells the time of step starts and checks; nil means the
 	// splitter's clock.
 	Clock Clock
@@ -130,7 +43,7 @@ type ControllerOptions struct {
 // Status is a snapshot of a rollout. The zero value is a pending rollout
 // with no data.
 type Status struct {
-	State State
+	Phase Phase
 	// Step is the index of the current step, -1 before Start.
 	Step  int
 	Steps int
@@ -139,7 +52,7 @@ type Status struct {
 	StepStarted time.Time
 	// StepRequests is the number of canary requests served in this step.
 	StepRequests uint64
-	// Stable and Canary are the figures over the analysis window now.
+	// Stable and Canary are the figures at the current weight now.
 	Stable, Canary Figures
 	// Last is the latest analysis (zero before the first).
 	Last Report
@@ -165,16 +78,18 @@ func (e *AbortError) Error() string { return "canary: rollout aborted: " + e.Rea
 // Unwrap returns ErrAborted.
 func (e *AbortError) Unwrap() error { return ErrAborted }
 
-// Controller moves a splitter's weight through steps, promoting while the
-// analysis passes and aborting (weight 0 at once) when it fails. Run drives
-// it on a timer; Evaluate does one check, for callers with their own loop
-// (rollout) or a simulated clock. Use NewController; the zero value is not
+// Controller moves a splitter's weight through steps, promoting when the
+// analysis passes and aborting (weight 0 at once) when it fails: the
+// progression engine for a service that uses canary without the rollout
+// package. Run drives it on a timer; Evaluate does one check, for callers
+// with their own loop or a simulated clock. Use NewController; the zero value is not
 // usable. Its methods are safe for concurrent use.
 type Controller struct {
 	s        *Splitter
 	steps    []Step
 	analyzer *Analyzer
 	interval time.Duration
+	onDead   DeadlineAction
 	clock    Clock
 	onEvent  func(Event)
 	log      *slog.Logger
@@ -182,10 +97,11 @@ type Controller struct {
 	op sync.Mutex // serialises transitions and event delivery
 
 	mu           sync.Mutex // guards the fields below, for Status
-	state        State
+	phase        Phase
 	step         int
 	stepStarted  time.Time
-	stepBaseline uint64 // canary total at step start
+	deadlineFrom time.Time // step start or last Resume: MaxDuration counts from here
+	stepBaseline uint64    // canary total at step start
 	last         Report
 	reason       string
 	manualAbort  bool
@@ -227,6 +143,15 @@ func NewController(o ControllerOptions) (*Controller, error) {
 		if st.MinDuration == 0 {
 			st.MinDuration = DefaultStepDuration
 		}
+		if st.MaxDuration < 0 {
+			return nil, optErr(field+".MaxDuration", "must not be negative, got %s", st.MaxDuration)
+		}
+		if st.MaxDuration == 0 {
+			st.MaxDuration = DefaultMaxDurationFactor * st.MinDuration
+		}
+		if st.MaxDuration < st.MinDuration {
+			return nil, optErr(field+".MaxDuration", "%s is shorter than MinDuration %s: the step could never pass", st.MaxDuration, st.MinDuration)
+		}
 		steps[i] = st
 		looks += int((st.MinDuration + o.Interval - 1) / o.Interval)
 	}
@@ -247,6 +172,7 @@ func NewController(o ControllerOptions) (*Controller, error) {
 		steps:    steps,
 		analyzer: an,
 		interval: o.Interval,
+		onDead:   o.OnDeadline,
 		clock:    o.Clock,
 		onEvent:  o.OnEvent,
 		log:      o.Logger,
@@ -269,45 +195,45 @@ func (c *Controller) Start() error {
 	defer c.op.Unlock()
 	c.mu.Lock()
 	switch {
-	case c.state.Finished():
+	case c.phase.Done():
 		c.mu.Unlock()
 		return ErrFinished
-	case c.state != Pending:
+	case c.phase != PhasePending:
 		c.mu.Unlock()
 		return nil
 	}
 	c.mu.Unlock()
 	c.analyzer.Reset()
-	ev := c.enterStep(0, Progressing, EventStarted, "rollout started at "+formatWeight(c.steps[0].Weight), false)
+	ev := c.enterStep(0, PhaseRunning, EventStarted, "rollout started at "+formatWeight(c.steps[0].Weight), false)
 	c.emit(ev)
 	return nil
 }
 
 // enterStep moves to step i; the caller holds op.
-func (c *Controller) enterStep(i int, to State, kind EventKind, reason string, manual bool) Event {
+func (c *Controller) enterStep(i int, to Phase, kind EventKind, reason string, manual bool) Event {
 	now := c.clock.Now()
 	w := c.steps[i].Weight
 	_ = c.s.SetWeight(w) // validated in NewController
 	base, _ := c.s.metrics.Totals(Canary)
 	c.mu.Lock()
-	from := c.state
-	c.state, c.step, c.stepStarted, c.stepBaseline, c.reason = to, i, now, base, reason
+	from := c.phase
+	c.phase, c.step, c.stepStarted, c.deadlineFrom, c.stepBaseline, c.reason = to, i, now, now, base, reason
 	c.mu.Unlock()
 	return Event{Kind: kind, At: now, From: from, To: to, Step: i, Weight: w, Reason: reason, Manual: manual}
 }
 
-func (c *Controller) finish(to State, kind EventKind, reason string, manual bool) Event {
+func (c *Controller) finish(to Phase, kind EventKind, reason string, manual bool) Event {
 	now := c.clock.Now()
 	var w uint32
-	if to == Aborted {
+	if to == PhaseRolledBack {
 		c.s.Halt()
 	} else {
 		w = MaxWeight
 		_ = c.s.SetWeight(w)
 	}
 	c.mu.Lock()
-	from := c.state
-	c.state, c.reason, c.manualAbort = to, reason, manual && to == Aborted
+	from := c.phase
+	c.phase, c.reason, c.manualAbort = to, reason, manual && to == PhaseRolledBack
 	step := c.step
 	close(c.done)
 	c.mu.Unlock()
@@ -333,14 +259,15 @@ func (c *Controller) Analyze(ctx context.Context) (Report, error) {
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
-	return c.analyzer.Analyze(c.s.metrics.SnapshotAt(c.clock.Now())), nil
+	return c.analyzer.AnalyzeWindow(c.s.metrics.currentAt(c.clock.Now())), nil
 }
 
 // Evaluate runs one check and acts on it: a Fail aborts at once (weight 0,
 // segments off); a Pass, once the step's MinDuration and MinSamples are
-// met, moves to the next step or, after the last, promotes. Insufficient
-// data never aborts. While paused it checks and may abort, but does not
-// promote. It returns ErrNotStarted before Start and ErrFinished (with the
+// met, moves to the next step or, after the last, promotes. Inconclusive
+// never aborts and never promotes; past the step's MaxDuration the
+// controller holds (or, with FailInconclusive, aborts). While paused it
+// checks and may abort, but does not promote. It returns ErrNotStarted before Start and ErrFinished (with the
 // final report) once the rollout is over.
 func (c *Controller) Evaluate(ctx context.Context) (Report, error) {
 	if err := ctx.Err(); err != nil {
@@ -349,39 +276,54 @@ func (c *Controller) Evaluate(ctx context.Context) (Report, error) {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	state, step, started, base := c.state, c.step, c.stepStarted, c.stepBaseline
+	state, step, started, base, from := c.phase, c.step, c.stepStarted, c.stepBaseline, c.deadlineFrom
 	c.mu.Unlock()
 	switch {
-	case state == Pending:
+	case state == PhasePending:
 		return Report{}, ErrNotStarted
-	case state.Finished():
+	case state.Done():
 		return c.lastReport(), ErrFinished
 	}
 	now := c.clock.Now()
-	r := c.analyzer.Analyze(c.s.metrics.SnapshotAt(now))
+	r := c.analyzer.AnalyzeWindow(c.s.metrics.currentAt(now))
 	c.mu.Lock()
 	c.last = r
 	c.mu.Unlock()
 	if r.Verdict == Fail {
-		c.emit(c.finish(Aborted, EventAborted, r.Reason, false))
+		c.emit(c.finish(PhaseRolledBack, EventAborted, r.Reason, false))
 		return r, nil
 	}
-	if state == Paused {
+	if state == PhasePaused {
 		return r, nil
 	}
 	st := c.steps[step]
 	total, _ := c.s.metrics.Totals(Canary)
 	switch {
 	case now.Sub(started) < st.MinDuration:
-	case total-base < st.MinSamples:
-	case !st.SkipAnalysis && r.Verdict != Pass:
+	case total-base < st.MinSamples && now.Sub(from) < st.MaxDuration:
+	case !st.SkipAnalysis && r.Verdict != Pass || total-base < st.MinSamples:
+		if now.Sub(from) < st.MaxDuration {
+			break
+		}
+		// No evidence by the deadline: never promote silently.
+		why := fmt.Sprintf("no passing analysis after %s at %s (%d canary requests this step): %s",
+			now.Sub(from).Round(time.Second), formatWeight(st.Weight), total-base, r.Reason)
+		if c.onDead == FailInconclusive {
+			c.emit(c.finish(PhaseRolledBack, EventAborted, why, false))
+			break
+		}
+		c.mu.Lock()
+		c.phase, c.reason = PhasePaused, "held: "+why+"; Promote, Resume or Abort"
+		ev := Event{Kind: EventPaused, At: now, From: state, To: PhasePaused, Step: step, Weight: c.s.Weight(), Reason: c.reason}
+		c.mu.Unlock()
+		c.emit(ev)
 	case step+1 < len(c.steps):
 		next := c.steps[step+1].Weight
-		c.emit(c.enterStep(step+1, Progressing, EventStep,
+		c.emit(c.enterStep(step+1, PhaseRunning, EventStep,
 			fmt.Sprintf("step %d passed after %s; canary weight %s -> %s", step+1, now.Sub(started).Round(time.Second),
 				formatWeight(st.Weight), formatWeight(next)), false))
 	default:
-		c.emit(c.finish(Promoted, EventPromoted,
+		c.emit(c.finish(PhaseSucceeded, EventPromoted,
 			fmt.Sprintf("all %d steps passed; canary promoted to 100%%", len(c.steps)), false))
 	}
 	return r, nil
@@ -400,19 +342,19 @@ func (c *Controller) Promote() error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	state, step := c.state, c.step
+	state, step := c.phase, c.step
 	c.mu.Unlock()
 	switch {
-	case state.Finished():
+	case state.Done():
 		return ErrFinished
-	case state == Pending:
+	case state == PhasePending:
 		c.analyzer.Reset()
-		c.emit(c.enterStep(0, Progressing, EventStarted, "rollout started by hand at "+formatWeight(c.steps[0].Weight), true))
+		c.emit(c.enterStep(0, PhaseRunning, EventStarted, "rollout started by hand at "+formatWeight(c.steps[0].Weight), true))
 	case step+1 < len(c.steps):
 		to := state // a paused rollout stays paused at the new step
 		c.emit(c.enterStep(step+1, to, EventStep, "promoted by hand to "+formatWeight(c.steps[step+1].Weight), true))
 	default:
-		c.emit(c.finish(Promoted, EventPromoted, "promoted by hand to 100%", true))
+		c.emit(c.finish(PhaseSucceeded, EventPromoted, "promoted by hand to 100%", true))
 	}
 	return nil
 }
@@ -423,15 +365,15 @@ func (c *Controller) Abort(reason string) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	state := c.state
+	state := c.phase
 	c.mu.Unlock()
-	if state.Finished() {
+	if state.Done() {
 		return ErrFinished
 	}
 	if reason == "" {
 		reason = "aborted by hand"
 	}
-	c.emit(c.finish(Aborted, EventAborted, reason, true))
+	c.emit(c.finish(PhaseRolledBack, EventAborted, reason, true))
 	return nil
 }
 
@@ -452,26 +394,29 @@ func (c *Controller) setPaused(pause bool, reason string) error {
 	c.op.Lock()
 	defer c.op.Unlock()
 	c.mu.Lock()
-	from := c.state
+	from := c.phase
 	switch {
-	case from == Pending:
+	case from == PhasePending:
 		c.mu.Unlock()
 		return ErrNotStarted
-	case from.Finished():
+	case from.Done():
 		c.mu.Unlock()
 		return ErrFinished
-	case (from == Paused) == pause:
+	case (from == PhasePaused) == pause:
 		c.mu.Unlock()
 		return nil
 	}
-	to, kind := Progressing, EventResumed
+	to, kind := PhaseRunning, EventResumed
 	if pause {
-		to, kind = Paused, EventPaused
+		to, kind = PhasePaused, EventPaused
 		if reason == "" {
 			reason = "paused by hand"
 		}
 	}
-	c.state, c.reason = to, reason
+	c.phase, c.reason = to, reason
+	if !pause {
+		c.deadlineFrom = c.clock.Now()
+	}
 	ev := Event{Kind: kind, At: c.clock.Now(), From: from, To: to, Step: c.step, Weight: c.s.Weight(), Reason: reason, Manual: true}
 	c.mu.Unlock()
 	c.emit(ev)
@@ -481,12 +426,12 @@ func (c *Controller) setPaused(pause bool, reason string) error {
 // Status returns a snapshot: state, step, weight, the figures of both
 // variants over the window now, and the latest verdict with its reason.
 func (c *Controller) Status() Status {
-	w := c.s.metrics.SnapshotAt(c.clock.Now())
+	w := c.s.metrics.currentAt(c.clock.Now())
 	total, _ := c.s.metrics.Totals(Canary)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := Status{
-		State:        c.state,
+		Phase:        c.phase,
 		Step:         c.step,
 		Steps:        len(c.steps),
 		Weight:       c.s.Weight(),
@@ -498,16 +443,16 @@ func (c *Controller) Status() Status {
 		Reason:       c.reason,
 	}
 	st.Last.Checks = append([]Check(nil), c.last.Checks...)
-	if c.state == Progressing && c.last.Reason != "" {
+	if c.phase == PhaseRunning && c.last.Reason != "" {
 		st.Reason = c.last.Verdict.String() + ": " + c.last.Reason
 	}
-	if c.state == Pending {
+	if c.phase == PhasePending {
 		st.StepRequests = 0
 	}
 	return st
 }
 
-// Done is closed when the rollout is promoted or aborted.
+// Done is closed when the rollout has succeeded or been rolled back.
 func (c *Controller) Done() <-chan struct{} { return c.done }
 
 // Run starts the rollout if pending and checks it every Interval until it
@@ -541,10 +486,10 @@ var errNotDone = errors.New("not done")
 func (c *Controller) result() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch c.state {
-	case Promoted:
+	switch c.phase {
+	case PhaseSucceeded:
 		return nil
-	case Aborted:
+	case PhaseRolledBack:
 		return &AbortError{Reason: c.reason, Manual: c.manualAbort}
 	}
 	return errNotDone

@@ -65,7 +65,7 @@ func TestControllerManual(t *testing.T) {
 	if err := r.c.Pause(""); !errors.Is(err, canary.ErrNotStarted) {
 		t.Fatalf("Pause before Start = %v", err)
 	}
-	if st := r.c.Status(); st.State != canary.Pending || st.Step != -1 || st.Weight != 0 {
+	if st := r.c.Status(); st.Phase != canary.PhasePending || st.Step != -1 || st.Weight != 0 {
 		t.Fatalf("pending status %+v", st)
 	}
 	if err := r.c.Start(); err != nil || r.s.Weight() != 100 {
@@ -74,22 +74,22 @@ func TestControllerManual(t *testing.T) {
 	if err := r.c.Pause("waiting for the on-call"); err != nil {
 		t.Fatal(err)
 	}
-	if st := r.c.Status(); st.State != canary.Paused || st.Reason != "waiting for the on-call" {
-		t.Fatalf("paused status %s %q", st.State, st.Reason)
+	if st := r.c.Status(); st.Phase != canary.PhasePaused || st.Reason != "waiting for the on-call" {
+		t.Fatalf("paused status %s %q", st.Phase, st.Reason)
 	}
 	// Paused at a passing step: no promotion even after the duration.
 	r.clock.Advance(2 * time.Hour)
-	r.traffic(time.Minute, 200, 0, 0)
+	r.traffic(time.Minute, 3000, 0, 0)
 	if rep, err := r.c.Evaluate(ctx); err != nil || rep.Verdict != canary.Pass || r.s.Weight() != 100 {
 		t.Fatalf("paused evaluate: %v %s weight %d", err, rep.Verdict, r.s.Weight())
 	}
-	if err := r.c.Promote(); err != nil || r.s.Weight() != 1000 || r.c.Status().State != canary.Paused {
-		t.Fatalf("manual promote while paused: %v weight %d state %s", err, r.s.Weight(), r.c.Status().State)
+	if err := r.c.Promote(); err != nil || r.s.Weight() != 1000 || r.c.Status().Phase != canary.PhasePaused {
+		t.Fatalf("manual promote while paused: %v weight %d state %s", err, r.s.Weight(), r.c.Status().Phase)
 	}
 	if err := r.c.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.Promote(); err != nil || r.s.Weight() != canary.MaxWeight || r.c.Status().State != canary.Promoted {
+	if err := r.c.Promote(); err != nil || r.s.Weight() != canary.MaxWeight || r.c.Status().Phase != canary.PhaseSucceeded {
 		t.Fatalf("manual promote from last step: %v weight %d", err, r.s.Weight())
 	}
 	select {
@@ -121,7 +121,7 @@ func TestControllerManualAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := r.c.Status()
-	if st.State != canary.Aborted || st.Weight != 0 || st.Reason != "customer reports from EU" || !r.s.Halted() {
+	if st.Phase != canary.PhaseRolledBack || st.Weight != 0 || st.Reason != "customer reports from EU" || !r.s.Halted() {
 		t.Fatalf("after abort: %+v halted %v", st, r.s.Halted())
 	}
 	err := r.c.Run(context.Background())
@@ -146,14 +146,15 @@ func TestControllerAutomatic(t *testing.T) {
 	}
 	r.traffic(10*time.Second, 50, 0, 0)
 	rep, _ := r.c.Evaluate(ctx)
-	if rep.Verdict != canary.Insufficient || r.s.Weight() != 500 {
+	if rep.Verdict != canary.Inconclusive || r.s.Weight() != 500 {
 		t.Fatalf("50 requests: %s at %d", rep.Verdict, r.s.Weight())
 	}
 	for range 3 {
-		r.traffic(10*time.Second, 200, 0, 0)
+		r.traffic(10*time.Second, 300, 0, 0)
 		r.c.Evaluate(ctx)
 	}
-	// 40 s, 650 canary requests (500 needed) and a pass: the step moves on.
+	// 40 s, 950 canary requests (500 needed) without an error: positive
+	// evidence, and the step moves on.
 	st := r.c.Status()
 	if st.Step != 1 || st.Weight != 5000 {
 		t.Fatalf("after 40s of passing checks: step %d weight %d (%s)", st.Step, st.Weight, st.Reason)
@@ -161,8 +162,8 @@ func TestControllerAutomatic(t *testing.T) {
 	r.traffic(10*time.Second, 500, 1000, 10)
 	rep, _ = r.c.Evaluate(ctx)
 	st = r.c.Status()
-	if rep.Verdict != canary.Fail || st.State != canary.Aborted || st.Weight != 0 {
-		t.Fatalf("10%% errors: %s, %s at %d", rep.Verdict, st.State, st.Weight)
+	if rep.Verdict != canary.Fail || st.Phase != canary.PhaseRolledBack || st.Weight != 0 {
+		t.Fatalf("10%% errors: %s, %s at %d", rep.Verdict, st.Phase, st.Weight)
 	}
 	if !strings.HasPrefix(st.Reason, "canary is worse than stable: canary error rate") {
 		t.Fatalf("reason %q", st.Reason)
@@ -170,7 +171,7 @@ func TestControllerAutomatic(t *testing.T) {
 	if got, want := r.kinds(), "started,step,aborted"; got != want {
 		t.Fatalf("events %s, want %s", got, want)
 	}
-	if e := r.events[2]; e.Manual || e.From != canary.Progressing || e.To != canary.Aborted || e.Reason != st.Reason {
+	if e := r.events[2]; e.Manual || e.From != canary.PhaseRunning || e.To != canary.PhaseRolledBack || e.Reason != st.Reason {
 		t.Fatalf("abort event %+v", e)
 	}
 	if _, err := r.c.Evaluate(ctx); !errors.Is(err, canary.ErrFinished) {
@@ -179,14 +180,16 @@ func TestControllerAutomatic(t *testing.T) {
 }
 
 func TestControllerMinSamplesHolds(t *testing.T) {
-	r := newRig(t, []canary.Step{{Weight: 500, MinDuration: time.Second, MinSamples: 10_000}}, canary.AnalysisOptions{SkipLatency: true})
+	r := newRig(t, []canary.Step{{Weight: 500, MinDuration: time.Minute, MinSamples: 10_000}}, canary.AnalysisOptions{SkipLatency: true})
 	r.c.Start()
 	for range 5 {
 		r.traffic(10*time.Second, 200, 0, 0)
 		r.c.Evaluate(context.Background())
 	}
-	if st := r.c.Status(); st.State != canary.Progressing || st.StepRequests != 1000 {
-		t.Fatalf("below MinSamples: %s with %d step requests", st.State, st.StepRequests)
+	// Below MinSamples and before its deadline (4 x MinDuration), the
+	// step neither moves nor holds.
+	if st := r.c.Status(); st.Phase != canary.PhaseRunning || st.StepRequests != 1000 {
+		t.Fatalf("below MinSamples: %s with %d step requests", st.Phase, st.StepRequests)
 	}
 }
 
@@ -204,7 +207,7 @@ func TestControllerAbsoluteLimits(t *testing.T) {
 		if c.Name == "max error rate" {
 			lim = c
 		}
-		if c.Name == "error rate" && c.Verdict != canary.Pass {
+		if c.Name == "error rate" && c.Verdict == canary.Fail {
 			t.Fatalf("relative check: %+v", c)
 		}
 	}
@@ -225,8 +228,8 @@ func TestControllerRun(t *testing.T) {
 	if err := c.Run(context.Background()); err != nil {
 		t.Fatalf("Run = %v", err)
 	}
-	if st := c.Status(); st.State != canary.Promoted || s.Weight() != canary.MaxWeight {
-		t.Fatalf("after Run: %s at %d", st.State, s.Weight())
+	if st := c.Status(); st.Phase != canary.PhaseSucceeded || s.Weight() != canary.MaxWeight {
+		t.Fatalf("after Run: %s at %d", st.Phase, s.Weight())
 	}
 	// Cancellation leaves the weight where it is.
 	s2 := newSplitter(t, canary.Options{})
@@ -250,6 +253,8 @@ func TestControllerOptionsErrors(t *testing.T) {
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 10000}}}, "Steps[1].Weight"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 100}}}, "Steps[1].Weight"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{MinDuration: -1}}}, "Steps[0].MinDuration"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{MaxDuration: -1}}}, "Steps[0].MaxDuration"},
+		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{MinDuration: time.Minute, MaxDuration: time.Second}}}, "Steps[0].MaxDuration"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{}}, Analysis: canary.AnalysisOptions{Alpha: 2}}, "Analysis.Alpha"},
 		{canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{}}, Interval: -time.Second}, "Interval"},
 	}
@@ -263,5 +268,48 @@ func TestControllerOptionsErrors(t *testing.T) {
 	_, err := canary.NewController(canary.ControllerOptions{Splitter: s, Steps: []canary.Step{{Weight: 500}, {Weight: 100}}})
 	if want := "canary: invalid options: Steps[1].Weight: 1% is below the previous step's 5%: weights must not decrease"; fmt.Sprint(err) != want {
 		t.Errorf("error text %q", err)
+	}
+}
+
+// TestControllerDeadline: a step without a Pass by its MaxDuration is held
+// (never promoted), Resume gives it a new deadline, and FailInconclusive
+// rolls it back instead.
+func TestControllerDeadline(t *testing.T) {
+	steps := []canary.Step{{Weight: 500, MinDuration: 10 * time.Second, MaxDuration: 30 * time.Second}}
+	r := newRig(t, steps, canary.AnalysisOptions{SkipLatency: true})
+	ctx := context.Background()
+	r.c.Start()
+	for range 3 {
+		r.traffic(10*time.Second, 10, 0, 0) // far too little for evidence
+		r.c.Evaluate(ctx)
+	}
+	st := r.c.Status()
+	if st.Phase != canary.PhasePaused || st.Weight != 500 || !strings.HasPrefix(st.Reason, "held: no passing analysis after 30s at 5%") {
+		t.Fatalf("at the deadline: %s at %d (%q), want held at 5%%", st.Phase, st.Weight, st.Reason)
+	}
+	if e := r.events[len(r.events)-1]; e.Kind != canary.EventPaused || e.Manual || e.To != canary.PhasePaused {
+		t.Fatalf("hold event %+v", e)
+	}
+	if err := r.c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	r.traffic(10*time.Second, 10, 0, 0)
+	if r.c.Evaluate(ctx); r.c.Status().Phase != canary.PhaseRunning {
+		t.Fatalf("10s after Resume: %s, want running until a new deadline", r.c.Status().Phase)
+	}
+
+	f := newRig(t, steps, canary.AnalysisOptions{SkipLatency: true})
+	fc, err := canary.NewController(canary.ControllerOptions{Splitter: f.s, Steps: steps, OnDeadline: canary.FailInconclusive,
+		Analysis: canary.AnalysisOptions{SkipLatency: true}, Interval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.Start()
+	for range 3 {
+		f.traffic(10*time.Second, 10, 0, 0)
+		fc.Evaluate(ctx)
+	}
+	if st := fc.Status(); st.Phase != canary.PhaseRolledBack || !strings.Contains(st.Reason, "no passing analysis after 30s") {
+		t.Fatalf("FailInconclusive at the deadline: %s (%q)", st.Phase, st.Reason)
 	}
 }

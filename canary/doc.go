@@ -1,29 +1,38 @@
-// Package canary sends a share of HTTP traffic to a new version inside the
-// service, measures both versions side by side, and decides: no mesh, no
-// ingress, no metrics server.
+// Package canary sends a share of HTTP (and gRPC) traffic to a new version
+// inside the service, measures both versions side by side, and decides: no
+// mesh, no ingress, no metrics server.
 //
 // # Lifecycle
 //
 // A Splitter (New) is an http.Handler in front of two targets: Stable and
-// Canary, each an http.Handler in this binary or an *Upstream, a reverse
-// proxy to another process on a TCP port or a Unix socket. The weight, in
-// basis points (500 = 5%), is changed at run time by SetWeight, an atomic
-// store that the next request sees. Halt sends everyone to stable.
+// Canary, each an http.Handler in this binary (a grpc.Server is one) or an
+// *Upstream, a reverse proxy to another process on a TCP port or a Unix
+// socket, over HTTP/1.1 or cleartext HTTP/2 (UpstreamOptions.H2C). The
+// weight, in basis points (500 = 5%), is changed at run time by SetWeight,
+// an atomic store that the next request sees. Halt sends everyone to
+// stable.
 //
-// A Controller (NewController) walks the splitter through Steps. Every
-// Interval it analyses canary against stable over the same sliding window
-// (Evaluate, or Run which does it on a ticker): a Fail aborts at once
-// (weight 0, segments off, the reason in words in Status and the event); a
-// Pass, once the step's MinDuration and MinSamples are met, moves to the
-// next step, and after the last one to 100% (Promoted). Insufficient data
-// holds the step and never aborts. Promote, Abort, Pause and Resume act by
-// hand; OnEvent receives every transition. Status is a snapshot for
-// dashboards and the rollout package.
+// Two engines can move the weight, and they share everything but their
+// loop (the Splitter, its metrics, the Analyzer and its verdicts):
 //
-// The rollout package (or any orchestrator) needs three calls:
-// Splitter.SetWeight(bp) to move traffic, Controller.Status() for a
-// snapshot, and Controller.Analyze(ctx) for a verdict it acts on itself
-// (Evaluate acts too).
+//   - A Controller (NewController) is for a service that uses canary
+//     alone: it walks the splitter through Steps on its own ticker (Run)
+//     or on the caller's (Evaluate), with Promote, Abort, Pause and Resume
+//     by hand, OnEvent for every transition and Status for dashboards.
+//   - The rollout package's canary strategy is for a canary that is one
+//     part of a plan (an upgrade, a migration, a flag ramp): its steps set
+//     the weight through Splitter.SetWeight and judge it with this
+//     package's Analyzer through the adapter in rollout's bind package;
+//     rollout persists the progress, which a Controller does not. rollout
+//     does not use Controller.
+//
+// A Controller checks every Interval: a Fail aborts at once (weight 0,
+// segments off, the reason in words in Status and the event); a Pass, once
+// the step's MinDuration and MinSamples are met, moves to the next step,
+// and after the last one to 100% (PhaseSucceeded). Inconclusive holds the
+// step; at the step's MaxDuration without a Pass, OnDeadline decides: Hold
+// (the default) pauses at that weight and says why, FailInconclusive
+// aborts. Nothing is promoted without evidence.
 //
 // Close a Splitter to stop mirroring and unregister its metrics; Shutdown
 // first waits for mirrored copies in flight. Close an Upstream to drop its
@@ -44,114 +53,159 @@
 //     context, then a header, then a cookie, then the assigned cookie):
 //     canary iff bucket.Of(murmur3(salt+key), 10000) < weight, the same
 //     bucketing as flags, so a user in at 5% stays in at 10%, no user flips
-//     while the weight stays constant, and with the same salt a flag's
-//     percentage and the canary pick the same users.
+//     while the weight stays constant, the same key gets the same variant
+//     on every host, and with the same salt a flag's percentage and the
+//     canary pick the same users.
 //  5. No key: a random draw against the weight (math/rand/v2, no lock), or,
 //     with KeyOptions.AssignCookie, a random key set as a cookie so that
 //     the browser stays on its variant.
 //
 // # Metrics
 //
-// Per variant (stable, canary, mirror): requests, errors (5xx responses,
-// recovered panics, unreachable upstreams) and latency, in a ring of
-// per-interval log-linear histograms (16 sub-buckets per power of two, 384
-// buckets from 1 µs to 137 s, quantiles interpolated within a bucket of
-// at most 6.25%) with atomic counters.
-// Memory is fixed: about 3 KiB per interval per variant, so 300 KiB for the
-// default 5-minute window at 10-second resolution. Exported through
+// Per variant (stable, canary, mirror) and per interval of a sliding
+// window (Resolution, 10 s by default, over Window, 5 minutes): requests,
+// errors, a log-linear latency histogram (16 sub-buckets per power of two,
+// 384 buckets from 1 µs to 137 s, quantiles within 6.25%), the requests
+// above the interval's tail cut, and for keyed requests sums per key group
+// (KeyGroups of them). What counts as an error is the Classifier's
+// decision (Options.Classify): HTTPErrors (5xx, the default) or
+// GRPCErrors, which reads grpc-status from the trailers and counts the
+// server-side codes (Unknown, DeadlineExceeded, Unimplemented, Internal,
+// Unavailable, DataLoss) but not answers such as NotFound or
+// InvalidArgument. Recovered panics are always errors.
+//
+// The metrics also record when the weight changed, so that each interval
+// of a Snapshot says which weight it ran at. A Snapshot is mergeable
+// (Merge adds counts, histograms and key groups exactly) and serialisable
+// (JSON): hosts of a fleet publish theirs, and one Analyzer judges the
+// merge as it judges one splitter's.
+//
+// Memory is fixed: about 5 KiB per interval for stable and for canary and
+// 3 KiB for mirror, so 400 KiB for the default window. Exported through
 // OpenTelemetry as baton.canary.requests, baton.canary.errors and
-// baton.canary.canceled (counters), baton.canary.latency.p50/p99 and baton.canary.weight
-// (gauges), each with a "variant" attribute, read at collection time.
+// baton.canary.canceled (counters), baton.canary.latency.p50/p99 and
+// baton.canary.weight (gauges), each with a "variant" attribute, read at
+// collection time.
 //
 // A request whose client goes away (its context canceled) and that ends
-// in a 5xx or an aborted response is counted as canceled, not as a request
-// nor an error: the 502 an Upstream answers when the client hangs up says
-// nothing about the upstream, and counting it would fail the slower
-// variant. Metrics.Canceled and baton.canary.canceled report these.
+// in an error or an aborted response is counted as canceled, not as a
+// request nor an error: the 502 an Upstream answers when the client hangs
+// up says nothing about the upstream, and counting it would fail the
+// slower variant. Metrics.Canceled and baton.canary.canceled report these.
 //
 // A panic in a target is recovered and answered with 500 if nothing was
 // written; after a partial response the connection is aborted
 // (http.ErrAbortHandler) so the client cannot take it for complete.
 //
-// # Analysis
+// # Analysis: the model
 //
-// Each check compares the two variants over the same window:
+// What is compared with what. A check compares canary and stable over the
+// intervals that ran at the current weight since it last changed
+// (Snapshot.Current), up to the window; the interval in which the weight
+// changed is left out. Within those intervals both variants are sampled at
+// one constant assignment probability, so anything that hits both alike (a
+// burst of errors from a shared dependency, a slow database, a daily peak)
+// cancels out: this is a randomised experiment, and the tests below are
+// valid as randomisation tests. Pooling intervals of different weights
+// would not be (after 5% -> 25% the canary's share leans to the newer
+// intervals), which is why a step starts the comparison afresh.
 //
-//   - error rate: exact one-sided two-proportion test (Fisher's conditional
-//     test; the pooled z-test overstates significance tenfold with a handful
-//     of canary errors);
-//   - latency: one-sided Mann-Whitney U on the histogram buckets with tie
-//     correction (Kayenta's approach), failing only if the canary median is
-//     also LatencyMargin (5%) above stable's;
-//   - latency tail: exact test on the share of requests above the pooled
-//     p99 (valid because the threshold depends only on the pooled data),
-//     failing only if the canary p99 is also LatencyMargin above stable's;
+// The unit of assignment. A request without a key is assigned on its own;
+// a keyed request is assigned with every other request of its key. Requests
+// of one key resemble each other (one client's payloads, one tenant's
+// data), so they are not independent samples: treating them so overstates
+// the evidence. Keyed requests are summed in KeyGroups groups by a hash of
+// the key (the same on every host); the variance between groups around
+// each variant's mean, against the variance of independent requests, is
+// the design effect (a cluster-robust variance over key groups). The
+// larger of the design effect pooled over both variants and the canary's
+// own, and never less than 1, inflates the latency test's variance and
+// divides the counts of the exact tests (Rao and Scott's correction).
+// Without keys it is exactly 1 and costs nothing.
+//
+// The tests. Each is a one-sided test of a null shifted by its margin, so
+// that a canary within the margin is rolled back with probability at most
+// the level, however much traffic there is:
+//
+//   - error rate: "canary rate <= stable rate + ErrorMargin" by Fisher's
+//     exact conditional test (ErrorMargin 0, the default) or a z-test; it
+//     needs no minimum sample: 20 failures of 20 against 1 of 1,400 is
+//     conclusive;
+//   - latency: "canary latency <= stable latency x (1+LatencyMargin)"
+//     (5%), on the mean of the log latency (the histogram's bucket index,
+//     16 per doubling), a z-test once each variant has MinSamples (100);
+//   - latency tail: "canary rate above the tail cut <= (1+TailMargin) x
+//     stable's" (50%), exact given the total above the cut. The cut is
+//     fixed when an interval opens, at the TailQuantile (p99) of the
+//     previous interval, so it cannot depend on how the interval's own
+//     requests were split;
 //   - optional absolute limits: MaxErrorRate, MaxP99.
 //
-// Nothing is compared until each variant has MinSamples (100) requests in
-// the window: until then the verdict is Insufficient.
+// Positive evidence. A Pass needs more than "not significant": the error
+// rate and the latency must each pass a non-inferiority test at PassLevel
+// (1%): the data must rule out an error rate PassErrorMargin (0.5 point)
+// above stable's and a slowdown of PassLatencyMargin (the LatencyMargin).
+// The tail test and the limits can only fail a canary. Neither failing nor
+// passing is Inconclusive, and a Controller holds the weight.
 //
-// Repeated checks are bounded by alpha spending. Check k (counting only
-// checks where a test ran) is tested at the increment of a Lan-DeMets
-// spending function (Pocock by default, O'Brien-Fleming optional) over the
-// planned number of checks, split evenly over the three tests; 20% of Alpha
-// is reserved for checks beyond the plan (a paused or slow step), spent as
-// 6/(π²j²). The levels of all checks sum to at most Alpha (1%), so by the
-// union bound a canary no worse than stable is rolled back with probability
-// at most 1% over the whole rollout, whatever the correlation between
-// overlapping windows.
+// The boundary. Repeated checks are bounded by alpha spending with the
+// union bound. Each of the three tests has a third of Alpha (1%); its k-th
+// look is tested at the increment of a Lan-DeMets spending function
+// (Pocock by default, O'Brien-Fleming optional) over the planned number of
+// looks, with 20% kept for looks beyond the plan (a held or paused step),
+// spent as 6/(π²j²). A look is spent only when its test can run and could
+// reject (an exact test with too few errors to reach the level spends
+// nothing), so thin traffic does not use the budget up. The levels of all
+// looks sum to at most Alpha, so a canary within its margins is rolled
+// back with probability at most 1% over the whole rollout, whatever the
+// correlation between looks. A proper group-sequential boundary (the
+// joint distribution of the looks) would spend the budget less
+// conservatively within a step, but the statistics of a step are exact
+// tests on few events, whose joint law is not the Brownian one such
+// boundaries assume; the union bound holds for them as they are.
 //
-// # Measured figures
-//
-// Simulations on a manual clock, 200 requests/s, 5% then 25% then 50%
-// weight, one minute each, checks every 10 s over a 60 s window, log-normal
-// latency (median 20 ms, sigma 0.8), 0.1% errors on stable:
-//
-//   - A/A (canary identical to stable): 42 of 10,000 rollouts rolled back
-//     (0.42%, by BATON_AA_RUNS=10000 go test -run 'TestSimAA$' -v), 7 of
-//     the 1,000 that TestSimAA runs by default (0.7%). Testing every check
-//     at the whole 1% instead (no spending) rolls back 82 of those 1,000
-//     (8.2%).
-//   - canary errors 0.1% -> 2% at 5% weight: rolled back 31 s after the
-//     change on average, 50 s at worst over 20 seeds.
-//   - canary latency x1.5 (p99 +50%) at 5% weight: 22.5 s on average, 30 s
-//     at worst.
-//   - With OBrienFleming spending instead: A/A 8 of 2,000 (0.4%); errors
-//     caught in 38.5 s on average (50 s worst), latency in 28.5 s (30 s):
-//     no fewer false rollbacks here and slower detection, hence Pocock by
-//     default.
-//
-// Hot path (go test -run '^$' -bench . -benchmem ./canary/, 2 cores): the
-// routing decision for a keyed request 29 ns and recording an outcome 60 ns,
-// both without allocation; the full ServeHTTP with handler targets about
-// 160 ns against 3.6 ns for calling the handler directly, with one 32-byte
-// allocation (the status recorder, deliberately not pooled).
+// Measured false-rollback and detection figures, with the commands, are in
+// BENCHMARKS.md (canary).
 //
 // # Mirroring
 //
 // With Options.Mirror, a copy of stable requests goes to the canary handler
 // with an X-Baton-Mirror: 1 header, once the stable handler has returned
 // (the real request pays only for cloning its headers); the canary's answer
-// is discarded and recorded as variant Mirror, apart
-// from real canary traffic. At most MaxConcurrent copies run; when all are
-// busy the copy is dropped and counted. Bodies are captured as the stable
-// handler reads them, up to MaxBody; larger, unknown-length or unread
-// bodies are not mirrored. Make the canary skip side effects on mirrored
-// requests. The splitter removes that header from every incoming request
-// (with or without mirroring), so a client cannot spoof it; a canary
-// reachable other than through the splitter must not trust it.
+// is discarded and recorded as variant Mirror, apart from real canary
+// traffic. At most MaxConcurrent copies run; when all are busy the copy is
+// dropped and counted. Bodies are captured as the stable handler reads
+// them (the buffer grows with what arrives), up to MaxBody; larger,
+// unknown-length or unread bodies are not mirrored. Make the canary skip
+// side effects on mirrored requests. The splitter removes that header from
+// every incoming request, in every spelling a CGI-style stack reads as the
+// same (case, '_' for '-'), with or without mirroring, so a client cannot
+// spoof it; a canary reachable other than through the splitter must not
+// trust it.
 //
 // # Known limits
 //
 //   - Routed requests are split per request, not per connection: a
-//     WebSocket stays on the variant it was routed to.
-//   - Run ticks on the real clock; simulations call Evaluate.
+//     WebSocket, or a gRPC stream, stays on the variant it was routed to
+//     and counts once, when it ends.
+//   - The analysis restarts at each weight: evidence gathered at 5% is not
+//     carried to 25%. At a low weight on thin traffic a healthy canary may
+//     not reach a Pass before its deadline (it is held, not promoted).
+//   - The latency test is a test of the typical latency (geometric mean);
+//     a regression of the slowest 1% alone is the tail test's, which can
+//     fail a canary but never vouch for one.
+//   - Each host fixes its own tail cut; a merged snapshot adds counts
+//     above slightly different cuts (each exact for its host), so its tail
+//     test differs a little from one splitter's seeing all the traffic.
 //   - Latency tests assume both variants run on comparable machines; two
 //     processes on different hosts or transports can differ for reasons
 //     unrelated to the code (use SkipLatency or LatencyMargin).
 //   - The window's newest interval is partial. A goroutine stalled between
 //     reading the clock and counting for longer than the whole window could
 //     count into a slot already reused by a newer interval.
+//   - A request routed just before a weight change and finishing after the
+//     interval of the change counts at the new weight.
+//   - Run ticks on the real clock; simulations call Evaluate.
 //   - Mirror analysis (canary on mirrored traffic against stable) is not
-//     automated: read Metrics().Snapshot().Of(Mirror).
+//     automated: read Metrics().Snapshot().All().Of(Mirror).
 package canary

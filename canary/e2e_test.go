@@ -1,7 +1,6 @@
 package canary_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -21,22 +19,22 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/canary"
+	"github.com/batonhq/baton/internal/testchild"
 )
 
-// The test binary doubles as the upstream server: with BATON_CANARY_ROLE
-// set, TestMain serves HTTP instead of running tests.
+// The test binary doubles as the upstream server: in the testchild role
+// "upstream", TestMain serves HTTP instead of running tests.
 const (
-	envRole      = "BATON_CANARY_ROLE"
+	envName      = "BATON_CANARY_NAME"       // which version it plays: stable or canary
 	envListen    = "BATON_CANARY_LISTEN"     // "tcp" or a Unix socket path
 	envFailEvery = "BATON_CANARY_FAIL_EVERY" // answer 500 to every n-th request
 )
 
-func upstreamRole() string { return os.Getenv(envRole) }
-
 // runUpstream serves until SIGTERM or until its stdin closes (the parent
-// died), then shuts down gracefully. It announces its address with a line
-// "READY <addr>" on stdout.
-func runUpstream(role string) {
+// died), then shuts down gracefully and returns its exit status. It
+// announces its address with a line "READY <addr>" on stdout.
+func runUpstream() int {
+	role := os.Getenv(envName)
 	failEvery, _ := strconv.Atoi(os.Getenv(envFailEvery))
 	var n atomic.Int64
 	mux := http.NewServeMux()
@@ -68,7 +66,7 @@ func runUpstream(role string) {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "listen:", err)
-		os.Exit(2)
+		return 2
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	stop := make(chan os.Signal, 1)
@@ -88,22 +86,25 @@ func runUpstream(role string) {
 	case <-stop:
 	case err := <-done:
 		fmt.Fprintln(os.Stderr, "serve:", err)
-		os.Exit(1)
+		return 1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(0)
+	return 0
 }
 
 // startUpstream re-executes the test binary as an upstream and waits for
 // its READY line.
 func startUpstream(t *testing.T, role, listen string, failEvery int) *canary.Upstream {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envRole+"="+role, envListen+"="+listen, envFailEvery+"="+strconv.Itoa(failEvery))
+	cmd, err := testchild.Command(context.Background(), "upstream",
+		envName+"="+role, envListen+"="+listen, envFailEvery+"="+strconv.Itoa(failEvery))
+	if err != nil {
+		t.Fatal(err)
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -116,23 +117,15 @@ func startUpstream(t *testing.T, role, listen string, failEvery int) *canary.Ups
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	lines := testchild.NewLines(role+" upstream", stdout)
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		stdin.Close()
-		if err := <-exited; err != nil {
+		if err := testchild.Wait(t, role+" upstream", cmd, 0); err != nil {
 			t.Errorf("%s upstream exited: %v", role, err)
 		}
 	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	go func() {
-		_, _ = io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
-	}()
-	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "READY ")
-	if err != nil || !ok {
-		t.Fatalf("%s upstream did not get ready: %q, %v", role, line, err)
-	}
+	addr := strings.TrimPrefix(lines.AwaitPrefix(t, "READY ", 0), "READY ")
 	u, err := canary.NewUpstream(canary.UpstreamOptions{Address: addr})
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +192,10 @@ func load(t *testing.T, url string, n, workers, users int) loadResult {
 func e2eSetup(t *testing.T, canaryFailEvery int) (*canary.Splitter, string) {
 	stable := startUpstream(t, "stable", "tcp", 0)
 	cnry := startUpstream(t, "canary", filepath.Join(t.TempDir(), "canary.sock"), canaryFailEvery)
-	s, err := canary.New(canary.Options{Stable: stable, Canary: cnry, Key: canary.KeyOptions{Header: "X-User"}})
+	// Short intervals: the interval in which the weight changes is left
+	// out of the analysis, and these batches take well under a second.
+	s, err := canary.New(canary.Options{Stable: stable, Canary: cnry, Key: canary.KeyOptions{Header: "X-User"},
+		Window: 10 * time.Second, Resolution: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +213,7 @@ func e2eSetup(t *testing.T, canaryFailEvery int) (*canary.Splitter, string) {
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Error(err)
 		}
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		if err := await(t, served, "the server to stop"); !errors.Is(err, http.ErrServerClosed) {
 			t.Error(err)
 		}
 	})
@@ -231,7 +227,7 @@ func TestEndToEndBadCanaryRolledBack(t *testing.T) {
 	s, url := e2eSetup(t, 10)
 	ctl, err := canary.NewController(canary.ControllerOptions{
 		Splitter: s,
-		Steps:    []canary.Step{{Weight: 1000, MinDuration: time.Nanosecond}, {Weight: 5000, MinDuration: time.Nanosecond}},
+		Steps:    []canary.Step{{Weight: 1000, MinDuration: time.Nanosecond, MaxDuration: time.Minute}, {Weight: 5000, MinDuration: time.Nanosecond, MaxDuration: time.Minute}},
 		Analysis: canary.AnalysisOptions{SkipLatency: true},
 	})
 	if err != nil {
@@ -240,7 +236,7 @@ func TestEndToEndBadCanaryRolledBack(t *testing.T) {
 	if err := ctl.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for batch := 0; batch < 10 && !ctl.Status().State.Finished(); batch++ {
+	for batch := 0; batch < 10 && !ctl.Status().Phase.Done(); batch++ {
 		res := load(t, url, 1500, 8, 300)
 		if !res.sticky {
 			t.Fatalf("batch %d: a user was served by both processes at one weight", batch)
@@ -250,8 +246,8 @@ func TestEndToEndBadCanaryRolledBack(t *testing.T) {
 		}
 	}
 	st := ctl.Status()
-	if st.State != canary.Aborted || st.Weight != 0 {
-		t.Fatalf("bad canary: %s at %d (%s)", st.State, st.Weight, st.Reason)
+	if st.Phase != canary.PhaseRolledBack || st.Weight != 0 {
+		t.Fatalf("bad canary: %s at %d (%s)", st.Phase, st.Weight, st.Reason)
 	}
 	if !strings.Contains(st.Reason, "canary error rate") {
 		t.Errorf("abort reason does not name the error rate: %s", st.Reason)
@@ -269,7 +265,7 @@ func TestEndToEndGoodCanaryPromoted(t *testing.T) {
 	var events []canary.EventKind
 	ctl, err := canary.NewController(canary.ControllerOptions{
 		Splitter: s,
-		Steps:    []canary.Step{{Weight: 1000, MinDuration: time.Nanosecond}, {Weight: 5000, MinDuration: time.Nanosecond}},
+		Steps:    []canary.Step{{Weight: 1000, MinDuration: time.Nanosecond, MaxDuration: time.Minute}, {Weight: 5000, MinDuration: time.Nanosecond, MaxDuration: time.Minute}},
 		// Latency is left out: two processes on one busy machine (one
 		// over TCP, one over a Unix socket) differ for reasons that have
 		// nothing to do with the code under test.
@@ -283,7 +279,7 @@ func TestEndToEndGoodCanaryPromoted(t *testing.T) {
 		t.Fatal(err)
 	}
 	total := map[string]int{}
-	for batch := 0; batch < 10 && !ctl.Status().State.Finished(); batch++ {
+	for batch := 0; batch < 10 && !ctl.Status().Phase.Done(); batch++ {
 		res := load(t, url, 1000, 8, 300)
 		if res.statuses[200] != 1000 {
 			t.Fatalf("batch %d: statuses %v", batch, res.statuses)
@@ -296,8 +292,8 @@ func TestEndToEndGoodCanaryPromoted(t *testing.T) {
 		}
 	}
 	st := ctl.Status()
-	if st.State != canary.Promoted || st.Weight != canary.MaxWeight {
-		t.Fatalf("good canary: %s at %d (%s)", st.State, st.Weight, st.Reason)
+	if st.Phase != canary.PhaseSucceeded || st.Weight != canary.MaxWeight {
+		t.Fatalf("good canary: %s at %d (%s)", st.Phase, st.Weight, st.Reason)
 	}
 	want := []canary.EventKind{canary.EventStarted, canary.EventStep, canary.EventPromoted}
 	if fmt.Sprint(events) != fmt.Sprint(want) {
@@ -334,7 +330,9 @@ func TestEndToEndMirror(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	<-served
+	if err := await(t, served, "the server to stop"); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		t.Error(err)
+	}
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}

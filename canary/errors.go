@@ -18,6 +18,9 @@ var (
 	// ErrNotStarted is returned by Controller methods that need a running
 	// rollout, before Start.
 	ErrNotStarted = errors.New("canary: rollout not started")
+	// ErrSnapshot is wrapped by every *SnapshotError: a snapshot given to
+	// Merge or decoded from JSON has figures that cannot be right.
+	ErrSnapshot = errors.New("canary: invalid snapshot")
 )
 
 // OptionsError says which field of an Options struct is wrong and why. The

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/batonhq/baton/canary"
@@ -71,30 +74,52 @@ func ExampleController() {
 		clock.Advance(10 * time.Second)
 		r, _ := ctl.Evaluate(context.Background())
 		fmt.Printf("check %d: %s\n", check, r.Verdict)
-		if ctl.Status().State.Finished() {
+		if ctl.Status().Phase.Done() {
 			break
 		}
 	}
 	st := ctl.Status()
-	fmt.Println(st.State, st.Weight)
+	fmt.Println(st.Phase, st.Weight)
 	// Output:
 	// started at 5%
 	// aborted at 0%
 	// check 1: fail
-	// aborted 0
+	// rolled-back 0
 }
 
-// A target in another process: the new binary listening on a Unix socket.
+// A target in another process: the new binary listening on a Unix socket
+// (here a server in this process stands in for it).
 func ExampleNewUpstream() {
-	v2, err := canary.NewUpstream(canary.UpstreamOptions{Address: "unix:/run/myservice/v2.sock"})
+	dir, err := os.MkdirTemp("", "canary-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "v2.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		panic(err)
+	}
+	v2srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "v2 served %s for %s", r.URL.Path, r.Host)
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go v2srv.Serve(ln)
+	defer v2srv.Close()
+
+	v2, err := canary.NewUpstream(canary.UpstreamOptions{Address: "unix:" + sock})
 	if err != nil {
 		panic(err)
 	}
 	defer v2.Close()
-	split, err := canary.New(canary.Options{Stable: http.NotFoundHandler(), Canary: v2, Weight: 100})
+	split, err := canary.New(canary.Options{Stable: http.NotFoundHandler(), Canary: v2, Weight: canary.MaxWeight})
 	if err != nil {
 		panic(err)
 	}
 	defer split.Close()
-	_ = http.Handler(split) // serve it with an http.Server
+
+	w := httptest.NewRecorder()
+	split.ServeHTTP(w, httptest.NewRequest("GET", "http://shop.example/cart", nil))
+	fmt.Println(w.Code, w.Body)
+	// Output:
+	// 200 v2 served /cart for shop.example
 }

@@ -2,6 +2,8 @@ package canary
 
 import (
 	"math"
+	"reflect"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -57,3 +59,34 @@ func TestQuantileAccuracy(t *testing.T) {
 		t.Error("empty histogram has a quantile")
 	}
 }
+
+// TestCurrentAtMatchesSnapshot: the controller's direct sum of the current
+// weight's intervals is what Snapshot().Current() gives.
+func TestCurrentAtMatchesSnapshot(t *testing.T) {
+	var clock manualClock
+	m := NewMetrics(MetricsOptions{Window: time.Minute, Resolution: 5 * time.Second, Weight: 500, Clock: &clock})
+	for i := range 3000 {
+		at := time.Unix(0, int64(i)*int64(30*time.Millisecond))
+		if i == 1200 {
+			m.noteWeight(at, 2500)
+		}
+		v := Variant(i % 3)
+		if i%2 == 0 {
+			m.RecordKeyAt(v, "k"+strconv.Itoa(i%97), at, time.Duration(i%700)*time.Microsecond, i%31 == 0)
+		} else {
+			m.RecordAt(v, at, time.Duration(i%500)*time.Microsecond, i%29 == 0)
+		}
+	}
+	at := time.Unix(0, int64(3000)*int64(30*time.Millisecond))
+	got, want := m.currentAt(at), m.SnapshotAt(at).Current()
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("currentAt %+v\nCurrent %+v", got.Variants[Canary].Requests, want.Variants[Canary].Requests)
+	}
+	if want.Weight != 2500 || want.Of(Canary).Requests == 0 || want.Intervals == 12 {
+		t.Fatalf("current: weight %d, %d canary requests, %d intervals", want.Weight, want.Of(Canary).Requests, want.Intervals)
+	}
+}
+
+type manualClock struct{ t time.Time }
+
+func (c *manualClock) Now() time.Time { return c.t }

@@ -22,7 +22,7 @@ func TestWindowSlides(t *testing.T) {
 			m.Record(canary.Canary, time.Duration(s+1)*time.Millisecond, s < 20)
 		}
 	}
-	w := m.Snapshot()
+	w := m.Snapshot().Current()
 	c := w.Of(canary.Canary)
 	// The window holds intervals [30s,40s), [40s,50s), [50s,60s).
 	if c.Requests != 300 || c.Errors != 0 || c.Latency.Count() != 300 {
@@ -40,16 +40,16 @@ func TestWindowSlides(t *testing.T) {
 	// An idle gap longer than the window empties it, and old slots are
 	// not read back after the ring wraps.
 	clock.Advance(5 * time.Minute)
-	if c := m.Snapshot().Of(canary.Canary); c.Requests != 0 {
+	if c := m.Snapshot().Current().Of(canary.Canary); c.Requests != 0 {
 		t.Fatalf("after idling: %d requests in the window", c.Requests)
 	}
 	m.Record(canary.Canary, time.Millisecond, true)
-	if c := m.Snapshot().Of(canary.Canary); c.Requests != 1 || c.Errors != 1 {
+	if c := m.Snapshot().Current().Of(canary.Canary); c.Requests != 1 || c.Errors != 1 {
 		t.Fatalf("after idling and one request: %d/%d", c.Requests, c.Errors)
 	}
 	// A late record for an interval already out of the window is not counted there.
 	m.RecordAt(canary.Canary, canarytest.Epoch, time.Millisecond, true)
-	if c := m.Snapshot().Of(canary.Canary); c.Requests != 1 {
+	if c := m.Snapshot().Current().Of(canary.Canary); c.Requests != 1 {
 		t.Fatalf("stale record counted: %d", c.Requests)
 	}
 }
@@ -71,7 +71,7 @@ func TestRecordConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	clock.Set(canarytest.Epoch.Add(30 * time.Second))
-	w := m.Snapshot()
+	w := m.Snapshot().Current()
 	for _, v := range []canary.Variant{canary.Stable, canary.Canary} {
 		s := w.Of(v)
 		if s.Requests != workers/2*per || s.Errors != workers/2*per/10 || s.Latency.Count() != workers/2*per {

@@ -140,8 +140,9 @@ func (m *mirror) capture(r *http.Request) *capture {
 		m.skipped.Add(1)
 		return nil
 	}
+	// The buffer grows as the stable handler reads: a request that
+	// declares a large body and sends little costs only what it sent.
 	t := &teeBody{ReadCloser: r.Body, want: r.ContentLength}
-	t.buf.Grow(int(r.ContentLength))
 	r.Body = t
 	return &capture{body: t}
 }
@@ -199,7 +200,7 @@ func (m *mirror) run(r *http.Request) {
 	defer func() {
 		p := recover()
 		end := m.s.clock.Now()
-		m.s.metrics.RecordAt(Mirror, end, end.Sub(start), p != nil || w.status >= 500)
+		m.s.metrics.RecordAt(Mirror, end, end.Sub(start), p != nil || m.s.classify(Response{Request: r, Status: w.status, Header: w.header}))
 		if p != nil && p != http.ErrAbortHandler {
 			m.s.log.Error("canary: mirrored request panicked", "path", r.URL.Path, "panic", p)
 		}

@@ -21,11 +21,11 @@ func TestControllerAnalyze(t *testing.T) {
 	}
 	r.traffic(10*time.Second, 500, 0, 5) // canary fails 20%
 	rep, err := r.c.Analyze(context.Background())
-	if err != nil || rep.Verdict != canary.Fail || rep.Look != 1 {
-		t.Fatalf("Analyze: %v %s look %d", err, rep.Verdict, rep.Look)
+	if err != nil || rep.Verdict != canary.Fail || rep.Check("error rate").Look != 1 {
+		t.Fatalf("Analyze: %v %s look %d", err, rep.Verdict, rep.Check("error rate").Look)
 	}
-	if st := r.c.Status(); st.State != canary.Progressing || st.Weight != 500 {
-		t.Fatalf("Analyze acted: %s at %d", st.State, st.Weight)
+	if st := r.c.Status(); st.Phase != canary.PhaseRunning || st.Weight != 500 {
+		t.Fatalf("Analyze acted: %s at %d", st.Phase, st.Weight)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -70,9 +70,9 @@ func TestNames(t *testing.T) {
 		canary.Variant(9).String(): "Variant(9)",
 		canary.ByWeight.String():   "weight", canary.ByOverride.String(): "override", canary.ByHalt.String(): "halted",
 		canary.BySegment.String(): "segment", canary.ByRandom.String(): "random", canary.Reason(99).String(): "unknown",
-		canary.Pending.String(): "pending", canary.Progressing.String(): "progressing", canary.Paused.String(): "paused",
-		canary.Promoted.String(): "promoted", canary.Aborted.String(): "aborted", canary.State(9).String(): "State(9)",
-		canary.Insufficient.String(): "insufficient data", canary.Pass.String(): "pass", canary.Fail.String(): "fail",
+		canary.PhasePending.String(): "pending", canary.PhaseRunning.String(): "running", canary.PhasePaused.String(): "paused",
+		canary.PhaseSucceeded.String(): "succeeded", canary.PhaseRolledBack.String(): "rolled-back",
+		canary.Inconclusive.String(): "inconclusive", canary.Pass.String(): "pass", canary.Fail.String(): "fail", canary.Verdict(7).String(): "Verdict(7)",
 		canary.EventStep.String():                            "step",
 		(&canary.AbortError{Reason: "p99 too high"}).Error(): "canary: rollout aborted: p99 too high",
 	} {

@@ -43,12 +43,12 @@ func newOtelExport(mp metric.MeterProvider, s *Splitter) (*otelExport, error) {
 		return nil, err
 	}
 	p50, err := m.Float64ObservableGauge(MetricLatencyP50, metric.WithUnit("s"),
-		metric.WithDescription("Median latency over the analysis window, per variant."))
+		metric.WithDescription("Median latency at the current weight over the analysis window, per variant."))
 	if err != nil {
 		return nil, err
 	}
 	p99, err := m.Float64ObservableGauge(MetricLatencyP99, metric.WithUnit("s"),
-		metric.WithDescription("99th percentile latency over the analysis window, per variant."))
+		metric.WithDescription("99th percentile latency at the current weight over the analysis window, per variant."))
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func newOtelExport(mp metric.MeterProvider, s *Splitter) (*otelExport, error) {
 		attrs[v] = metric.WithAttributeSet(attribute.NewSet(attribute.String("variant", Variant(v).String())))
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		w := s.metrics.Snapshot()
+		w := s.metrics.Snapshot().Current()
 		for v := range Variant(numVariants) {
 			n, e := s.metrics.Totals(v)
 			o.ObserveInt64(req, int64(n), attrs[v])

@@ -101,7 +101,7 @@ func TestRecorderPassesThroughFlushAndHijack(t *testing.T) {
 	if len(lines) == 0 || lines[len(lines)-1] != "raw\n" {
 		t.Fatalf("hijacked connection said %q", lines)
 	}
-	<-returned
+	await(t, returned, "the handler to return")
 	if n, e := s.Metrics().Totals(canary.Stable); n != 1 || e != 0 {
 		t.Fatalf("hijacked request: %d requests, %d errors", n, e)
 	}
@@ -142,7 +142,7 @@ func TestMirror(t *testing.T) {
 	if r := post("hello"); r != "stable:hello" {
 		t.Fatalf("real response %q", r)
 	}
-	<-mirrored
+	await(t, mirrored, "the mirrored copy")
 	// Too large a body: the real request is served, the copy skipped.
 	if r := post(strings.Repeat("x", 17)); r != "stable:"+strings.Repeat("x", 17) {
 		t.Fatalf("real response %q", r)
@@ -188,8 +188,8 @@ func TestMirrorNeverBlocks(t *testing.T) {
 			t.Fatalf("request %d: %d", i, rec.Code)
 		}
 	}
-	<-started
-	<-started
+	await(t, started, "the first blocked mirror copy to start")
+	await(t, started, "the second blocked mirror copy to start")
 	st := s.MirrorStats()
 	if st.Sent != 2 || st.Dropped != 8 {
 		t.Fatalf("mirror stats %+v, want 2 sent and 8 dropped", st)
@@ -273,8 +273,13 @@ func TestMirrorHeaderNotSpoofable(t *testing.T) {
 				s.ServeHTTP(httptest.NewRecorder(), req)
 			}
 			if tc.mirror != nil {
-				if got := <-copies; got != "1" {
-					t.Fatalf("mirrored copy carries %q, want 1", got)
+				select {
+				case got := <-copies:
+					if got != "1" {
+						t.Fatalf("mirrored copy carries %q, want 1", got)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("no mirrored copy reached the canary within 10s")
 				}
 			}
 			if err := s.Shutdown(context.Background()); err != nil {
@@ -327,19 +332,19 @@ func TestClientCancelNotCountedAsError(t *testing.T) {
 		}
 		errc <- err
 	}()
-	<-started
+	await(t, started, "the upstream to start working")
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client: %v, want context.Canceled", err)
 	}
-	<-served
+	await(t, served, "the upstream to finish")
 	if n, e := s.Metrics().Totals(canary.Canary); n != 0 || e != 0 {
 		t.Fatalf("canary totals %d requests / %d errors after a client hang-up, want 0/0", n, e)
 	}
 	if c := s.Metrics().Canceled(canary.Canary); c != 1 {
 		t.Fatalf("Canceled(canary) = %d, want 1", c)
 	}
-	if w := s.Metrics().Snapshot(); w.Of(canary.Canary).Requests != 0 {
+	if w := s.Metrics().Snapshot().Current(); w.Of(canary.Canary).Requests != 0 {
 		t.Fatalf("hang-up in the analysis window: %+v", w.Of(canary.Canary).Requests)
 	}
 

@@ -289,6 +289,7 @@ func TestOptionsErrors(t *testing.T) {
 		{canary.Options{Stable: nopHandler, Canary: nopHandler, Weight: 10001}, "Weight"},
 		{canary.Options{Stable: nopHandler, Canary: nopHandler, Segments: []canary.Segment{{Name: "x"}}}, "Segments[0].Match"},
 		{canary.Options{Stable: nopHandler, Canary: nopHandler, Mirror: &canary.MirrorOptions{Weight: 20000}}, "Mirror.Weight"},
+		{canary.Options{Stable: nopHandler, Canary: nopHandler, TailQuantile: 1}, "TailQuantile"},
 	}
 	for _, c := range cases {
 		_, err := canary.New(c.o)

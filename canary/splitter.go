@@ -49,6 +49,12 @@ type Options struct {
 	// Window and Resolution shape the sliding window of the metrics; zero
 	// means DefaultWindow and DefaultResolution.
 	Window, Resolution time.Duration
+	// TailQuantile sets the tail cut of the latency tail test (see
+	// MetricsOptions.TailQuantile); zero means DefaultTailQuantile.
+	TailQuantile float64
+	// Classify says which completed requests count as errors; nil means
+	// HTTPErrors (5xx). Use GRPCErrors in front of gRPC.
+	Classify Classifier
 	// Clock times requests; nil means the system clock.
 	Clock Clock
 	// MeterProvider receives the per-variant metrics; nil means none.
@@ -85,7 +91,9 @@ type Splitter struct {
 	mirror         *mirror
 	mirrorHeader   string // stripped from incoming requests
 	otel           *otelExport
+	classify       Classifier
 
+	wmu    sync.Mutex // orders weight changes with their note in the metrics
 	weight atomic.Uint32
 	halted atomic.Bool
 
@@ -102,6 +110,9 @@ func New(opts Options) (*Splitter, error) {
 	}
 	if opts.Weight > MaxWeight {
 		return nil, optErr("Weight", "%d basis points is above %d (100%%)", opts.Weight, MaxWeight)
+	}
+	if opts.TailQuantile < 0 || opts.TailQuantile >= 1 {
+		return nil, optErr("TailQuantile", "must be in (0, 1), got %v", opts.TailQuantile)
 	}
 	for i, sg := range opts.Segments {
 		if sg.Match == nil {
@@ -122,6 +133,10 @@ func New(opts Options) (*Splitter, error) {
 		clock:        clockOr(opts.Clock),
 		log:          opts.Logger,
 		mirrorHeader: DefaultMirrorHeader,
+		classify:     opts.Classify,
+	}
+	if s.classify == nil {
+		s.classify = HTTPErrors
 	}
 	if s.salt == "" {
 		s.salt = DefaultSalt
@@ -132,7 +147,8 @@ func New(opts Options) (*Splitter, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s.metrics = NewMetrics(MetricsOptions{Window: opts.Window, Resolution: opts.Resolution, Clock: s.clock})
+	s.metrics = NewMetrics(MetricsOptions{Window: opts.Window, Resolution: opts.Resolution,
+		TailQuantile: opts.TailQuantile, Weight: opts.Weight, Clock: s.clock})
 	if opts.Mirror != nil {
 		m, err := newMirror(*opts.Mirror, s)
 		if err != nil {
@@ -154,13 +170,17 @@ func New(opts Options) (*Splitter, error) {
 
 // SetWeight sets the canary weight in basis points (0..10,000) and clears a
 // halt; the next request routed sees it. Raising the weight moves keys only
-// from stable to canary, lowering it only back.
+// from stable to canary, lowering it only back. The metrics note the
+// change, so that the analysis compares only what ran at the new weight.
 func (s *Splitter) SetWeight(bp uint32) error {
 	if bp > MaxWeight {
 		return &weightError{bp}
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.weight.Store(bp)
 	s.halted.Store(false)
+	s.metrics.noteWeight(s.clock.Now(), bp)
 	return nil
 }
 
@@ -178,8 +198,11 @@ func (s *Splitter) Weight() uint32 { return s.weight.Load() }
 // SetWeight: what an abort does. Only an allowed override header still
 // reaches the canary, so a person can reproduce the failure.
 func (s *Splitter) Halt() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	s.halted.Store(true)
 	s.weight.Store(0)
+	s.metrics.noteWeight(s.clock.Now(), 0)
 }
 
 // Halted reports whether Halt is in force.
@@ -192,51 +215,60 @@ func (s *Splitter) Metrics() *Metrics { return s.metrics }
 // order of precedence documented on Splitter. A request without a key is
 // drawn at random on every call.
 func (s *Splitter) Route(r *http.Request) Variant {
-	v, _, _ := s.route(r)
+	v, _, _, _ := s.route(r)
 	return v
 }
 
 // Explain returns the variant for r and the rule that chose it.
 func (s *Splitter) Explain(r *http.Request) (Variant, Reason) {
-	v, why, _ := s.route(r)
+	v, why, _, _ := s.route(r)
 	return v, why
 }
 
 // route decides; assign is a freshly generated key the caller must set as
-// the assign cookie.
-func (s *Splitter) route(r *http.Request) (v Variant, why Reason, assign string) {
+// the assign cookie, and group the key group the request is recorded in
+// (-1 for a request without a key, or routed before any key is read).
+func (s *Splitter) route(r *http.Request) (v Variant, why Reason, assign string, group int) {
 	if s.override != nil {
 		if v, ok := s.override.match(r); ok {
-			return v, ByOverride, ""
+			return v, ByOverride, "", -1
 		}
 	}
 	if s.halted.Load() {
-		return Stable, ByHalt, ""
+		return Stable, ByHalt, "", -1
 	}
 	w := s.weight.Load()
 	if w == 0 && len(s.segments) == 0 {
-		return Stable, ByWeight, ""
+		return Stable, ByWeight, "", -1
 	}
 	key := s.key(r)
+	var h uint32
+	group = -1
+	if key != "" {
+		h = bucket.Hash(s.salt, key)
+		group = groupOf(h)
+	}
 	for i := range s.segments {
 		if s.segments[i].Match(r, key) {
-			return Canary, BySegment, ""
+			return Canary, BySegment, "", group
 		}
 	}
 	if key == "" && s.assignCookie != "" {
 		key = strconv.FormatUint(rand.Uint64(), 36)
 		assign = key
+		h = bucket.Hash(s.salt, key)
+		group = groupOf(h)
 	}
 	if key == "" {
 		if rand.Uint32N(MaxWeight) < w {
-			return Canary, ByRandom, ""
+			return Canary, ByRandom, "", -1
 		}
-		return Stable, ByRandom, ""
+		return Stable, ByRandom, "", -1
 	}
-	if bucket.In(bucket.Hash(s.salt, key), w, MaxWeight) {
-		return Canary, ByWeight, assign
+	if bucket.In(h, w, MaxWeight) {
+		return Canary, ByWeight, assign, group
 	}
-	return Stable, ByWeight, assign
+	return Stable, ByWeight, assign, group
 }
 
 func (s *Splitter) key(r *http.Request) string {
@@ -274,14 +306,17 @@ func (s *Splitter) key(r *http.Request) string {
 // for a complete one.
 //
 // The mirror header (MirrorOptions.Header, DefaultMirrorHeader without
-// mirroring) is removed from every incoming request before routing: only
-// the splitter's own copies carry it, so a client cannot make a real
-// request look like a copy whose side effects the canary skips.
+// mirroring) is removed from every incoming request before routing, in
+// every spelling that a CGI-style stack would read as the same header
+// (case, and '_' for '-': X_Baton_Mirror): only the splitter's own copies
+// carry it, so a client cannot make a real request look like a copy whose
+// side effects the canary skips.
+//
+// Whether a request failed is the Classify option's decision (5xx by
+// default).
 func (s *Splitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, ok := r.Header[s.mirrorHeader]; ok {
-		r.Header.Del(s.mirrorHeader)
-	}
-	v, _, assign := s.route(r)
+	stripHeader(r.Header, s.mirrorHeader)
+	v, _, assign, group := s.route(r)
 	if o := s.override; o != nil && o.secret != nil {
 		// The override secret is a credential: targets, their logs and
 		// upstream processes do not need to see it.
@@ -302,18 +337,18 @@ func (s *Splitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if s.mirror != nil {
 		cap = s.mirror.capture(r)
 	}
-	s.serve(h, &recorder{ResponseWriter: w}, r, v)
+	s.serve(h, &recorder{ResponseWriter: w}, r, v, group)
 	if cap != nil {
 		s.mirror.send(r, cap)
 	}
 }
 
-func (s *Splitter) serve(h http.Handler, rec *recorder, r *http.Request, v Variant) {
+func (s *Splitter) serve(h http.Handler, rec *recorder, r *http.Request, v Variant, group int) {
 	start := s.clock.Now()
 	defer func() {
 		end := s.clock.Now()
 		p := recover()
-		failed := p != nil || rec.status >= 500
+		failed := p != nil || s.classify(Response{Request: r, Status: rec.status, Header: rec.Header()})
 		if failed && (p == nil || p == http.ErrAbortHandler) && errors.Is(r.Context().Err(), context.Canceled) {
 			// The client went away (or the server closed the
 			// connection): the 502 or aborted copy that follows says
@@ -322,7 +357,7 @@ func (s *Splitter) serve(h http.Handler, rec *recorder, r *http.Request, v Varia
 			// upstream canary) into a false rollback.
 			s.metrics.RecordCanceled(v)
 		} else {
-			s.metrics.RecordAt(v, end, end.Sub(start), failed)
+			s.metrics.record(v, end, group, end.Sub(start), failed)
 		}
 		if p == nil {
 			return
@@ -366,4 +401,36 @@ func (s *Splitter) Close() error {
 		}
 	})
 	return nil
+}
+
+// stripHeader removes every key of h that names the header name once case
+// is ignored and '_' is read as '-', as CGI and many proxies read them.
+func stripHeader(h http.Header, name string) {
+	for k := range h {
+		if sameHeaderName(k, name) {
+			delete(h, k)
+		}
+	}
+}
+
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + ('a' - 'A')
+	}
+	return c
 }

@@ -24,8 +24,14 @@ type UpstreamOptions struct {
 	// With a custom transport, Address must be TCP.
 	Transport http.RoundTripper
 	// FlushInterval is passed to httputil.ReverseProxy: zero flushes only
-	// at the end (streams such as text/event-stream flush at once anyway).
+	// at the end (streams such as text/event-stream, and answers of
+	// unknown length such as gRPC's, flush at once anyway).
 	FlushInterval time.Duration
+	// H2C speaks HTTP/2 without TLS to the upstream (prior knowledge), as
+	// a gRPC server expects; the upstream's trailers (grpc-status) reach
+	// the client and the Classifier. False means HTTP/1.1. It needs the
+	// transport NewUpstream makes (Transport nil).
+	H2C bool
 	// Logger receives proxy errors; nil discards.
 	Logger *slog.Logger
 }
@@ -59,6 +65,9 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	u := &Upstream{addr: o.Address}
 	target := &url.URL{Scheme: "http", Host: o.Address}
 	rt := o.Transport
+	if o.H2C && rt != nil {
+		return nil, optErr("H2C", "needs the transport NewUpstream makes; configure HTTP/2 on the custom Transport instead")
+	}
 	if path, ok := strings.CutPrefix(o.Address, "unix:"); ok {
 		if path == "" {
 			return nil, optErr("Address", "unix: needs a socket path")
@@ -70,7 +79,7 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 		u.transport = newTransport(func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
-		})
+		}, o.H2C)
 		rt = u.transport
 	} else {
 		if _, _, err := net.SplitHostPort(o.Address); err != nil {
@@ -78,7 +87,7 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 		}
 		if rt == nil {
 			d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-			u.transport = newTransport(d.DialContext)
+			u.transport = newTransport(d.DialContext, o.H2C)
 			rt = u.transport
 		}
 	}
@@ -105,8 +114,12 @@ func NewUpstream(o UpstreamOptions) (*Upstream, error) {
 	return u, nil
 }
 
-func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+func newTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), h2c bool) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	if h2c {
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
+	}
 	t.Proxy = nil // the upstream is local: never through an HTTP proxy
 	t.DialContext = dial
 	t.MaxIdleConns = DefaultUpstreamIdleConns

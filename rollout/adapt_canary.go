@@ -67,9 +67,9 @@ func (c CanaryWeights) Restore() error {
 }
 
 // CanaryAnalyzer judges the canary of a Splitter against its stable
-// variant with a *canary.Analyzer over the splitter's current metrics
-// window: canary's pass, fail and insufficient data become Pass, Fail and
-// Inconclusive, and the analysis reason (which check failed, with its
+// variant with a *canary.Analyzer over the splitter's metrics at its
+// current weight: canary's pass, fail and inconclusive become Pass, Fail
+// and Inconclusive, and the analysis reason (which check failed, with its
 // figures) becomes the decision's reason. Each call that runs a test
 // spends one look of the analyzer's alpha budget: size
 // canary.AnalysisOptions.Looks to the number of analyses the plan makes.

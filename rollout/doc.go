@@ -40,7 +40,7 @@
 //   - CanaryWeights{Splitter, StateFile} (WeightSetter; with StateFile the
 //     weight survives a restart or upgrade through Restore) and
 //     CanaryAnalyzer{Splitter, Analyzer} (Analyzer: canary's
-//     pass/fail/insufficient become Pass/Fail/Inconclusive, with canary's
+//     Pass/Fail/Inconclusive become rollout's, with canary's
 //     reason).
 //   - NewFlagStore(FlagStoreOptions{Store, StateFile}): FlagRamper that
 //     writes each ramp to a state file before applying it and re-applies

@@ -44,10 +44,10 @@ func main() {
 	cfg := config{rps: *rps, stepFor: *stepFor, interval: 2 * time.Second, alpha: *alpha, out: os.Stdout}
 	ok := true
 	if *scenario == "good" || *scenario == "both" {
-		ok = run("good", 0, 0, cfg, canary.Promoted) && ok
+		ok = run("good", 0, 0, cfg, canary.PhaseSucceeded) && ok
 	}
 	if *scenario == "bad" || *scenario == "both" {
-		ok = run("bad", *v2Errors, *v2Latency, cfg, canary.Aborted) && ok
+		ok = run("bad", *v2Errors, *v2Latency, cfg, canary.PhaseRolledBack) && ok
 	}
 	if !ok {
 		os.Exit(1)
@@ -76,7 +76,7 @@ func version(name string, errRate float64, extra time.Duration) http.Handler {
 	})
 }
 
-func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, want canary.State) bool {
+func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, want canary.Phase) bool {
 	rps, stepFor, alpha, out := cfg.rps, cfg.stepFor, cfg.alpha, cfg.out
 	fmt.Fprintf(out, "== scenario %s: v2 error rate %.1f%%, v2 added latency %s\n", name, 100*v2Errors, v2Latency)
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -95,13 +95,18 @@ func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, wan
 	defer split.Close()
 	ctl, err := canary.NewController(canary.ControllerOptions{
 		Splitter: split,
+		// A step moves on only with positive evidence that v2 is no
+		// worse; give each step time to gather it.
 		Steps: []canary.Step{
-			{Weight: 500, MinDuration: stepFor},
-			{Weight: 2500, MinDuration: stepFor},
-			{Weight: 5000, MinDuration: stepFor},
+			{Weight: 1000, MinDuration: stepFor, MaxDuration: 8 * stepFor},
+			{Weight: 2500, MinDuration: stepFor, MaxDuration: 8 * stepFor},
+			{Weight: 5000, MinDuration: stepFor, MaxDuration: 8 * stepFor},
 		},
 		Interval: cfg.interval,
-		Analysis: canary.AnalysisOptions{Alpha: alpha},
+		// Roll back on any significant error increase or a slowdown past
+		// 5%; promote once the data rules out +1 point of errors and a
+		// 20% slowdown.
+		Analysis: canary.AnalysisOptions{Alpha: alpha, PassErrorMargin: 0.01, PassLatencyMargin: 0.2},
 		OnEvent: func(e canary.Event) {
 			fmt.Fprintf(out, "   %-8s weight %5.2f%%  %s\n", e.Kind, float64(e.Weight)/100, e.Reason)
 		},
@@ -120,8 +125,8 @@ func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, wan
 	go srv.Serve(ln)
 	defer srv.Shutdown(context.Background())
 
-	// The rollout gets at most 4 steps' worth of time plus slack.
-	ctx, cancel := context.WithTimeout(context.Background(), 4*stepFor+20*time.Second)
+	// The rollout gets its steps' deadlines plus slack.
+	ctx, cancel := context.WithTimeout(context.Background(), 24*stepFor+20*time.Second)
 	defer cancel()
 	var sent, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -132,7 +137,7 @@ func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, wan
 	stopLoad()
 	wg.Wait()
 	st := ctl.Status()
-	fmt.Fprintf(out, "   result: %s after %d requests (%d failed)", st.State, sent.Load(), failed.Load())
+	fmt.Fprintf(out, "   result: %s after %d requests (%d failed)", st.Phase, sent.Load(), failed.Load())
 	var ae *canary.AbortError
 	switch {
 	case err == nil:
@@ -142,10 +147,13 @@ func run(name string, v2Errors float64, v2Latency time.Duration, cfg config, wan
 	default:
 		fmt.Fprintf(out, ": %v\n", err)
 	}
-	fmt.Fprintf(out, "   window: stable %d req, %.2f%% errors, p99 %s | canary %d req, %.2f%% errors, p99 %s\n",
-		st.Stable.Requests, 100*st.Stable.ErrorRate, st.Stable.P99.Round(10*time.Microsecond),
-		st.Canary.Requests, 100*st.Canary.ErrorRate, st.Canary.P99.Round(10*time.Microsecond))
-	if st.State != want {
+	// The last analysis's figures: the weight has moved on since (100%
+	// or 0), and nothing has run at the new weight yet.
+	last := st.Last
+	fmt.Fprintf(out, "   last analysis at %s: stable %d req, %.2f%% errors, p99 %s | canary %d req, %.2f%% errors, p99 %s\n",
+		formatBP(last.Weight), last.Stable.Requests, 100*last.Stable.ErrorRate, last.Stable.P99.Round(10*time.Microsecond),
+		last.Canary.Requests, 100*last.Canary.ErrorRate, last.Canary.P99.Round(10*time.Microsecond))
+	if st.Phase != want {
 		fmt.Fprintf(out, "   UNEXPECTED: wanted %s\n", want)
 		return false
 	}
@@ -190,3 +198,5 @@ func loadLoop(ctx context.Context, url string, rps int, sent, failed *atomic.Int
 		})
 	}
 }
+
+func formatBP(bp uint32) string { return strconv.FormatFloat(float64(bp)/100, 'f', -1, 64) + "%" }

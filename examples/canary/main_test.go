@@ -43,10 +43,10 @@ func TestScenarios(t *testing.T) {
 		name    string
 		errs    float64
 		latency time.Duration
-		want    canary.State
+		want    canary.Phase
 	}{
-		{"good", 0, 0, canary.Promoted},
-		{"bad", 0.03, 3 * time.Millisecond, canary.Aborted},
+		{"good", 0, 0, canary.PhaseSucceeded},
+		{"bad", 0.03, 3 * time.Millisecond, canary.PhaseRolledBack},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

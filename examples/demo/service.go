@@ -218,7 +218,7 @@ func (u upgrader) Upgrade(ctx context.Context) error {
 type errorsAnalyzer struct{ s *canary.Splitter }
 
 func (a errorsAnalyzer) Analyze(ctx context.Context) (rollout.Verdict, string, error) {
-	w := a.s.Metrics().Snapshot()
+	w := a.s.Metrics().Snapshot().All()
 	st, ca := w.Of(canary.Stable), w.Of(canary.Canary)
 	n, e := st.Requests+ca.Requests, st.Errors+ca.Errors
 	switch {

@@ -1,8 +1,8 @@
-// Package stats holds the statistics that canary analysis (and later rollout)
-// uses to compare a canary with its stable baseline: an exact one-sided test of
-// two proportions, the Mann-Whitney U test computed from binned counts, and
-// alpha-spending schedules that bound the false-alarm rate of checks repeated
-// during one rollout.
+// Package stats holds the statistics that canary analysis uses to compare
+// a canary with its stable baseline: exact one-sided tests of two
+// proportions and of two event rates, normal tail functions for the
+// large-sample tests, and alpha-spending schedules that bound the
+// false-alarm rate of checks repeated during one rollout.
 //
 // Everything here is a pure function of counts: no clock, no goroutines, no
 // allocation beyond what the caller passes in.
@@ -17,12 +17,12 @@
 //     ProportionZ is kept for reporting an effect size. Measured (seeded,
 //     TestProportionGreaterSize): 600 against 11,400 trials at a common
 //     0.1% rate, level 1%: the exact test rejects 0.43%, the z-test 3.1%.
-//   - Latency distributions are compared with the Mann-Whitney U test on
-//     histogram bins: observations in one bin are ties, handled by the
-//     standard tie correction of the variance, with a continuity correction.
+//   - Rates with a tolerated ratio (the share of requests above a latency
+//     cut may rise by a margin) are compared with the exact binomial test
+//     of the first group's share of the events given their total
+//     (BinomialGreater), the conditional test of two Poisson rates.
 //   - Repeated looks are bounded by alpha spending with a union bound: look k
 //     is tested at the increment of the spending function, so the chance of
 //     any false rejection over all looks is at most the total alpha whatever
-//     the correlation between looks (sliding windows overlap heavily, which
-//     makes the bound conservative).
+//     the correlation between looks.
 package stats

@@ -137,88 +137,82 @@ func TestProportionZ(t *testing.T) {
 	}
 }
 
-func TestMannWhitneyMatchesPairs(t *testing.T) {
+// exactBinomialUpper sums the binomial tail with big rationals.
+func exactBinomialUpper(x, n int64, p *big.Rat) float64 {
+	sum := new(big.Rat)
+	q := new(big.Rat).Sub(big.NewRat(1, 1), p)
+	for k := x; k <= n; k++ {
+		t := new(big.Rat).SetInt(new(big.Int).Binomial(n, k))
+		for range k {
+			t.Mul(t, p)
+		}
+		for range n - k {
+			t.Mul(t, q)
+		}
+		sum.Add(sum, t)
+	}
+	f, _ := sum.Float64()
+	return f
+}
+
+func TestBinomialGreaterMatchesExact(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for range 200 {
-		bins := r.IntN(10) + 1
-		a := make([]uint64, bins)
-		b := make([]uint64, bins+r.IntN(3))
-		for i := range a {
-			a[i] = uint64(r.IntN(5))
+	for range 300 {
+		n := r.Int64N(120) + 1
+		x := r.Int64N(n + 1)
+		num := r.Int64N(99) + 1
+		p := big.NewRat(num, 100)
+		pf, _ := p.Float64()
+		got := BinomialGreater(x, n, pf)
+		want := 1.0
+		if x > 0 {
+			want = exactBinomialUpper(x, n, p)
 		}
-		for i := range b {
-			b[i] = uint64(r.IntN(5))
-		}
-		var u float64
-		for i, ai := range a {
-			for j, bj := range b {
-				switch {
-				case i > j:
-					u += float64(ai * bj)
-				case i == j:
-					u += float64(ai*bj) / 2
-				}
-			}
-		}
-		got := MannWhitneyBinned(a, b)
-		if got.U != u {
-			t.Fatalf("U = %v, pairwise %v (a=%v b=%v)", got.U, u, a, b)
+		if math.Abs(got-want) > 1e-9*math.Max(want, 1e-300) && math.Abs(got-want) > 1e-12 {
+			t.Fatalf("BinomialGreater(%d, %d, %v) = %v, exact %v", x, n, pf, got, want)
 		}
 	}
 }
 
-func TestMannWhitneyKnown(t *testing.T) {
-	// A = {3,4,5}, B = {1,2}: every pair has A larger, U = 6.
-	a := []uint64{0, 0, 0, 1, 1, 1}
-	b := []uint64{0, 1, 1, 0, 0, 0}
-	got := MannWhitneyBinned(a, b)
-	if got.U != 6 || got.AUC != 1 {
-		t.Fatalf("U = %v AUC = %v", got.U, got.AUC)
+func TestBinomialGreaterEdges(t *testing.T) {
+	for _, c := range []struct {
+		x, n int64
+		p    float64
+		want float64
+	}{
+		{0, 10, 0.3, 1}, {11, 10, 0.3, 0}, {1, 10, 0, 0}, {10, 10, 1, 1},
+		{3, 3, 0.5, 0.125}, {1, 1, 0.05, 0.05},
+	} {
+		if got := BinomialGreater(c.x, c.n, c.p); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("BinomialGreater(%d, %d, %v) = %v, want %v", c.x, c.n, c.p, got, c.want)
+		}
 	}
-	// Var = 3*2/12*6 = 3, z = (6-3-0.5)/sqrt(3).
-	if z := 2.5 / math.Sqrt(3); math.Abs(got.Z-z) > 1e-12 {
-		t.Fatalf("Z = %v, want %v", got.Z, z)
-	}
-	if r := MannWhitneyBinned([]uint64{0, 4}, []uint64{0, 7}); !r.Tied || r.P != 1 {
-		t.Fatalf("all ties: %+v", r)
-	}
-	if r := MannWhitneyBinned(nil, []uint64{3}); r.P != 1 || r.NA != 0 {
-		t.Fatalf("empty group: %+v", r)
-	}
-	// B larger: p close to 1.
-	if r := MannWhitneyBinned(b, a); r.P < 0.9 {
-		t.Fatalf("reversed: %+v", r)
-	}
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic for p > 1")
+		}
+	}()
+	BinomialGreater(1, 2, 1.5)
 }
 
-// TestMannWhitneySize checks the null rejection rate with coarse bins and
-// heavy ties, which the tie correction must keep at the nominal level.
-func TestMannWhitneySize(t *testing.T) {
+// TestBinomialGreaterSize checks the rate test under its null: rare events
+// in a small and a large group at the same rate.
+func TestBinomialGreaterSize(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	const runs = 4000
+	const runs = 20000
 	const alpha = 0.01
 	reject := 0
-	a := make([]uint64, 12)
-	b := make([]uint64, 12)
 	for range runs {
-		clear(a)
-		clear(b)
-		for range 80 {
-			a[min(int(r.ExpFloat64()*2), 11)]++
-		}
-		for range 900 {
-			b[min(int(r.ExpFloat64()*2), 11)]++
-		}
-		if MannWhitneyBinned(a, b).P < alpha {
+		n1, n2 := int64(600), int64(11400)
+		x1, x2 := binomial(r, n1, 0.01), binomial(r, n2, 0.01)
+		p := float64(n1) / float64(n1+n2)
+		if BinomialGreater(x1, x1+x2, p) < alpha {
 			reject++
 		}
 	}
-	rate := float64(reject) / runs
-	// Binomial noise at 4000 runs: sd 0.0016; allow three.
-	if rate > alpha+0.005 {
+	if rate := float64(reject) / runs; rate > alpha {
 		t.Errorf("rejected %.4f of null runs at level %v", rate, alpha)
 	}
-	t.Logf("null rejection at %v: %.4f", alpha, rate)
 }
 
 func TestSpendingSumsToAlpha(t *testing.T) {
@@ -295,13 +289,8 @@ func BenchmarkProportionGreater(b *testing.B) {
 	}
 }
 
-func BenchmarkMannWhitneyBinned(b *testing.B) {
-	a := make([]uint64, 384)
-	c := make([]uint64, 384)
-	for i := range a {
-		a[i], c[i] = uint64(i%7), uint64(i%11)*10
-	}
+func BenchmarkBinomialGreater(b *testing.B) {
 	for b.Loop() {
-		_ = MannWhitneyBinned(a, c)
+		_ = BinomialGreater(30, 430, 0.05)
 	}
 }
