@@ -83,7 +83,7 @@ type adminHandler struct {
 // StatusView is the JSON of GET /api/status. Its zero value is an empty
 // status.
 type StatusView struct {
-	State
+	Status
 	Now   time.Time  `json:"now"`
 	Steps []StepView `json:"steps"`
 }
@@ -98,7 +98,7 @@ type StepView struct {
 func (h *adminHandler) view() StatusView {
 	st := h.r.Status()
 	now := h.r.clock.Now()
-	v := StatusView{State: st, Now: now}
+	v := StatusView{Status: st, Now: now}
 	for _, s := range st.Steps {
 		v.Steps = append(v.Steps, StepView{StepState: s, DurationSeconds: s.Duration(now).Seconds()})
 	}

@@ -1,7 +1,6 @@
 package rollout_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/testchild"
 	"github.com/batonhq/baton/rollout"
 	"github.com/batonhq/baton/rollout/rollouttest"
 )
@@ -32,7 +32,6 @@ import (
 // repeated, nothing is lost.
 
 const (
-	childEnv      = "BATON_ROLLOUT_TEST_CHILD"
 	childDir      = "BATON_ROLLOUT_TEST_DIR"
 	childEffects  = "BATON_ROLLOUT_TEST_EFFECTS"
 	childVersion  = "BATON_ROLLOUT_TEST_VERSION"
@@ -296,10 +295,6 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ok := referenceEffects(t, false, v123...)
 	failed := referenceEffects(t, true, "v1", "v2", "v3", "v2", "v1")
 	if !slices.Contains(failed, "downgrade") || !slices.Contains(failed, "flag_f_off") || slices.Contains(failed, "migration_m_rollback") {
@@ -315,9 +310,8 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 				}
 			}
 			// The bound only stops a hung child; readiness comes from its output.
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(cctx, exe, "-test.run=^$")
 			fail, afterEffect := "", ""
 			if c.failBake {
 				fail = "1"
@@ -325,9 +319,12 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 			if c.afterEffect {
 				afterEffect = "1"
 			}
-			cmd.Env = append(os.Environ(), childEnv+"=1", childDir+"="+dir, childEffects+"="+effects,
+			cmd, err := testchild.Command(cctx, roleRunner, childDir+"="+dir, childEffects+"="+effects,
 				childVersion+"="+c.child, childBlockAt+"="+c.blockAt, childAfter+"="+afterEffect,
 				childWaitStep+"="+c.waitStep, childFail+"="+fail)
+			if err != nil {
+				t.Fatal(err)
+			}
 			cmd.Stderr = os.Stderr
 			out, err := cmd.StdoutPipe()
 			if err != nil {
@@ -336,27 +333,16 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			lines := testchild.NewLines("runner "+c.child, out)
 			ready := "BLOCKED " + c.blockAt
 			if c.waitStep != "" {
 				ready = "WAITING " + c.waitStep
 			}
-			sc := bufio.NewScanner(out)
-			var lines []string
-			for sc.Scan() {
-				lines = append(lines, sc.Text())
-				if sc.Text() == ready {
-					break
-				}
-			}
-			if len(lines) == 0 || lines[len(lines)-1] != ready {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("child never reached %q; it said %q", ready, lines)
-			}
+			lines.Await(t, fmt.Sprintf("the runner to reach %q", ready), 0, func(l string) bool { return l == ready })
 			if err := cmd.Process.Signal(os.Kill); err != nil {
 				t.Fatal(err)
 			}
-			err = cmd.Wait()
+			err = testchild.Wait(t, "runner "+c.child, cmd, 0)
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != -1 {
 				t.Fatalf("child did not die by the signal: %v", err)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/batonhq/baton/internal/atomicfile"
 )
 
 // FileStoreOptions configure NewFileStore. Dir is required.
@@ -101,39 +103,8 @@ func (s *FileStore) Save(ctx context.Context, id string, prev int64, data []byte
 	if err != nil {
 		return 0, err
 	}
-	if err := writeAtomic(s.dir, s.path(id), b); err != nil {
+	if err := atomicfile.WriteFile(s.path(id), b); err != nil {
 		return 0, fmt.Errorf("rollout: file store: %w", err)
 	}
 	return prev + 1, nil
-}
-
-// writeAtomic replaces path with b so that a crash at any point leaves the
-// old or the new content, and the rename itself is durable.
-func writeAtomic(dir, path string, b []byte) error {
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

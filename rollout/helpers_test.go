@@ -99,7 +99,7 @@ func start(t *testing.T, r *rollout.Rollout) (wait func() error, cancel func()) 
 
 // waitFor blocks until cond holds on the rollout's status, or fails the
 // test after a generous bound (a hang, not a timing assertion).
-func waitFor(t *testing.T, r *rollout.Rollout, what string, cond func(rollout.State) bool) rollout.State {
+func waitFor(t *testing.T, r *rollout.Rollout, what string, cond func(rollout.Status) bool) rollout.Status {
 	t.Helper()
 	hang := time.After(30 * time.Second)
 	for {
@@ -116,8 +116,8 @@ func waitFor(t *testing.T, r *rollout.Rollout, what string, cond func(rollout.St
 	}
 }
 
-func stepWaiting(name string) func(rollout.State) bool {
-	return func(st rollout.State) bool {
+func stepWaiting(name string) func(rollout.Status) bool {
+	return func(st rollout.Status) bool {
 		for _, s := range st.Steps {
 			if s.Name == name {
 				return s.Waiting
@@ -127,7 +127,7 @@ func stepWaiting(name string) func(rollout.State) bool {
 	}
 }
 
-func stepStatus(st rollout.State, name string) rollout.StepStatus {
+func stepStatus(st rollout.Status, name string) rollout.StepStatus {
 	for _, s := range st.Steps {
 		if s.Name == name {
 			return s.Status
@@ -158,7 +158,7 @@ func wantErrIs(t *testing.T, err, target error) {
 	}
 }
 
-func decisions(st rollout.State) string {
+func decisions(st rollout.Status) string {
 	var b strings.Builder
 	for _, d := range st.Decisions {
 		b.WriteString(d.Reason + "\n")

@@ -123,7 +123,7 @@ func TestRollbackStopsAtIrreversibleStep(t *testing.T) {
 	wantErrIs(t, e.run(r, time.Hour), rollout.ErrRolledBack)
 	wantCalls(t, e.rec.Calls(), "migration m start", "migration m complete", "weight 100", "analyze", "weight 0")
 	st := r.Status()
-	if stepStatus(st, "01-migration") != rollout.StepSucceeded || stepStatus(st, "00-migration") != rollout.StepSucceeded {
+	if stepStatus(st, "migration-m-complete") != rollout.StepSucceeded || stepStatus(st, "migration-m-start") != rollout.StepSucceeded {
 		t.Fatalf("irreversible step or the one before it changed: %+v", st.Steps)
 	}
 	if !strings.Contains(decisions(st), "irreversible") {
@@ -214,7 +214,7 @@ func TestPromoteFullSkipsWaits(t *testing.T) {
 	}
 	wantCalls(t, e.rec.Calls(), "weight 100", "flag f 100", "weight 10000")
 	st := r.Status()
-	if stepStatus(st, "02-analyze") != rollout.StepSkipped || stepStatus(st, "03-pause") != rollout.StepSkipped {
+	if stepStatus(st, "analyze") != rollout.StepSkipped || stepStatus(st, "pause-1h0m0s") != rollout.StepSkipped {
 		t.Fatalf("%+v", st.Steps)
 	}
 }
@@ -231,7 +231,7 @@ func TestPauseResume(t *testing.T) {
 	}
 	wantErrIs(t, r.Pause(ctx), rollout.ErrInvalidCommand)
 	wait, _ := start(t, r)
-	waitFor(t, r, "running and paused", func(st rollout.State) bool { return st.Phase == rollout.PhaseRunning })
+	waitFor(t, r, "running and paused", func(st rollout.Status) bool { return st.Phase == rollout.PhaseRunning })
 	if n := len(e.rec.Calls()); n != 0 {
 		t.Fatalf("a paused rollout made %d calls", n)
 	}
@@ -272,7 +272,7 @@ func TestPauseInsideRamp(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(gate) // the first analysis finishes while paused
-	waitFor(t, r, "ramp progress 1", func(st rollout.State) bool { return st.Steps[0].Progress == 1 })
+	waitFor(t, r, "ramp progress 1", func(st rollout.Status) bool { return st.Steps[0].Progress == 1 })
 	if got := e.rec.Calls(); len(got) != 2 {
 		t.Fatalf("ramp went on while paused: %v", got)
 	}
@@ -646,7 +646,7 @@ func TestRollbackFailureThenRetry(t *testing.T) {
 	if st.Phase != rollout.PhaseFailed || !strings.Contains(st.Reason, "analysis fail") || !strings.Contains(st.Reason, "flag source unreachable") {
 		t.Fatalf("%s %q", st.Phase, st.Reason)
 	}
-	if stepStatus(st, "01-ramp-flag") != rollout.StepRollbackFailed || stepStatus(st, "00-set-weight") != rollout.StepSucceeded {
+	if stepStatus(st, "ramp-flag-f") != rollout.StepRollbackFailed || stepStatus(st, "set-weight-100") != rollout.StepSucceeded {
 		t.Fatalf("%+v", st.Steps)
 	}
 	flagDown.Store(false)
@@ -719,7 +719,7 @@ func TestDecisionsAreCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds := r.Status().Steps[0].Decisions
-	if len(ds) != rollout.MaxStepDecisions {
+	if len(ds) != rollout.MaxDecisions {
 		t.Fatalf("%d decisions kept", len(ds))
 	}
 	if ds[20].Reason != "(301 earlier decisions dropped)" || ds[len(ds)-1].Reason != "hook passed" {
@@ -737,12 +737,12 @@ func TestDriveRunsAgainAfterRetry(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Drive(ctx) }()
-	waitFor(t, r, "rolled back", func(st rollout.State) bool { return st.Phase == rollout.PhaseRolledBack })
+	waitFor(t, r, "rolled back", func(st rollout.Status) bool { return st.Phase == rollout.PhaseRolledBack })
 	e.a.SetVerdicts(rollout.Pass)
 	if err := r.Retry(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, r, "succeeded", func(st rollout.State) bool { return st.Phase == rollout.PhaseSucceeded })
+	waitFor(t, r, "succeeded", func(st rollout.Status) bool { return st.Phase == rollout.PhaseSucceeded })
 	cancel()
 	wantErrIs(t, <-done, context.Canceled)
 	wantCalls(t, e.rec.Calls(), "weight 100", "analyze", "weight 0", "weight 100", "analyze")

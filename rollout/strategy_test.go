@@ -11,7 +11,7 @@ import (
 
 func TestCanaryStrategyRollsBackWeightOnFailedAnalysis(t *testing.T) {
 	e := newEnv(t)
-	steps, err := rollout.Canary(e.w, rollout.CanaryOptions{Weights: []int{100, 500, 2500, 10000}, Pause: time.Minute, Analyzer: e.a})
+	steps, err := rollout.Canary(e.w, rollout.CanaryOptions{Weights: []uint32{100, 500, 2500, 10000}, Pause: time.Minute, Analyzer: e.a})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestExpandContractChoreography(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, r, "waiting for old versions", func(st rollout.State) bool {
+	waitFor(t, r, "waiting for old versions", func(st rollout.Status) bool {
 		return strings.Contains(decisions(st), "1 instance(s) of older versions still alive")
 	})
 	if e.rec.Count("migration users_email complete") != 0 {

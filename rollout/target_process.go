@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/batonhq/baton/internal/atomicfile"
 )
 
 // ErrProcessExited is wrapped by ProcessTarget.Healthy when the process
@@ -154,7 +156,7 @@ func (p *ProcessTarget) writePIDFile(pr *process, version string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(p.o.StateDir, p.pidPath(), b)
+	return atomicfile.WriteFile(p.pidPath(), b)
 }
 
 func (p *ProcessTarget) removePIDFile() error {

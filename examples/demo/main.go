@@ -160,7 +160,7 @@ func (d *demo) run(clients, rate int) int {
 		ok = false
 	}
 	v2pid := readTrim(filepath.Join(d.dir, pidFile))
-	var st2 rollout.State
+	var st2 rollout.Status
 	if ok {
 		st2, err = d.rollout("release-v3", 60*time.Second)
 		if err != nil {
@@ -230,19 +230,19 @@ func (d *demo) run(clients, rate int) int {
 
 // rollout asks the service to start rollout id and follows it through
 // the admin API until it ends.
-func (d *demo) rollout(id string, limit time.Duration) (rollout.State, error) {
+func (d *demo) rollout(id string, limit time.Duration) (rollout.Status, error) {
 	resp, err := http.PostForm("http://"+d.addr+"/demo/rollout", url.Values{"id": {id}})
 	if err != nil {
-		return rollout.State{}, err
+		return rollout.Status{}, err
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		return rollout.State{}, fmt.Errorf("start: %s %s", resp.Status, bytes.TrimSpace(body))
+		return rollout.Status{}, fmt.Errorf("start: %s %s", resp.Status, bytes.TrimSpace(body))
 	}
 	d.logf("rollout %s started", id)
 	deadline := time.Now().Add(limit)
-	var last rollout.State
+	var last rollout.Status
 	for time.Now().Before(deadline) {
 		st, err := d.status()
 		if err == nil && st.ID == id {
@@ -258,21 +258,21 @@ func (d *demo) rollout(id string, limit time.Duration) (rollout.State, error) {
 	return last, fmt.Errorf("did not end within %s (phase %q)", limit, last.Phase)
 }
 
-func (d *demo) status() (rollout.State, error) {
+func (d *demo) status() (rollout.Status, error) {
 	resp, err := d.admin.Get("http://admin/api/status")
 	if err != nil {
-		return rollout.State{}, err
+		return rollout.Status{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return rollout.State{}, fmt.Errorf("status: %s", resp.Status)
+		return rollout.Status{}, fmt.Errorf("status: %s", resp.Status)
 	}
-	var st rollout.State
+	var st rollout.Status
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
 // printNew prints the decisions not printed yet, as they happen.
-func (d *demo) printNew(st rollout.State) {
+func (d *demo) printNew(st rollout.Status) {
 	type line struct {
 		at   time.Time
 		text string
@@ -302,7 +302,7 @@ func (d *demo) printNew(st rollout.State) {
 	}
 }
 
-func report(st rollout.State) {
+func report(st rollout.Status) {
 	took := st.FinishedAt.Sub(st.StartedAt).Round(100 * time.Millisecond)
 	fmt.Printf("\nrollout %s: %s in %s\n", st.ID, st.Phase, took)
 	if st.Reason != "" {

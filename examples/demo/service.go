@@ -22,6 +22,7 @@ import (
 	"github.com/batonhq/baton/graceful"
 	"github.com/batonhq/baton/migrate"
 	"github.com/batonhq/baton/rollout"
+	"github.com/batonhq/baton/rollout/bind"
 )
 
 // Files of the demo's directory. The service reads the version it runs
@@ -188,17 +189,20 @@ type weights struct {
 
 func weightFile(dir, release string) string { return filepath.Join(dir, "weight-"+release+".json") }
 
-func (w weights) SetWeight(ctx context.Context, bp int) error {
-	if w.release != w.localRelease {
-		return writeAtomic(weightFile(w.dir, w.release), []byte(strconv.Itoa(bp)))
+func (w weights) SetWeight(ctx context.Context, bp uint32) error {
+	if err := writeAtomic(weightFile(w.dir, w.release), []byte(strconv.Itoa(int(bp)))); err != nil {
+		return err
 	}
-	return rollout.CanaryWeights{Splitter: w.local, StateFile: weightFile(w.dir, w.release)}.SetWeight(ctx, bp)
+	if w.release != w.localRelease {
+		return nil
+	}
+	return bind.CanaryWeights{Splitter: w.local}.SetWeight(ctx, bp)
 }
 
 // upgrader installs the new version (writes the version file) and hands
 // off through graceful.
 type upgrader struct {
-	*rollout.GracefulUpgrader
+	*bind.Upgrader
 	dir, from, to string
 }
 
@@ -206,7 +210,7 @@ func (u upgrader) Upgrade(ctx context.Context) error {
 	if err := writeAtomic(filepath.Join(u.dir, versionFile), []byte(u.to)); err != nil {
 		return err
 	}
-	err := u.GracefulUpgrader.Upgrade(ctx)
+	err := u.Upgrader.Upgrade(ctx)
 	if err != nil {
 		_ = writeAtomic(filepath.Join(u.dir, versionFile), []byte(u.from))
 	}
@@ -251,11 +255,11 @@ type deps struct {
 	dir      string
 	version  string
 	db       *sql.DB
-	gu       *rollout.GracefulUpgrader
+	gu       *bind.Upgrader
 	splitter *canary.Splitter
-	flags    *rollout.FlagStore
-	runners  rollout.MigrateRunners
-	registry rollout.MigrateRegistry
+	flags    *bind.FlagRamps
+	runners  bind.MigrateRunners
+	registry bind.MigrateRegistry
 }
 
 func (d *deps) weights(release string) weights {
@@ -263,7 +267,7 @@ func (d *deps) weights(release string) weights {
 }
 
 func (d *deps) upgrade(from, to string) upgrader {
-	return upgrader{GracefulUpgrader: d.gu, dir: d.dir, from: from, to: to}
+	return upgrader{Upgrader: d.gu, dir: d.dir, from: from, to: to}
 }
 
 // buildPlan returns the plan of rollout id. It depends on the id only, so
@@ -273,15 +277,15 @@ func buildPlan(id string, d *deps) (rollout.Plan, error) {
 	case "release-v2":
 		// Errors and an absolute p99 only: v2 writes through the
 		// dual-write trigger, a little slower by design.
-		an, err := canary.NewAnalyzer(canary.AnalysisOptions{SkipLatency: true, MaxP99: time.Second, Looks: 6})
-		if err != nil {
-			return rollout.Plan{}, err
-		}
+		// 50 requests per variant: at 10% of the demo's load the canary
+		// gets them within a few seconds, and each analysis must be
+		// conclusive to pass.
+		an := &bind.CanaryAnalyzer{Splitter: d.splitter, Options: canary.AnalysisOptions{SkipLatency: true, MaxP99: time.Second, MinSamples: 50}}
 		canarySteps, err := rollout.Canary(d.weights("v2"), rollout.CanaryOptions{
-			Weights:  []int{1000, 5000, 10000},
+			Weights:  []uint32{1000, 5000, 10000},
 			Pause:    2 * time.Second,
-			Analyzer: rollout.CanaryAnalyzer{Splitter: d.splitter, Analyzer: an},
-			Analysis: rollout.AnalysisOptions{Count: 2, Interval: 2 * time.Second, MaxInconclusive: 2},
+			Analyzer: an,
+			Analysis: rollout.AnalysisOptions{Count: 3, Interval: 2 * time.Second, MaxInconclusive: 2},
 		})
 		if err != nil {
 			return rollout.Plan{}, err
@@ -304,17 +308,14 @@ func buildPlan(id string, d *deps) (rollout.Plan, error) {
 		)
 		return rollout.Plan{ID: id, Steps: steps}, nil
 	case "release-v3":
-		an, err := canary.NewAnalyzer(canary.AnalysisOptions{Looks: 8})
-		if err != nil {
-			return rollout.Plan{}, err
-		}
+		an := &bind.CanaryAnalyzer{Splitter: d.splitter}
 		steps := []rollout.Step{
 			rollout.Migration(d.runners, "add_nickname", rollout.MigrationStart).Named("add-nickname-expand"),
 			rollout.RampFlag(d.flags, "nickname-ui", rollout.RampOptions{Percentages: []float64{25, 50}, Interval: time.Second}).Named("flag-nickname-ui"),
 			rollout.SetWeight(d.weights("v3"), 2000).Named("canary-weight-v3-2000"),
 			rollout.BlueGreen(d.upgrade("v2", "v3"), "v3", rollout.BakeOptions{
 				Window: 16 * time.Second, Interval: 2 * time.Second,
-				Analyzers: []rollout.Analyzer{rollout.CanaryAnalyzer{Splitter: d.splitter, Analyzer: an}},
+				Analyzers: []rollout.Analyzer{an},
 			}).Named("blue-green-v3"),
 			rollout.SetWeight(d.weights("v3"), 10000).Named("canary-weight-v3-10000"),
 			rollout.Migration(d.runners, "add_nickname", rollout.MigrationBackfill).Named("add-nickname-backfill"),
@@ -379,7 +380,7 @@ func runService(dir, version string, log *slog.Logger) error {
 	}
 	defer inst.Close()
 	mopts := migrate.Options{StateTablePrefix: stateTables, InstanceTTL: 3 * time.Second, Logger: log}
-	runners := rollout.MigrateRunners{}
+	runners := bind.MigrateRunners{}
 	for _, m := range []*migrate.Migration{splitName(), addNickname()} {
 		r, err := migrate.New(db, m, mopts)
 		if err != nil {
@@ -399,7 +400,7 @@ func runService(dir, version string, log *slog.Logger) error {
 	if err := fstore.Set("code", flags.Config{Flags: map[string]flags.Flag{"read-new-name": off(), "nickname-ui": off()}}); err != nil {
 		return err
 	}
-	ramper, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: fstore, StateFile: filepath.Join(dir, flagStateFile)})
+	ramper, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: fstore, StateFile: filepath.Join(dir, flagStateFile)})
 	if err != nil {
 		return err
 	}
@@ -413,8 +414,14 @@ func runService(dir, version string, log *slog.Logger) error {
 		return err
 	}
 	defer splitter.Close()
-	if err := (rollout.CanaryWeights{Splitter: splitter, StateFile: weightFile(dir, version)}).Restore(); err != nil {
-		return err
+	if b, err := os.ReadFile(weightFile(dir, version)); err == nil {
+		bp, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+		if err != nil {
+			return fmt.Errorf("weight file: %w", err)
+		}
+		if err := splitter.SetWeight(uint32(bp)); err != nil {
+			return err
+		}
 	}
 
 	upg, err := graceful.New(graceful.Options{
@@ -440,8 +447,8 @@ func runService(dir, version string, log *slog.Logger) error {
 			return err
 		}
 	}
-	d := &deps{dir: dir, version: version, db: db, gu: rollout.NewGracefulUpgrader(upg), splitter: splitter,
-		flags: ramper, runners: runners, registry: rollout.MigrateRegistry{Runner: runners["split_name"]}}
+	d := &deps{dir: dir, version: version, db: db, gu: bind.NewUpgrader(upg), splitter: splitter,
+		flags: ramper, runners: runners, registry: bind.MigrateRegistry{Runner: runners["split_name"]}}
 	drv := newDriver(d, log)
 	defer drv.close()
 

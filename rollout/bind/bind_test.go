@@ -1,4 +1,4 @@
-package rollout_test
+package bind_test
 
 import (
 	"context"
@@ -11,10 +11,14 @@ import (
 	"testing"
 	"time"
 
+	_ "modernc.org/sqlite"
+
 	"github.com/batonhq/baton/canary"
 	"github.com/batonhq/baton/flags"
 	"github.com/batonhq/baton/migrate"
 	"github.com/batonhq/baton/rollout"
+	"github.com/batonhq/baton/rollout/bind"
+	"github.com/batonhq/baton/rollout/rollouttest"
 )
 
 func TestCanaryAdapters(t *testing.T) {
@@ -25,20 +29,28 @@ func TestCanaryAdapters(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	w := rollout.CanaryWeights{Splitter: s}
+	w := bind.CanaryWeights{Splitter: s}
 	if err := w.SetWeight(ctx, 2500); err != nil || s.Weight() != 2500 {
 		t.Fatalf("SetWeight 2500: err %v, weight %d", err, s.Weight())
 	}
 	if err := w.SetWeight(ctx, 10001); err == nil || s.Weight() != 2500 {
 		t.Errorf("SetWeight 10001: err %v, weight %d; want a refusal and no change", err, s.Weight())
 	}
-	if err := (rollout.CanaryWeights{}).SetWeight(ctx, 1); err == nil {
+	if err := (bind.CanaryWeights{}).SetWeight(ctx, 1); err == nil {
 		t.Error("zero CanaryWeights accepted a weight")
 	}
-	// With a state file, a new splitter (a restarted or upgraded
-	// process) gets the weight back.
-	state := filepath.Join(t.TempDir(), "weight.json")
-	if err := (rollout.CanaryWeights{Splitter: s, StateFile: state}).SetWeight(ctx, 5000); err != nil {
+	// The weight a rollout set is kept with the release: a new splitter
+	// (a restarted or upgraded process) gets it back through Restore.
+	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := rollout.Plan{ID: "weights", Steps: []rollout.Step{rollout.SetWeight(w, 5000)}}
+	r, err := rollout.New(ctx, plan, rollout.Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s2, err := canary.New(canary.Options{Stable: ok, Canary: ok})
@@ -46,15 +58,15 @@ func TestCanaryAdapters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if err := (rollout.CanaryWeights{Splitter: s2, StateFile: state}).Restore(); err != nil || s2.Weight() != 5000 {
-		t.Fatalf("restored weight %d, err %v; want 5000", s2.Weight(), err)
-	}
-
-	an, err := canary.NewAnalyzer(canary.AnalysisOptions{Looks: 3})
+	r2, err := rollout.New(ctx, plan, rollout.Options{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := rollout.CanaryAnalyzer{Splitter: s, Analyzer: an}
+	if err := r2.Restore(ctx, bind.CanaryWeights{Splitter: s2}); err != nil || s2.Weight() != 5000 {
+		t.Fatalf("restored weight %d, err %v; want 5000", s2.Weight(), err)
+	}
+
+	a := &bind.CanaryAnalyzer{Splitter: s, Options: canary.AnalysisOptions{Looks: 3}}
 	v, reason, err := a.Analyze(ctx)
 	if err != nil || v != rollout.Inconclusive || !strings.Contains(reason, "insufficient") {
 		t.Fatalf("no traffic: %v %q %v, want inconclusive", v, reason, err)
@@ -111,20 +123,20 @@ func TestFlagStoreDurable(t *testing.T) {
 		return s
 	}
 	s1 := open()
-	f1, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: s1, StateFile: stateFile})
+	f1, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: s1, StateFile: stateFile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f1.SetPercentage(ctx, "new-ui", 50); err != nil {
+	if err := f1.SetPercent(ctx, "new-ui", 50); err != nil {
 		t.Fatal(err)
 	}
 	if got := share(s1, "new-ui", 4000); got < 0.45 || got > 0.55 {
 		t.Fatalf("at 50%%, %.3f of users get the flag", got)
 	}
-	if err := f1.SetPercentage(ctx, "missing", 10); !errors.Is(err, flags.ErrFlagNotFound) {
+	if err := f1.SetPercent(ctx, "missing", 10); !errors.Is(err, flags.ErrFlagNotFound) {
 		t.Errorf("unknown flag: %v, want ErrFlagNotFound", err)
 	}
-	if err := f1.SetPercentage(ctx, "new-ui", 101); err == nil {
+	if err := f1.SetPercent(ctx, "new-ui", 101); err == nil {
 		t.Error("101% accepted")
 	}
 
@@ -134,7 +146,7 @@ func TestFlagStoreDurable(t *testing.T) {
 	if got := share(s2, "new-ui", 4000); got != 0 {
 		t.Fatalf("a fresh store serves %.3f before the state is applied", got)
 	}
-	f2, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: s2, StateFile: stateFile})
+	f2, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: s2, StateFile: stateFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,13 +163,13 @@ func TestFlagStoreDurable(t *testing.T) {
 		t.Fatalf("disabled flag still served to %.3f", got)
 	}
 	s3 := open()
-	if _, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: s3, StateFile: stateFile}); err != nil {
+	if _, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: s3, StateFile: stateFile}); err != nil {
 		t.Fatal(err)
 	}
 	if st := s3.Status("new-ui"); !st.Disabled {
 		t.Errorf("the kill switch did not survive: %+v", st)
 	}
-	if err := f2.SetPercentage(ctx, "new-ui", 100); err != nil {
+	if err := f2.SetPercent(ctx, "new-ui", 100); err != nil {
 		t.Fatal(err)
 	}
 	if got := share(s2, "new-ui", 1000); got != 1 {
@@ -191,7 +203,7 @@ func TestMigrateAdapters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := rollout.MigrateRunners{"adapt_upper": r}
+	p := bind.MigrateRunners{"adapt_upper": r}
 	phase := func() migrate.Phase {
 		ph, err := r.Phase(ctx)
 		if err != nil {
@@ -218,7 +230,7 @@ func TestMigrateAdapters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	short, cancel := context.WithTimeout(ctx, 3*rollout.RollbackPoll)
+	short, cancel := context.WithTimeout(ctx, 3*bind.RollbackPoll)
 	err = p.Rollback(short, "adapt_upper")
 	cancel()
 	if !errors.Is(err, migrate.ErrNewVersionsAlive) || !errors.Is(err, context.DeadlineExceeded) {
@@ -246,7 +258,7 @@ func TestMigrateAdapters(t *testing.T) {
 		t.Errorf("unknown migration: %v", err)
 	}
 
-	reg := rollout.MigrateRegistry{Runner: r}
+	reg := bind.MigrateRegistry{Runner: r}
 	regOpts := migrate.RegistryOptions{StateTablePrefix: "adapt_mig_", Interval: time.Hour}
 	v1, err := migrate.Register(ctx, db, "v1", regOpts)
 	if err != nil {
@@ -273,6 +285,37 @@ func TestMigrateAdapters(t *testing.T) {
 	}
 	if n := count("v3"); n != 1 {
 		t.Errorf("%d instance(s) other than v3, want 1", n)
+	}
+}
+
+// runToEnd runs plan on a fresh file store with a fake clock that moves by
+// step whenever the runner waits on it, for at most a minute.
+func runToEnd(t *testing.T, plan rollout.Plan, version string, step time.Duration) error {
+	t.Helper()
+	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := rollouttest.NewClock(time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC))
+	r, err := rollout.New(context.Background(), plan, rollout.Options{Store: store, Clock: clock, Version: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	go func() {
+		for clock.WaitForWaiters(ctx, 1) == nil {
+			clock.Advance(step)
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute + 5*time.Second):
+		t.Fatalf("the rollout did not end within a minute; state: %+v", r.Status())
+		return nil
 	}
 }
 
@@ -317,20 +360,19 @@ func TestExpandContractWithMigrate(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	fr, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: fs})
+	fr, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	steps, err := rollout.ExpandContract(rollout.ExpandContractOptions{
-		Migrator: rollout.MigrateRunners{"ec_upper": r}, Migration: "ec_upper",
+		Migrator: bind.MigrateRunners{"ec_upper": r}, Migration: "ec_upper",
 		Flags: fr, ReadFlag: "ec-read-new",
-		Registry: rollout.MigrateRegistry{Runner: r}, Version: "v2", Poll: time.Millisecond,
+		Registry: bind.MigrateRegistry{Runner: r}, Version: "v2", Poll: time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t)
-	if err := e.run(e.rollout(rollout.Plan{ID: "ec-real", Steps: steps}, "v2"), time.Second); err != nil {
+	if err := runToEnd(t, rollout.Plan{ID: "ec-real", Steps: steps}, "v2", time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if ph, err := r.Phase(ctx); err != nil || ph != migrate.PhaseComplete {
