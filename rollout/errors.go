@@ -55,6 +55,10 @@ var (
 	// ErrInvalidState is wrapped by *StateError: a stored state is not
 	// one the runner wrote (edited by hand, planted, damaged).
 	ErrInvalidState = errors.New("rollout: invalid stored state")
+	// ErrProcessExited is wrapped by ProcessTarget.Healthy when the
+	// process has exited: the health gate of a Rolling step fails at once
+	// instead of waiting for HealthTimeout.
+	ErrProcessExited = errors.New("rollout: target process exited")
 	// ErrNotSupported is returned where the platform cannot do what is
 	// asked (a ProcessTarget on Windows); the error names the platform.
 	ErrNotSupported = errors.New("rollout: not supported on this platform")

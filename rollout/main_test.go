@@ -17,7 +17,5 @@ const (
 
 func TestMain(m *testing.M) {
 	testchild.Register(roleRunner, childMain)
-	testchild.Register(rolePTRunner, ptRunnerMain)
-	testchild.Register(roleServer, serverMain)
 	testchild.Main(m, func() int { goleak.VerifyTestMain(m); return 0 })
 }

@@ -1,3 +1,5 @@
+//go:build unix
+
 package rollout_test
 
 import (
@@ -26,6 +28,11 @@ const (
 	serverAddr = "BATON_ROLLOUT_TEST_ADDR_FILE"
 	serverKid  = "BATON_ROLLOUT_TEST_SPAWN_PID_FILE" // start a grandchild, write its pid here
 )
+
+func init() {
+	testchild.Register(rolePTRunner, ptRunnerMain)
+	testchild.Register(roleServer, serverMain)
+}
 
 // serverCommand is the command of an instance serving version.
 func serverCommand(env ...string) *exec.Cmd {
@@ -370,4 +377,104 @@ func TestProcessTargetStopsProcessGroup(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// procStart reads a process's start time as ProcessTarget records it
+// (field 22 of /proc/<pid>/stat), "" without /proc.
+func procStart(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return f[19]
+}
+
+// A PID file decides which process group the next Replace kills: one
+// without a start time (it names whatever reuses the pid), one another
+// user may write, or one that is a symlink is refused, and the process it
+// names is left alone.
+func TestProcessTargetRefusesUntrustedPIDFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	dir := t.TempDir()
+	victim := serverCommand(serverEnv+"=victim", serverAddr+"="+filepath.Join(dir, "victim.addr"))
+	victim.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-victim.Process.Pid, syscall.SIGKILL)
+		testchild.Wait(t, "victim", victim, 0)
+	})
+	pid := victim.Process.Pid
+	pidPath := filepath.Join(dir, "p0.pid.json")
+	write := func(doc string, mode os.FileMode) {
+		t.Helper()
+		os.Remove(pidPath)
+		if err := os.WriteFile(pidPath, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(pidPath, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func() (*rollout.ProcessTarget, error) {
+		return rollout.NewProcessTarget(ptOptions(dir, func() string { return "" }))
+	}
+	start := procStart(pid)
+	withStart := fmt.Sprintf(`{"pid":%d,"start":%q,"version":"v1"}`, pid, start)
+	type attempt struct {
+		name, want string
+		plant      func()
+	}
+	attempts := []attempt{
+		{"world-writable", "writable by its group or others", func() { write(withStart, 0o666) }},
+		{"symlink", "PID file", func() {
+			os.Remove(pidPath)
+			other := filepath.Join(t.TempDir(), "pid.json")
+			if err := os.WriteFile(other, []byte(withStart), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(other, pidPath); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	if start != "" {
+		attempts = append(attempts, attempt{"no start time", "no start time", func() { write(fmt.Sprintf(`{"pid":%d,"version":"v1"}`, pid), 0o600) }})
+	}
+	if os.Geteuid() == 0 {
+		attempts = append(attempts, attempt{"another user's", "belongs to uid 4242", func() {
+			write(withStart, 0o600)
+			if err := os.Chown(pidPath, 4242, 4242); err != nil {
+				t.Fatal(err)
+			}
+		}})
+	}
+	for _, a := range attempts {
+		a.plant()
+		pt, err := open()
+		if err == nil {
+			pt.Close()
+			t.Fatalf("%s PID file: adopted process %d", a.name, pt.PID())
+		}
+		if !strings.Contains(err.Error(), a.want) {
+			t.Errorf("%s PID file: %v, want %q", a.name, err, a.want)
+		}
+		if testchild.Gone(pid) {
+			t.Fatalf("%s PID file: the process it names was stopped", a.name)
+		}
+	}
+	// The control: the same file, private and with its start time, is
+	// adopted.
+	write(withStart, 0o600)
+	pt, err := open()
+	if err != nil {
+		t.Fatalf("a trusted PID file: %v", err)
+	}
+	if pt.PID() != pid || pt.Version() != "v1" {
+		t.Fatalf("a trusted PID file: adopted %d (%q), want %d (v1)", pt.PID(), pt.Version(), pid)
+	}
 }
