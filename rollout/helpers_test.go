@@ -56,11 +56,43 @@ func (e *env) rollout(p rollout.Plan, version string) *rollout.Rollout {
 	return r
 }
 
+// runLimit bounds every Run of these tests: a runner that hangs fails its
+// test within it, saying what it waited for, instead of running into the
+// global go test timeout.
+const runLimit = time.Minute
+
+// awaitRun waits for Run's error on done, for at most runLimit.
+func awaitRun(t *testing.T, r *rollout.Rollout, done <-chan error) error {
+	t.Helper()
+	timer := time.NewTimer(runLimit + 5*time.Second)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Run of %s did not end within %s; state: %+v", r.ID(), runLimit, r.Status())
+		}
+		return err
+	case <-timer.C:
+		t.Fatalf("Run of %s did not return within %s of its context's end; state: %+v", r.ID(), runLimit, r.Status())
+		return nil
+	}
+}
+
+// runBounded runs r to its end, for at most runLimit.
+func runBounded(t *testing.T, r *rollout.Rollout) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return awaitRun(t, r, done)
+}
+
 // run runs r to its end while a helper advances the fake clock whenever the
 // runner waits on it; it returns Run's error.
 func (e *env) run(r *rollout.Rollout, step time.Duration) error {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -74,27 +106,37 @@ func (e *env) run(r *rollout.Rollout, step time.Duration) error {
 			e.clock.Advance(step)
 		}
 	}()
-	err := <-done
+	err := awaitRun(e.t, r, done)
 	cancel()
 	<-tick
 	return err
 }
 
-// start runs r in the background; the returned func waits for Run's error.
+// start runs r in the background; the returned func waits for Run's error
+// (for at most runLimit).
 func start(t *testing.T, r *rollout.Rollout) (wait func() error, cancel func()) {
-	ctx, cancelCtx := context.WithCancel(context.Background())
+	ctx, cancelCtx := context.WithTimeout(context.Background(), runLimit)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	var err error
 	waited := false
 	wait = func() error {
+		t.Helper()
 		if !waited {
-			err, waited = <-done, true
+			err, waited = awaitRun(t, r, done), true
 		}
 		return err
 	}
 	t.Cleanup(func() { cancelCtx(); wait() })
 	return wait, cancelCtx
+}
+
+// bounded returns a context for a wait of the test itself (a fake clock's
+// waiters), ended after runLimit.
+func bounded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // waitFor blocks until cond holds on the rollout's status, or fails the

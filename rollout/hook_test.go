@@ -143,3 +143,43 @@ func TestWebhookErrorsHideThePassword(t *testing.T) {
 		}
 	}
 }
+
+// A webhook's URL often carries its token in the path or the query; the
+// token reaches neither the state, nor /api/status, nor the page.
+func TestWebhookErrorsHideTokensInPathAndQuery(t *testing.T) {
+	const pathToken, queryToken = "T0KENinThePATH123", "s3cr3tQUERYt0ken"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A server that quotes the request in its error.
+		http.Error(w, "bad hook "+r.URL.String(), http.StatusInternalServerError)
+	}))
+	defer echo.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	for name, base := range map[string]string{"non-2xx answer": echo.URL, "connection error": closedURL} {
+		t.Run(name, func(t *testing.T) {
+			h, err := rollout.Webhook(base+"/services/"+pathToken+"?token="+queryToken, rollout.WebhookOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t)
+			r := e.rollout(rollout.Plan{ID: "webhook-tokens", Steps: []rollout.Step{
+				rollout.SetWeight(e.w, 100),
+				rollout.Hook(h, rollout.HookOptions{}).Named("notify"),
+			}}, "")
+			wantErrIs(t, runBounded(t, r), rollout.ErrRolledBack)
+			c, _ := adminOnSocket(t, r)
+			_, status := get(t, c, "/api/status")
+			_, page := get(t, c, "/")
+			state, _ := json.Marshal(r.Status())
+			for where, text := range map[string]string{"state": string(state), "/api/status": status, "page": page} {
+				if strings.Contains(text, pathToken) || strings.Contains(text, queryToken) {
+					t.Errorf("the %s shows the webhook's token:\n%s", where, text)
+				}
+			}
+			if !strings.Contains(r.Status().Reason, "webhook http://127.0.0.1:") || !strings.Contains(r.Status().Reason, "/xxxxx?xxxxx") {
+				t.Errorf("reason %q does not name the webhook by its host", r.Status().Reason)
+			}
+		})
+	}
+}

@@ -750,3 +750,26 @@ func TestDriveRunsAgainAfterRetry(t *testing.T) {
 		t.Fatalf("run %d", st.Run)
 	}
 }
+
+// Rollout-level decisions are capped like a step's: pause/resume pairs do
+// not grow the state (and the cost of every save) without bound.
+func TestRolloutDecisionsAreCapped(t *testing.T) {
+	e := newEnv(t)
+	r := e.rollout(rollout.Plan{ID: "capped-rollout", Steps: []rollout.Step{rollout.SetWeight(e.w, 100)}}, "")
+	ctx := context.Background()
+	for range 150 {
+		if err := r.Pause(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := r.Status().Decisions
+	if len(ds) != rollout.MaxDecisions {
+		t.Fatalf("%d rollout decisions kept, want %d", len(ds), rollout.MaxDecisions)
+	}
+	if ds[20].Reason != "(101 earlier decisions dropped)" || ds[len(ds)-1].Reason != "resumed by operator" {
+		t.Fatalf("marker %q, last %q", ds[20].Reason, ds[len(ds)-1].Reason)
+	}
+}
