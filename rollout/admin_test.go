@@ -133,7 +133,7 @@ func TestAdminBadInputGets4xxWithReason(t *testing.T) {
 		}
 	}
 	// Nothing was lost: the rollout is still pending and runs.
-	if err := r.Run(context.Background()); err != nil {
+	if err := runBounded(t, r); err != nil {
 		t.Fatal(err)
 	}
 }

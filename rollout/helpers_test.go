@@ -59,7 +59,7 @@ func (e *env) rollout(p rollout.Plan, version string) *rollout.Rollout {
 // runLimit bounds every Run of these tests: a runner that hangs fails its
 // test within it, saying what it waited for, instead of running into the
 // global go test timeout.
-const runLimit = time.Minute
+const runLimit = 45 * time.Second
 
 // awaitRun waits for Run's error on done, for at most runLimit.
 func awaitRun(t *testing.T, r *rollout.Rollout, done <-chan error) error {
@@ -123,7 +123,8 @@ func start(t *testing.T, r *rollout.Rollout) (wait func() error, cancel func()) 
 	wait = func() error {
 		t.Helper()
 		if !waited {
-			err, waited = awaitRun(t, r, done), true
+			waited = true // a failed wait is not waited for again at cleanup
+			err = awaitRun(t, r, done)
 		}
 		return err
 	}

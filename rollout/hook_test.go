@@ -67,7 +67,16 @@ func TestWebhookHooks(t *testing.T) {
 			rollout.Hook(hook("/fail", rollout.WebhookOptions{}), rollout.HookOptions{}).Named("post-rollout"),
 		}}, "")
 		wantErrIs(t, e.run(r, time.Second), rollout.ErrRolledBack)
-		pre, rb := <-events, <-events
+		next := func(what string) rollout.HookEvent {
+			select {
+			case ev := <-events:
+				return ev
+			case <-time.After(runLimit):
+				t.Fatalf("the webhook server never received the %s event", what)
+				return rollout.HookEvent{}
+			}
+		}
+		pre, rb := next("pre-rollout"), next("rollback")
 		if pre.Step != "pre-rollout" || pre.Phase != "run" || pre.Metadata["team"] != "payments" || pre.Rollout != "webhooks" {
 			t.Fatalf("pre event %+v", pre)
 		}
@@ -91,7 +100,7 @@ func TestWebhookHooks(t *testing.T) {
 		r := e.rollout(rollout.Plan{ID: "webhook-timeout", Steps: []rollout.Step{
 			rollout.Hook(hook("/slow", rollout.WebhookOptions{Timeout: 50 * time.Millisecond}), rollout.HookOptions{}),
 		}}, "")
-		wantErrIs(t, r.Run(context.Background()), rollout.ErrRolledBack)
+		wantErrIs(t, runBounded(t, r), rollout.ErrRolledBack)
 		if st := r.Status(); !strings.Contains(st.Reason, "deadline exceeded") {
 			t.Fatalf("reason %q", st.Reason)
 		}

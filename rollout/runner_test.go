@@ -58,7 +58,7 @@ func TestEveryKindSucceeds(t *testing.T) {
 		t.Errorf("pause step lasted %s of fake time, want at least 1m", d)
 	}
 	// A finished rollout stays finished: Run again does nothing.
-	if err := r.Run(context.Background()); err != nil {
+	if err := runBounded(t, r); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(e.rec.Calls()); n != 15 {
@@ -252,7 +252,7 @@ func TestPauseInsideRamp(t *testing.T) {
 	r := e.rollout(rollout.Plan{ID: "pause-ramp", Steps: []rollout.Step{
 		rollout.RampFlag(e.f, "f", rollout.RampOptions{Percentages: []float64{10, 20}, Analyzer: e.a}).Named("ramp"),
 	}}, "")
-	ctx := context.Background()
+	ctx := bounded(t)
 	gate := make(chan struct{})
 	e.rec.SetBefore(func(ctx context.Context, c string) error {
 		if c == "analyze" {
@@ -295,7 +295,7 @@ func TestStepTimeoutFailsTheStep(t *testing.T) {
 		rollout.SetWeight(e.w, 100),
 		rollout.Hook(block, rollout.HookOptions{}).WithTimeout(20 * time.Millisecond),
 	}}, "")
-	wantErrIs(t, r.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, r), rollout.ErrRolledBack)
 	if st := r.Status(); !strings.Contains(st.Reason, "step timed out after 20ms") {
 		t.Fatalf("reason %q", st.Reason)
 	}
@@ -313,7 +313,7 @@ func TestCancelAndResumePause(t *testing.T) {
 	}}
 	r := e.rollout(plan, "")
 	wait, cancel := start(t, r)
-	ctx := context.Background()
+	ctx := bounded(t)
 	if err := e.clock.WaitForWaiters(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestAnalysisInconclusiveWaitsForOperator(t *testing.T) {
 	r2 := e2.rollout(rollout.Plan{ID: "inconclusive-fail", Steps: []rollout.Step{
 		rollout.Analyze(e2.a, rollout.AnalysisOptions{FailInconclusive: true}),
 	}}, "")
-	wantErrIs(t, r2.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, r2), rollout.ErrRolledBack)
 }
 
 func TestUpgradeHandoffBetweenProcessVersions(t *testing.T) {
@@ -373,11 +373,11 @@ func TestUpgradeHandoffBetweenProcessVersions(t *testing.T) {
 		rollout.SetWeight(e.w, 10000),
 	}}
 	old := e.rollout(plan, "v1")
-	wantErrIs(t, old.Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, old), rollout.ErrHandedOff)
 	wantCalls(t, e.rec.Calls(), "weight 100", "upgrade v2")
 	// The new process loads the state and takes over without upgrading again.
 	nw := e.rollout(plan, "v2")
-	if err := nw.Run(context.Background()); err != nil {
+	if err := runBounded(t, nw); err != nil {
 		t.Fatal(err)
 	}
 	wantCalls(t, e.rec.Calls(), "weight 100", "upgrade v2", "weight 10000")
@@ -396,14 +396,14 @@ func TestBlueGreenBakeFailureHandsBackToOldProcess(t *testing.T) {
 		rollout.BlueGreen(e.up, "v2", rollout.BakeOptions{Window: 10 * time.Minute, Interval: time.Minute, Analyzers: []rollout.Analyzer{e.a}}).Named("bg"),
 	}}
 	old := e.rollout(plan, "v1")
-	wantErrIs(t, old.Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, old), rollout.ErrHandedOff)
 	nw := e.rollout(plan, "v2")
 	wantErrIs(t, e.run(nw, time.Minute), rollout.ErrHandedOff)
 	wantCalls(t, e.rec.Calls(), "weight 100", "upgrade v2", "analyze", "analyze", "bake-rollback")
 	// graceful resumes the old process, which runs again and finishes
 	// the rollback there.
 	old2 := e.rollout(plan, "v1")
-	wantErrIs(t, old2.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, old2), rollout.ErrRolledBack)
 	wantCalls(t, after(e.rec.Calls(), "bake-rollback"), "weight 0")
 	st := old2.Status()
 	if stepStatus(st, "bg") != rollout.StepRolledBack || !strings.Contains(st.Reason, "analysis fail") {
@@ -416,7 +416,7 @@ func TestBlueGreenBakePassPromotes(t *testing.T) {
 	plan := rollout.Plan{ID: "bluegreen-ok", Steps: []rollout.Step{
 		rollout.BlueGreen(e.up, "v2", rollout.BakeOptions{Window: 3 * time.Minute, Interval: time.Minute, Analyzers: []rollout.Analyzer{e.a}}),
 	}}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	if err := e.run(e.rollout(plan, "v2"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +431,7 @@ func TestNewProcessLostAfterHandoffRollsBack(t *testing.T) {
 		rollout.SetWeight(e.w, 100),
 		rollout.BlueGreen(e.up, "v2", rollout.BakeOptions{Window: time.Hour}).Named("bg"),
 	}}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	nw := e.rollout(plan, "v2")
 	wait, cancel := start(t, nw)
 	waitFor(t, nw, "bake waiting", stepWaiting("bg"))
@@ -440,7 +440,7 @@ func TestNewProcessLostAfterHandoffRollsBack(t *testing.T) {
 	cancel()
 	wantErrIs(t, wait(), context.Canceled)
 	old := e.rollout(plan, "v1")
-	wantErrIs(t, old.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, old), rollout.ErrRolledBack)
 	if !strings.Contains(old.Status().Reason, "took over and is gone") {
 		t.Fatal(old.Status().Reason)
 	}
@@ -463,9 +463,9 @@ func TestPlainUpgradeIrreversibleWithoutDowngrader(t *testing.T) {
 		rollout.Upgrade(e.up, "v2"),
 		rollout.Analyze(e.a, rollout.AnalysisOptions{}),
 	}}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
-	wantErrIs(t, e.rollout(plan, "v2").Run(context.Background()), rollout.ErrHandedOff)
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v2")), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrRolledBack)
 	wantCalls(t, e.rec.Calls(), "upgrade v2", "analyze", "downgrade")
 }
 
@@ -474,10 +474,10 @@ func TestConflictingRunnersStop(t *testing.T) {
 	plan := rollout.Plan{ID: "conflict", Steps: []rollout.Step{rollout.SetWeight(e.w, 100)}}
 	a := e.rollout(plan, "")
 	b := e.rollout(plan, "")
-	if err := a.Run(context.Background()); err != nil {
+	if err := runBounded(t, a); err != nil {
 		t.Fatal(err)
 	}
-	wantErrIs(t, b.Run(context.Background()), rollout.ErrConflict)
+	wantErrIs(t, runBounded(t, b), rollout.ErrConflict)
 	if n := e.rec.Count("weight 100"); n != 1 {
 		t.Fatalf("step ran %d times", n)
 	}
@@ -488,7 +488,7 @@ func TestRunTwiceConcurrentlyRefused(t *testing.T) {
 	r := e.rollout(rollout.Plan{ID: "twice", Steps: []rollout.Step{rollout.PauseUntilPromoted().Named("hold")}}, "")
 	wait, _ := start(t, r)
 	waitFor(t, r, "hold waiting", stepWaiting("hold"))
-	wantErrIs(t, r.Run(context.Background()), rollout.ErrRunning)
+	wantErrIs(t, runBounded(t, r), rollout.ErrRunning)
 	if err := r.Promote(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -601,7 +601,7 @@ func TestWaitOldGoneWaitsAndIgnoresPromote(t *testing.T) {
 		rollout.Migration(e.m, "m", rollout.MigrationComplete),
 	}}, "")
 	wait, _ := start(t, r)
-	ctx := context.Background()
+	ctx := bounded(t)
 	if err := e.clock.WaitForWaiters(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -641,7 +641,7 @@ func TestRollbackFailureThenRetry(t *testing.T) {
 		rollout.RampFlag(e.f, "f", rollout.RampOptions{Percentages: []float64{10}}),
 		rollout.Analyze(e.a, rollout.AnalysisOptions{}),
 	}}, "")
-	wantErrIs(t, r.Run(context.Background()), rollout.ErrRollbackFailed)
+	wantErrIs(t, runBounded(t, r), rollout.ErrRollbackFailed)
 	st := r.Status()
 	if st.Phase != rollout.PhaseFailed || !strings.Contains(st.Reason, "analysis fail") || !strings.Contains(st.Reason, "flag source unreachable") {
 		t.Fatalf("%s %q", st.Phase, st.Reason)
@@ -653,7 +653,7 @@ func TestRollbackFailureThenRetry(t *testing.T) {
 	if err := r.Retry(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	wantErrIs(t, r.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, r), rollout.ErrRolledBack)
 	wantCalls(t, e.rec.Calls(), "weight 100", "flag f 10", "analyze", "flag f off", "weight 0")
 }
 
@@ -662,7 +662,7 @@ func TestPromoteEndsBakeEarly(t *testing.T) {
 	plan := rollout.Plan{ID: "bake-promote", Steps: []rollout.Step{
 		rollout.BlueGreen(e.up, "v2", rollout.BakeOptions{Window: time.Hour, Interval: time.Minute, Analyzers: []rollout.Analyzer{e.a}}).Named("bg"),
 	}}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	r := e.rollout(plan, "v2")
 	wait, _ := start(t, r)
 	waitFor(t, r, "bake waiting", stepWaiting("bg"))
@@ -744,7 +744,7 @@ func TestDriveRunsAgainAfterRetry(t *testing.T) {
 	}
 	waitFor(t, r, "succeeded", func(st rollout.Status) bool { return st.Phase == rollout.PhaseSucceeded })
 	cancel()
-	wantErrIs(t, <-done, context.Canceled)
+	wantErrIs(t, awaitRun(t, r, done), context.Canceled)
 	wantCalls(t, e.rec.Calls(), "weight 100", "analyze", "weight 0", "weight 100", "analyze")
 	if st := r.Status(); st.Run != 2 {
 		t.Fatalf("run %d", st.Run)

@@ -43,11 +43,11 @@ func TestExpandContractChoreography(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := rollout.Plan{ID: "expand-contract", Steps: steps}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	e.reg.SetOld(1) // the old process is still draining
 	r := e.rollout(plan, "v2")
 	wait, _ := start(t, r)
-	ctx := context.Background()
+	ctx := bounded(t)
 	for range 2 { // two ramp intervals
 		if err := e.clock.AdvanceWhenWaiting(ctx, time.Hour); err != nil {
 			t.Fatal(err)
@@ -102,7 +102,7 @@ func TestBlueGreenStrategyHooks(t *testing.T) {
 		return func(ctx context.Context, ev rollout.HookEvent) error { return e.rec.Record(ctx, name) }
 	}
 	plan := rollout.Plan{ID: "bg-strategy", Steps: rollout.BlueGreenStrategy(e.up, "v2", rollout.BakeOptions{Window: time.Minute}, hook("pre"), hook("post"))}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	if err := e.run(e.rollout(plan, "v2"), time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -155,7 +155,7 @@ func TestRollingLocalProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = r.Run(context.Background())
+		err = runBounded(t, r)
 		if err != nil {
 			t.Logf("%s: %s", id, r.Status().Reason)
 		}
