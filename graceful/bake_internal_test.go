@@ -38,7 +38,7 @@ func TestShutdownWhileChildExitsInBake(t *testing.T) {
 		shut := make(chan error, 1)
 		go func() { shut <- u.Shutdown(ctx) }()
 		<-u.stopping
-		go u.afterHandoff(c, true)
+		go u.afterHandoff(c, time.Minute)
 		select {
 		case err := <-shut:
 			if err != nil {
@@ -55,14 +55,14 @@ func TestShutdownWhileChildExitsInBake(t *testing.T) {
 	}
 }
 
-// GiveBack from a new process whose parent acks and at once closes the
+// Rollback from a new process whose parent acks and at once closes the
 // control socket (as bake does on its way out) succeeds: the ack must win
 // over the closed socket, or the new process serves on beside the resumed
 // parent. When both are ready giveBack's select picks either; that
-// interleaving showed in the suite under load (TestGiveBackAndEndBake and
+// interleaving showed in the suite under load (TestRollbackAndPromote and
 // TestBakeRollback/unhealthy failed that way) but this test does not force
 // it: it guards the ack-then-close protocol.
-func TestGiveBackAckThenClose(t *testing.T) {
+func TestRollbackAckThenClose(t *testing.T) {
 	for i := range 5 {
 		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -87,13 +87,13 @@ func TestGiveBackAckThenClose(t *testing.T) {
 		u.startProbation()
 		go func() {
 			var b [1]byte
-			if _, err := parent.Read(b[:]); err == nil && b[0] == msgGiveBack {
+			if _, err := parent.Read(b[:]); err == nil && b[0] == msgRollback {
 				_, _ = parent.Write([]byte{msgAck})
 			}
 			parent.Close()
 		}()
-		if err := u.GiveBack(context.Background()); err != nil {
-			t.Fatalf("round %d: GiveBack: %v", i, err)
+		if err := u.Rollback(context.Background()); err != nil {
+			t.Fatalf("round %d: Rollback: %v", i, err)
 		}
 		<-u.Done() // handed back: this process drained and finished
 		u.Close()

@@ -50,11 +50,18 @@
 //
 // # Bake window (blue-green in one process tree)
 //
-// With BakeWindow set, the old process stays warm after the handoff: its
+// With a bake window (Options.BakeWindow, or UpgradeOptions.BakeWindow for
+// one upgrade), the old process stays warm after the handoff: its
 // listeners stay open but paused, its own connections drain. If, inside the
-// window, the new process exits (any status, any signal) or fails its Check
-// (re-run every CheckInterval; it then gives serving back and drains), the
-// old process resumes accepting, rewrites the PID file, tells systemd it is
+// window, the new process leaves for any reason (it exits with any status
+// or signal, returns from main through a deferred Close, is shut down) or
+// fails its Check (re-run every CheckInterval), the old process resumes
+// accepting. A new process that leaves on purpose (Close, Shutdown, a
+// failed Check, Rollback) gives serving back first and then drains, so no
+// request is lost; only one that dies abruptly loses what it had in
+// flight. The resumed process keeps its own Options: its next Upgrade
+// starts Options.Executable, not the binary that failed. The old process
+// resumes accepting, rewrites the PID file, tells systemd it is
 // MAINPID again, and can upgrade again later. Watching uses the child's exit
 // status (the old process is its parent) and a socketpair passed with the
 // listeners. When the window ends, the old process drains for good and
@@ -63,12 +70,12 @@
 // older than the one being replaced.
 //
 // An orchestrator (package rollout) ends the window itself from the new
-// process: EndBake promotes (the old process stops being a fallback,
-// drains and exits now), GiveBack rolls back by the same path as a failed
+// process: Promote ends the window (the old process stops being a fallback,
+// drains and exits now), Rollback gives serving back by the same path as a failed
 // Check (the old process resumes, the new one drains and finishes). In the
 // old process, Resumed returns a channel closed when it takes serving
-// back, which is how it learns that it has to carry on. EndBake without a
-// baking predecessor does nothing; GiveBack fails with ErrNoFallback.
+// back, which is how it learns that it has to carry on. Promote without a
+// baking predecessor does nothing; Rollback fails with ErrNoFallback.
 //
 // Guarantees: a connection waiting in the kernel queue is served by
 // whichever process resumes or remains; connections of the old process are

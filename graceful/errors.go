@@ -28,7 +28,7 @@ var (
 	ErrChildTimeout = errors.New("graceful: new process not ready before timeout")
 	// ErrCheck means the readiness check failed.
 	ErrCheck = errors.New("graceful: readiness check failed")
-	// ErrNoFallback refuses GiveBack in a process whose predecessor is not
+	// ErrNoFallback refuses Rollback in a process whose predecessor is not
 	// baking (no bake window, window over, or predecessor gone).
 	ErrNoFallback = errors.New("graceful: no previous process to give serving back to")
 	// ErrInherit means the handoff data from the parent process was unusable.

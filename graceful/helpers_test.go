@@ -478,3 +478,49 @@ func (s *server) waitInFlight(n, pid int) {
 	}
 	s.t.Fatalf("in flight: %q, want %q", got, want)
 }
+
+// writeFault writes a wrapper at path that runs the good binary with a
+// fault (and a gate file for the faults that wait for one).
+func writeFault(t *testing.T, path, fault, gate string) {
+	t.Helper()
+	data := fmt.Sprintf("#!/bin/sh\nBATON_TEST_FAULT=%s BATON_TEST_GATE=%s exec %s \"$@\"\n", fault, gate, goodBin)
+	if err := os.WriteFile(path+".new", []byte(data), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// installFault puts a wrapper selecting fault, with its gate file, at the
+// upgrade path.
+func (s *server) installFault(fault, gate string) {
+	s.t.Helper()
+	writeFault(s.t, s.path, fault, gate)
+}
+
+// upgradeWith asks the serving process for UpgradeWith with the given
+// query (binary=...&bake=...).
+func (s *server) upgradeWith(query string) (ok bool, msg string) {
+	s.t.Helper()
+	resp, err := s.client.Post(s.url("/upgrade?"+query), "text/plain", nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode == 200, strings.TrimSpace(string(b))
+}
+
+// exe asks the serving process which binary it was started from.
+func (s *server) exe() string {
+	s.t.Helper()
+	resp, err := s.client.Get(s.url("/exe"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	exe, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	return exe
+}

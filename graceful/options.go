@@ -35,10 +35,11 @@ type Options struct {
 	// Ready. Zero means DefaultUpgradeTimeout.
 	UpgradeTimeout time.Duration
 	// BakeWindow keeps the old process warm (listeners open, not accepting)
-	// for this long after a handoff. If the new process exits or its
-	// readiness check fails inside the window, the old process resumes
+	// for this long after a handoff. If the new process exits or leaves, or
+	// its readiness check fails inside the window, the old process resumes
 	// accepting. Zero means no bake window: the old process drains and exits
-	// right after the handoff.
+	// right after the handoff. UpgradeOptions.BakeWindow overrides it for
+	// one upgrade.
 	BakeWindow time.Duration
 	// DrainTimeout bounds a drain; connections still open when it elapses
 	// are closed. Zero means DefaultDrainTimeout.
@@ -63,9 +64,10 @@ type Options struct {
 	// Executable is the binary a new process is started from. Empty means
 	// the path this process was started from (os.Args[0] resolved at New),
 	// so an upgrade runs whatever binary now stands at that path.
+	// UpgradeOptions.Binary overrides it for one upgrade.
 	Executable string
 	// Args are the new process's arguments (without argv[0]). Nil means
-	// os.Args[1:].
+	// os.Args[1:]. UpgradeOptions.Args overrides them for one upgrade.
 	Args []string
 	// ListenConfig creates listeners that are not inherited. Nil means a
 	// zero net.ListenConfig.
@@ -80,4 +82,23 @@ type Options struct {
 	// TracerProvider receives a span per upgrade (graceful.upgrade, with
 	// the new process's PID and the outcome). Nil means a no-op provider.
 	TracerProvider trace.TracerProvider
+}
+
+// UpgradeOptions are one upgrade's own settings (UpgradeWith); a zero field
+// means the Options value. The zero value upgrades as Upgrade does.
+type UpgradeOptions struct {
+	// Binary is the executable this upgrade starts. Empty means
+	// Options.Executable. It is not remembered: after a rollback the
+	// resumed process's next Upgrade starts Options.Executable again, so
+	// install a release at a path of its own and name it here rather than
+	// overwriting the shared path.
+	Binary string
+	// Args are the new process's arguments (without argv[0]). Nil means
+	// Options.Args; an empty, non-nil slice means none.
+	Args []string
+	// BakeWindow is this upgrade's bake window. Zero means
+	// Options.BakeWindow; negative means none for this upgrade (the old
+	// process drains and exits right after the handoff) even when
+	// Options.BakeWindow is set.
+	BakeWindow time.Duration
 }

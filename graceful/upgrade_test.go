@@ -559,9 +559,9 @@ func TestStopSignals(t *testing.T) {
 	}
 }
 
-// The new process ends its predecessor's bake window on purpose: GiveBack
-// makes the old process resume, EndBake makes it drain and exit at once.
-func TestGiveBackAndEndBake(t *testing.T) {
+// The new process ends its predecessor's bake window on purpose: Rollback
+// makes the old process resume, Promote makes it drain and exit at once.
+func TestRollbackAndPromote(t *testing.T) {
 	s := startServer(t, nil, "-bake", "5m")
 	l := startLoad(t, s, 8, false, "/")
 	post := func(path string) (int, string) {
@@ -579,8 +579,8 @@ func TestGiveBackAndEndBake(t *testing.T) {
 	}
 	first := waitNewPID(t, s, s.first)
 	s.waitPID(first)
-	if code, msg := post("/giveback"); code != 200 {
-		t.Fatalf("giveback: %d %s", code, msg)
+	if code, msg := post("/rollback"); code != 200 {
+		t.Fatalf("rollback: %d %s", code, msg)
 	}
 	s.waitPID(s.first)
 	waitGone(t, first)
@@ -590,19 +590,19 @@ func TestGiveBackAndEndBake(t *testing.T) {
 	}
 	second := waitNewPID(t, s, s.first)
 	s.waitPID(second)
-	if code, msg := post("/endbake"); code != 200 {
-		t.Fatalf("endbake: %d %s", code, msg)
+	if code, msg := post("/promote"); code != 200 {
+		t.Fatalf("promote: %d %s", code, msg)
 	}
 	// Long before the 5-minute window: the old process let go and exits.
 	waitGone(t, s.first)
-	if code, msg := post("/endbake"); code != 200 {
-		t.Errorf("second endbake: %d %s, want 200 (nothing to end)", code, msg)
+	if code, msg := post("/promote"); code != 200 {
+		t.Errorf("second promote: %d %s, want 200 (nothing to end)", code, msg)
 	}
-	if code, msg := post("/giveback"); code != http.StatusConflict || !strings.Contains(msg, "no previous process") {
-		t.Errorf("giveback without a fallback: %d %q", code, msg)
+	if code, msg := post("/rollback"); code != http.StatusConflict || !strings.Contains(msg, "no previous process") {
+		t.Errorf("rollback without a fallback: %d %q", code, msg)
 	}
 	if p := s.pid(); p != second {
-		t.Errorf("pid %d answers after a refused giveback, want %d", p, second)
+		t.Errorf("pid %d answers after a refused rollback, want %d", p, second)
 	}
 	l.check(t)
 }
@@ -642,4 +642,96 @@ func TestRaceDetectorReachesServers(t *testing.T) {
 	if !strings.Contains(string(b), raceReport) {
 		t.Fatalf("no race report from a race-built server; stderr:\n%s", tail(string(b), 20))
 	}
+}
+
+// A new process that leaves inside its predecessor's bake window for any
+// reason gives serving back: here it returns an error from main after
+// Ready, and its deferred Close runs ("close"), or it is sent SIGTERM
+// ("sigterm"). The old process resumes and no request fails, although the
+// new process served keep-alive clients before it left.
+func TestLeaveInBakeGivesServingBack(t *testing.T) {
+	for _, how := range []string{"close", "sigterm"} {
+		t.Run(how, func(t *testing.T) {
+			s := startServer(t, nil, "-bake", "5m")
+			l := startLoad(t, s, 16, true, "/")
+			gate := filepath.Join(s.dir, "leave")
+			s.installFault("leave", gate)
+			if ok, msg := s.upgrade(); !ok {
+				t.Fatalf("handoff: %s", msg)
+			}
+			next := waitNewPID(t, s, s.first)
+			// The new process serves before it leaves, so its own
+			// keep-alive connections must drain without a failure.
+			l.waitSeen(t, next)
+			if how == "close" {
+				if err := os.WriteFile(gate, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := syscall.Kill(next, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, next)
+			s.waitPID(s.first)
+			if p := s.pidFile(); p != s.first {
+				t.Errorf("PID file names %d after the new process left, want the resumed %d", p, s.first)
+			}
+			l.waitSeen(t, s.first)
+			// The resumed process upgrades again.
+			s.install("")
+			if ok, msg := s.upgrade(); !ok {
+				t.Fatalf("upgrade after the new process left: %s", msg)
+			}
+			s.waitPID(waitNewPID(t, s, s.first))
+			l.check(t)
+		})
+	}
+}
+
+// UpgradeWith names the binary and the bake window of one upgrade: a
+// release at a path of its own that fails inside its bake is rolled back,
+// and the resumed process's next plain upgrade starts its own binary
+// (Options.Executable) again, without a bake window (Options has none).
+// A negative bake window means none even when Options has one.
+func TestUpgradeWithBinaryAndBake(t *testing.T) {
+	t.Run("binary", func(t *testing.T) {
+		s := startServer(t, nil)
+		l := startLoad(t, s, 8, false, "/")
+		bad := filepath.Join(s.dir, "release-v3")
+		writeFault(t, bad, "unhealthy", "")
+		if ok, msg := s.upgradeWith("binary=" + bad + "&bake=5m"); !ok {
+			t.Fatalf("handoff to %s: %s", bad, msg)
+		}
+		// The unhealthy release gives serving back inside its bake.
+		s.waitPID(s.first)
+		for range 4000 {
+			if s.pidFile() == s.first {
+				break
+			}
+			waitBriefly()
+		}
+		if ok, msg := s.upgrade(); !ok {
+			t.Fatalf("plain upgrade after the rollback: %s", msg)
+		}
+		next := waitNewPID(t, s, s.first)
+		s.waitPID(next)
+		if exe := s.exe(); exe != s.path {
+			t.Errorf("the plain upgrade started %s, want the process's own binary %s", exe, s.path)
+		}
+		// Options has no bake window: the old process drains and exits.
+		waitGone(t, s.first)
+		l.check(t)
+	})
+	t.Run("no-bake", func(t *testing.T) {
+		s := startServer(t, nil, "-bake", "5m")
+		if ok, msg := s.upgradeWith("bake=-1s"); !ok {
+			t.Fatalf("handoff: %s", msg)
+		}
+		next := waitNewPID(t, s, s.first)
+		waitGone(t, s.first)
+		// Nothing bakes, so the new process may upgrade at once.
+		if ok, msg := s.upgrade(); !ok {
+			t.Fatalf("upgrade of %d after an upgrade without a bake: %s", next, msg)
+		}
+		s.waitPID(waitNewPID(t, s, next))
+	})
 }

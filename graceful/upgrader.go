@@ -46,7 +46,7 @@ type Upgrader struct {
 	packets      []*packetConn
 	parentBaking bool
 	giveBackAck  chan bool
-	bakeReqs     chan bakeReq  // EndBake and GiveBack, to the probation goroutine
+	bakeReqs     chan bakeReq  // Promote and Rollback, to the probation goroutine
 	probDone     chan struct{} // closed when the probation goroutine ends; nil before
 	resumed      chan struct{} // closed and replaced each time this process resumes
 	keep         []*os.File    // names pipes: closed only by process exit
@@ -377,7 +377,7 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	u.activated = nil
 	u.state = StateReady
 	if u.in != nil && u.in.control != nil {
-		// Set up before the listeners resume: a GiveBack or EndBake that
+		// Set up before the listeners resume: a Rollback or Promote that
 		// a request triggers as soon as this process serves must find
 		// the probation (it waits for its goroutine to start) rather
 		// than fail with ErrNoFallback.
@@ -413,16 +413,29 @@ func (u *Upgrader) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Upgrade starts the binary at Options.Executable with this process's
+// Upgrade is UpgradeWith with zero UpgradeOptions: the binary, arguments
+// and bake window of Options.
+func (u *Upgrader) Upgrade(ctx context.Context) error {
+	return u.UpgradeWith(ctx, UpgradeOptions{})
+}
+
+// UpgradeWith starts a new process from o.Binary with this process's
 // listeners and returns once it is ready and this process stopped accepting
 // (nil), or once it failed (*UpgradeError naming the cause: exit status,
 // timeout, last lines of stderr), in which case it was killed and this
 // process kept serving. A call while another upgrade runs fails at once with
 // ErrUpgradeInProgress. If ctx ends first, the new process is killed and
 // an *UpgradeError wrapping ctx.Err() is returned (errors.Is(err,
-// context.Canceled) holds). With a bake window, a later failure of the new process
-// makes this process resume (logged and counted as rolled_back).
-func (u *Upgrader) Upgrade(ctx context.Context) error {
+// context.Canceled) holds). With a bake window (o.BakeWindow, or
+// Options.BakeWindow), a later failure of the new process makes this
+// process resume (logged and counted as rolled_back); it then keeps its own
+// Options, so its next Upgrade starts Options.Executable again, not the
+// binary that failed.
+func (u *Upgrader) UpgradeWith(ctx context.Context, o UpgradeOptions) error {
+	path, args, bake, err := u.resolve(o)
+	if err != nil {
+		return err
+	}
 	u.mu.Lock()
 	switch {
 	case u.state == StateStarting:
@@ -453,10 +466,10 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 	u.mu.Unlock()
 
 	trigger := time.Now()
-	ctx, span := u.tracer.Start(ctx, "graceful.upgrade", trace.WithAttributes(attribute.String("graceful.executable", u.path)))
+	ctx, span := u.tracer.Start(ctx, "graceful.upgrade", trace.WithAttributes(attribute.String("graceful.executable", path)))
 	defer span.End()
 	u.notifyReloading()
-	u.log.Info("upgrade started", "path", u.path)
+	u.log.Info("upgrade started", "path", path, "bake_window", bake)
 	fail := func(err error) error {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
@@ -481,9 +494,9 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 		u.wg.Done()
 		return err
 	}
-	c, namesW, err := startChild(u.path, u.args, files, u.opts.BakeWindow > 0)
+	c, namesW, err := startChild(path, args, files, bake > 0)
 	if err != nil {
-		return fail(&UpgradeError{Path: u.path, ExitStatus: -1, Err: fmt.Errorf("%w: %w", ErrStart, err)})
+		return fail(&UpgradeError{Path: path, ExitStatus: -1, Err: fmt.Errorf("%w: %w", ErrStart, err)})
 	}
 	spawned := time.Since(trigger)
 	u.mu.Lock()
@@ -501,7 +514,7 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 		if c.state != nil {
 			status = c.state.ExitCode()
 		}
-		e := &UpgradeError{Path: u.path, PID: c.pid, ExitStatus: status, Stderr: c.stderrTail(u.opts.StderrLines), Err: cause}
+		e := &UpgradeError{Path: path, PID: c.pid, ExitStatus: status, Stderr: c.stderrTail(u.opts.StderrLines), Err: cause}
 		c.control.Close()
 		c.copyStderr()
 		return e
@@ -546,9 +559,8 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 		kill()
 		return fail(childErr(ErrDraining))
 	}
-	bake := u.opts.BakeWindow > 0
 	u.handedOff = true
-	if bake {
+	if bake > 0 {
 		u.state = StateBaking
 	} else {
 		u.state = StateDraining
@@ -574,22 +586,43 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 	return nil
 }
 
+// resolve fills o's zero fields from Options and returns the binary, its
+// arguments and the bake window of one upgrade (0: none).
+func (u *Upgrader) resolve(o UpgradeOptions) (path string, args []string, bake time.Duration, err error) {
+	path, args, bake = u.path, u.args, u.opts.BakeWindow
+	if o.Binary != "" {
+		if path, err = filepath.Abs(o.Binary); err != nil {
+			return "", nil, 0, fmt.Errorf("graceful: UpgradeOptions.Binary %q: %w", o.Binary, err)
+		}
+	}
+	if o.Args != nil {
+		args = o.Args
+	}
+	switch {
+	case o.BakeWindow < 0:
+		bake = 0
+	case o.BakeWindow > 0:
+		bake = o.BakeWindow
+	}
+	return path, args, bake, nil
+}
+
 // afterHandoff drains, watches the bake window, and either resumes or ends
 // this process's serving.
-func (u *Upgrader) afterHandoff(c *child, bake bool) {
+func (u *Upgrader) afterHandoff(c *child, bake time.Duration) {
 	defer u.wg.Done()
 	deadline := time.Now().Add(u.opts.DrainTimeout)
 	cancelSoft := make(chan struct{})
 	softDone := make(chan drainResult, 1)
 	go func() { softDone <- u.drain.soft(deadline, cancelSoft) }()
 
-	if bake && u.bake(c) {
+	if bake > 0 && u.bake(c, bake) {
 		close(cancelSoft)
 		<-softDone
 		return
 	}
 	c.control.Close()
-	if !bake {
+	if bake <= 0 {
 		u.met.upgrade(OutcomeSucceeded)
 	}
 	r := <-softDone
@@ -598,7 +631,7 @@ func (u *Upgrader) afterHandoff(c *child, bake bool) {
 
 // bake watches the new process for the bake window and reports whether
 // this process took serving back.
-func (u *Upgrader) bake(c *child) (rolledBack bool) {
+func (u *Upgrader) bake(c *child, window time.Duration) (rolledBack bool) {
 	msgs := make(chan byte)
 	readerDone := make(chan struct{})
 	go func() {
@@ -618,7 +651,7 @@ func (u *Upgrader) bake(c *child) (rolledBack bool) {
 		}
 		<-readerDone
 	}()
-	timer := time.NewTimer(u.opts.BakeWindow)
+	timer := time.NewTimer(window)
 	defer timer.Stop()
 	in := (<-chan byte)(msgs)
 	for {
@@ -633,20 +666,16 @@ func (u *Upgrader) bake(c *child) (rolledBack bool) {
 				continue
 			}
 			switch m {
-			case msgGiveBack:
-				if !u.rollback(c, "new process gave serving back inside the bake window (failed readiness check, or GiveBack)") {
+			case msgRollback:
+				if !u.rollback(c, "new process gave serving back inside the bake window (it failed its readiness check, called Rollback, or is leaving)") {
 					// No ack: the new process sees this one let go of the
 					// control socket and serves on.
 					return false
 				}
 				_, _ = c.control.Write([]byte{msgAck})
 				return true
-			case msgStopping:
-				u.log.Info("new process is stopping; not resuming", "child_pid", c.pid)
-				u.met.upgrade(OutcomeSucceeded)
-				return false
-			case msgEndBake:
-				u.log.Info("bake window ended early by the new process", "child_pid", c.pid)
+			case msgPromote:
+				u.log.Info("new process promoted: bake window ended early", "child_pid", c.pid)
 				u.met.upgrade(OutcomeSucceeded)
 				return false
 			}
@@ -664,10 +693,9 @@ func (u *Upgrader) bake(c *child) (rolledBack bool) {
 // Messages on the control socket. The parent closing it means "no
 // fallback any more" (bake window over, or parent gone).
 const (
-	msgGiveBack = 'g' // child to parent: take serving back
-	msgStopping = 's' // child to parent: stopping on purpose, do not resume
+	msgRollback = 'g' // child to parent: take serving back
 	msgAck      = 'k' // parent to child: serving taken back
-	msgEndBake  = 'e' // child to parent: promoted, stop baking and drain
+	msgPromote  = 'e' // child to parent: promoted, stop baking and drain
 )
 
 // rollback makes this process the acceptor again and reports whether it
@@ -709,6 +737,9 @@ func (u *Upgrader) rollback(c *child, why string) bool {
 // this process's descriptors.
 func (u *Upgrader) finish(deadline time.Time, r drainResult, lastOwner bool) {
 	u.mu.Lock()
+	// A socket path still served by a successor or a baking predecessor
+	// stays.
+	lastOwner = lastOwner && !u.handedOff && !u.parentBaking
 	u.state = StateDraining
 	ls := append([]*listener(nil), u.listeners...)
 	ps := append([]*packetConn(nil), u.packets...)
@@ -789,7 +820,7 @@ func (u *Upgrader) startProbation() {
 		// giveBack asks the parent to take serving back and, once it
 		// has, drains this process. It reports whether serving went back.
 		giveBack := func() (bool, error) {
-			if _, err := ctl.Write([]byte{msgGiveBack}); err != nil {
+			if _, err := ctl.Write([]byte{msgRollback}); err != nil {
 				return false, fmt.Errorf("%w: %w", ErrNoFallback, err)
 			}
 			select {
@@ -816,12 +847,9 @@ func (u *Upgrader) startProbation() {
 				return
 			case <-u.closing:
 				return
-			case <-u.stopping:
-				_, _ = ctl.Write([]byte{msgStopping})
-				return
 			case req := <-u.bakeReqs:
-				if req.msg == msgEndBake {
-					if _, err := ctl.Write([]byte{msgEndBake}); err != nil {
+				if req.msg == msgPromote {
+					if _, err := ctl.Write([]byte{msgPromote}); err != nil {
 						// The parent closed its end: it stopped baking anyway.
 						u.log.Debug("end of bake not delivered", "err", err)
 					}
@@ -835,7 +863,7 @@ func (u *Upgrader) startProbation() {
 					}
 					return
 				}
-				u.log.Warn("giving serving back to the previous process on request")
+				u.log.Warn("giving serving back to the previous process", "reason", req.why)
 				ok, err := giveBack()
 				req.done <- err
 				if ok {
@@ -866,49 +894,58 @@ func (u *Upgrader) startProbation() {
 	}()
 }
 
-// bakeReq is an EndBake or GiveBack call waiting for the probation
-// goroutine, which owns the control socket.
+// bakeReq is a Promote or Rollback waiting for the probation goroutine,
+// which owns the control socket.
 type bakeReq struct {
 	msg  byte
+	why  string // for the log, with msgRollback
 	done chan error
 }
 
-// EndBake, called in a new process whose predecessor still bakes, ends the
+// Promote, called in a new process whose predecessor still bakes, ends the
 // bake window now: the previous process stops being a fallback, drains and
 // exits, as when its window elapses. It returns once the previous process
 // has let go, or ctx.Err(). Without a baking predecessor (no bake window,
-// window already over, or EndBake called before) it returns nil at once,
+// window already over, or Promote called before) it returns nil at once,
 // so calling it again is harmless.
-func (u *Upgrader) EndBake(ctx context.Context) error {
-	return u.bakeRequest(ctx, msgEndBake)
+func (u *Upgrader) Promote(ctx context.Context) error {
+	return u.bakeRequest(ctx, msgPromote, "")
 }
 
-// GiveBack, called in a new process whose predecessor still bakes, gives
+// Rollback, called in a new process whose predecessor still bakes, gives
 // serving back to it on purpose, the path a failed readiness check takes:
 // the previous process resumes accepting (its Resumed channel closes) and
 // this one stops accepting, drains and finishes (Done closes). It returns
 // once the previous process has taken serving back, or ctx.Err(). Without
 // a baking predecessor it fails with ErrNoFallback and this process keeps
 // serving.
-func (u *Upgrader) GiveBack(ctx context.Context) error {
-	return u.bakeRequest(ctx, msgGiveBack)
+func (u *Upgrader) Rollback(ctx context.Context) error {
+	return u.bakeRequest(ctx, msgRollback, "Rollback called")
 }
 
-func (u *Upgrader) bakeRequest(ctx context.Context, msg byte) error {
+// leave gives serving back when this process leaves inside its
+// predecessor's bake window (Shutdown, Close), so that leaving never takes
+// the service down: it reports whether the predecessor took serving back,
+// in which case this process drains and Done closes.
+func (u *Upgrader) leave(ctx context.Context, why string) bool {
+	return u.bakeRequest(ctx, msgRollback, why) == nil
+}
+
+func (u *Upgrader) bakeRequest(ctx context.Context, msg byte, why string) error {
 	u.mu.Lock()
 	probDone, baking := u.probDone, u.parentBaking
 	u.mu.Unlock()
 	if probDone == nil || !baking {
-		if msg == msgEndBake {
+		if msg == msgPromote {
 			return nil
 		}
 		return ErrNoFallback
 	}
-	req := bakeReq{msg: msg, done: make(chan error, 1)}
+	req := bakeReq{msg: msg, why: why, done: make(chan error, 1)}
 	select {
 	case u.bakeReqs <- req:
 	case <-probDone:
-		if msg == msgEndBake {
+		if msg == msgPromote {
 			return nil
 		}
 		return ErrNoFallback
@@ -925,7 +962,7 @@ func (u *Upgrader) bakeRequest(ctx context.Context, msg byte) error {
 
 // Resumed returns a channel that is closed the next time this process
 // takes serving back from a new process inside the bake window (the new
-// process exited, failed its Check, or called GiveBack). Take the channel
+// process exited or left, failed its Check, or called Rollback). Take the channel
 // before calling Upgrade; each resume closes the channel handed out until
 // then and starts a new one.
 func (u *Upgrader) Resumed() <-chan struct{} {
@@ -956,9 +993,24 @@ func (u *Upgrader) handBack() {
 // turns not-ready, DrainDelay passes while still accepting, accepting stops,
 // in-flight requests finish, and what is open at the drain deadline (the
 // earlier of ctx's deadline and DrainTimeout) is closed. During a bake it
-// gives up the fallback. It returns when serving ended, or ctx.Err() if ctx
-// ended first (then everything is closed at once).
+// gives up the fallback. In a new process whose predecessor still bakes it
+// gives serving back first, as Rollback does: the predecessor resumes, and
+// this process drains without DrainDelay (the predecessor accepts on the
+// same socket at once). To stop the whole service inside a bake window,
+// stop the predecessor too (it then refuses to resume), or Promote first.
+// It returns when serving ended, or ctx.Err() if ctx ended first (then
+// everything is closed at once).
 func (u *Upgrader) Shutdown(ctx context.Context) error {
+	if u.leave(ctx, "shutting down inside the bake window") {
+		u.stopOnce.Do(func() { close(u.stopping) })
+		select {
+		case <-u.done:
+			return nil
+		case <-ctx.Done():
+			u.Close()
+			return ctx.Err()
+		}
+	}
 	u.mu.Lock()
 	st := u.state
 	wasStopping := false
@@ -1015,8 +1067,21 @@ func (u *Upgrader) Shutdown(ctx context.Context) error {
 // a new process still starting is killed, and owned goroutines are waited
 // for. Unix socket paths are removed unless a successor (or a baking
 // predecessor) still serves them. Idempotent.
+//
+// In a new process whose predecessor still bakes, Close first gives serving
+// back and drains, for at most DrainTimeout: the predecessor resumes, so
+// that the usual deferred Close on an error path after Ready costs no
+// request and leaves the service running on the previous process.
 func (u *Upgrader) Close() error {
 	u.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), u.opts.DrainTimeout)
+		if u.leave(ctx, "closing inside the bake window") {
+			select {
+			case <-u.done:
+			case <-ctx.Done():
+			}
+		}
+		cancel()
 		u.stopOnce.Do(func() { close(u.stopping) })
 		close(u.closing)
 		u.mu.Lock()

@@ -35,7 +35,7 @@
 // another; no database driver or SDK comes with them):
 //
 //   - NewGracefulUpgrader(*graceful.Upgrader): Upgrader and BakeController
-//     (Promote = graceful EndBake, Rollback = graceful GiveBack), and
+//     (Promote and Rollback are graceful's own), and
 //     AwaitDrive for the process that handed the drive away.
 //   - CanaryWeights{Splitter, StateFile} (WeightSetter; with StateFile the
 //     weight survives a restart or upgrade through Restore) and

@@ -3,9 +3,8 @@
 // of them: each adapter is a few lines over the leaf package's own API.
 //
 //   - NewUpgrader(*graceful.Upgrader): rollout.Upgrader and
-//     rollout.BakeController (Promote is graceful's EndBake, Rollback its
-//     GiveBack), and AwaitDrive for the process that handed the drive
-//     away.
+//     rollout.BakeController (graceful's own Promote and Rollback), and
+//     AwaitDrive for the process that handed the drive away.
 //   - CanaryWeights{Splitter}: rollout.WeightSetter over
 //     canary.Splitter.SetWeight; the rollout keeps the weight with the
 //     release and a restarted process gets it back with Rollout.Restore.

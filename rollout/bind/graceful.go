@@ -11,8 +11,8 @@ import (
 // Upgrader drives upgrade and blue-green steps with a *graceful.Upgrader:
 // Upgrade is a socket handoff to whatever binary stands at the Upgrader's
 // executable path; Promote and Rollback run in the new process during the
-// bake window and end it through graceful's EndBake (the old process
-// drains and exits) and GiveBack (the old process resumes, this one drains
+// bake window and end it through graceful's Promote (the old process
+// drains and exits) and Rollback (the old process resumes, this one drains
 // and finishes). Give graceful a BakeWindow longer than the rollout's bake
 // window plus one analysis interval, so that the old process is still a
 // fallback when Rollback is called. The zero value is not usable: use
@@ -46,14 +46,14 @@ func (g *Upgrader) Upgrade(ctx context.Context) error {
 	return g.u.Upgrade(ctx)
 }
 
-// Promote ends the predecessor's bake window now (graceful EndBake). It
+// Promote ends the predecessor's bake window now (graceful Promote). It
 // is idempotent: with no baking predecessor it does nothing.
-func (g *Upgrader) Promote(ctx context.Context) error { return g.u.EndBake(ctx) }
+func (g *Upgrader) Promote(ctx context.Context) error { return g.u.Promote(ctx) }
 
 // Rollback gives serving back to the baking predecessor, which resumes,
-// and drains this process (graceful GiveBack). It fails, wrapping
+// and drains this process (graceful Rollback). It fails, wrapping
 // graceful.ErrNoFallback, when the predecessor no longer bakes.
-func (g *Upgrader) Rollback(ctx context.Context) error { return g.u.GiveBack(ctx) }
+func (g *Upgrader) Rollback(ctx context.Context) error { return g.u.Rollback(ctx) }
 
 // AwaitDrive waits, after this process handed the drive away, until it
 // either took serving back from its successor (true: run the rollout

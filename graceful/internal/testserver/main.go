@@ -8,6 +8,9 @@
 //	crash      become ready, then exit 4 200 ms later, never serving
 //	unhealthy  become ready, then fail the readiness check (bake rollback)
 //	gate       become ready only once the file in BATON_TEST_GATE exists
+//	leave      become ready and serve until the file in BATON_TEST_GATE
+//	           exists, then return an error from main, whose deferred
+//	           Close runs (an application failing after Ready)
 //
 // BATON_TEST_RACE=1 adds /race, a handler with a deliberate data race.
 package main
@@ -83,21 +86,29 @@ func main() {
 			return nil
 		},
 	}
+	if err := run(log, opts, fault, *addr, *addrFile, *unixPath, *udpAddr); err != nil {
+		log.Error("exiting", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until the process has nothing left to serve. Its deferred
+// Close is what an application's error path after Ready runs.
+func run(log *slog.Logger, opts graceful.Options, fault, addr, addrFile, unixPath, udpAddr string) error {
 	upg, err := graceful.New(opts)
 	if err != nil {
-		log.Error("new", "err", err)
-		os.Exit(1)
+		return fmt.Errorf("new: %w", err)
 	}
+	defer upg.Close()
 	ctx := context.Background()
-	ln, err := upg.Listen(ctx, "tcp", *addr)
+	ln, err := upg.Listen(ctx, "tcp", addr)
 	if err != nil {
-		log.Error("listen", "err", err)
-		os.Exit(1)
+		return fmt.Errorf("listen: %w", err)
 	}
-	if *addrFile != "" && !upg.HasParent() {
-		tmp := *addrFile + ".tmp"
+	if addrFile != "" && !upg.HasParent() {
+		tmp := addrFile + ".tmp"
 		_ = os.WriteFile(tmp, []byte(ln.Addr().String()), 0o600)
-		_ = os.Rename(tmp, *addrFile)
+		_ = os.Rename(tmp, addrFile)
 	}
 	pid := strconv.Itoa(os.Getpid())
 	mux := http.NewServeMux()
@@ -113,29 +124,45 @@ func main() {
 		}
 		fmt.Fprintf(w, "pid=%s\n", pid)
 	})
+	mux.HandleFunc("/exe", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s pid=%s\n", os.Args[0], pid)
+	})
 	mux.HandleFunc("/inflight", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%d pid=%s\n", inHandler.Load(), pid)
 	})
+	// /upgrade?binary=...&bake=... upgrades with UpgradeOptions; without
+	// them, as Upgrade does.
 	mux.HandleFunc("POST /upgrade", func(w http.ResponseWriter, r *http.Request) {
-		if err := upg.Upgrade(r.Context()); err != nil {
+		var o graceful.UpgradeOptions
+		o.Binary = r.URL.Query().Get("binary")
+		if b := r.URL.Query().Get("bake"); b != "" {
+			d, err := time.ParseDuration(b)
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintln(w, err)
+				return
+			}
+			o.BakeWindow = d
+		}
+		if err := upg.UpgradeWith(r.Context(), o); err != nil {
 			w.WriteHeader(http.StatusConflict)
 			fmt.Fprintln(w, err)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	// /endbake and /giveback end the bake window of the process that
+	// /promote and /rollback end the bake window of the process that
 	// answers: promote it, or give serving back to its predecessor.
-	mux.HandleFunc("POST /endbake", func(w http.ResponseWriter, r *http.Request) {
-		if err := upg.EndBake(r.Context()); err != nil {
+	mux.HandleFunc("POST /promote", func(w http.ResponseWriter, r *http.Request) {
+		if err := upg.Promote(r.Context()); err != nil {
 			w.WriteHeader(http.StatusConflict)
 			fmt.Fprintln(w, err)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("POST /giveback", func(w http.ResponseWriter, r *http.Request) {
-		if err := upg.GiveBack(r.Context()); err != nil {
+	mux.HandleFunc("POST /rollback", func(w http.ResponseWriter, r *http.Request) {
+		if err := upg.Rollback(r.Context()); err != nil {
 			w.WriteHeader(http.StatusConflict)
 			fmt.Fprintln(w, err)
 			return
@@ -178,19 +205,17 @@ func main() {
 	if fault != "crash" {
 		go srv.Serve(ln)
 	}
-	if *unixPath != "" {
-		uln, err := upg.Listen(ctx, "unix", *unixPath)
+	if unixPath != "" {
+		uln, err := upg.Listen(ctx, "unix", unixPath)
 		if err != nil {
-			log.Error("listen unix", "err", err)
-			os.Exit(1)
+			return fmt.Errorf("listen unix: %w", err)
 		}
 		go srv.Serve(uln)
 	}
-	if *udpAddr != "" {
-		pc, err := upg.ListenPacket(ctx, "udp", *udpAddr)
+	if udpAddr != "" {
+		pc, err := upg.ListenPacket(ctx, "udp", udpAddr)
 		if err != nil {
-			log.Error("listen udp", "err", err)
-			os.Exit(1)
+			return fmt.Errorf("listen udp: %w", err)
 		}
 		go func() {
 			buf := make([]byte, 512)
@@ -204,8 +229,7 @@ func main() {
 		}()
 	}
 	if err := upg.Ready(ctx); err != nil {
-		log.Error("ready", "err", err)
-		os.Exit(1)
+		return fmt.Errorf("ready: %w", err)
 	}
 	if fault == "crash" {
 		// Crash a moment after the handoff, never having served: the
@@ -214,8 +238,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "panic: nil map write (simulated)")
 		os.Exit(4)
 	}
-	if err := upg.Run(ctx); err != nil {
-		log.Error("run", "err", err)
-		os.Exit(1)
+	if fault == "leave" {
+		// Serve until told, then fail as an application does after Ready:
+		// main returns an error and the deferred Close runs.
+		ran := make(chan error, 1)
+		go func() { ran <- upg.Run(ctx) }()
+		gate := os.Getenv("BATON_TEST_GATE")
+		for {
+			select {
+			case err := <-ran:
+				return err
+			case <-time.After(5 * time.Millisecond):
+			}
+			if _, err := os.Stat(gate); err == nil {
+				return errors.New("simulated failure after ready (leave)")
+			}
+		}
 	}
+	return upg.Run(ctx)
 }
