@@ -139,8 +139,11 @@ type adminHandler struct {
 // Its zero value is an empty status.
 type StatusView struct {
 	Status
-	Now   time.Time  `json:"now"`
-	Steps []StepView `json:"steps"`
+	// Revision is the store revision of the state: pass it to
+	// GET /api/status?wait= to be answered at the next change.
+	Revision int64      `json:"revision"`
+	Now      time.Time  `json:"now"`
+	Steps    []StepView `json:"steps"`
 }
 
 // StepView is one step in StatusView, with its duration computed. The
@@ -153,7 +156,7 @@ type StepView struct {
 func view(r *Rollout) StatusView {
 	st := r.Status()
 	now := r.clock.Now()
-	v := StatusView{Status: st, Now: now}
+	v := StatusView{Status: st, Revision: st.Revision, Now: now}
 	for _, s := range st.Steps {
 		v.Steps = append(v.Steps, StepView{StepState: s, DurationSeconds: s.Duration(now).Seconds()})
 	}

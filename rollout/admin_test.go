@@ -21,12 +21,18 @@ import (
 // adminClient talks to an admin server on a real Unix socket.
 func adminOnSocket(t *testing.T, r *rollout.Rollout) (*http.Client, string) {
 	t.Helper()
+	return adminOnSocketHandler(t, rollout.NewHandler(r, rollout.HandlerOptions{}))
+}
+
+// adminOnSocketHandler serves h on a real Unix socket.
+func adminOnSocketHandler(t *testing.T, h http.Handler) (*http.Client, string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "admin.sock")
 	ln, err := rollout.ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := rollout.ServeAdmin(ln, rollout.NewHandler(r, rollout.HandlerOptions{}))
+	srv := rollout.ServeAdmin(ln, h)
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}
@@ -76,13 +82,22 @@ func doPost(c *http.Client, path, ctype, body string) (int, string, error) {
 
 func get(t *testing.T, c *http.Client, path string) (int, string) {
 	t.Helper()
-	resp, err := c.Get("http://admin" + path)
+	code, body, err := doGet(c, path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return code, body
+}
+
+// doGet is get for goroutines other than the test's.
+func doGet(c *http.Client, path string) (int, string, error) {
+	resp, err := c.Get("http://admin" + path)
+	if err != nil {
+		return 0, "", err
+	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 func TestAdminBadInputGets4xxWithReason(t *testing.T) {

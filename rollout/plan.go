@@ -139,7 +139,33 @@ func (p Plan) normalize() (Plan, error) {
 		seen[s.Name] = i
 		out.Steps[i] = s
 	}
+	if err := out.checkContracts(); err != nil {
+		return p, err
+	}
 	return out, nil
+}
+
+// checkContracts refuses a contract (migration Complete) while the plan's
+// canary weight is below 100%: the stable side of an in-process canary is
+// the old version's code inside the new binary, and it still serves, on
+// the columns the contract drops. The old handler must be retired (weight
+// 100%) first.
+func (p Plan) checkContracts() error {
+	var last *weightAction
+	lastName := ""
+	for i, s := range p.Steps {
+		switch a := s.act.(type) {
+		case *weightAction:
+			last, lastName = a, s.Name
+		case *migrationAction:
+			if a.phase == MigrationComplete && last != nil && last.bp != MaxWeight {
+				return &PlanError{Step: i, Name: s.Name, Reason: fmt.Sprintf(
+					"contracts migration %q while the canary weight is %s (step %q): the stable handler, the old version's code inside the new binary, still serves and uses what the contract drops; set the weight to 100%% before the contract",
+					a.name, pct(last.bp), lastName)}
+			}
+		}
+	}
+	return nil
 }
 
 // maxStepName bounds a step name: it is shown on the admin page and kept

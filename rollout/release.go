@@ -94,10 +94,10 @@ type SetWeightParams struct {
 // "<name>-weight-<w>", "<name>-pause-<w>", "<name>-analysis-<w>", name
 // defaulting to "canary"). Analysis holds AnalysisOptions' fields.
 type CanaryParams struct {
-	Weights  []uint32 `json:"weights" yaml:"weights"`
-	Pause    Duration `json:"pause,omitempty" yaml:"pause,omitempty"`
-	Analyzer string   `json:"analyzer,omitempty" yaml:"analyzer,omitempty"`
-	AnalysisParams
+	Weights        []uint32 `json:"weights" yaml:"weights"`
+	Pause          Duration `json:"pause,omitempty" yaml:"pause,omitempty"`
+	Analyzer       string   `json:"analyzer,omitempty" yaml:"analyzer,omitempty"`
+	AnalysisParams `yaml:",inline"`
 }
 
 // PauseParams are a pause step's: zero Duration means until promoted.
@@ -118,8 +118,8 @@ type AnalysisParams struct {
 // AnalyzeParams are an analyze step's: the analyzer by name and its
 // options.
 type AnalyzeParams struct {
-	Analyzer string `json:"analyzer" yaml:"analyzer"`
-	AnalysisParams
+	Analyzer       string `json:"analyzer" yaml:"analyzer"`
+	AnalysisParams `yaml:",inline"`
 }
 
 // RampFlagParams are a ramp-flag step's (RampOptions, with the analyzer by
@@ -270,7 +270,9 @@ func ParseRelease(data []byte, name string) (*Release, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &ReleaseError{File: name, Step: -1, Reason: "empty manifest"}
 		}
-		return nil, &ReleaseError{File: name, Line: yamlLine(err), Step: -1, Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
+		reason := strings.TrimPrefix(err.Error(), "yaml: ")
+		reason = strings.ReplaceAll(strings.TrimPrefix(reason, "unmarshal errors:\n  "), "\n  ", "; ")
+		return nil, &ReleaseError{File: name, Line: yamlLine(err), Step: -1, Reason: reason}
 	}
 	var extra yaml.Node
 	if dec.Decode(&extra) == nil {

@@ -79,11 +79,7 @@ func (rel *Release) Plan(b Bindings) (Plan, error) {
 	if len(steps) > MaxReleaseSteps {
 		return Plan{}, &ReleaseError{File: rel.src, Step: -1, Reason: fmt.Sprintf("%d steps after expanding canaries, more than %d", len(steps), MaxReleaseSteps)}
 	}
-	p := Plan{ID: rel.ID, Steps: steps, Release: rel.clone()}
-	if _, err := p.normalize(); err != nil {
-		return Plan{}, err
-	}
-	return p, nil
+	return Plan{ID: rel.ID, Steps: steps, Release: rel.clone()}.normalize()
 }
 
 // binder binds one step at a time.

@@ -33,6 +33,8 @@ func TestEveryKindSucceeds(t *testing.T) {
 		rollout.RampFlag(e.f, "f", rollout.RampOptions{Percentages: []float64{10, 50, 100}, Analyzer: e.a}),
 		rollout.Migration(e.m, "m", rollout.MigrationBackfill),
 		rollout.WaitOldGone(e.reg, "v2", 0),
+		// The old code retired before the contract (the plan checks it).
+		rollout.SetWeight(e.w, 10000),
 		rollout.Migration(e.m, "m", rollout.MigrationComplete),
 	}
 	steps = append(steps, rolling...)
@@ -43,7 +45,7 @@ func TestEveryKindSucceeds(t *testing.T) {
 	wantCalls(t, e.rec.Calls(),
 		"migration m start", "weight 500", "analyze", "analyze",
 		"flag f 10", "analyze", "flag f 50", "analyze", "flag f 100", "analyze",
-		"migration m backfill", "registry", "migration m complete",
+		"migration m backfill", "registry", "weight 10000", "migration m complete",
 		"replace t1 v2", "replace t2 v2")
 	st := r.Status()
 	if st.Phase != rollout.PhaseSucceeded {
@@ -61,7 +63,7 @@ func TestEveryKindSucceeds(t *testing.T) {
 	if err := runBounded(t, r); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(e.rec.Calls()); n != 15 {
+	if n := len(e.rec.Calls()); n != 16 {
 		t.Fatalf("second Run made calls: %d", n)
 	}
 }

@@ -206,11 +206,11 @@ type upgrader struct {
 	dir, from, to string
 }
 
-func (u upgrader) Upgrade(ctx context.Context) error {
+func (u upgrader) UpgradeTo(ctx context.Context, spec rollout.UpgradeSpec) error {
 	if err := writeAtomic(filepath.Join(u.dir, versionFile), []byte(u.to)); err != nil {
 		return err
 	}
-	err := u.Upgrader.Upgrade(ctx)
+	err := u.Upgrader.UpgradeTo(ctx, spec)
 	if err != nil {
 		_ = writeAtomic(filepath.Join(u.dir, versionFile), []byte(u.from))
 	}
@@ -447,7 +447,7 @@ func runService(dir, version string, log *slog.Logger) error {
 			return err
 		}
 	}
-	d := &deps{dir: dir, version: version, db: db, gu: bind.NewUpgrader(upg), splitter: splitter,
+	d := &deps{dir: dir, version: version, db: db, gu: bind.NewUpgrader(upg, bind.UpgraderOptions{}), splitter: splitter,
 		flags: ramper, runners: runners, registry: bind.MigrateRegistry{Runner: runners["split_name"]}}
 	drv := newDriver(d, log)
 	defer drv.close()

@@ -34,11 +34,11 @@ type versionUpgrader struct {
 	dir, to string
 }
 
-func (u versionUpgrader) Upgrade(ctx context.Context) error {
+func (u versionUpgrader) UpgradeTo(ctx context.Context, spec rollout.UpgradeSpec) error {
 	if err := os.WriteFile(filepath.Join(u.dir, "version"), []byte(u.to), 0o600); err != nil {
 		return err
 	}
-	return u.Upgrader.Upgrade(ctx)
+	return u.Upgrader.UpgradeTo(ctx, spec)
 }
 
 // fileAnalyzer fails while its file exists.
@@ -93,7 +93,7 @@ func gracefulMain() int {
 		note("store: %v", err)
 		return 1
 	}
-	ga := bind.NewUpgrader(upg)
+	ga := bind.NewUpgrader(upg, bind.UpgraderOptions{})
 	// The process exits only once its rollout goroutine has returned, so
 	// that what the goroutine learns after the handoff is always logged.
 	driven := make(chan struct{})
