@@ -5,10 +5,12 @@
 // re-executed in service mode, with an SQLite database and every state file
 // in a temporary directory, listening on a loopback port) and keeps load
 // on it from concurrent clients in this process: reads and writes of a
-// users table, each client a sticky user. Inside the service, two rollouts
-// run, each driven by package rollout with its state persisted after every
-// transition; this process only follows them through rollout's admin API
-// (a Unix socket with mode 0600 in the temporary directory).
+// users table, each client a sticky user. This process starts two
+// releases, each a manifest (see service.go), through the service's admin
+// API (POST /api/start on a Unix socket with mode 0600 in the temporary
+// directory, whose stable name follows the process that drives), and
+// follows them there; inside the service a rollout.Driver runs them, its
+// state persisted before every effect.
 //
 // Rollout release-v2 succeeds. It expands the schema (first_name and
 // last_name beside name, kept in step by dual-write triggers), upgrades
@@ -142,9 +144,9 @@ func (d *demo) run(clients, rate int) int {
 	}
 	d.admin = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			path := readTrim(filepath.Join(d.dir, adminCurrent))
+			// The stable name follows the process that drives.
 			var dl net.Dialer
-			return dl.DialContext(ctx, "unix", path)
+			return dl.DialContext(ctx, "unix", filepath.Join(d.dir, adminSocket))
 		},
 		DisableKeepAlives: true,
 	}}
@@ -228,16 +230,21 @@ func (d *demo) run(clients, rate int) int {
 	return code
 }
 
-// rollout asks the service to start rollout id and follows it through
-// the admin API until it ends.
+// rollout starts release id through the service's admin API and follows
+// it there until it ends.
 func (d *demo) rollout(id string, limit time.Duration) (rollout.Status, error) {
-	resp, err := http.PostForm("http://"+d.addr+"/demo/rollout", url.Values{"id": {id}})
+	req, err := http.NewRequest(http.MethodPost, "http://admin/api/start", strings.NewReader(releases[id]))
+	if err != nil {
+		return rollout.Status{}, err
+	}
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := d.admin.Do(req)
 	if err != nil {
 		return rollout.Status{}, err
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
+	if resp.StatusCode != http.StatusOK {
 		return rollout.Status{}, fmt.Errorf("start: %s %s", resp.Status, bytes.TrimSpace(body))
 	}
 	d.logf("rollout %s started", id)
