@@ -352,7 +352,7 @@ func (d *demo) waitReady(limit time.Duration) error {
 // left after 20 s.
 func (d *demo) stopService(reaped chan struct{}) {
 	if pid, _ := strconv.Atoi(readTrim(filepath.Join(d.dir, pidFile))); pid > 0 {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
+		signal(pid, syscall.SIGTERM)
 	}
 	var pids []int
 	ents, _ := os.ReadDir(filepath.Join(d.dir, pidsDir))
@@ -382,11 +382,23 @@ func (d *demo) stopService(reaped chan struct{}) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, pid := range alive() {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		signal(pid, os.Kill)
 	}
 	select {
 	case <-reaped:
 	case <-time.After(5 * time.Second):
+	}
+}
+
+// signal sends sig to process pid; where sig cannot be sent (SIGTERM on
+// Windows), the process is killed.
+func signal(pid int, sig os.Signal) {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return
+	}
+	if p.Signal(sig) != nil {
+		_ = p.Kill()
 	}
 }
 
