@@ -11,6 +11,16 @@ import (
 	"github.com/batonhq/baton/rollout"
 )
 
+// stopAtHold runs r until its step "hold" waits, then stops it: the state
+// to edit is that of a rollout resumed later.
+func stopAtHold(t *testing.T, r *rollout.Rollout) {
+	t.Helper()
+	wait, cancel := start(t, r)
+	waitFor(t, r, "hold waiting", stepWaiting("hold"))
+	cancel()
+	wantErrIs(t, wait(), context.Canceled)
+}
+
 // editStored rewrites the stored state of id with edit (by hand, as an
 // operator or an attacker would).
 func editStored(t *testing.T, s rollout.Store, id string, edit func(doc string) string) {
@@ -43,11 +53,7 @@ func TestStoredStateValidatedOnLoad(t *testing.T) {
 		rollout.RampFlag(e.f, "f", rollout.RampOptions{Percentages: []float64{10, 50}}).Named("ramp"),
 		rollout.PauseUntilPromoted().Named("hold"),
 	}}
-	r := e.rollout(plan, "")
-	wait, cancel := start(t, r)
-	waitFor(t, r, "hold waiting", stepWaiting("hold"))
-	cancel()
-	wantErrIs(t, wait(), context.Canceled)
+	stopAtHold(t, e.rollout(plan, ""))
 	var good bytes.Buffer
 	if err := json.Compact(&good, stored(t, e.store, plan.ID)); err != nil {
 		t.Fatal(err)
@@ -92,11 +98,7 @@ func TestIrreversibleTakenFromThePlan(t *testing.T) {
 		rollout.Migration(e.m, "m", rollout.MigrationComplete),
 		rollout.PauseUntilPromoted().Named("hold"),
 	}}
-	r := e.rollout(plan, "")
-	wait, cancel := start(t, r)
-	waitFor(t, r, "hold waiting", stepWaiting("hold"))
-	cancel()
-	wantErrIs(t, wait(), context.Canceled)
+	stopAtHold(t, e.rollout(plan, ""))
 	editStored(t, e.store, plan.ID, func(doc string) string {
 		return strings.Replace(doc, `"irreversible":true,`, ``, 1)
 	})

@@ -59,23 +59,20 @@ func (r *Rollout) nextUndo(ctx context.Context) (j int, err error) {
 	}
 	if j < 0 {
 		if stop < 0 {
-			return -1, r.finishLocked(ctx, PhaseRolledBack, "rollback complete")
+			return -1, r.finishLocked(ctx, PhaseRolledBack, "rollback complete", nil)
 		}
-		return -1, r.txLocked(ctx, func(st *Status) error {
+		reason := fmt.Sprintf("rollback complete back to step %q, a point of no return", r.st.Steps[stop].Name)
+		return -1, r.finishLocked(ctx, PhaseRolledBack, reason, func(st *Status) {
 			s := &st.Steps[stop]
-			if s.RollbackStartedAt.IsZero() {
-				s.RollbackStartedAt = r.clock.Now()
-				if s.Promoted && !s.Irreversible {
-					r.decide(st, stop, "not rolled back: the bake was promoted and version %s is gone; the rollback stops at this point of no return and earlier steps stay applied", s.From)
-				} else {
-					r.decide(st, stop, "not rolled back: the step is irreversible; rollback stops here and earlier steps stay applied")
-				}
+			if !s.RollbackStartedAt.IsZero() {
+				return
 			}
-			st.Phase = PhaseRolledBack
-			st.Current = -1
-			st.FinishedAt = r.clock.Now()
-			r.decide(st, -1, "rollback complete back to step %q, a point of no return", s.Name)
-			return nil
+			s.RollbackStartedAt = r.clock.Now()
+			if s.Promoted && !s.Irreversible {
+				r.decide(st, stop, "not rolled back: the bake was promoted and version %s is gone; the rollback stops at this point of no return and earlier steps stay applied", s.From)
+			} else {
+				r.decide(st, stop, "not rolled back: the step is irreversible; rollback stops here and earlier steps stay applied")
+			}
 		})
 	}
 	return j, r.txLocked(ctx, func(st *Status) error {

@@ -117,15 +117,19 @@ func (r *Rollout) nextStep(ctx context.Context) (int, error) {
 		i++
 	}
 	if i == len(r.st.Steps) {
-		return stepNone, r.finishLocked(ctx, PhaseSucceeded, "every step succeeded")
+		return stepNone, r.finishLocked(ctx, PhaseSucceeded, "every step succeeded", nil)
 	}
 	return i, nil
 }
 
 // finishLocked ends the rollout in phase (succeeded or rolled back: no step
-// is current any more), records why and saves.
-func (r *Rollout) finishLocked(ctx context.Context, phase Phase, reason string) error {
+// is current any more), records why and saves, with the changes of also
+// (when not nil) in the same transition.
+func (r *Rollout) finishLocked(ctx context.Context, phase Phase, reason string, also func(st *Status)) error {
 	return r.txLocked(ctx, func(st *Status) error {
+		if also != nil {
+			also(st)
+		}
 		st.Phase = phase
 		st.Current = -1
 		st.FinishedAt = r.clock.Now()
