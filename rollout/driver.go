@@ -319,7 +319,7 @@ func (d *Driver) Start(ctx context.Context, rel *Release) error {
 	if _, err := d.o.Store.Save(ctx, d.o.IndexID, rev, data); err != nil {
 		return fmt.Errorf("%w: release %q is stored but not active (the index was not saved): %w", ErrNotSaved, rel.ID, err)
 	}
-	d.o.Logger.Info("rollout release started", "release", rel.ID, "version", rel.Version, "steps", len(plan.Steps))
+	d.o.Logger.Info("rollout release started", "release", rel.ID, "release.version", rel.Version, "steps", len(plan.Steps))
 	d.setCurrentLocked(r)
 	return nil
 }

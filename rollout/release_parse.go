@@ -327,4 +327,3 @@ func (s *ReleaseStep) validate() error {
 	}
 	return nil
 }
-

@@ -386,3 +386,36 @@ func TestExpandContractWithMigrate(t *testing.T) {
 		t.Error("the old column is still there after the contract")
 	}
 }
+
+// At 100% no request goes to stable: the analyzer judges the canary by
+// its absolute limits, and says so when it has none. (Before, it was
+// always inconclusive there: stable had no samples to compare with.)
+func TestCanaryAnalyzerAt100Percent(t *testing.T) {
+	ok := httpOK()
+	s, err := canary.New(canary.Options{Stable: ok, Canary: ok, Window: time.Hour, Resolution: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.SetWeight(canary.MaxWeight); err != nil {
+		t.Fatal(err)
+	}
+	m := s.Metrics()
+	for i := range 200 {
+		m.Record(canary.Canary, time.Duration(10+i%7)*time.Millisecond, i%50 == 0) // 2% errors
+	}
+	limited := &bind.CanaryAnalyzer{Splitter: s, Options: canary.AnalysisOptions{MaxErrorRate: 0.05, MaxP99: time.Second}}
+	if v, reason, err := limited.Analyze(ctx); err != nil || v != rollout.Pass || !strings.Contains(reason, "judged by its absolute limits") {
+		t.Fatalf("within its limits: %v %q %v, want pass", v, reason, err)
+	}
+	strict := &bind.CanaryAnalyzer{Splitter: s, Options: canary.AnalysisOptions{MaxErrorRate: 0.01}}
+	if v, reason, err := strict.Analyze(ctx); err != nil || v != rollout.Fail || !strings.Contains(reason, "canary at 100%") {
+		t.Fatalf("over its error limit: %v %q %v, want fail", v, reason, err)
+	}
+	none := &bind.CanaryAnalyzer{Splitter: s}
+	if v, reason, err := none.Analyze(ctx); err != nil || v != rollout.Inconclusive || !strings.Contains(reason, "no stable traffic to compare with") {
+		t.Fatalf("no limits: %v %q %v, want inconclusive saying why", v, reason, err)
+	}
+
+}

@@ -110,9 +110,6 @@ func (c *CanaryAnalyzer) Analyze(ctx context.Context) (rollout.Verdict, string, 
 // alone judges a canary that takes all the traffic by the absolute limits
 // of the report.
 func alone(rep canary.Report) (rollout.Verdict, string, error) {
-	if rep.Verdict == canary.Fail {
-		return rollout.Fail, rep.Reason, nil
-	}
 	var limits []string
 	for _, c := range rep.Checks {
 		if c.Name != "max error rate" && c.Name != "max p99" {
@@ -126,6 +123,9 @@ func alone(rep canary.Report) (rollout.Verdict, string, error) {
 		default:
 			return rollout.Inconclusive, "canary at 100%: " + c.Detail, nil
 		}
+	}
+	if rep.Verdict == canary.Fail {
+		return rollout.Fail, "canary at 100%: " + rep.Reason, nil
 	}
 	if len(limits) == 0 {
 		return rollout.Inconclusive, "canary at 100%: no stable traffic to compare with, and no absolute limit (MaxErrorRate, MaxP99) to judge it alone", nil

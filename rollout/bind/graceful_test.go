@@ -20,7 +20,7 @@ import (
 	"github.com/batonhq/baton/rollout/bind"
 )
 
-// The GracefulUpgrader tests re-execute the test binary as a service built
+// The Upgrader tests re-execute the test binary as a service built
 // on graceful (gracefulMain) whose rollout is one blue-green step from v1
 // to v2. graceful upgrades re-execute the same binary with the same
 // arguments, so the version a process runs is read from a file that the
@@ -228,7 +228,7 @@ func (s *gracefulService) get() string {
 
 // A passing bake: the v2 process takes over, promotes, and the v1 process
 // drains and exits long before graceful's one-minute window.
-func TestGracefulUpgraderPromote(t *testing.T) {
+func TestUpgraderPromote(t *testing.T) {
 	s := startGracefulService(t, false)
 	s.waitLog("v2 to finish the rollout", func() bool { return strings.Contains(s.log(), "v2 ") && strings.Contains(s.log(), "run: <nil>") })
 	s.waitLog("v1 to exit", func() bool { return testchild.Gone(s.first) })
@@ -243,7 +243,7 @@ func TestGracefulUpgraderPromote(t *testing.T) {
 
 // A failing bake: the v2 process gives serving back, v1 resumes (the same
 // process), finishes the rollback, and v2 exits.
-func TestGracefulUpgraderRollback(t *testing.T) {
+func TestUpgraderRollback(t *testing.T) {
 	s := startGracefulService(t, true)
 	want := fmt.Sprintf("v1 %d run: rollout: rolled back", s.first)
 	s.waitLog("v1 to finish the rollback", func() bool { return strings.Contains(s.log(), want) })
