@@ -59,8 +59,8 @@ func (a *Analyzer) errorCheck(st, ca *Sample) Check {
 	if o.ErrorMargin > 0 {
 		margin = fmt.Sprintf(" + %s margin", pct(o.ErrorMargin))
 	}
-	c.Detail = fmt.Sprintf("canary error rate %s (%d of %d) vs stable %s%s (%d of %d), %s p=%.2g %s; within %s: p=%.2g",
-		pct(rc), xc, nc, pct(rs), margin, xs, ns, test, c.P, levelText(c), pct(o.PassErrorMargin), c.PassP)
+	c.Detail = fmt.Sprintf("canary error rate %s (%d of %d) vs stable %s%s (%d of %d), %s; within %s: p=%.2g",
+		pct(rc), xc, nc, pct(rs), margin, xs, ns, testText(test, c), pct(o.PassErrorMargin), c.PassP)
 	return c
 }
 
@@ -89,9 +89,9 @@ func (a *Analyzer) latencyCheck(st, ca *Sample) Check {
 	if c.Verdict != Fail && c.PassP < o.PassLevel {
 		c.Verdict = Pass
 	}
-	c.Detail = fmt.Sprintf("canary latency %s of stable's (geometric mean; median %s vs %s), tolerated %s, z-test p=%.2g %s; within %s: p=%.2g",
+	c.Detail = fmt.Sprintf("canary latency %s of stable's (geometric mean; median %s vs %s), tolerated %s, %s; within %s: p=%.2g",
 		change(diff), round(ca.Latency.Quantile(0.5)), round(st.Latency.Quantile(0.5)),
-		fmt.Sprintf("+%.0f%%", 100*o.LatencyMargin), c.P, levelText(c), fmt.Sprintf("+%.0f%%", 100*o.PassLatencyMargin), c.PassP)
+		fmt.Sprintf("+%.0f%%", 100*o.LatencyMargin), testText("z-test", c), fmt.Sprintf("+%.0f%%", 100*o.PassLatencyMargin), c.PassP)
 	return c
 }
 
@@ -122,17 +122,20 @@ func (a *Analyzer) tailCheck(st, ca *Sample) Check {
 			c.Verdict = Fail
 		}
 	}
-	c.Detail = fmt.Sprintf("canary p99 latency %s vs stable %s, %s vs %s of requests above the tail cut (tolerated x%.2g), exact test p=%.2g %s",
+	c.Detail = fmt.Sprintf("canary p99 latency %s vs stable %s, %s vs %s of requests above the tail cut (tolerated x%.2g), %s",
 		round(ca.Latency.Quantile(0.99)), round(st.Latency.Quantile(0.99)),
-		pct(ratio(xc, nc)), pct(ratio(xs, ns)), r, c.P, levelText(c))
+		pct(ratio(xc, nc)), pct(ratio(xs, ns)), r, testText("exact test", c))
 	return c
 }
 
-func levelText(c Check) string {
+// testText reports the failure test of c: its p-value against its level,
+// or that it did not run (no look spent) because the data could not yet
+// reject.
+func testText(test string, c Check) string {
 	if c.Look == 0 {
-		return "(no look spent: too little data to reject)"
+		return test + " not run (no look spent: too little data to reject)"
 	}
-	return fmt.Sprintf("%s level %.2g", cmp(c.P, c.Level), c.Level)
+	return fmt.Sprintf("%s p=%.2g %s level %.2g", test, c.P, cmp(c.P, c.Level), c.Level)
 }
 
 // shrunkVar is the variance of an error rate estimated from x of n, shrunk

@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
-	"net"
 	"net/http"
-	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/batonhq/baton/internal/adminnet"
 )
 
 // DefaultAdminMaxBody bounds admin request bodies when
@@ -77,17 +75,12 @@ type OverrideWriter interface {
 // Content-Type: application/json (which a cross-site form cannot send
 // without a CORS preflight the handler never grants), else 415; and the
 // Host header must be loopback or listed in AdminOptions.AllowedHosts (a
-// DNS-rebound name is not), else 403. Both answers say why.
+// DNS-rebound name is not), else 403; a request whose Origin is another
+// site's is refused with 403 too. The answers say why.
 func NewAdminHandler(s *Store, opts AdminOptions) http.Handler {
 	a := &admin{s: s, log: opts.Logger, max: opts.MaxBody, w: opts.Overrides}
 	if a.w == nil {
 		a.w = s
-	}
-	for _, h := range opts.AllowedHosts {
-		if h == "*" {
-			a.anyHost = true
-		}
-		a.hosts = append(a.hosts, strings.ToLower(h))
 	}
 	if a.log == nil {
 		a.log = s.log
@@ -103,59 +96,16 @@ func NewAdminHandler(s *Store, opts AdminOptions) http.Handler {
 	mux.HandleFunc("POST /flags/{key}/enable", a.disable(false))
 	mux.HandleFunc("PUT /flags/{key}/percent", a.percent)
 	mux.HandleFunc("DELETE /flags/{key}/override", a.clear)
-	return a.guard(mux)
+	// The guard refuses what a browser could have been tricked into
+	// sending (shared with the other admin APIs of baton).
+	return adminnet.Guard(mux, adminnet.GuardOptions{AllowedHosts: opts.AllowedHosts, Option: "AdminOptions.AllowedHosts"})
 }
 
 type admin struct {
-	s       *Store
-	w       OverrideWriter
-	log     *slog.Logger
-	max     int64
-	hosts   []string
-	anyHost bool
-}
-
-// guard refuses requests a browser could have been tricked into sending.
-func (a *admin) guard(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.hostAllowed(r) {
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf(
-				"Host %q is not loopback: the admin API answers only localhost, loopback addresses, "+
-					"Unix sockets and AdminOptions.AllowedHosts (a guard against DNS rebinding)", r.Host)})
-			return
-		}
-		switch r.Method {
-		case http.MethodGet, http.MethodHead, http.MethodOptions:
-		default:
-			if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-				writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": fmt.Sprintf(
-					"%s needs Content-Type: application/json (got %q)", r.Method, r.Header.Get("Content-Type"))})
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (a *admin) hostAllowed(r *http.Request) bool {
-	if a.anyHost || r.Host == "" {
-		return true
-	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la.Network() == "unix" {
-		return true // no browser can connect to a Unix socket
-	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
-	if host == "localhost" {
-		return true
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
-		return true
-	}
-	return slices.Contains(a.hosts, host)
+	s   *Store
+	w   OverrideWriter
+	log *slog.Logger
+	max int64
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

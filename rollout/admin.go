@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -12,45 +13,96 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/batonhq/baton/internal/adminnet"
 )
 
-// HandlerOptions configure NewHandler. The zero value logs nothing.
+// HandlerOptions configure NewHandler and Driver.Handler. The zero value
+// logs nothing and answers only loopback Hosts and Unix sockets.
 type HandlerOptions struct {
 	// Logger receives one event per refused or failed request. Nil
 	// discards.
 	Logger *slog.Logger
+	// AllowedHosts lists further Host header values (without port,
+	// compared case-insensitively) the API answers, for a proxy or a name
+	// in front of it; "*" accepts any. Nil accepts only an empty Host,
+	// "localhost" and loopback addresses (a request on a Unix socket is
+	// accepted whatever its Host): a web page whose name is rebound to
+	// 127.0.0.1 still sends its own name.
+	AllowedHosts []string
 }
 
-// MaxCommandBody is the largest request body the admin API reads.
-const MaxCommandBody = 4 << 10
+// Limits of the admin API: every request is bounded in size and time.
+const (
+	// MaxCommandBody is the largest command body the admin API reads.
+	MaxCommandBody = 4 << 10
+	// MaxWait is the longest GET /api/status?wait= holds a request.
+	MaxWait = 25 * time.Second
+	// DefaultWait is how long it holds one with no timeout= given.
+	DefaultWait = 20 * time.Second
+)
 
 // NewHandler returns the admin API of r:
 //
-//	GET  /                   HTML status page
-//	GET  /api/status         JSON status: every step with timings and decisions
-//	POST /api/promote        end the current wait
-//	POST /api/promote-full   skip remaining pauses and analyses
-//	POST /api/abort          {"reason": "..."}: roll back
+//	GET  /                    HTML status page
+//	GET  /api/status          JSON StatusView: every step with timings and decisions
+//	GET  /api/status?wait=N   the same, once the state's revision is past N
+//	                          (or after timeout=, at most MaxWait): watch with it
+//	POST /api/promote         end the current wait
+//	POST /api/promote-full    skip remaining pauses and analyses
+//	POST /api/abort           {"reason": "..."}: roll back
 //	POST /api/pause | /api/resume | /api/retry
 //
-// POST requests must carry Content-Type: application/json (a browser
-// cannot send that cross-origin without a preflight, which protects a
-// loopback listener from other pages). Commands are serialized with each
-// other and with the runner. A refused command answers 409 with the
-// reason; bad input 400, 404, 405 or 415 with the reason. Serve it on a
-// Unix socket (ListenUnix) or loopback (ListenLoopback) only: it has no
-// authentication.
+// Driver.Handler serves the same API for the rollout a Driver runs, plus
+// POST /api/start, which takes a release manifest.
+//
+// It has no authentication: serve it on a Unix socket (ListenUnix,
+// ListenAdmin) or loopback (ListenLoopback) only. It refuses what a web
+// page in a browser on the same machine could make it do: a Host that is
+// not loopback (DNS rebinding) or not in AllowedHosts, an Origin other
+// than its own, and a POST without Content-Type: application/json, which
+// a cross-site form cannot send without a preflight (403, 403, 415).
+// Commands are serialized with each other and with the runner. A refused
+// command answers 409 with the reason; a state the store could not save
+// 503 (nothing changed); bad input 400, 404, 405, 413 or 415 with the
+// reason. Every error is {"error": "..."}.
 func NewHandler(r *Rollout, o HandlerOptions) http.Handler {
+	return newHandler(fixed{r}, o)
+}
+
+// source is what an admin handler serves: one rollout, or the current one
+// of a Driver (which can also start one).
+type source interface {
+	// current returns the rollout served now (nil when none) and a
+	// channel closed when another rollout replaces it.
+	current() (*Rollout, <-chan struct{})
+	// start starts a release; nil error only once it is stored.
+	start(ctx context.Context, rel *Release) error
+}
+
+type fixed struct{ r *Rollout }
+
+func (f fixed) current() (*Rollout, <-chan struct{}) { return f.r, nil }
+func (f fixed) start(context.Context, *Release) error {
+	return &CommandError{Command: CmdStart, Reason: "this admin API serves one rollout; starting a release needs a rollout.Driver (Driver.Handler)"}
+}
+
+// CmdStart is the admin API's name of Driver.Start.
+const CmdStart = "start"
+
+func newHandler(src source, o HandlerOptions) http.Handler {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &adminHandler{r: r, log: log}
+	h := &adminHandler{src: src, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.page)
 	mux.HandleFunc("GET /api/status", h.status)
+	mux.HandleFunc("POST /api/start", h.start)
 	mux.HandleFunc("POST /api/{cmd}", h.command)
 	mux.HandleFunc("/api/{cmd}", func(w http.ResponseWriter, req *http.Request) {
 		if req.PathValue("cmd") == "status" {
@@ -58,7 +110,7 @@ func NewHandler(r *Rollout, o HandlerOptions) http.Handler {
 			h.fail(w, req, http.StatusMethodNotAllowed, "status is read with GET")
 			return
 		}
-		if !slices.Contains(commandNames, req.PathValue("cmd")) {
+		if !slices.Contains(commandNames, req.PathValue("cmd")) && req.PathValue("cmd") != CmdStart {
 			h.notFound(w, req)
 			return
 		}
@@ -66,26 +118,32 @@ func NewHandler(r *Rollout, o HandlerOptions) http.Handler {
 		h.fail(w, req, http.StatusMethodNotAllowed, "commands are sent with POST")
 	})
 	mux.HandleFunc("/", h.notFound)
-	return mux
+	return adminnet.Guard(mux, adminnet.GuardOptions{
+		AllowedHosts: o.AllowedHosts, Option: "HandlerOptions.AllowedHosts",
+		BodyTypes: []string{"application/json", "application/yaml"},
+	})
 }
 
 func (h *adminHandler) notFound(w http.ResponseWriter, req *http.Request) {
-	h.fail(w, req, http.StatusNotFound, fmt.Sprintf("no such endpoint %s %s; see GET /api/status and POST /api/{%s}", req.Method, req.URL.Path, strings.Join(commandNames, ",")))
+	h.fail(w, req, http.StatusNotFound, fmt.Sprintf("no such endpoint %s %s; see GET /api/status and POST /api/{%s}", req.Method, req.URL.Path, strings.Join(append(commandNames, CmdStart), ",")))
 }
 
 var commandNames = []string{CmdPromote, CmdPromoteFull, CmdAbort, CmdPause, CmdResume, CmdRetry}
 
 type adminHandler struct {
-	r   *Rollout
+	src source
 	log *slog.Logger
 }
 
-// StatusView is the JSON of GET /api/status. Its zero value is an empty
-// status.
+// StatusView is the JSON of GET /api/status and of an accepted command.
+// Its zero value is an empty status.
 type StatusView struct {
-	State
-	Now   time.Time  `json:"now"`
-	Steps []StepView `json:"steps"`
+	Status
+	// Revision is the store revision of the state: pass it to
+	// GET /api/status?wait= to be answered at the next change.
+	Revision int64      `json:"revision"`
+	Now      time.Time  `json:"now"`
+	Steps    []StepView `json:"steps"`
 }
 
 // StepView is one step in StatusView, with its duration computed. The
@@ -95,34 +153,81 @@ type StepView struct {
 	DurationSeconds float64 `json:"durationSeconds"`
 }
 
-func (h *adminHandler) view() StatusView {
-	st := h.r.Status()
-	now := h.r.clock.Now()
-	v := StatusView{State: st, Now: now}
+func view(r *Rollout) StatusView {
+	st := r.Status()
+	now := r.clock.Now()
+	v := StatusView{Status: st, Revision: st.Revision, Now: now}
 	for _, s := range st.Steps {
 		v.Steps = append(v.Steps, StepView{StepState: s, DurationSeconds: s.Duration(now).Seconds()})
 	}
 	return v
 }
 
+// rollout returns the rollout served now, or answers 404.
+func (h *adminHandler) rollout(w http.ResponseWriter, req *http.Request) (*Rollout, <-chan struct{}) {
+	r, switched := h.src.current()
+	if r == nil {
+		h.fail(w, req, http.StatusNotFound, "no rollout has been started here: POST /api/start with a release manifest")
+	}
+	return r, switched
+}
+
 func (h *adminHandler) status(w http.ResponseWriter, req *http.Request) {
-	writeJSON(w, http.StatusOK, h.view())
-}
-
-type errorBody struct {
-	Error string `json:"error"`
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	q := req.URL.Query()
+	if q.Get("wait") == "" {
+		if r, _ := h.rollout(w, req); r != nil {
+			adminnet.WriteJSON(w, http.StatusOK, view(r))
+		}
+		return
+	}
+	after, err := strconv.ParseInt(q.Get("wait"), 10, 64)
+	if err != nil || after < 0 {
+		h.fail(w, req, http.StatusBadRequest, fmt.Sprintf("wait=%q: want the revision last seen (a number)", q.Get("wait")))
+		return
+	}
+	timeout := DefaultWait
+	if t := q.Get("timeout"); t != "" {
+		if timeout, err = time.ParseDuration(t); err != nil || timeout <= 0 || timeout > MaxWait {
+			h.fail(w, req, http.StatusBadRequest, fmt.Sprintf("timeout=%q: want a duration in (0, %s]", t, MaxWait))
+			return
+		}
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		r, switched := h.src.current()
+		if r != nil {
+			ch := r.Changed()
+			if v := view(r); v.Revision != after {
+				adminnet.WriteJSON(w, http.StatusOK, v)
+				return
+			}
+			select {
+			case <-ch:
+				continue
+			case <-switched:
+				continue
+			case <-deadline.C:
+			case <-req.Context().Done():
+				return
+			}
+			adminnet.WriteJSON(w, http.StatusOK, view(r))
+			return
+		}
+		select {
+		case <-switched:
+		case <-deadline.C:
+			h.rollout(w, req)
+			return
+		case <-req.Context().Done():
+			return
+		}
+	}
 }
 
 func (h *adminHandler) fail(w http.ResponseWriter, req *http.Request, code int, reason string) {
 	h.log.Info("rollout admin request refused", "method", req.Method, "path", req.URL.Path, "status", code, "reason", reason)
-	writeJSON(w, code, errorBody{Error: reason})
+	adminnet.WriteError(w, code, reason)
 }
 
 // CommandRequest is the optional JSON body of a command. The zero value
@@ -131,32 +236,37 @@ type CommandRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// readBody reads a request body of at most limit bytes, or answers.
+func (h *adminHandler) readBody(w http.ResponseWriter, req *http.Request, limit int) ([]byte, bool) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, int64(limit)+1))
+	if err != nil {
+		h.fail(w, req, http.StatusBadRequest, "reading the body: "+err.Error())
+		return nil, false
+	}
+	if len(body) > limit {
+		h.fail(w, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", limit))
+		return nil, false
+	}
+	return body, true
+}
+
 func (h *adminHandler) command(w http.ResponseWriter, req *http.Request) {
 	cmd := req.PathValue("cmd")
-	known := false
-	for _, c := range commandNames {
-		known = known || c == cmd
-	}
-	if !known {
-		h.fail(w, req, http.StatusNotFound, fmt.Sprintf("unknown command %q; want one of %s", cmd, strings.Join(commandNames, ", ")))
+	if !slices.Contains(commandNames, cmd) {
+		h.fail(w, req, http.StatusNotFound, fmt.Sprintf("unknown command %q; want one of %s", cmd, strings.Join(append(commandNames, CmdStart), ", ")))
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		h.fail(w, req, http.StatusUnsupportedMediaType, "commands need Content-Type: application/json")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, MaxCommandBody+1))
-	if err != nil {
-		h.fail(w, req, http.StatusBadRequest, "reading the body: "+err.Error())
-		return
-	}
-	if len(body) > MaxCommandBody {
-		h.fail(w, req, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", MaxCommandBody))
+	body, ok := h.readBody(w, req, MaxCommandBody)
+	if !ok {
 		return
 	}
 	var cr CommandRequest
-	if len(strings.TrimSpace(string(body))) > 0 {
-		dec := json.NewDecoder(strings.NewReader(string(body)))
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cr); err != nil {
 			h.fail(w, req, http.StatusBadRequest, "body: "+err.Error()+` (want {"reason": "..."} or nothing)`)
@@ -175,34 +285,75 @@ func (h *adminHandler) command(w http.ResponseWriter, req *http.Request) {
 		h.fail(w, req, http.StatusBadRequest, "reason longer than 1024 bytes")
 		return
 	}
+	r, _ := h.rollout(w, req)
+	if r == nil {
+		return
+	}
 	ctx := req.Context()
+	var err error
 	switch cmd {
 	case CmdPromote:
-		err = h.r.Promote(ctx)
+		err = r.Promote(ctx)
 	case CmdPromoteFull:
-		err = h.r.PromoteFull(ctx)
+		err = r.PromoteFull(ctx)
 	case CmdAbort:
-		err = h.r.Abort(ctx, cr.Reason)
+		err = r.Abort(ctx, cr.Reason)
 	case CmdPause:
-		err = h.r.Pause(ctx)
+		err = r.Pause(ctx)
 	case CmdResume:
-		err = h.r.Resume(ctx)
+		err = r.Resume(ctx)
 	case CmdRetry:
-		err = h.r.Retry(ctx)
+		err = r.Retry(ctx)
 	}
+	h.answer(w, req, r, err)
+}
+
+// answer writes the outcome of a command.
+func (h *adminHandler) answer(w http.ResponseWriter, req *http.Request, r *Rollout, err error) {
 	var ce *CommandError
+	var re *ReleaseError
+	var pe *PlanError
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, h.view())
+		adminnet.WriteJSON(w, http.StatusOK, view(r))
 	case errors.As(err, &ce):
 		h.fail(w, req, http.StatusConflict, ce.Reason)
+	case errors.As(err, &re), errors.As(err, &pe):
+		h.fail(w, req, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrConflict):
 		h.fail(w, req, http.StatusConflict, "this process no longer drives the rollout (another runner, e.g. the new process after a handoff, wrote its state): send the command to that process")
+	case errors.Is(err, ErrNotSaved):
+		h.fail(w, req, http.StatusServiceUnavailable, "nothing changed: "+err.Error())
 	case errors.Is(err, context.Canceled):
 		h.fail(w, req, http.StatusServiceUnavailable, "request cancelled")
 	default:
 		h.fail(w, req, http.StatusInternalServerError, err.Error())
 	}
+}
+
+// start takes a release manifest (JSON or YAML, at most MaxReleaseSize),
+// validates and binds it in this process, stores it and starts it.
+func (h *adminHandler) start(w http.ResponseWriter, req *http.Request) {
+	body, ok := h.readBody(w, req, MaxReleaseSize)
+	if !ok {
+		return
+	}
+	rel, err := ParseRelease(body, "")
+	if err != nil {
+		h.fail(w, req, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := h.src.start(req.Context(), rel); err != nil {
+		var ce *CommandError
+		if errors.As(err, &ce) && strings.Contains(ce.Reason, "needs a rollout.Driver") {
+			h.fail(w, req, http.StatusNotFound, ce.Reason)
+			return
+		}
+		h.answer(w, req, nil, err)
+		return
+	}
+	r, _ := h.src.current()
+	adminnet.WriteJSON(w, http.StatusOK, view(r))
 }
 
 //go:embed admin.html
@@ -221,10 +372,14 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 }).Parse(pageSource))
 
 func (h *adminHandler) page(w http.ResponseWriter, req *http.Request) {
+	r, _ := h.rollout(w, req)
+	if r == nil {
+		return
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	if err := pageTemplate.Execute(w, h.view()); err != nil {
+	if err := pageTemplate.Execute(w, view(r)); err != nil {
 		h.log.Warn("rollout admin page", "err", err)
 	}
 }

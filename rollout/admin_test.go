@@ -21,12 +21,18 @@ import (
 // adminClient talks to an admin server on a real Unix socket.
 func adminOnSocket(t *testing.T, r *rollout.Rollout) (*http.Client, string) {
 	t.Helper()
+	return adminOnSocketHandler(t, rollout.NewHandler(r, rollout.HandlerOptions{}))
+}
+
+// adminOnSocketHandler serves h on a real Unix socket.
+func adminOnSocketHandler(t *testing.T, h http.Handler) (*http.Client, string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "admin.sock")
 	ln, err := rollout.ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := rollout.ServeAdmin(ln, rollout.NewHandler(r, rollout.HandlerOptions{}))
+	srv := rollout.ServeAdmin(ln, h)
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}
@@ -76,13 +82,22 @@ func doPost(c *http.Client, path, ctype, body string) (int, string, error) {
 
 func get(t *testing.T, c *http.Client, path string) (int, string) {
 	t.Helper()
-	resp, err := c.Get("http://admin" + path)
+	code, body, err := doGet(c, path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return code, body
+}
+
+// doGet is get for goroutines other than the test's.
+func doGet(c *http.Client, path string) (int, string, error) {
+	resp, err := c.Get("http://admin" + path)
+	if err != nil {
+		return 0, "", err
+	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 func TestAdminBadInputGets4xxWithReason(t *testing.T) {
@@ -133,7 +148,7 @@ func TestAdminBadInputGets4xxWithReason(t *testing.T) {
 		}
 	}
 	// Nothing was lost: the rollout is still pending and runs.
-	if err := r.Run(context.Background()); err != nil {
+	if err := runBounded(t, r); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -273,4 +288,78 @@ func TestListenUnixMode0600AndLoopbackOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
+}
+
+// After DNS rebinding a web page is same-origin with a loopback listener,
+// so the JSON content type alone does not keep it out: the admin API
+// must refuse a foreign Host, and a foreign Origin.
+func TestAdminRefusesForeignHostAndOrigin(t *testing.T) {
+	e := newEnv(t)
+	r := e.rollout(rollout.Plan{ID: "admin-guard", Steps: []rollout.Step{
+		rollout.SetWeight(e.w, 100),
+		rollout.PauseUntilPromoted().Named("hold"),
+		rollout.Analyze(e.a, rollout.AnalysisOptions{}).Named("check"),
+	}}, "")
+	ln, err := rollout.ListenLoopback("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rollout.ServeAdmin(ln, rollout.NewHandler(r, rollout.HandlerOptions{AllowedHosts: []string{"rollout.internal"}}))
+	defer srv.Close()
+	wait, _ := start(t, r)
+	waitFor(t, r, "hold waiting", stepWaiting("hold"))
+	addr := ln.Addr().String()
+	c := &http.Client{Timeout: 10 * time.Second}
+	defer c.CloseIdleConnections()
+	do := func(method, path, host, origin string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if method == http.MethodPost {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, tc := range []struct {
+		method, path, host, origin string
+		code                       int
+		msg                        string
+	}{
+		{"GET", "/api/status", "attacker.example", "", 403, "DNS rebinding"},
+		{"GET", "/", "attacker.example:" + ln.Addr().(*net.TCPAddr).AddrPort().String(), "", 403, "not loopback"},
+		{"POST", "/api/promote-full", "attacker.example", "http://attacker.example", 403, "DNS rebinding"},
+		{"POST", "/api/promote-full", addr, "http://attacker.example", 403, `Origin \"http://attacker.example\"`},
+		{"POST", "/api/promote-full", addr, "null", 403, "Origin"},
+		{"POST", "/api/promote-full", addr, "http://127.0.0.1:1", 403, "Origin"}, // another local port
+		{"GET", "/api/status", "other.internal", "", 403, "HandlerOptions.AllowedHosts"},
+		{"GET", "/api/status", addr, "http://" + addr, 200, `"id":"admin-guard"`},
+		{"GET", "/api/status", "rollout.internal", "", 200, `"id":"admin-guard"`},
+	} {
+		code, body := do(tc.method, tc.path, tc.host, tc.origin)
+		if code != tc.code || !strings.Contains(body, tc.msg) {
+			t.Errorf("%s %s Host %q Origin %q: %d %s; want %d with %q", tc.method, tc.path, tc.host, tc.origin, code, body, tc.code, tc.msg)
+		}
+	}
+	if st := r.Status(); st.PromoteFull || !stepWaiting("hold")(st) {
+		t.Fatalf("a refused request changed the rollout: promoteFull %v, %+v", st.PromoteFull, st.Steps[1])
+	}
+	// The API's own page may command it.
+	if code, body := do("POST", "/api/promote", addr, "http://"+addr); code != 200 {
+		t.Fatalf("promote from the API's own origin: %d %s", code, body)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -55,7 +55,7 @@ func BenchmarkRolloutTenSteps(b *testing.B) {
 	w := &rollouttest.Weights{Recorder: &rollouttest.Recorder{}}
 	steps := make([]rollout.Step, 10)
 	for i := range steps {
-		steps[i] = rollout.SetWeight(w, i*1000)
+		steps[i] = rollout.SetWeight(w, uint32(i)*1000)
 	}
 	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: b.TempDir()})
 	if err != nil {

@@ -1,8 +1,8 @@
 package rollout_test
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/testchild"
 	"github.com/batonhq/baton/rollout"
 	"github.com/batonhq/baton/rollout/rollouttest"
 )
@@ -32,7 +33,6 @@ import (
 // repeated, nothing is lost.
 
 const (
-	childEnv      = "BATON_ROLLOUT_TEST_CHILD"
 	childDir      = "BATON_ROLLOUT_TEST_DIR"
 	childEffects  = "BATON_ROLLOUT_TEST_EFFECTS"
 	childVersion  = "BATON_ROLLOUT_TEST_VERSION"
@@ -40,6 +40,7 @@ const (
 	childAfter    = "BATON_ROLLOUT_TEST_AFTER"      // ... after its effect is made
 	childWaitStep = "BATON_ROLLOUT_TEST_WAIT_STEP"  // report when this step waits
 	childFail     = "BATON_ROLLOUT_TEST_FAIL_BAKE"
+	childComplete = "BATON_ROLLOUT_TEST_COMPLETED" // hold once this step is saved succeeded
 )
 
 type namedAnalyzer struct {
@@ -130,10 +131,14 @@ func appendEffect(mu *sync.Mutex, path, call string) error {
 
 func childMain() int {
 	ctx := context.Background()
-	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: os.Getenv(childDir)})
+	fs, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: os.Getenv(childDir)})
 	if err != nil {
 		fmt.Println("ERROR", err)
 		return 1
+	}
+	var store rollout.Store = fs
+	if step := os.Getenv(childComplete); step != "" {
+		store = &holdAfterCompletion{Store: fs, step: step, out: os.Stdout}
 	}
 	rec := effectsRecorder(os.Getenv(childEffects), os.Getenv(childBlockAt), os.Getenv(childAfter) != "", os.Stdout)
 	// Timers of steps before the kill point fire at once on a virtual
@@ -173,6 +178,41 @@ func childMain() int {
 	return 0
 }
 
+// holdAfterCompletion holds the runner right after the save that records
+// step succeeded, before it can record anything else: it announces
+// itself and waits for the SIGKILL.
+type holdAfterCompletion struct {
+	rollout.Store
+	step string
+	out  *os.File
+}
+
+func (h *holdAfterCompletion) Save(ctx context.Context, id string, prev int64, data []byte) (int64, error) {
+	rev, err := h.Store.Save(ctx, id, prev, data)
+	if err == nil && stepSucceeded(data, h.step) {
+		fmt.Fprintf(h.out, "COMPLETED %s\n", h.step)
+		select {} // SIGKILL ends it
+	}
+	return rev, err
+}
+
+// stepSucceeded reports whether the state document data records step
+// name succeeded.
+func stepSucceeded(data []byte, name string) bool {
+	var st struct {
+		Steps []struct{ Name, Status string }
+	}
+	if json.Unmarshal(data, &st) != nil {
+		return false
+	}
+	for _, s := range st.Steps {
+		if s.Name == name {
+			return s.Status == string(rollout.StepSucceeded)
+		}
+	}
+	return false
+}
+
 type killCase struct {
 	name     string
 	before   []string // versions run in process before the child
@@ -186,6 +226,10 @@ type killCase struct {
 	// afterEffect kills the child after blockAt's effect is made, before
 	// the step's completion is recorded.
 	afterEffect bool
+	// completed kills the child right after this step's completion is
+	// saved, before the runner records anything else: the resumed
+	// rollout must not make its effect again.
+	completed string
 }
 
 func asIs(ok, _ []string) []string    { return ok }
@@ -200,43 +244,51 @@ var (
 )
 
 var killCases = []killCase{
-	{"hook", nil, "v1", "hook pre", "", v123, false, asIs, rollout.PhaseSucceeded, false},
-	{"migration", nil, "v1", "migration m complete", "", v123, false, asIs, rollout.PhaseSucceeded, false},
-	{"set-weight", nil, "v1", "weight 500", "", v123, false, asIs, rollout.PhaseSucceeded, false},
-	{"pause", nil, "v1", "", "pause", v123, false, asIs, rollout.PhaseSucceeded, false},
-	{"analyze", nil, "v1", "analyze check", "", v123, false, asIs, rollout.PhaseSucceeded, false},
-	{"ramp-flag", nil, "v1", "flag f 50", "", v123, false, asIs, rollout.PhaseSucceeded, false},
-	{"wait-old-gone", nil, "v1", "registry", "", v123, false, asIs, rollout.PhaseSucceeded, false},
-	{"replace", nil, "v1", "replace t1 v2", "", v123, false, asIs, rollout.PhaseSucceeded, false},
+	{"hook", nil, "v1", "hook pre", "", v123, false, asIs, rollout.PhaseSucceeded, false, ""},
+	{"migration", nil, "v1", "migration m complete", "", v123, false, asIs, rollout.PhaseSucceeded, false, ""},
+	{"set-weight", nil, "v1", "weight 500", "", v123, false, asIs, rollout.PhaseSucceeded, false, ""},
+	{"pause", nil, "v1", "", "pause", v123, false, asIs, rollout.PhaseSucceeded, false, ""},
+	{"analyze", nil, "v1", "analyze check", "", v123, false, asIs, rollout.PhaseSucceeded, false, ""},
+	{"ramp-flag", nil, "v1", "flag f 50", "", v123, false, asIs, rollout.PhaseSucceeded, false, ""},
+	{"wait-old-gone", nil, "v1", "registry", "", v123, false, asIs, rollout.PhaseSucceeded, false, ""},
+	{"replace", nil, "v1", "replace t1 v2", "", v123, false, asIs, rollout.PhaseSucceeded, false, ""},
 	// The old process dies inside Upgrade: a fresh old process upgrades.
-	{"upgrade-handoff", nil, "v1", "upgrade v2", "", v123, false, asIs, rollout.PhaseSucceeded, false},
+	{"upgrade-handoff", nil, "v1", "upgrade v2", "", v123, false, asIs, rollout.PhaseSucceeded, false, ""},
 	// The new process dies during its bake; a fresh new process resumes
 	// the bake for what is left of the window.
-	{"blue-green-bake", []string{"v1", "v2"}, "v3", "", "blue-green", []string{"v3"}, false, asIs, rollout.PhaseSucceeded, false},
+	{"blue-green-bake", []string{"v1", "v2"}, "v3", "", "blue-green", []string{"v3"}, false, asIs, rollout.PhaseSucceeded, false, ""},
 	// The new process dies during its bake and the old one (resumed by
 	// graceful) gets the drive: it rolls back, handing back to v1 through
 	// the Downgrader, down to the irreversible contract.
 	{"blue-green-bake-old-resumes", []string{"v1", "v2"}, "v3", "", "blue-green", []string{"v2", "v1"}, false,
 		func(ok, _ []string) []string {
 			return append(upTo(ok, "upgrade_v3"), "downgrade", "replace_t1_v1", "flag_f_off", "weight_0")
-		}, rollout.PhaseRolledBack, false},
+		}, rollout.PhaseRolledBack, false, ""},
 	// A kill in the middle of a rollback that already crossed two handoffs.
-	{"rollback", []string{"v1", "v2", "v3", "v2"}, "v1", "flag f off", "", []string{"v1"}, true, asFailed, rollout.PhaseRolledBack, false},
+	{"rollback", []string{"v1", "v2", "v3", "v2"}, "v1", "flag f off", "", []string{"v1"}, true, asFailed, rollout.PhaseRolledBack, false, ""},
 
 	// Killed after the effect, before the step is recorded complete: the
 	// resumed runner makes the effect once more.
-	{"hook-after-effect", nil, "v1", "hook pre", "", v123, false, twice("hook_pre", asIs), rollout.PhaseSucceeded, true},
-	{"migration-complete-after-effect", nil, "v1", "migration m complete", "", v123, false, twice("migration_m_complete", asIs), rollout.PhaseSucceeded, true},
-	{"set-weight-after-effect", nil, "v1", "weight 500", "", v123, false, twice("weight_500", asIs), rollout.PhaseSucceeded, true},
-	{"analyze-after-effect", nil, "v1", "analyze check", "", v123, false, twice("analyze_check", asIs), rollout.PhaseSucceeded, true},
-	{"ramp-flag-after-effect", nil, "v1", "flag f 50", "", v123, false, twice("flag_f_50", asIs), rollout.PhaseSucceeded, true},
-	{"wait-old-gone-after-effect", nil, "v1", "registry", "", v123, false, twice("registry", asIs), rollout.PhaseSucceeded, true},
-	{"replace-after-effect", nil, "v1", "replace t1 v2", "", v123, false, twice("replace_t1_v2", asIs), rollout.PhaseSucceeded, true},
+	{"hook-after-effect", nil, "v1", "hook pre", "", v123, false, twice("hook_pre", asIs), rollout.PhaseSucceeded, true, ""},
+	{"migration-complete-after-effect", nil, "v1", "migration m complete", "", v123, false, twice("migration_m_complete", asIs), rollout.PhaseSucceeded, true, ""},
+	{"set-weight-after-effect", nil, "v1", "weight 500", "", v123, false, twice("weight_500", asIs), rollout.PhaseSucceeded, true, ""},
+	{"analyze-after-effect", nil, "v1", "analyze check", "", v123, false, twice("analyze_check", asIs), rollout.PhaseSucceeded, true, ""},
+	{"ramp-flag-after-effect", nil, "v1", "flag f 50", "", v123, false, twice("flag_f_50", asIs), rollout.PhaseSucceeded, true, ""},
+	{"wait-old-gone-after-effect", nil, "v1", "registry", "", v123, false, twice("registry", asIs), rollout.PhaseSucceeded, true, ""},
+	{"replace-after-effect", nil, "v1", "replace t1 v2", "", v123, false, twice("replace_t1_v2", asIs), rollout.PhaseSucceeded, true, ""},
 	// The old process dies once the new one is ready, before it returns
 	// from Upgrade: the new process takes over; nothing is upgraded twice.
-	{"upgrade-after-effect", nil, "v1", "upgrade v2", "", v23, false, asIs, rollout.PhaseSucceeded, true},
+	{"upgrade-after-effect", nil, "v1", "upgrade v2", "", v23, false, asIs, rollout.PhaseSucceeded, true, ""},
 	// A rollback action interrupted after its effect is undone again.
-	{"rollback-after-effect", []string{"v1", "v2", "v3", "v2"}, "v1", "flag f off", "", []string{"v1"}, true, twice("flag_f_off", asFailed), rollout.PhaseRolledBack, true},
+	{"rollback-after-effect", []string{"v1", "v2", "v3", "v2"}, "v1", "flag f off", "", []string{"v1"}, true, twice("flag_f_off", asFailed), rollout.PhaseRolledBack, true, ""},
+
+	// Killed right after a step's completion is saved: its effect
+	// happened once, and the next runner starts with the next step.
+	{name: "hook-completed", child: "v1", completed: "pre", after: v123, want: asIs, phase: rollout.PhaseSucceeded},
+	{name: "set-weight-completed", child: "v1", completed: "weight", after: v123, want: asIs, phase: rollout.PhaseSucceeded},
+	{name: "ramp-flag-completed", child: "v1", completed: "ramp", after: v123, want: asIs, phase: rollout.PhaseSucceeded},
+	{name: "upgrade-completed", before: []string{"v1"}, child: "v2", completed: "upgrade", after: v23, want: asIs, phase: rollout.PhaseSucceeded},
+	{name: "blue-green-completed", before: []string{"v1", "v2"}, child: "v3", completed: "blue-green", after: []string{"v3"}, want: asIs, phase: rollout.PhaseSucceeded},
 }
 
 // twice expects the effects of want with call made once more right after
@@ -296,10 +348,6 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	ok := referenceEffects(t, false, v123...)
 	failed := referenceEffects(t, true, "v1", "v2", "v3", "v2", "v1")
 	if !slices.Contains(failed, "downgrade") || !slices.Contains(failed, "flag_f_off") || slices.Contains(failed, "migration_m_rollback") {
@@ -315,9 +363,8 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 				}
 			}
 			// The bound only stops a hung child; readiness comes from its output.
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			cmd := exec.CommandContext(cctx, exe, "-test.run=^$")
 			fail, afterEffect := "", ""
 			if c.failBake {
 				fail = "1"
@@ -325,9 +372,12 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 			if c.afterEffect {
 				afterEffect = "1"
 			}
-			cmd.Env = append(os.Environ(), childEnv+"=1", childDir+"="+dir, childEffects+"="+effects,
+			cmd, err := testchild.Command(cctx, roleRunner, childDir+"="+dir, childEffects+"="+effects,
 				childVersion+"="+c.child, childBlockAt+"="+c.blockAt, childAfter+"="+afterEffect,
-				childWaitStep+"="+c.waitStep, childFail+"="+fail)
+				childWaitStep+"="+c.waitStep, childFail+"="+fail, childComplete+"="+c.completed)
+			if err != nil {
+				t.Fatal(err)
+			}
 			cmd.Stderr = os.Stderr
 			out, err := cmd.StdoutPipe()
 			if err != nil {
@@ -336,27 +386,19 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			lines := testchild.NewLines("runner "+c.child, out)
 			ready := "BLOCKED " + c.blockAt
-			if c.waitStep != "" {
+			switch {
+			case c.waitStep != "":
 				ready = "WAITING " + c.waitStep
+			case c.completed != "":
+				ready = "COMPLETED " + c.completed
 			}
-			sc := bufio.NewScanner(out)
-			var lines []string
-			for sc.Scan() {
-				lines = append(lines, sc.Text())
-				if sc.Text() == ready {
-					break
-				}
-			}
-			if len(lines) == 0 || lines[len(lines)-1] != ready {
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("child never reached %q; it said %q", ready, lines)
-			}
+			lines.Await(t, fmt.Sprintf("the runner to reach %q", ready), 0, func(l string) bool { return l == ready })
 			if err := cmd.Process.Signal(os.Kill); err != nil {
 				t.Fatal(err)
 			}
-			err = cmd.Wait()
+			err = testchild.Wait(t, "runner "+c.child, cmd, 0)
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != -1 {
 				t.Fatalf("child did not die by the signal: %v", err)
@@ -376,6 +418,19 @@ func TestKillDuringEachStepKindResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := r.Status()
+			if c.completed != "" {
+				for _, s := range st.Steps {
+					// A handoff step is started once by each side.
+					want := 1
+					if s.Kind == rollout.KindUpgrade || s.Kind == rollout.KindBlueGreen {
+						want = 2
+					}
+					if s.Name == c.completed && (s.Attempts != want || strings.Contains(fmt.Sprint(s.Decisions), "resuming after a restart")) {
+						t.Fatalf("step %s, killed after its completion was saved, ran again (attempts %d):\n%s", s.Name, s.Attempts, decisions(st))
+					}
+				}
+				return
+			}
 			killed := false
 			for _, s := range st.Steps {
 				if s.Attempts > 1 || strings.Contains(fmt.Sprint(s.Decisions), "resuming after a restart") || strings.Contains(fmt.Sprint(s.Decisions), "took over and is gone") {

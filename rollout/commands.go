@@ -21,36 +21,53 @@ func refuse(cmd, format string, args ...any) error {
 	return &CommandError{Command: cmd, Reason: fmt.Sprintf(format, args...)}
 }
 
-// command runs f under the lock and persists its effect before returning.
-func (r *Rollout) command(ctx context.Context, cmd string, f func() error) error {
+// command runs f under the lock on a copy of the state, persists the copy
+// and only then makes it the state and runs the effect f returned (wake a
+// waiting step, cancel the running one). A command the store could not
+// save changed nothing: not the state in memory, not the runner.
+func (r *Rollout) command(ctx context.Context, cmd string, f func(st *Status) (effect func(), err error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := f(); err != nil {
+	next := r.st.clone()
+	effect, err := f(&next)
+	if err != nil {
 		r.log.Info("rollout command refused", "rollout", r.st.ID, "command", cmd, "err", err)
 		return err
 	}
+	if err := r.commitLocked(ctx, &next); err != nil {
+		return err
+	}
 	r.tel.command(ctx, cmd)
-	return r.saveLocked(ctx)
+	if effect != nil {
+		effect()
+	}
+	return nil
+}
+
+// wakeLocked ends the current wait for promotion, if a step waits.
+func (r *Rollout) wakeLocked() {
+	if r.promoteCh != nil {
+		close(r.promoteCh)
+		r.promoteCh = nil
+	}
 }
 
 // Promote ends the wait of the current step: a pause, a bake window, or an
 // inconclusive analysis waiting for a human. It is refused when no step is
 // waiting.
 func (r *Rollout) Promote(ctx context.Context) error {
-	return r.command(ctx, CmdPromote, func() error {
-		if err := r.activeLocked(CmdPromote); err != nil {
-			return err
+	return r.command(ctx, CmdPromote, func(st *Status) (func(), error) {
+		if err := active(st, CmdPromote); err != nil {
+			return nil, err
 		}
 		if r.promoteCh == nil {
-			return refuse(CmdPromote, "no step is waiting for promotion (current: %s)", r.currentLocked())
+			return nil, refuse(CmdPromote, "no step is waiting for promotion (current: %s)", current(st))
 		}
-		r.decideLocked(r.st.Current, "promoted by operator")
-		close(r.promoteCh)
-		r.promoteCh = nil
-		return nil
+		r.decide(st, st.Current, "promoted by operator")
+		return r.wakeLocked, nil
 	})
 }
 
@@ -59,20 +76,16 @@ func (r *Rollout) Promote(ctx context.Context) error {
 // that change the system (upgrades, weights, migrations, hooks) still run,
 // because skipping them would leave it half changed.
 func (r *Rollout) PromoteFull(ctx context.Context) error {
-	return r.command(ctx, CmdPromoteFull, func() error {
-		if err := r.activeLocked(CmdPromoteFull); err != nil {
-			return err
+	return r.command(ctx, CmdPromoteFull, func(st *Status) (func(), error) {
+		if err := active(st, CmdPromoteFull); err != nil {
+			return nil, err
 		}
-		if r.st.PromoteFull {
-			return refuse(CmdPromoteFull, "promote-full already requested")
+		if st.PromoteFull {
+			return nil, refuse(CmdPromoteFull, "promote-full already requested")
 		}
-		r.st.PromoteFull = true
-		r.decideLocked(-1, "promote-full requested by operator: remaining pauses and analyses are skipped")
-		if r.promoteCh != nil {
-			close(r.promoteCh)
-			r.promoteCh = nil
-		}
-		return nil
+		st.PromoteFull = true
+		r.decide(st, -1, "promote-full requested by operator: remaining pauses and analyses are skipped")
+		return r.wakeLocked, nil
 	})
 }
 
@@ -84,107 +97,111 @@ func (r *Rollout) Abort(ctx context.Context, reason string) error {
 	if reason == "" {
 		reason = "no reason given"
 	}
-	return r.command(ctx, CmdAbort, func() error {
-		if err := r.activeLocked(CmdAbort); err != nil {
-			return err
+	return r.command(ctx, CmdAbort, func(st *Status) (func(), error) {
+		if err := active(st, CmdAbort); err != nil {
+			return nil, err
 		}
-		if r.st.AbortRequested != "" {
-			return refuse(CmdAbort, "abort already requested: %s", r.st.AbortRequested)
+		if st.AbortRequested != "" {
+			return nil, refuse(CmdAbort, "abort already requested: %s", st.AbortRequested)
 		}
-		r.st.AbortRequested = reason
-		r.decideLocked(-1, "abort requested by operator: %s", reason)
-		if r.stepCancel != nil {
-			r.stepCancel(errAborted)
-		}
-		return nil
+		st.AbortRequested = reason
+		r.decide(st, -1, "abort requested by operator: %s", reason)
+		return func() {
+			if r.stepCancel != nil {
+				r.stepCancel(errAborted)
+			}
+		}, nil
 	})
 }
 
 // Pause stops the rollout before its next step (or the next unit of a ramp
 // or a rolling update); the running unit finishes. Resume continues.
 func (r *Rollout) Pause(ctx context.Context) error {
-	return r.command(ctx, CmdPause, func() error {
-		if err := r.activeLocked(CmdPause); err != nil {
-			return err
+	return r.command(ctx, CmdPause, func(st *Status) (func(), error) {
+		if err := active(st, CmdPause); err != nil {
+			return nil, err
 		}
-		if r.st.Paused {
-			return refuse(CmdPause, "already paused")
+		if st.Paused {
+			return nil, refuse(CmdPause, "already paused")
 		}
-		r.st.Paused = true
-		r.decideLocked(-1, "paused by operator")
-		return nil
+		st.Paused = true
+		r.decide(st, -1, "paused by operator")
+		return nil, nil
 	})
 }
 
 // Resume continues a paused rollout.
 func (r *Rollout) Resume(ctx context.Context) error {
-	return r.command(ctx, CmdResume, func() error {
-		if err := r.activeLocked(CmdResume); err != nil {
-			return err
+	return r.command(ctx, CmdResume, func(st *Status) (func(), error) {
+		if err := active(st, CmdResume); err != nil {
+			return nil, err
 		}
-		if !r.st.Paused {
-			return refuse(CmdResume, "not paused")
+		if !st.Paused {
+			return nil, refuse(CmdResume, "not paused")
 		}
-		r.st.Paused = false
-		r.decideLocked(-1, "resumed by operator")
-		return nil
+		st.Paused = false
+		r.decide(st, -1, "resumed by operator")
+		return nil, nil
 	})
 }
 
 // Retry starts a rolled-back rollout again, from the first step after the
-// last completed irreversible one (which is never repeated); or, when a
-// rollback failed, retries the rollback. Run must then be called (again).
+// last point of no return (an irreversible step or a promoted blue-green
+// step, which is never repeated); or, when a rollback failed, retries the
+// rollback. Run must then be called (again).
 func (r *Rollout) Retry(ctx context.Context) error {
-	return r.command(ctx, CmdRetry, func() error {
-		switch r.st.Phase {
+	return r.command(ctx, CmdRetry, func(st *Status) (func(), error) {
+		switch st.Phase {
 		case PhaseFailed:
-			r.st.Phase = PhaseRollingBack
-			r.decideLocked(-1, "retrying the rollback on operator request")
-			return nil
+			st.Phase = PhaseRollingBack
+			r.decide(st, -1, "retrying the rollback on operator request")
+			return nil, nil
 		case PhaseRolledBack:
 		default:
-			return refuse(CmdRetry, "the rollout is %s; only a rolled-back or failed rollout can be retried", phaseName(r.st.Phase))
+			return nil, refuse(CmdRetry, "the rollout is %s; only a rolled-back or failed rollout can be retried", phaseName(st.Phase))
 		}
 		keep := -1
-		for k := len(r.st.Steps) - 1; k >= 0; k-- {
-			if r.st.Steps[k].Status == StepSucceeded && r.st.Steps[k].Irreversible {
+		for k := len(st.Steps) - 1; k >= 0; k-- {
+			if pointOfNoReturn(&st.Steps[k]) {
 				keep = k
 				break
 			}
 		}
-		for k := keep + 1; k < len(r.st.Steps); k++ {
-			s := &r.st.Steps[k]
-			s.Status, s.Progress, s.Handoff, s.From, s.To = StepPending, 0, HandoffNone, "", ""
+		for k := keep + 1; k < len(st.Steps); k++ {
+			s := &st.Steps[k]
+			s.Status, s.Progress, s.Handoff, s.From, s.To, s.Promoted = StepPending, 0, HandoffNone, "", "", false
 			s.StartedAt, s.FinishedAt, s.RollbackStartedAt, s.RollbackFinishedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 			s.WaitStartedAt, s.Waiting, s.Error = time.Time{}, false, ""
 		}
-		r.st.Phase = PhaseRunning
-		r.st.Run++
-		r.st.AbortRequested, r.st.Reason, r.st.PromoteFull, r.st.Paused = "", "", false, false
-		r.st.FinishedAt = time.Time{}
-		r.decideLocked(-1, "retry requested by operator (run %d)", r.st.Run)
-		return nil
+		st.Phase = PhaseRunning
+		st.Run++
+		st.AbortRequested, st.Reason, st.PromoteFull, st.Paused = "", "", false, false
+		st.FinishedAt = time.Time{}
+		r.decide(st, -1, "retry requested by operator (run %d)", st.Run)
+		return nil, nil
 	})
 }
 
-func (r *Rollout) activeLocked(cmd string) error {
-	switch r.st.Phase {
+// active refuses cmd unless the rollout is pending or running with no
+// abort pending (an abort may be sent once).
+func active(st *Status, cmd string) error {
+	switch st.Phase {
 	case PhaseSucceeded, PhaseRolledBack, PhaseFailed:
-		return refuse(cmd, "the rollout is %s", phaseName(r.st.Phase))
+		return refuse(cmd, "the rollout is %s", phaseName(st.Phase))
 	case PhaseRollingBack:
-		return refuse(cmd, "the rollout is rolling back: %s", r.st.Reason)
+		return refuse(cmd, "the rollout is rolling back: %s", st.Reason)
 	}
-	if r.st.AbortRequested != "" && cmd != CmdAbort {
-		return refuse(cmd, "abort requested: %s", r.st.AbortRequested)
+	if st.AbortRequested != "" && cmd != CmdAbort {
+		return refuse(cmd, "abort requested: %s", st.AbortRequested)
 	}
 	return nil
 }
 
-func (r *Rollout) currentLocked() string {
-	if r.st.Current < 0 || r.st.Current >= len(r.st.Steps) {
+func current(st *Status) string {
+	if st.Current < 0 || st.Current >= len(st.Steps) {
 		return "no step running"
 	}
-	s := r.st.Steps[r.st.Current]
+	s := st.Steps[st.Current]
 	return fmt.Sprintf("step %q (%s) %s", s.Name, s.Kind, s.Status)
 }
 

@@ -45,7 +45,44 @@ var (
 	// ErrInvalidID is returned when a rollout id is empty or holds other
 	// characters than letters, digits, '.', '_' and '-'.
 	ErrInvalidID = errors.New("rollout: invalid rollout id")
+	// ErrNotSaved is wrapped, with the store's error, when the Store did
+	// not accept a transition (a full disk, a database gone). Nothing the
+	// transition describes took effect, in memory or on disk: a refused
+	// command changed nothing, and Run returns with the step still
+	// recorded as it was, so that a later Run resumes it. A store
+	// failure never turns into a rollback.
+	ErrNotSaved = errors.New("rollout: state not saved")
+	// ErrInvalidState is wrapped by *StateError: a stored state is not
+	// one the runner wrote (edited by hand, planted, damaged).
+	ErrInvalidState = errors.New("rollout: invalid stored state")
+	// ErrProcessExited is wrapped by ProcessTarget.Healthy when the
+	// process has exited: the health gate of a Rolling step fails at once
+	// instead of waiting for HealthTimeout.
+	ErrProcessExited = errors.New("rollout: target process exited")
+	// ErrNotSupported is returned where the platform cannot do what is
+	// asked (a ProcessTarget on Windows); the error names the platform.
+	ErrNotSupported = errors.New("rollout: not supported on this platform")
 )
+
+// StateError says what is wrong with a stored state and where. It unwraps
+// to ErrInvalidState. The zero value names no rollout and no field; the
+// package always sets ID and Reason.
+type StateError struct {
+	ID     string // rollout id
+	Field  string // JSON path of the bad value ("steps[2].status"), "" for the document
+	Reason string
+}
+
+// Error names the rollout, the field and what is wrong with it.
+func (e *StateError) Error() string {
+	if e.Field == "" {
+		return fmt.Sprintf("rollout: stored state of %q is not valid: %s", e.ID, e.Reason)
+	}
+	return fmt.Sprintf("rollout: stored state of %q is not valid: %s: %s", e.ID, e.Field, e.Reason)
+}
+
+// Unwrap returns ErrInvalidState.
+func (e *StateError) Unwrap() error { return ErrInvalidState }
 
 // PlanError says which step of a plan is wrong and why. It unwraps to
 // ErrInvalidPlan. The zero value describes step 0 with no name and no

@@ -24,7 +24,7 @@ func Example() {
 		return rollout.Pass, "error rate 0.01% <= 0.1%", nil
 	})
 
-	steps, _ := rollout.Canary(router, rollout.CanaryOptions{Weights: []int{500, 10000}, Analyzer: healthy})
+	steps, _ := rollout.Canary(router, rollout.CanaryOptions{Weights: []uint32{500, 10000}, Analyzer: healthy})
 	steps = append(steps, rollout.RampFlag(flags, "new-checkout", rollout.RampOptions{
 		Percentages: []float64{10, 100}, Interval: time.Nanosecond, Analyzer: healthy,
 	}))
@@ -45,10 +45,10 @@ func Example() {
 	// Output:
 	// succeeded
 	// canary-weight-500      succeeded: canary weight set to 5.00%
-	// canary-analysis-500    succeeded: analysis passed (1 measurement(s), 0 inconclusive)
+	// canary-analysis-500    succeeded: analysis passed: 1 of 1 measurement(s) conclusive (at least 1 required), 0 inconclusive (0 tolerated)
 	// canary-weight-10000    succeeded: canary weight set to 100.00%
-	// canary-analysis-10000  succeeded: analysis passed (1 measurement(s), 0 inconclusive)
-	// 04-ramp-flag           succeeded: analysis at 100%: pass (error rate 0.01% <= 0.1%)
+	// canary-analysis-10000  succeeded: analysis passed: 1 of 1 measurement(s) conclusive (at least 1 required), 0 inconclusive (0 tolerated)
+	// ramp-flag-new-checkout succeeded: analysis at 100%: pass (error rate 0.01% <= 0.1%)
 }
 
 // Restarting the program in the middle of a rollout resumes it: New loads

@@ -5,16 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/batonhq/baton/internal/atomicfile"
 )
 
 // FileStoreOptions configure NewFileStore. Dir is required.
 type FileStoreOptions struct {
 	// Dir holds one <id>.json file per rollout (and a <id>.lock file). It is
-	// created with mode 0700 if missing.
+	// created with mode 0700 if missing; an existing one must belong to
+	// this process's user and be writable by no one else.
 	Dir string
 }
 
@@ -22,7 +26,14 @@ type FileStoreOptions struct {
 // atomically (temp file, fsync, rename, directory fsync), so a crash
 // leaves either the old or the new state, never a torn one. Revisions are
 // checked under an flock on Unix, so runners in several processes sharing
-// the directory do not overwrite each other. Its zero value is not usable.
+// the directory do not overwrite each other.
+//
+// On Unix it trusts only what its user alone can write: NewFileStore
+// refuses a directory that is group- or world-writable or that another
+// user owns, the lock and state files are opened without following a
+// symbolic link, and a state file that another user owns or may write is
+// refused, since a planted one would resume a rollout from a state nobody
+// recorded. Its zero value is not usable.
 type FileStore struct {
 	dir string
 	mu  sync.Mutex // serializes this process's writers; flock covers others
@@ -41,6 +52,16 @@ func NewFileStore(o FileStoreOptions) (*FileStore, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("rollout: file store: %w", err)
 	}
+	fi, err := os.Stat(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("rollout: file store: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("rollout: file store: %s is not a directory", o.Dir)
+	}
+	if err := checkPrivate(o.Dir, fi); err != nil {
+		return nil, fmt.Errorf("rollout: file store: refusing directory: %w", err)
+	}
 	return &FileStore{dir: o.Dir}, nil
 }
 
@@ -57,11 +78,33 @@ func (s *FileStore) Load(ctx context.Context, id string) ([]byte, int64, error) 
 	return s.read(id)
 }
 
+// MaxStateFile bounds a state file the FileStore reads (a state keeps at
+// most MaxDecisions decisions per step, so a real one is far smaller).
+const MaxStateFile = 16 << 20
+
 func (s *FileStore) read(id string) ([]byte, int64, error) {
-	b, err := os.ReadFile(s.path(id))
+	f, err := openNoFollow(s.path(id), os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, s.path(id))
 	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("rollout: file store: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("rollout: file store: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("rollout: file store: %s is not a regular file", s.path(id))
+	}
+	if err := checkPrivate(s.path(id), fi); err != nil {
+		return nil, 0, fmt.Errorf("rollout: file store: refusing state file: %w", err)
+	}
+	if fi.Size() > MaxStateFile {
+		return nil, 0, fmt.Errorf("rollout: file store: %s is %d bytes, more than %d", s.path(id), fi.Size(), MaxStateFile)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxStateFile+1))
 	if err != nil {
 		return nil, 0, fmt.Errorf("rollout: file store: %w", err)
 	}
@@ -101,39 +144,8 @@ func (s *FileStore) Save(ctx context.Context, id string, prev int64, data []byte
 	if err != nil {
 		return 0, err
 	}
-	if err := writeAtomic(s.dir, s.path(id), b); err != nil {
+	if err := atomicfile.WriteFile(s.path(id), b); err != nil {
 		return 0, fmt.Errorf("rollout: file store: %w", err)
 	}
 	return prev + 1, nil
-}
-
-// writeAtomic replaces path with b so that a crash at any point leaves the
-// old or the new content, and the rename itself is durable.
-func writeAtomic(dir, path string, b []byte) error {
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

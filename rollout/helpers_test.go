@@ -56,11 +56,43 @@ func (e *env) rollout(p rollout.Plan, version string) *rollout.Rollout {
 	return r
 }
 
+// runLimit bounds every Run of these tests: a runner that hangs fails its
+// test within it, saying what it waited for, instead of running into the
+// global go test timeout.
+const runLimit = 45 * time.Second
+
+// awaitRun waits for Run's error on done, for at most runLimit.
+func awaitRun(t *testing.T, r *rollout.Rollout, done <-chan error) error {
+	t.Helper()
+	timer := time.NewTimer(runLimit + 5*time.Second)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Run of %s did not end within %s; state: %+v", r.ID(), runLimit, r.Status())
+		}
+		return err
+	case <-timer.C:
+		t.Fatalf("Run of %s did not return within %s of its context's end; state: %+v", r.ID(), runLimit, r.Status())
+		return nil
+	}
+}
+
+// runBounded runs r to its end, for at most runLimit.
+func runBounded(t *testing.T, r *rollout.Rollout) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	return awaitRun(t, r, done)
+}
+
 // run runs r to its end while a helper advances the fake clock whenever the
 // runner waits on it; it returns Run's error.
 func (e *env) run(r *rollout.Rollout, step time.Duration) error {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
@@ -74,22 +106,25 @@ func (e *env) run(r *rollout.Rollout, step time.Duration) error {
 			e.clock.Advance(step)
 		}
 	}()
-	err := <-done
+	err := awaitRun(e.t, r, done)
 	cancel()
 	<-tick
 	return err
 }
 
-// start runs r in the background; the returned func waits for Run's error.
+// start runs r in the background; the returned func waits for Run's error
+// (for at most runLimit).
 func start(t *testing.T, r *rollout.Rollout) (wait func() error, cancel func()) {
-	ctx, cancelCtx := context.WithCancel(context.Background())
+	ctx, cancelCtx := context.WithTimeout(context.Background(), runLimit)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	var err error
 	waited := false
 	wait = func() error {
+		t.Helper()
 		if !waited {
-			err, waited = <-done, true
+			waited = true // a failed wait is not waited for again at cleanup
+			err = awaitRun(t, r, done)
 		}
 		return err
 	}
@@ -97,9 +132,17 @@ func start(t *testing.T, r *rollout.Rollout) (wait func() error, cancel func()) 
 	return wait, cancelCtx
 }
 
+// bounded returns a context for a wait of the test itself (a fake clock's
+// waiters), ended after runLimit.
+func bounded(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // waitFor blocks until cond holds on the rollout's status, or fails the
 // test after a generous bound (a hang, not a timing assertion).
-func waitFor(t *testing.T, r *rollout.Rollout, what string, cond func(rollout.State) bool) rollout.State {
+func waitFor(t *testing.T, r *rollout.Rollout, what string, cond func(rollout.Status) bool) rollout.Status {
 	t.Helper()
 	hang := time.After(30 * time.Second)
 	for {
@@ -116,8 +159,8 @@ func waitFor(t *testing.T, r *rollout.Rollout, what string, cond func(rollout.St
 	}
 }
 
-func stepWaiting(name string) func(rollout.State) bool {
-	return func(st rollout.State) bool {
+func stepWaiting(name string) func(rollout.Status) bool {
+	return func(st rollout.Status) bool {
 		for _, s := range st.Steps {
 			if s.Name == name {
 				return s.Waiting
@@ -127,7 +170,7 @@ func stepWaiting(name string) func(rollout.State) bool {
 	}
 }
 
-func stepStatus(st rollout.State, name string) rollout.StepStatus {
+func stepStatus(st rollout.Status, name string) rollout.StepStatus {
 	for _, s := range st.Steps {
 		if s.Name == name {
 			return s.Status
@@ -158,7 +201,7 @@ func wantErrIs(t *testing.T, err, target error) {
 	}
 }
 
-func decisions(st rollout.State) string {
+func decisions(st rollout.Status) string {
 	var b strings.Builder
 	for _, d := range st.Decisions {
 		b.WriteString(d.Reason + "\n")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -63,7 +64,13 @@ type hookAction struct {
 	o  HookOptions
 }
 
-func (a *hookAction) kind() Kind         { return KindHook }
+func (a *hookAction) kind() Kind { return KindHook }
+func (a *hookAction) defaultName() string {
+	if a.o.Confirm {
+		return "confirm-hook"
+	}
+	return "hook"
+}
 func (a *hookAction) irreversible() bool { return false }
 func (a *hookAction) describe() string {
 	if a.o.Confirm {
@@ -137,20 +144,26 @@ type WebhookOptions struct {
 // Webhook returns a HookFunc that POSTs the HookEvent as JSON to rawURL; a
 // 2xx answer passes, anything else fails with the status and the start of
 // the body. The URL must be http or https; the hook sends data and never
-// runs anything it receives.
+// runs anything it receives. Webhook URLs often carry their credential in
+// the path or the query (a chat service's incoming-webhook token) as well
+// as in user:password: the errors, which end up in the rollout's state,
+// the admin API and its page, name the webhook by scheme and host only
+// and blank every part of the URL that may be secret wherever it appears,
+// in the answer's body included.
 func Webhook(rawURL string, opts WebhookOptions) (HookFunc, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		// url.Parse quotes the whole URL in its error, user:password
-		// included: report only why it did not parse.
+		// url.Parse quotes the whole URL in its error: report only why
+		// it did not parse.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("rollout: webhook URL is not valid: %w", err)
+		return nil, fmt.Errorf("rollout: webhook URL is not valid: %s", newRedactor(nil).clean(err.Error(), rawURL))
 	}
+	red := newRedactor(u)
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("rollout: webhook URL %q: want http:// or https:// with a host", u.Redacted())
+		return nil, fmt.Errorf("rollout: webhook URL %q: want http:// or https:// with a host", red.shown)
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultWebhookTimeout
@@ -164,9 +177,6 @@ func Webhook(rawURL string, opts WebhookOptions) (HookFunc, error) {
 		}}
 	}
 	target := u.String()
-	// Errors end up in the rollout's state, the admin API and its page:
-	// they name the webhook without its password.
-	shown := u.Redacted()
 	return func(ctx context.Context, ev HookEvent) error {
 		body, err := json.Marshal(ev)
 		if err != nil {
@@ -176,7 +186,7 @@ func Webhook(rawURL string, opts WebhookOptions) (HookFunc, error) {
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 		if err != nil {
-			return err
+			return errors.New(red.clean(err.Error()))
 		}
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
@@ -186,13 +196,91 @@ func Webhook(rawURL string, opts WebhookOptions) (HookFunc, error) {
 			if errors.As(err, &ue) {
 				err = ue.Err
 			}
-			return fmt.Errorf("webhook %s: %w", shown, err)
+			if ctx.Err() != nil {
+				return fmt.Errorf("webhook %s: %s: %w", red.shown, red.clean(err.Error()), ctx.Err())
+			}
+			return fmt.Errorf("webhook %s: %s", red.shown, red.clean(err.Error()))
 		}
 		defer resp.Body.Close()
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
 		if resp.StatusCode/100 != 2 {
-			return fmt.Errorf("webhook %s answered %s: %s", shown, resp.Status, strings.TrimSpace(string(msg)))
+			return fmt.Errorf("webhook %s answered %s: %s", red.shown, resp.Status, red.clean(strings.TrimSpace(string(msg))))
 		}
 		return nil
 	}, nil
+}
+
+// redacted replaces every secret part of a webhook URL in messages.
+const redacted = "xxxxx"
+
+// redactor knows the parts of a URL that may be secret: its password, its
+// path segments, its query values (and keys), and the whole URL in its
+// raw and escaped spellings. shown names the webhook by scheme and host.
+type redactor struct {
+	shown   string
+	secrets []string
+}
+
+func newRedactor(u *url.URL) *redactor {
+	r := &redactor{shown: "(invalid URL)"}
+	if u == nil {
+		return r
+	}
+	shown := &url.URL{Scheme: u.Scheme, Host: u.Host}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			shown.User = url.UserPassword(u.User.Username(), redacted)
+		} else {
+			shown.User = url.User(u.User.Username())
+		}
+	}
+	r.shown = shown.String()
+	if u.Path != "" && u.Path != "/" {
+		r.shown += "/" + redacted
+	}
+	if u.RawQuery != "" {
+		r.shown += "?" + redacted
+	}
+	r.shown = strings.Replace(r.shown, url.QueryEscape(redacted), redacted, -1)
+	add := func(s string) {
+		if len(s) >= minSecret {
+			r.secrets = append(r.secrets, s, url.PathEscape(s), url.QueryEscape(s))
+		}
+	}
+	add(u.String())
+	add(u.RawQuery)
+	if p, ok := u.User.Password(); ok {
+		add(p)
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		add(seg)
+	}
+	for k, vs := range u.Query() {
+		add(k)
+		for _, v := range vs {
+			add(v)
+		}
+	}
+	// Longest first, so that a secret containing another is replaced
+	// whole.
+	slices.SortFunc(r.secrets, func(a, b string) int { return len(b) - len(a) })
+	return r
+}
+
+// minSecret is the shortest URL part treated as a secret: shorter ones
+// (a path segment such as "hooks" or "v1") would blank ordinary words of
+// a message; credentials are longer.
+const minSecret = 8
+
+// clean blanks the secrets, and the extra strings given, in msg.
+func (r *redactor) clean(msg string, extra ...string) string {
+	for _, s := range extra {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, redacted)
+		}
+	}
+	for _, s := range r.secrets {
+		msg = strings.ReplaceAll(msg, s, redacted)
+	}
+	return msg
 }

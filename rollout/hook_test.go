@@ -67,7 +67,16 @@ func TestWebhookHooks(t *testing.T) {
 			rollout.Hook(hook("/fail", rollout.WebhookOptions{}), rollout.HookOptions{}).Named("post-rollout"),
 		}}, "")
 		wantErrIs(t, e.run(r, time.Second), rollout.ErrRolledBack)
-		pre, rb := <-events, <-events
+		next := func(what string) rollout.HookEvent {
+			select {
+			case ev := <-events:
+				return ev
+			case <-time.After(runLimit):
+				t.Fatalf("the webhook server never received the %s event", what)
+				return rollout.HookEvent{}
+			}
+		}
+		pre, rb := next("pre-rollout"), next("rollback")
 		if pre.Step != "pre-rollout" || pre.Phase != "run" || pre.Metadata["team"] != "payments" || pre.Rollout != "webhooks" {
 			t.Fatalf("pre event %+v", pre)
 		}
@@ -91,7 +100,7 @@ func TestWebhookHooks(t *testing.T) {
 		r := e.rollout(rollout.Plan{ID: "webhook-timeout", Steps: []rollout.Step{
 			rollout.Hook(hook("/slow", rollout.WebhookOptions{Timeout: 50 * time.Millisecond}), rollout.HookOptions{}),
 		}}, "")
-		wantErrIs(t, r.Run(context.Background()), rollout.ErrRolledBack)
+		wantErrIs(t, runBounded(t, r), rollout.ErrRolledBack)
 		if st := r.Status(); !strings.Contains(st.Reason, "deadline exceeded") {
 			t.Fatalf("reason %q", st.Reason)
 		}
@@ -141,5 +150,45 @@ func TestWebhookErrorsHideThePassword(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), secret) {
 			t.Errorf("Webhook(bad URL) error %v: accepted or shows the password", err)
 		}
+	}
+}
+
+// A webhook's URL often carries its token in the path or the query; the
+// token reaches neither the state, nor /api/status, nor the page.
+func TestWebhookErrorsHideTokensInPathAndQuery(t *testing.T) {
+	const pathToken, queryToken = "T0KENinThePATH123", "s3cr3tQUERYt0ken"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A server that quotes the request in its error.
+		http.Error(w, "bad hook "+r.URL.String(), http.StatusInternalServerError)
+	}))
+	defer echo.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	for name, base := range map[string]string{"non-2xx answer": echo.URL, "connection error": closedURL} {
+		t.Run(name, func(t *testing.T) {
+			h, err := rollout.Webhook(base+"/services/"+pathToken+"?token="+queryToken, rollout.WebhookOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := newEnv(t)
+			r := e.rollout(rollout.Plan{ID: "webhook-tokens", Steps: []rollout.Step{
+				rollout.SetWeight(e.w, 100),
+				rollout.Hook(h, rollout.HookOptions{}).Named("notify"),
+			}}, "")
+			wantErrIs(t, runBounded(t, r), rollout.ErrRolledBack)
+			c, _ := adminOnSocket(t, r)
+			_, status := get(t, c, "/api/status")
+			_, page := get(t, c, "/")
+			state, _ := json.Marshal(r.Status())
+			for where, text := range map[string]string{"state": string(state), "/api/status": status, "page": page} {
+				if strings.Contains(text, pathToken) || strings.Contains(text, queryToken) {
+					t.Errorf("the %s shows the webhook's token:\n%s", where, text)
+				}
+			}
+			if !strings.Contains(r.Status().Reason, "webhook http://127.0.0.1:") || !strings.Contains(r.Status().Reason, "/xxxxx?xxxxx") {
+				t.Errorf("reason %q does not name the webhook by its host", r.Status().Reason)
+			}
+		})
 	}
 }

@@ -1,6 +1,9 @@
 package rollout
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // The interfaces below are what rollout needs from graceful, canary, flags,
 // migrate and the platform. They are declared here, on the consumer side,
@@ -22,6 +25,29 @@ type Upgrader interface {
 	Upgrade(ctx context.Context) error
 }
 
+// UpgradeSpec is what an upgrade step knows of the upgrade it asks for:
+// the version, the release's binary and how long the old process must
+// stay warm. The zero value asks for no binary and no bake.
+type UpgradeSpec struct {
+	// Version is the version the new process runs.
+	Version string
+	// Binary is the path of the new version's executable (the release's
+	// binary); empty means whatever the Upgrader runs by default.
+	Binary string
+	// Bake is how long the old process must stay a fallback: the
+	// rollout's bake window plus one analysis interval, zero for a plain
+	// upgrade.
+	Bake time.Duration
+}
+
+// SpecUpgrader is an optional interface of an Upgrader that takes the
+// binary and bake window per upgrade (a release installs its own binary;
+// a blue-green bake sets its own window). An upgrade step calls UpgradeTo
+// instead of Upgrade when the Upgrader has it.
+type SpecUpgrader interface {
+	UpgradeTo(ctx context.Context, spec UpgradeSpec) error
+}
+
 // BakeController is the optional blue-green half of an Upgrader: during the
 // bake window the old process stays warm. It is called in the new process.
 // Promote ends the bake (the old process exits); Rollback gives traffic back
@@ -40,12 +66,29 @@ type Downgrader interface {
 	Downgrade(ctx context.Context) error
 }
 
+// MaxWeight is the largest canary weight: 10000 basis points, 100%.
+const MaxWeight uint32 = 10000
+
 // WeightSetter sets the share of traffic sent to the canary, in basis points
-// (0..10000; 100 = 1%). Setting a weight is idempotent by nature; keep it
-// so (no relative changes).
+// (0..MaxWeight; 100 = 1%). Setting a weight is idempotent by nature; keep
+// it so (no relative changes). The runner records the weight in
+// Status.Weight before it calls SetWeight, so that a process of the
+// release's version that starts later applies it (Rollout.Restore).
 type WeightSetter interface {
-	SetWeight(ctx context.Context, basisPoints int) error
+	SetWeight(ctx context.Context, weight uint32) error
 }
+
+// RecordWeight is the WeightSetter of a process that does not run the
+// canary a weight is meant for: the old side of an upgrade, whose binary
+// has no splitter for the new version. It does nothing; the weight lives in
+// Status.Weight until the process of the release's version applies it with
+// Rollout.Restore when it starts. A set-weight step before a BlueGreen
+// step so sets the weight the new process starts with.
+var RecordWeight WeightSetter = recordWeight{}
+
+type recordWeight struct{}
+
+func (recordWeight) SetWeight(context.Context, uint32) error { return nil }
 
 // Verdict is the outcome of one analysis. The zero value is Inconclusive.
 type Verdict int
@@ -86,11 +129,21 @@ type AnalyzerFunc func(ctx context.Context) (Verdict, string, error)
 // Analyze calls f.
 func (f AnalyzerFunc) Analyze(ctx context.Context) (Verdict, string, error) { return f(ctx) }
 
+// LookPlanner is an optional interface of an Analyzer whose statistics
+// spend an error budget over a planned number of looks (alpha spending, as
+// canary's analyzer does): New calls PlanLooks with the number of times
+// the plan calls the analyzer in a full run (every measurement of its
+// Analyze steps, every bake round, every ramp percentage), so nobody
+// counts them by hand. It is called once per New, before any Analyze.
+type LookPlanner interface {
+	PlanLooks(n int)
+}
+
 // FlagRamper sets the percentage (0..100) of a flag's sticky rollout, and
 // turns it off on rollback. Both are absolute settings and must stay
 // idempotent: a percentage interrupted by a crash is set again.
 type FlagRamper interface {
-	SetPercentage(ctx context.Context, flagKey string, pct float64) error
+	SetPercent(ctx context.Context, flagKey string, percent float64) error
 	Disable(ctx context.Context, flagKey string) error
 }
 

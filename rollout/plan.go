@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"reflect"
 	"regexp"
 	"time"
 )
@@ -31,7 +32,11 @@ const (
 // (Upgrade, SetWeight, Pause, ...). The zero Step is invalid.
 type Step struct {
 	// Name identifies the step in the persisted state; it must be unique in
-	// the plan and stable across restarts. Empty means "<index>-<kind>".
+	// the plan and stable across restarts. Empty means a name made of the
+	// step's kind and parameters ("set-weight-500", "blue-green-v2",
+	// "migration-users-complete", "pause-30s"), with "-2", "-3"... for a
+	// second and third step of the same making; inserting a step of
+	// another kind leaves the others' names alone.
 	Name string
 	// Timeout bounds one attempt of the step and of its rollback; zero
 	// means no limit other than the context of Run.
@@ -77,6 +82,11 @@ type Plan struct {
 	// (at most 128). Use a new id for each rollout (e.g. "v2-2026-11-26").
 	ID    string
 	Steps []Step
+	// Release is the manifest the plan was bound from (Release.Plan sets
+	// it); New stores it with the state, so that every process that
+	// loads the rollout can bind the same release. Nil for a plan built
+	// in code.
+	Release *Release
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -97,8 +107,13 @@ func (p Plan) normalize() (Plan, error) {
 	if len(p.Steps) == 0 {
 		return p, &PlanError{Step: -1, Reason: "no steps"}
 	}
-	out := Plan{ID: p.ID, Steps: make([]Step, len(p.Steps))}
+	out := Plan{ID: p.ID, Steps: make([]Step, len(p.Steps)), Release: p.Release}
 	seen := map[string]int{}
+	for _, s := range p.Steps {
+		if s.Name != "" {
+			seen[s.Name] = -1
+		}
+	}
 	for i, s := range p.Steps {
 		if s.act == nil {
 			return p, &PlanError{Step: i, Name: s.Name, Reason: "zero Step: build steps with the constructors of package rollout"}
@@ -107,9 +122,15 @@ func (p Plan) normalize() (Plan, error) {
 			return p, &PlanError{Step: i, Name: s.Name, Reason: err.Error()}
 		}
 		if s.Name == "" {
-			s.Name = fmt.Sprintf("%02d-%s", i, s.act.kind())
+			base := s.act.defaultName()
+			s.Name = base
+			for n := 2; seen[s.Name] != 0; n++ {
+				s.Name = fmt.Sprintf("%s-%d", base, n)
+			}
+		} else if len(s.Name) > maxStepName {
+			return p, &PlanError{Step: i, Name: s.Name[:maxStepName], Reason: fmt.Sprintf("name longer than %d bytes", maxStepName)}
 		}
-		if j, ok := seen[s.Name]; ok {
+		if j, ok := seen[s.Name]; ok && j >= 0 {
 			return p, &PlanError{Step: i, Name: s.Name, Reason: fmt.Sprintf("name already used by step %d", j)}
 		}
 		if s.Timeout < 0 {
@@ -118,7 +139,76 @@ func (p Plan) normalize() (Plan, error) {
 		seen[s.Name] = i
 		out.Steps[i] = s
 	}
+	if err := out.checkContracts(); err != nil {
+		return p, err
+	}
 	return out, nil
+}
+
+// checkContracts refuses a contract (migration Complete) while the plan's
+// canary weight is below 100%: the stable side of an in-process canary is
+// the old version's code inside the new binary, and it still serves, on
+// the columns the contract drops. The old handler must be retired (weight
+// 100%) first.
+func (p Plan) checkContracts() error {
+	var last *weightAction
+	lastName := ""
+	for i, s := range p.Steps {
+		switch a := s.act.(type) {
+		case *weightAction:
+			last, lastName = a, s.Name
+		case *migrationAction:
+			if a.phase == MigrationComplete && last != nil && last.bp != MaxWeight {
+				return &PlanError{Step: i, Name: s.Name, Reason: fmt.Sprintf(
+					"contracts migration %q while the canary weight is %s (step %q): the stable handler, the old version's code inside the new binary, still serves and uses what the contract drops; set the weight to 100%% before the contract",
+					a.name, pct(last.bp), lastName)}
+			}
+		}
+	}
+	return nil
+}
+
+// maxStepName bounds a step name: it is shown on the admin page and kept
+// in every saved state.
+const maxStepName = 200
+
+// planLooks tells every LookPlanner analyzer of the plan how many times a
+// full run calls it.
+func (p Plan) planLooks() {
+	type count struct {
+		lp LookPlanner
+		n  int
+	}
+	var counts []count
+	for _, s := range p.Steps {
+		c, ok := s.act.(interface{ analyzers(add func(Analyzer, int)) })
+		if !ok {
+			continue
+		}
+		c.analyzers(func(a Analyzer, n int) {
+			lp, ok := a.(LookPlanner)
+			if !ok {
+				return
+			}
+			for i := range counts {
+				if sameAnalyzer(counts[i].lp, lp) {
+					counts[i].n += n
+					return
+				}
+			}
+			counts = append(counts, count{lp, n})
+		})
+	}
+	for _, c := range counts {
+		c.lp.PlanLooks(c.n)
+	}
+}
+
+// sameAnalyzer compares two analyzers that may be of types == cannot
+// compare (a func, a struct holding a slice), which are then different.
+func sameAnalyzer(a, b LookPlanner) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
 }
 
 func (p Plan) hash() string {
@@ -134,6 +224,7 @@ func (p Plan) hash() string {
 // progress.
 type action interface {
 	kind() Kind
+	defaultName() string // the default step name, from the kind and parameters
 	describe() string
 	irreversible() bool
 	validate() error

@@ -33,6 +33,8 @@ func TestEveryKindSucceeds(t *testing.T) {
 		rollout.RampFlag(e.f, "f", rollout.RampOptions{Percentages: []float64{10, 50, 100}, Analyzer: e.a}),
 		rollout.Migration(e.m, "m", rollout.MigrationBackfill),
 		rollout.WaitOldGone(e.reg, "v2", 0),
+		// The old code retired before the contract (the plan checks it).
+		rollout.SetWeight(e.w, 10000),
 		rollout.Migration(e.m, "m", rollout.MigrationComplete),
 	}
 	steps = append(steps, rolling...)
@@ -43,7 +45,7 @@ func TestEveryKindSucceeds(t *testing.T) {
 	wantCalls(t, e.rec.Calls(),
 		"migration m start", "weight 500", "analyze", "analyze",
 		"flag f 10", "analyze", "flag f 50", "analyze", "flag f 100", "analyze",
-		"migration m backfill", "registry", "migration m complete",
+		"migration m backfill", "registry", "weight 10000", "migration m complete",
 		"replace t1 v2", "replace t2 v2")
 	st := r.Status()
 	if st.Phase != rollout.PhaseSucceeded {
@@ -58,10 +60,10 @@ func TestEveryKindSucceeds(t *testing.T) {
 		t.Errorf("pause step lasted %s of fake time, want at least 1m", d)
 	}
 	// A finished rollout stays finished: Run again does nothing.
-	if err := r.Run(context.Background()); err != nil {
+	if err := runBounded(t, r); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(e.rec.Calls()); n != 15 {
+	if n := len(e.rec.Calls()); n != 16 {
 		t.Fatalf("second Run made calls: %d", n)
 	}
 }
@@ -123,7 +125,7 @@ func TestRollbackStopsAtIrreversibleStep(t *testing.T) {
 	wantErrIs(t, e.run(r, time.Hour), rollout.ErrRolledBack)
 	wantCalls(t, e.rec.Calls(), "migration m start", "migration m complete", "weight 100", "analyze", "weight 0")
 	st := r.Status()
-	if stepStatus(st, "01-migration") != rollout.StepSucceeded || stepStatus(st, "00-migration") != rollout.StepSucceeded {
+	if stepStatus(st, "migration-m-complete") != rollout.StepSucceeded || stepStatus(st, "migration-m-start") != rollout.StepSucceeded {
 		t.Fatalf("irreversible step or the one before it changed: %+v", st.Steps)
 	}
 	if !strings.Contains(decisions(st), "irreversible") {
@@ -214,7 +216,7 @@ func TestPromoteFullSkipsWaits(t *testing.T) {
 	}
 	wantCalls(t, e.rec.Calls(), "weight 100", "flag f 100", "weight 10000")
 	st := r.Status()
-	if stepStatus(st, "02-analyze") != rollout.StepSkipped || stepStatus(st, "03-pause") != rollout.StepSkipped {
+	if stepStatus(st, "analyze") != rollout.StepSkipped || stepStatus(st, "pause-1h0m0s") != rollout.StepSkipped {
 		t.Fatalf("%+v", st.Steps)
 	}
 }
@@ -231,7 +233,7 @@ func TestPauseResume(t *testing.T) {
 	}
 	wantErrIs(t, r.Pause(ctx), rollout.ErrInvalidCommand)
 	wait, _ := start(t, r)
-	waitFor(t, r, "running and paused", func(st rollout.State) bool { return st.Phase == rollout.PhaseRunning })
+	waitFor(t, r, "running and paused", func(st rollout.Status) bool { return st.Phase == rollout.PhaseRunning })
 	if n := len(e.rec.Calls()); n != 0 {
 		t.Fatalf("a paused rollout made %d calls", n)
 	}
@@ -252,7 +254,7 @@ func TestPauseInsideRamp(t *testing.T) {
 	r := e.rollout(rollout.Plan{ID: "pause-ramp", Steps: []rollout.Step{
 		rollout.RampFlag(e.f, "f", rollout.RampOptions{Percentages: []float64{10, 20}, Analyzer: e.a}).Named("ramp"),
 	}}, "")
-	ctx := context.Background()
+	ctx := bounded(t)
 	gate := make(chan struct{})
 	e.rec.SetBefore(func(ctx context.Context, c string) error {
 		if c == "analyze" {
@@ -272,7 +274,7 @@ func TestPauseInsideRamp(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(gate) // the first analysis finishes while paused
-	waitFor(t, r, "ramp progress 1", func(st rollout.State) bool { return st.Steps[0].Progress == 1 })
+	waitFor(t, r, "ramp progress 1", func(st rollout.Status) bool { return st.Steps[0].Progress == 1 })
 	if got := e.rec.Calls(); len(got) != 2 {
 		t.Fatalf("ramp went on while paused: %v", got)
 	}
@@ -295,7 +297,7 @@ func TestStepTimeoutFailsTheStep(t *testing.T) {
 		rollout.SetWeight(e.w, 100),
 		rollout.Hook(block, rollout.HookOptions{}).WithTimeout(20 * time.Millisecond),
 	}}, "")
-	wantErrIs(t, r.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, r), rollout.ErrRolledBack)
 	if st := r.Status(); !strings.Contains(st.Reason, "step timed out after 20ms") {
 		t.Fatalf("reason %q", st.Reason)
 	}
@@ -313,7 +315,7 @@ func TestCancelAndResumePause(t *testing.T) {
 	}}
 	r := e.rollout(plan, "")
 	wait, cancel := start(t, r)
-	ctx := context.Background()
+	ctx := bounded(t)
 	if err := e.clock.WaitForWaiters(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +364,7 @@ func TestAnalysisInconclusiveWaitsForOperator(t *testing.T) {
 	r2 := e2.rollout(rollout.Plan{ID: "inconclusive-fail", Steps: []rollout.Step{
 		rollout.Analyze(e2.a, rollout.AnalysisOptions{FailInconclusive: true}),
 	}}, "")
-	wantErrIs(t, r2.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, r2), rollout.ErrRolledBack)
 }
 
 func TestUpgradeHandoffBetweenProcessVersions(t *testing.T) {
@@ -373,11 +375,11 @@ func TestUpgradeHandoffBetweenProcessVersions(t *testing.T) {
 		rollout.SetWeight(e.w, 10000),
 	}}
 	old := e.rollout(plan, "v1")
-	wantErrIs(t, old.Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, old), rollout.ErrHandedOff)
 	wantCalls(t, e.rec.Calls(), "weight 100", "upgrade v2")
 	// The new process loads the state and takes over without upgrading again.
 	nw := e.rollout(plan, "v2")
-	if err := nw.Run(context.Background()); err != nil {
+	if err := runBounded(t, nw); err != nil {
 		t.Fatal(err)
 	}
 	wantCalls(t, e.rec.Calls(), "weight 100", "upgrade v2", "weight 10000")
@@ -396,14 +398,14 @@ func TestBlueGreenBakeFailureHandsBackToOldProcess(t *testing.T) {
 		rollout.BlueGreen(e.up, "v2", rollout.BakeOptions{Window: 10 * time.Minute, Interval: time.Minute, Analyzers: []rollout.Analyzer{e.a}}).Named("bg"),
 	}}
 	old := e.rollout(plan, "v1")
-	wantErrIs(t, old.Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, old), rollout.ErrHandedOff)
 	nw := e.rollout(plan, "v2")
 	wantErrIs(t, e.run(nw, time.Minute), rollout.ErrHandedOff)
 	wantCalls(t, e.rec.Calls(), "weight 100", "upgrade v2", "analyze", "analyze", "bake-rollback")
 	// graceful resumes the old process, which runs again and finishes
 	// the rollback there.
 	old2 := e.rollout(plan, "v1")
-	wantErrIs(t, old2.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, old2), rollout.ErrRolledBack)
 	wantCalls(t, after(e.rec.Calls(), "bake-rollback"), "weight 0")
 	st := old2.Status()
 	if stepStatus(st, "bg") != rollout.StepRolledBack || !strings.Contains(st.Reason, "analysis fail") {
@@ -416,7 +418,7 @@ func TestBlueGreenBakePassPromotes(t *testing.T) {
 	plan := rollout.Plan{ID: "bluegreen-ok", Steps: []rollout.Step{
 		rollout.BlueGreen(e.up, "v2", rollout.BakeOptions{Window: 3 * time.Minute, Interval: time.Minute, Analyzers: []rollout.Analyzer{e.a}}),
 	}}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	if err := e.run(e.rollout(plan, "v2"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +433,7 @@ func TestNewProcessLostAfterHandoffRollsBack(t *testing.T) {
 		rollout.SetWeight(e.w, 100),
 		rollout.BlueGreen(e.up, "v2", rollout.BakeOptions{Window: time.Hour}).Named("bg"),
 	}}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	nw := e.rollout(plan, "v2")
 	wait, cancel := start(t, nw)
 	waitFor(t, nw, "bake waiting", stepWaiting("bg"))
@@ -440,7 +442,7 @@ func TestNewProcessLostAfterHandoffRollsBack(t *testing.T) {
 	cancel()
 	wantErrIs(t, wait(), context.Canceled)
 	old := e.rollout(plan, "v1")
-	wantErrIs(t, old.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, old), rollout.ErrRolledBack)
 	if !strings.Contains(old.Status().Reason, "took over and is gone") {
 		t.Fatal(old.Status().Reason)
 	}
@@ -463,9 +465,9 @@ func TestPlainUpgradeIrreversibleWithoutDowngrader(t *testing.T) {
 		rollout.Upgrade(e.up, "v2"),
 		rollout.Analyze(e.a, rollout.AnalysisOptions{}),
 	}}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
-	wantErrIs(t, e.rollout(plan, "v2").Run(context.Background()), rollout.ErrHandedOff)
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v2")), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrRolledBack)
 	wantCalls(t, e.rec.Calls(), "upgrade v2", "analyze", "downgrade")
 }
 
@@ -474,10 +476,10 @@ func TestConflictingRunnersStop(t *testing.T) {
 	plan := rollout.Plan{ID: "conflict", Steps: []rollout.Step{rollout.SetWeight(e.w, 100)}}
 	a := e.rollout(plan, "")
 	b := e.rollout(plan, "")
-	if err := a.Run(context.Background()); err != nil {
+	if err := runBounded(t, a); err != nil {
 		t.Fatal(err)
 	}
-	wantErrIs(t, b.Run(context.Background()), rollout.ErrConflict)
+	wantErrIs(t, runBounded(t, b), rollout.ErrConflict)
 	if n := e.rec.Count("weight 100"); n != 1 {
 		t.Fatalf("step ran %d times", n)
 	}
@@ -488,7 +490,7 @@ func TestRunTwiceConcurrentlyRefused(t *testing.T) {
 	r := e.rollout(rollout.Plan{ID: "twice", Steps: []rollout.Step{rollout.PauseUntilPromoted().Named("hold")}}, "")
 	wait, _ := start(t, r)
 	waitFor(t, r, "hold waiting", stepWaiting("hold"))
-	wantErrIs(t, r.Run(context.Background()), rollout.ErrRunning)
+	wantErrIs(t, runBounded(t, r), rollout.ErrRunning)
 	if err := r.Promote(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -601,7 +603,7 @@ func TestWaitOldGoneWaitsAndIgnoresPromote(t *testing.T) {
 		rollout.Migration(e.m, "m", rollout.MigrationComplete),
 	}}, "")
 	wait, _ := start(t, r)
-	ctx := context.Background()
+	ctx := bounded(t)
 	if err := e.clock.WaitForWaiters(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -641,19 +643,19 @@ func TestRollbackFailureThenRetry(t *testing.T) {
 		rollout.RampFlag(e.f, "f", rollout.RampOptions{Percentages: []float64{10}}),
 		rollout.Analyze(e.a, rollout.AnalysisOptions{}),
 	}}, "")
-	wantErrIs(t, r.Run(context.Background()), rollout.ErrRollbackFailed)
+	wantErrIs(t, runBounded(t, r), rollout.ErrRollbackFailed)
 	st := r.Status()
 	if st.Phase != rollout.PhaseFailed || !strings.Contains(st.Reason, "analysis fail") || !strings.Contains(st.Reason, "flag source unreachable") {
 		t.Fatalf("%s %q", st.Phase, st.Reason)
 	}
-	if stepStatus(st, "01-ramp-flag") != rollout.StepRollbackFailed || stepStatus(st, "00-set-weight") != rollout.StepSucceeded {
+	if stepStatus(st, "ramp-flag-f") != rollout.StepRollbackFailed || stepStatus(st, "set-weight-100") != rollout.StepSucceeded {
 		t.Fatalf("%+v", st.Steps)
 	}
 	flagDown.Store(false)
 	if err := r.Retry(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	wantErrIs(t, r.Run(context.Background()), rollout.ErrRolledBack)
+	wantErrIs(t, runBounded(t, r), rollout.ErrRolledBack)
 	wantCalls(t, e.rec.Calls(), "weight 100", "flag f 10", "analyze", "flag f off", "weight 0")
 }
 
@@ -662,7 +664,7 @@ func TestPromoteEndsBakeEarly(t *testing.T) {
 	plan := rollout.Plan{ID: "bake-promote", Steps: []rollout.Step{
 		rollout.BlueGreen(e.up, "v2", rollout.BakeOptions{Window: time.Hour, Interval: time.Minute, Analyzers: []rollout.Analyzer{e.a}}).Named("bg"),
 	}}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	r := e.rollout(plan, "v2")
 	wait, _ := start(t, r)
 	waitFor(t, r, "bake waiting", stepWaiting("bg"))
@@ -719,7 +721,7 @@ func TestDecisionsAreCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds := r.Status().Steps[0].Decisions
-	if len(ds) != rollout.MaxStepDecisions {
+	if len(ds) != rollout.MaxDecisions {
 		t.Fatalf("%d decisions kept", len(ds))
 	}
 	if ds[20].Reason != "(301 earlier decisions dropped)" || ds[len(ds)-1].Reason != "hook passed" {
@@ -737,16 +739,39 @@ func TestDriveRunsAgainAfterRetry(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Drive(ctx) }()
-	waitFor(t, r, "rolled back", func(st rollout.State) bool { return st.Phase == rollout.PhaseRolledBack })
+	waitFor(t, r, "rolled back", func(st rollout.Status) bool { return st.Phase == rollout.PhaseRolledBack })
 	e.a.SetVerdicts(rollout.Pass)
 	if err := r.Retry(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, r, "succeeded", func(st rollout.State) bool { return st.Phase == rollout.PhaseSucceeded })
+	waitFor(t, r, "succeeded", func(st rollout.Status) bool { return st.Phase == rollout.PhaseSucceeded })
 	cancel()
-	wantErrIs(t, <-done, context.Canceled)
+	wantErrIs(t, awaitRun(t, r, done), context.Canceled)
 	wantCalls(t, e.rec.Calls(), "weight 100", "analyze", "weight 0", "weight 100", "analyze")
 	if st := r.Status(); st.Run != 2 {
 		t.Fatalf("run %d", st.Run)
+	}
+}
+
+// Rollout-level decisions are capped like a step's: pause/resume pairs do
+// not grow the state (and the cost of every save) without bound.
+func TestRolloutDecisionsAreCapped(t *testing.T) {
+	e := newEnv(t)
+	r := e.rollout(rollout.Plan{ID: "capped-rollout", Steps: []rollout.Step{rollout.SetWeight(e.w, 100)}}, "")
+	ctx := context.Background()
+	for range 150 {
+		if err := r.Pause(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := r.Status().Decisions
+	if len(ds) != rollout.MaxDecisions {
+		t.Fatalf("%d rollout decisions kept, want %d", len(ds), rollout.MaxDecisions)
+	}
+	if ds[20].Reason != "(101 earlier decisions dropped)" || ds[len(ds)-1].Reason != "resumed by operator" {
+		t.Fatalf("marker %q, last %q", ds[20].Reason, ds[len(ds)-1].Reason)
 	}
 }

@@ -15,8 +15,9 @@ import (
 // owner of the process can reach the admin API. The socket is bound in a
 // private directory and renamed into place, so it is never reachable with
 // looser permissions. A stale socket at path (nobody answers) is replaced;
-// a live one is refused (another instance serves there: after a handoff,
-// give the new process its own path), and any other file is refused.
+// a live one is refused (another instance serves there: for a service
+// that upgrades in place use ListenAdmin, which gives each process its own
+// socket and a stable name), and any other file is refused.
 // Closing the listener removes the socket unless another listener has
 // taken the path over since.
 func ListenUnix(path string) (net.Listener, error) {
@@ -25,6 +26,30 @@ func ListenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("rollout: %w", err)
 	}
 	return ln, nil
+}
+
+// AdminSocket is a process's admin socket with a stable name that follows
+// the rollout across handoffs: each process listens on its own socket,
+// "<path>.<pid>" (mode 0600), and path is a symbolic link that baton
+// points at the process that drives the rollout (Driver.Run claims it
+// when this process takes the drive; Claim does it by hand). rolloutctl
+// -socket path reaches that process, before and after an upgrade, and
+// after serving comes back. The zero value is not usable: use
+// ListenAdmin.
+type AdminSocket struct {
+	*adminnet.Linked
+}
+
+// ListenAdmin listens on this process's socket "<path>.<pid>" and links
+// path to it when no live process holds the name. The directory of path
+// should be private to the service's user: the link, like the socket, is
+// how the admin API is reached.
+func ListenAdmin(path string) (*AdminSocket, error) {
+	l, err := adminnet.ListenLinked(path)
+	if err != nil {
+		return nil, fmt.Errorf("rollout: %w", err)
+	}
+	return &AdminSocket{l}, nil
 }
 
 // ListenLoopback listens on addr ("127.0.0.1:0", "[::1]:8081",
@@ -47,7 +72,8 @@ type AdminServer struct {
 	err  error
 }
 
-// ServeAdmin starts serving h on ln.
+// ServeAdmin serves h on ln in a goroutine of its own and returns at
+// once; Shutdown or Close stop it.
 func ServeAdmin(ln net.Listener, h http.Handler) *AdminServer {
 	s := &AdminServer{
 		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second},

@@ -14,9 +14,9 @@ type Dialect string
 
 // Supported dialects.
 const (
-	Postgres Dialect = "postgres"
-	MySQL    Dialect = "mysql" // MySQL and MariaDB
-	SQLite   Dialect = "sqlite"
+	PostgreSQL Dialect = "postgres"
+	MySQL      Dialect = "mysql" // MySQL and MariaDB
+	SQLite     Dialect = "sqlite"
 )
 
 // DefaultTable is the table of a SQLStore when SQLStoreOptions.Table is
@@ -62,12 +62,12 @@ func NewSQLStore(ctx context.Context, db *sql.DB, o SQLStoreOptions) (*SQLStore,
 	s := &SQLStore{db: db, d: o.Dialect}
 	var t, text string
 	switch o.Dialect {
-	case Postgres, SQLite:
+	case PostgreSQL, SQLite:
 		t, text = `"`+o.Table+`"`, "TEXT"
 	case MySQL:
 		t, text = "`"+o.Table+"`", "LONGTEXT"
 	default:
-		return nil, fmt.Errorf("rollout: NewSQLStore: unknown dialect %q (want %q, %q or %q)", o.Dialect, Postgres, MySQL, SQLite)
+		return nil, fmt.Errorf("rollout: NewSQLStore: unknown dialect %q (want %q, %q or %q)", o.Dialect, PostgreSQL, MySQL, SQLite)
 	}
 	s.createStmt = "CREATE TABLE IF NOT EXISTS " + t + " (id VARCHAR(128) NOT NULL PRIMARY KEY, revision BIGINT NOT NULL, data " + text + " NOT NULL)"
 	s.qLoad = "SELECT data, revision FROM " + t + " WHERE id = " + s.ph(1)
@@ -81,7 +81,7 @@ func NewSQLStore(ctx context.Context, db *sql.DB, o SQLStoreOptions) (*SQLStore,
 }
 
 func (s *SQLStore) ph(i int) string {
-	if s.d == Postgres {
+	if s.d == PostgreSQL {
 		return "$" + strconv.Itoa(i)
 	}
 	return "?"

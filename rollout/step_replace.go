@@ -92,8 +92,9 @@ type replaceAction struct {
 	surge             int
 }
 
-func (a *replaceAction) kind() Kind         { return KindReplace }
-func (a *replaceAction) irreversible() bool { return false }
+func (a *replaceAction) kind() Kind          { return KindReplace }
+func (a *replaceAction) defaultName() string { return "replace-" + a.version }
+func (a *replaceAction) irreversible() bool  { return false }
 func (a *replaceAction) describe() string {
 	names := make([]string, len(a.targets))
 	for i, t := range a.targets {

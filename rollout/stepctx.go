@@ -31,20 +31,26 @@ func (x *stepCtx) promoteFull() bool {
 	return x.r.st.PromoteFull
 }
 
-// update changes the step's record and persists it.
-func (x *stepCtx) update(ctx context.Context, f func(s *StepState)) error {
-	x.r.mu.Lock()
-	defer x.r.mu.Unlock()
-	f(&x.r.st.Steps[x.i])
-	return x.r.saveLocked(ctx)
+// update changes the step's record and persists it; the change takes
+// effect in memory only once saved.
+func (x *stepCtx) update(ctx context.Context, f func(st *Status, s *StepState)) error {
+	return x.r.tx(ctx, func(st *Status) error {
+		f(st, &st.Steps[x.i])
+		return nil
+	})
 }
 
 // decide records a decision and persists it.
 func (x *stepCtx) decide(ctx context.Context, format string, args ...any) error {
-	x.r.mu.Lock()
-	defer x.r.mu.Unlock()
-	x.r.decideLocked(x.i, format, args...)
-	return x.r.saveLocked(ctx)
+	return x.r.tx(ctx, func(st *Status) error {
+		x.r.decide(st, x.i, format, args...)
+		return nil
+	})
+}
+
+// decideOn records a decision on st, from inside update.
+func (x *stepCtx) decideOn(st *Status, format string, args ...any) {
+	x.r.decide(st, x.i, format, args...)
 }
 
 // checkpoint blocks while the rollout is paused; a step made of several
@@ -70,19 +76,20 @@ func (x *stepCtx) checkpoint(ctx context.Context) error {
 func (x *stepCtx) waitStart(ctx context.Context) (time.Time, error) {
 	x.r.mu.Lock()
 	defer x.r.mu.Unlock()
-	s := &x.r.st.Steps[x.i]
-	if s.WaitStartedAt.IsZero() {
-		s.WaitStartedAt = x.r.clock.Now()
-		if err := x.r.saveLocked(ctx); err != nil {
-			return time.Time{}, err
-		}
+	if t := x.r.st.Steps[x.i].WaitStartedAt; !t.IsZero() {
+		return t, nil
 	}
-	return s.WaitStartedAt, nil
+	now := x.r.clock.Now()
+	err := x.r.txLocked(ctx, func(st *Status) error {
+		st.Steps[x.i].WaitStartedAt = now
+		return nil
+	})
+	return now, err
 }
 
 // clearWait forgets the timed wait (the next one starts afresh).
 func (x *stepCtx) clearWait(ctx context.Context) error {
-	return x.update(ctx, func(s *StepState) { s.WaitStartedAt = time.Time{} })
+	return x.update(ctx, func(_ *Status, s *StepState) { s.WaitStartedAt = time.Time{} })
 }
 
 // waitUntil waits until deadline (forever if zero) or until the operator
@@ -94,20 +101,23 @@ func (x *stepCtx) waitUntil(ctx context.Context, deadline time.Time) (promoted b
 		return true, nil
 	}
 	ch := make(chan struct{})
-	x.r.promoteCh = ch
-	s := &x.r.st.Steps[x.i]
-	s.Waiting = true
-	if err := x.r.saveLocked(ctx); err != nil {
-		x.r.promoteCh = nil
+	if err := x.r.txLocked(ctx, func(st *Status) error {
+		st.Steps[x.i].Waiting = true
+		return nil
+	}); err != nil {
 		x.r.mu.Unlock()
 		return false, err
 	}
+	x.r.promoteCh = ch
 	x.r.mu.Unlock()
 	defer func() {
 		x.r.mu.Lock()
 		if x.r.promoteCh == ch {
 			x.r.promoteCh = nil
 		}
+		// Waiting describes this live runner only (New clears it on
+		// load), so it is dropped in memory without a save of its own;
+		// the step's next transition saves it.
 		x.r.st.Steps[x.i].Waiting = false
 		x.r.mu.Unlock()
 	}()

@@ -142,7 +142,7 @@ func TestPostgresStore(t *testing.T) {
 	if dsn == "" {
 		t.Skip("BATON_TEST_POSTGRES_DSN not set")
 	}
-	sqlConformance(t, "pgx", dsn, rollout.Postgres)
+	sqlConformance(t, "pgx", dsn, rollout.PostgreSQL)
 }
 
 func TestMySQLStore(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 type CanaryOptions struct {
 	// Weights are the canary weights in basis points, in order (e.g. 100,
 	// 500, 2500, 10000).
-	Weights []int
+	Weights []uint32
 	// Pause after each weight before its analysis; zero means none, and a
 	// negative value means "until promoted".
 	Pause time.Duration
@@ -21,6 +21,10 @@ type CanaryOptions struct {
 	Analyzer Analyzer
 	// Analysis configures each Analyze step.
 	Analysis AnalysisOptions
+	// Prefix starts the steps' names: "<Prefix>-weight-<w>",
+	// "<Prefix>-pause-<w>", "<Prefix>-analysis-<w>". Empty means
+	// "canary".
+	Prefix string
 }
 
 // Canary builds set-weight, pause and analyze steps for each weight. A
@@ -29,17 +33,21 @@ func Canary(w WeightSetter, o CanaryOptions) ([]Step, error) {
 	if len(o.Weights) == 0 {
 		return nil, &PlanError{Step: -1, Reason: "canary with no weights"}
 	}
+	p := o.Prefix
+	if p == "" {
+		p = "canary"
+	}
 	var steps []Step
 	for _, bp := range o.Weights {
-		steps = append(steps, SetWeight(w, bp).Named(fmt.Sprintf("canary-weight-%d", bp)))
+		steps = append(steps, SetWeight(w, bp).Named(fmt.Sprintf("%s-weight-%d", p, bp)))
 		switch {
 		case o.Pause > 0:
-			steps = append(steps, Pause(o.Pause).Named(fmt.Sprintf("canary-pause-%d", bp)))
+			steps = append(steps, Pause(o.Pause).Named(fmt.Sprintf("%s-pause-%d", p, bp)))
 		case o.Pause < 0:
-			steps = append(steps, PauseUntilPromoted().Named(fmt.Sprintf("canary-pause-%d", bp)))
+			steps = append(steps, PauseUntilPromoted().Named(fmt.Sprintf("%s-pause-%d", p, bp)))
 		}
 		if o.Analyzer != nil {
-			steps = append(steps, Analyze(o.Analyzer, o.Analysis).Named(fmt.Sprintf("canary-analysis-%d", bp)))
+			steps = append(steps, Analyze(o.Analyzer, o.Analysis).Named(fmt.Sprintf("%s-analysis-%d", p, bp)))
 		}
 	}
 	return steps, nil
@@ -100,8 +108,9 @@ type ExpandContractOptions struct {
 
 // ExpandContract builds the whole choreography of a breaking schema change:
 // expand (migration start), deploy the new version, dual write, backfill,
-// switch reads through a flag (then record the switch: migration
-// switch-reads), wait until old versions are gone, contract
+// switch reads through a flag (step "<migration>-read-flag"), record the
+// switch (the migration's switch-reads phase, step
+// "<migration>-switch-reads"), wait until old versions are gone, contract
 // (migration complete, irreversible). Every step before the contract rolls
 // back; the contract never does.
 func ExpandContract(o ExpandContractOptions) ([]Step, error) {
@@ -120,14 +129,15 @@ func ExpandContract(o ExpandContractOptions) ([]Step, error) {
 	steps := []Step{Migration(o.Migrator, m, MigrationStart).Named(m + "-expand")}
 	steps = append(steps, o.Deploy...)
 	if o.DualWriteFlag != "" {
-		steps = append(steps, RampFlag(o.Flags, o.DualWriteFlag, RampOptions{Percentages: []float64{100}}).Named(m+"-dual-write"))
+		steps = append(steps, RampFlag(o.Flags, o.DualWriteFlag, RampOptions{Percentages: []float64{100}}).Named(m+"-dual-write-flag"))
 	}
 	steps = append(steps,
 		Migration(o.Migrator, m, MigrationBackfill).Named(m+"-backfill"),
-		RampFlag(o.Flags, o.ReadFlag, RampOptions{Percentages: o.ReadPercentages, Interval: o.RampInterval, Analyzer: o.Analyzer}).Named(m+"-switch-reads"),
-		// The migration records that reads moved (migrate's Complete
-		// requires phase read_new).
-		Migration(o.Migrator, m, MigrationSwitchReads).Named(m+"-reads-switched"),
+		// The flag moves the application's reads; then the migration
+		// records that they moved (migrate's Complete requires phase
+		// read_new).
+		RampFlag(o.Flags, o.ReadFlag, RampOptions{Percentages: o.ReadPercentages, Interval: o.RampInterval, Analyzer: o.Analyzer}).Named(m+"-read-flag"),
+		Migration(o.Migrator, m, MigrationSwitchReads).Named(m+"-switch-reads"),
 		WaitOldGone(o.Registry, o.Version, o.Poll).Named(m+"-wait-old-gone"),
 		Migration(o.Migrator, m, MigrationComplete).Named(m+"-contract"),
 	)

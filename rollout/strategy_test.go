@@ -11,7 +11,7 @@ import (
 
 func TestCanaryStrategyRollsBackWeightOnFailedAnalysis(t *testing.T) {
 	e := newEnv(t)
-	steps, err := rollout.Canary(e.w, rollout.CanaryOptions{Weights: []int{100, 500, 2500, 10000}, Pause: time.Minute, Analyzer: e.a})
+	steps, err := rollout.Canary(e.w, rollout.CanaryOptions{Weights: []uint32{100, 500, 2500, 10000}, Pause: time.Minute, Analyzer: e.a})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,17 +43,17 @@ func TestExpandContractChoreography(t *testing.T) {
 		t.Fatal(err)
 	}
 	plan := rollout.Plan{ID: "expand-contract", Steps: steps}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	e.reg.SetOld(1) // the old process is still draining
 	r := e.rollout(plan, "v2")
 	wait, _ := start(t, r)
-	ctx := context.Background()
+	ctx := bounded(t)
 	for range 2 { // two ramp intervals
 		if err := e.clock.AdvanceWhenWaiting(ctx, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, r, "waiting for old versions", func(st rollout.State) bool {
+	waitFor(t, r, "waiting for old versions", func(st rollout.Status) bool {
 		return strings.Contains(decisions(st), "1 instance(s) of older versions still alive")
 	})
 	if e.rec.Count("migration users_email complete") != 0 {
@@ -102,7 +102,7 @@ func TestBlueGreenStrategyHooks(t *testing.T) {
 		return func(ctx context.Context, ev rollout.HookEvent) error { return e.rec.Record(ctx, name) }
 	}
 	plan := rollout.Plan{ID: "bg-strategy", Steps: rollout.BlueGreenStrategy(e.up, "v2", rollout.BakeOptions{Window: time.Minute}, hook("pre"), hook("post"))}
-	wantErrIs(t, e.rollout(plan, "v1").Run(context.Background()), rollout.ErrHandedOff)
+	wantErrIs(t, runBounded(t, e.rollout(plan, "v1")), rollout.ErrHandedOff)
 	if err := e.run(e.rollout(plan, "v2"), time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,3 @@
-//go:build unix
-
 package rollout
 
 import (
@@ -8,20 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
-)
 
-// ErrProcessExited is wrapped by ProcessTarget.Healthy when the process
-// has exited: the health gate of a Rolling step fails at once instead of
-// waiting for HealthTimeout.
-var ErrProcessExited = errors.New("rollout: target process exited")
+	"github.com/batonhq/baton/internal/atomicfile"
+)
 
 // DefaultStopTimeout is how long ProcessTarget waits after SIGTERM before
 // SIGKILL.
@@ -80,17 +74,6 @@ type ProcessTarget struct {
 	version string
 }
 
-// process is one running instance: a child started here (cmd set; err is
-// written before exited is closed and read only after, so it needs no
-// lock), or one adopted from a PID file (cmd nil).
-type process struct {
-	pid    int
-	start  string // identity against PID reuse (see procStartTime)
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error
-}
-
 // pidFile is what StateDir keeps per target.
 type pidFile struct {
 	PID     int    `json:"pid"`
@@ -102,6 +85,9 @@ type pidFile struct {
 // that a previous runner started, if it still runs; otherwise no process
 // runs and the first Replace starts one.
 func NewProcessTarget(o ProcessTargetOptions) (*ProcessTarget, error) {
+	if err := processesSupported(); err != nil {
+		return nil, err
+	}
 	if o.Name == "" || o.Command == nil {
 		return nil, errors.New("rollout: ProcessTargetOptions needs Name and Command")
 	}
@@ -127,20 +113,46 @@ func (p *ProcessTarget) adopt() error {
 	if p.o.StateDir == "" {
 		return nil
 	}
-	b, err := os.ReadFile(p.pidPath())
+	fh, err := openNoFollow(p.pidPath(), os.O_RDONLY)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("rollout: %s: reading PID file: %w", p.o.Name, err)
 	}
+	defer fh.Close()
+	refuse := func(why string) error {
+		return fmt.Errorf("rollout: %s: refusing PID file %s: %s; remove it once no instance runs", p.o.Name, p.pidPath(), why)
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		return fmt.Errorf("rollout: %s: reading PID file: %w", p.o.Name, err)
+	}
+	if err := checkPrivate(p.pidPath(), fi); err != nil {
+		// Whoever can write it chooses which process group Replace kills.
+		return refuse(err.Error())
+	}
+	b, err := io.ReadAll(io.LimitReader(fh, 4096))
+	if err != nil {
+		return fmt.Errorf("rollout: %s: reading PID file: %w", p.o.Name, err)
+	}
 	var f pidFile
-	if err := json.Unmarshal(b, &f); err != nil || f.PID <= 0 {
-		return fmt.Errorf("rollout: %s: PID file %s is not valid (%v): remove it once no instance runs", p.o.Name, p.pidPath(), err)
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil || f.PID <= 1 {
+		return refuse(fmt.Sprintf("not valid (%v)", err))
+	}
+	if f.Start == "" && startTimeKnown {
+		// Without its start time the file names any process that reuses
+		// the pid, and the next Replace would kill that one's group.
+		return refuse("it has no start time, so the process it names cannot be told from one that reused its pid")
 	}
 	pr := &process{pid: f.PID, start: f.Start}
 	if !pr.alive() {
 		return p.removePIDFile()
+	}
+	if err := checkOwnProcess(f.PID); err != nil {
+		return refuse(err.Error())
 	}
 	p.proc, p.version = pr, f.Version
 	return nil
@@ -154,7 +166,7 @@ func (p *ProcessTarget) writePIDFile(pr *process, version string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(p.o.StateDir, p.pidPath(), b)
+	return atomicfile.WriteFile(p.pidPath(), b)
 }
 
 func (p *ProcessTarget) removePIDFile() error {
@@ -201,14 +213,7 @@ func (p *ProcessTarget) Replace(ctx context.Context, version string) error {
 	if cmd == nil {
 		return fmt.Errorf("rollout: %s: no command for version %s", p.o.Name, version)
 	}
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	// A group of its own: stopping the instance reaches what it started,
-	// and a signal to the runner's group (a terminal's ^C) does not reach
-	// the instances.
-	cmd.SysProcAttr.Setpgid = true
-	cmd.SysProcAttr.Pgid = 0
+	ownGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("rollout: %s: start %s: %w", p.o.Name, version, err)
 	}
@@ -237,117 +242,29 @@ func (p *ProcessTarget) stopLocked(ctx context.Context) error {
 	var ctxErr error
 	if !pr.exitedNow() {
 		done := pr.wait()
-		pr.signalGroup(syscall.SIGTERM)
+		pr.signalGroup(sigTerm)
 		t := time.NewTimer(p.o.StopTimeout)
 		defer t.Stop()
 		select {
 		case <-done:
 		case <-t.C:
-			pr.signalGroup(syscall.SIGKILL)
+			pr.signalGroup(sigKill)
 			<-done
 		case <-ctx.Done():
-			pr.signalGroup(syscall.SIGKILL)
+			pr.signalGroup(sigKill)
 			<-done
 			ctxErr = ctx.Err()
 		}
 	}
 	if pr.cmd != nil {
 		// The leader is gone; what it left in its group goes with it.
-		pr.signalGroup(syscall.SIGKILL)
+		pr.signalGroup(sigKill)
 	}
 	p.proc, p.version = nil, ""
 	if err := p.removePIDFile(); err != nil {
 		return err
 	}
 	return ctxErr
-}
-
-// signalGroup signals the process group the instance leads (Replace
-// starts every instance as a group leader). The kernel does not reuse a
-// pid while a group of that id exists, so the group may be signalled after
-// its leader is gone. An adopted instance whose leader is gone is not
-// signalled: its pid may have been reused since it was checked.
-func (pr *process) signalGroup(sig syscall.Signal) {
-	if pr.cmd == nil && !pr.alive() {
-		return
-	}
-	_ = syscall.Kill(-pr.pid, sig)
-}
-
-// exitedNow reports whether the process has exited.
-func (pr *process) exitedNow() bool {
-	if pr.cmd != nil {
-		select {
-		case <-pr.exited:
-			return true
-		default:
-			return false
-		}
-	}
-	return !pr.alive()
-}
-
-// wait returns a channel closed when the process has exited. For an
-// adopted process, which is not a child and cannot be waited for, it
-// polls.
-func (pr *process) wait() <-chan struct{} {
-	if pr.cmd != nil {
-		return pr.exited
-	}
-	ch := make(chan struct{})
-	go func() { // ends when the process does; stopLocked always sends SIGKILL eventually
-		defer close(ch)
-		t := time.NewTicker(adoptedPollInterval)
-		defer t.Stop()
-		for pr.alive() {
-			<-t.C
-		}
-	}()
-	return ch
-}
-
-// alive reports whether pid runs and is still the process recorded (its
-// start time matches, where the platform tells it); a zombie is not alive.
-func (pr *process) alive() bool {
-	if err := syscall.Kill(pr.pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	st, err := os.ReadFile("/proc/" + strconv.Itoa(pr.pid) + "/stat")
-	if err != nil {
-		// No /proc (not Linux): signal 0 is all there is.
-		return !errors.Is(err, fs.ErrNotExist) || pr.start == ""
-	}
-	state, start := statFields(st)
-	if state == "Z" || state == "X" {
-		return false
-	}
-	return pr.start == "" || start == pr.start
-}
-
-// procStartTime returns the start time of pid in clock ticks since boot
-// (field 22 of /proc/<pid>/stat), "" where /proc does not exist.
-func procStartTime(pid int) string {
-	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	_, start := statFields(st)
-	return start
-}
-
-// statFields returns the state (field 3) and start time (field 22) of a
-// /proc/<pid>/stat line. The command name (field 2) may hold spaces and
-// parentheses, so fields are counted from its last ')'.
-func statFields(st []byte) (state, start string) {
-	i := bytes.LastIndexByte(st, ')')
-	if i < 0 {
-		return "", ""
-	}
-	f := bytes.Fields(st[i+1:])
-	if len(f) < 20 {
-		return "", ""
-	}
-	return string(f[0]), string(f[19])
 }
 
 // Healthy implements Target.

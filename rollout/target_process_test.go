@@ -1,7 +1,8 @@
+//go:build unix
+
 package rollout_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,14 +19,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/testchild"
 	"github.com/batonhq/baton/rollout"
 )
 
 const (
-	serverEnv  = "BATON_ROLLOUT_TEST_SERVER" // the version to serve
+	serverEnv  = "BATON_ROLLOUT_TEST_SERVER_VERSION" // the version to serve
 	serverAddr = "BATON_ROLLOUT_TEST_ADDR_FILE"
 	serverKid  = "BATON_ROLLOUT_TEST_SPAWN_PID_FILE" // start a grandchild, write its pid here
 )
+
+func init() {
+	testchild.Register(rolePTRunner, ptRunnerMain)
+	testchild.Register(roleServer, serverMain)
+}
+
+// serverCommand is the command of an instance serving version.
+func serverCommand(env ...string) *exec.Cmd {
+	cmd, err := testchild.Command(context.Background(), roleServer, env...)
+	if err != nil {
+		// os.Executable failed: the instance cannot start, and says so.
+		return exec.Command("/nonexistent/test-binary: " + err.Error())
+	}
+	return cmd
+}
 
 // serverMain is a tiny service: it serves its version on /healthz (500 for
 // version "sick"), exits at once with status 3 for version "crash", and
@@ -38,12 +55,7 @@ func serverMain() int {
 	if pidFile := os.Getenv(serverKid); pidFile != "" {
 		// A service that starts a helper and does not stop it: only a
 		// signal to the whole group reaches the helper.
-		exe, err := os.Executable()
-		if err != nil {
-			return 1
-		}
-		kid := exec.Command(exe, "-test.run=^$")
-		kid.Env = append(os.Environ(), serverEnv+"=helper", serverAddr+"="+pidFile+".addr", serverKid+"=")
+		kid := serverCommand(serverEnv+"=helper", serverAddr+"="+pidFile+".addr", serverKid+"=")
 		if err := kid.Start(); err != nil {
 			return 1
 		}
@@ -79,22 +91,17 @@ func serverMain() int {
 }
 
 func processTargets(t *testing.T, n int) []*rollout.ProcessTarget {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	var ts []*rollout.ProcessTarget
 	for i := range n {
 		addrFile := filepath.Join(dir, fmt.Sprintf("p%d.addr", i))
 		var pt *rollout.ProcessTarget
+		var err error
 		pt, err = rollout.NewProcessTarget(rollout.ProcessTargetOptions{
 			Name: fmt.Sprintf("p%d", i),
 			Command: func(version string) *exec.Cmd {
 				os.Remove(addrFile) // the new process announces itself afresh
-				cmd := exec.Command(exe, "-test.run=^$")
-				cmd.Env = append(os.Environ(), serverEnv+"="+version, serverAddr+"="+addrFile)
-				return cmd
+				return serverCommand(serverEnv+"="+version, serverAddr+"="+addrFile)
 			},
 			// Healthy when the process of the expected version answers.
 			Health: func(ctx context.Context) error {
@@ -148,7 +155,7 @@ func TestRollingLocalProcesses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = r.Run(context.Background())
+		err = runBounded(t, r)
 		if err != nil {
 			t.Logf("%s: %s", id, r.Status().Reason)
 		}
@@ -175,21 +182,19 @@ func TestRollingLocalProcesses(t *testing.T) {
 }
 
 const (
-	ptRunnerEnv = "BATON_ROLLOUT_TEST_PT_RUNNER" // the StateDir of the runner child
+	ptRunnerDir = "BATON_ROLLOUT_TEST_PT_DIR" // the StateDir of the runner child
 )
 
 // ptOptions are the options of target "p0" serving from dir, as the test
 // and its runner child both build them.
-func ptOptions(exe, dir string, version func() string) rollout.ProcessTargetOptions {
+func ptOptions(dir string, version func() string) rollout.ProcessTargetOptions {
 	addrFile := filepath.Join(dir, "p0.addr")
 	return rollout.ProcessTargetOptions{
 		Name:     "p0",
 		StateDir: dir,
 		Command: func(v string) *exec.Cmd {
 			os.Remove(addrFile)
-			cmd := exec.Command(exe, "-test.run=^$")
-			cmd.Env = append(os.Environ(), serverEnv+"="+v, serverAddr+"="+addrFile, ptRunnerEnv+"=")
-			return cmd
+			return serverCommand(serverEnv+"="+v, serverAddr+"="+addrFile)
 		},
 		Health: func(ctx context.Context) error {
 			addr, err := os.ReadFile(addrFile)
@@ -215,13 +220,9 @@ func ptOptions(exe, dir string, version func() string) rollout.ProcessTargetOpti
 // ptRunnerMain is a rollout runner that replaces p0 with v1, waits until
 // it is healthy, says so and waits for its SIGKILL.
 func ptRunnerMain() int {
-	exe, err := os.Executable()
-	if err != nil {
-		fmt.Println("ERROR", err)
-		return 1
-	}
 	var pt *rollout.ProcessTarget
-	pt, err = rollout.NewProcessTarget(ptOptions(exe, os.Getenv(ptRunnerEnv), func() string { return pt.Version() }))
+	var err error
+	pt, err = rollout.NewProcessTarget(ptOptions(os.Getenv(ptRunnerDir), func() string { return pt.Version() }))
 	if err != nil {
 		fmt.Println("ERROR", err)
 		return 1
@@ -248,15 +249,13 @@ func TestProcessTargetAdoptsInstanceOfKilledRunner(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	exe, err := os.Executable()
+	dir := t.TempDir()
+	cctx, cancel := context.WithTimeout(context.Background(), time.Minute) // only stops a hung child
+	defer cancel()
+	runner, err := testchild.Command(cctx, rolePTRunner, ptRunnerDir+"="+dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	cctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // only stops a hung child
-	defer cancel()
-	runner := exec.CommandContext(cctx, exe, "-test.run=^$")
-	runner.Env = append(os.Environ(), ptRunnerEnv+"="+dir)
 	runner.Stderr = os.Stderr
 	out, err := runner.StdoutPipe()
 	if err != nil {
@@ -265,17 +264,13 @@ func TestProcessTargetAdoptsInstanceOfKilledRunner(t *testing.T) {
 	if err := runner.Start(); err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(out)
-	var line string
-	for sc.Scan() {
-		if line = sc.Text(); strings.HasPrefix(line, "READY ") || strings.HasPrefix(line, "ERROR") {
-			break
-		}
-	}
+	line := testchild.NewLines("runner", out).Await(t, "the runner's instance to be healthy (READY)", 0, func(l string) bool {
+		return strings.HasPrefix(l, "READY ") || strings.HasPrefix(l, "ERROR")
+	})
 	var orphan int
 	if _, err := fmt.Sscanf(line, "READY %d", &orphan); err != nil || orphan <= 0 {
 		runner.Process.Kill()
-		runner.Wait()
+		testchild.Wait(t, "runner", runner, 0)
 		t.Fatalf("runner said %q", line)
 	}
 	// Whatever happens below, the instance does not outlive the test.
@@ -283,13 +278,13 @@ func TestProcessTargetAdoptsInstanceOfKilledRunner(t *testing.T) {
 	if err := runner.Process.Signal(os.Kill); err != nil {
 		t.Fatal(err)
 	}
-	runner.Wait()
-	if gone(orphan) {
+	testchild.Wait(t, "runner", runner, 0)
+	if testchild.Gone(orphan) {
 		t.Fatal("the instance died with its runner; the test proves nothing")
 	}
 
 	var pt *rollout.ProcessTarget
-	pt, err = rollout.NewProcessTarget(ptOptions(exe, dir, func() string { return pt.Version() }))
+	pt, err = rollout.NewProcessTarget(ptOptions(dir, func() string { return pt.Version() }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,31 +299,25 @@ func TestProcessTargetAdoptsInstanceOfKilledRunner(t *testing.T) {
 	if err := pt.Replace(ctx, "v2"); err != nil {
 		t.Fatal(err)
 	}
-	if !gone(orphan) {
+	if !testchild.Gone(orphan) {
 		t.Fatalf("the orphan %d still runs beside the new instance %d", orphan, pt.PID())
 	}
 	if pt.PID() == orphan || pt.Version() != "v2" {
 		t.Fatalf("after Replace: %q as %d", pt.Version(), pt.PID())
 	}
 	fresh := pt.PID()
-	for pt.Healthy(ctx) != nil {
-		select {
-		case <-time.After(10 * time.Millisecond): // the new instance binds its port
-		case <-cctx.Done():
-			t.Fatalf("v2 never healthy: %v", pt.Healthy(ctx))
-		}
-	}
+	testchild.Eventually(t, "v2 to be healthy", 0, 0, func() error { return pt.Healthy(ctx) })
 	if err := pt.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !gone(fresh) {
+	if !testchild.Gone(fresh) {
 		t.Fatalf("instance %d runs after Close", fresh)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "p0.pid.json")); !os.IsNotExist(err) {
 		t.Fatalf("PID file left after Close: %v", err)
 	}
 	// A later target finds nothing to adopt.
-	again, err := rollout.NewProcessTarget(ptOptions(exe, dir, func() string { return "" }))
+	again, err := rollout.NewProcessTarget(ptOptions(dir, func() string { return "" }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,20 +332,17 @@ func TestProcessTargetStopsProcessGroup(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	kidFile := filepath.Join(dir, "helper.pid")
 	var pt *rollout.ProcessTarget
-	o := ptOptions(exe, dir, func() string { return pt.Version() })
+	o := ptOptions(dir, func() string { return pt.Version() })
 	command := o.Command
 	o.Command = func(v string) *exec.Cmd {
 		cmd := command(v)
 		cmd.Env = append(cmd.Env, serverKid+"="+kidFile)
 		return cmd
 	}
+	var err error
 	pt, err = rollout.NewProcessTarget(o)
 	if err != nil {
 		t.Fatal(err)
@@ -367,13 +353,8 @@ func TestProcessTargetStopsProcessGroup(t *testing.T) {
 	if err := pt.Replace(ctx, "v1"); err != nil {
 		t.Fatal(err)
 	}
-	for pt.Healthy(ctx) != nil { // the pid file is written before the port is bound
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
-			t.Fatalf("v1 never healthy: %v", pt.Healthy(ctx))
-		}
-	}
+	// The pid file is written before the port is bound.
+	testchild.Eventually(t, "v1 to be healthy", 0, 0, func() error { return pt.Healthy(ctx) })
 	b, err := os.ReadFile(kidFile)
 	if err != nil {
 		t.Fatal(err)
@@ -383,18 +364,117 @@ func TestProcessTargetStopsProcessGroup(t *testing.T) {
 		t.Fatalf("helper pid %q", b)
 	}
 	t.Cleanup(func() { syscall.Kill(kid, syscall.SIGKILL) })
-	if gone(kid) {
+	if testchild.Gone(kid) {
 		t.Fatal("the helper is not running; the test proves nothing")
 	}
 	if err := pt.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// The signals are sent; the helper dies when it is scheduled.
-	for !gone(kid) {
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
-			t.Fatalf("helper %d still runs after the instance was stopped", kid)
+	testchild.Eventually(t, fmt.Sprintf("helper %d to exit after the instance was stopped", kid), 0, 0, func() error {
+		if !testchild.Gone(kid) {
+			return errors.New("still running")
 		}
+		return nil
+	})
+}
+
+// procStart reads a process's start time as ProcessTarget records it
+// (field 22 of /proc/<pid>/stat), "" without /proc.
+func procStart(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return f[19]
+}
+
+// A PID file decides which process group the next Replace kills: one
+// without a start time (it names whatever reuses the pid), one another
+// user may write, or one that is a symlink is refused, and the process it
+// names is left alone.
+func TestProcessTargetRefusesUntrustedPIDFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	dir := t.TempDir()
+	victim := serverCommand(serverEnv+"=victim", serverAddr+"="+filepath.Join(dir, "victim.addr"))
+	victim.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-victim.Process.Pid, syscall.SIGKILL)
+		testchild.Wait(t, "victim", victim, 0)
+	})
+	pid := victim.Process.Pid
+	pidPath := filepath.Join(dir, "p0.pid.json")
+	write := func(doc string, mode os.FileMode) {
+		t.Helper()
+		os.Remove(pidPath)
+		if err := os.WriteFile(pidPath, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(pidPath, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	open := func() (*rollout.ProcessTarget, error) {
+		return rollout.NewProcessTarget(ptOptions(dir, func() string { return "" }))
+	}
+	start := procStart(pid)
+	withStart := fmt.Sprintf(`{"pid":%d,"start":%q,"version":"v1"}`, pid, start)
+	type attempt struct {
+		name, want string
+		plant      func()
+	}
+	attempts := []attempt{
+		{"world-writable", "writable by its group or others", func() { write(withStart, 0o666) }},
+		{"symlink", "PID file", func() {
+			os.Remove(pidPath)
+			other := filepath.Join(t.TempDir(), "pid.json")
+			if err := os.WriteFile(other, []byte(withStart), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(other, pidPath); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	if start != "" {
+		attempts = append(attempts, attempt{"no start time", "no start time", func() { write(fmt.Sprintf(`{"pid":%d,"version":"v1"}`, pid), 0o600) }})
+	}
+	if os.Geteuid() == 0 {
+		attempts = append(attempts, attempt{"another user's", "belongs to uid 4242", func() {
+			write(withStart, 0o600)
+			if err := os.Chown(pidPath, 4242, 4242); err != nil {
+				t.Fatal(err)
+			}
+		}})
+	}
+	for _, a := range attempts {
+		a.plant()
+		pt, err := open()
+		if err == nil {
+			pt.Close()
+			t.Fatalf("%s PID file: adopted process %d", a.name, pt.PID())
+		}
+		if !strings.Contains(err.Error(), a.want) {
+			t.Errorf("%s PID file: %v, want %q", a.name, err, a.want)
+		}
+		if testchild.Gone(pid) {
+			t.Fatalf("%s PID file: the process it names was stopped", a.name)
+		}
+	}
+	// The control: the same file, private and with its start time, is
+	// adopted.
+	write(withStart, 0o600)
+	pt, err := open()
+	if err != nil {
+		t.Fatalf("a trusted PID file: %v", err)
+	}
+	if pt.PID() != pid || pt.Version() != "v1" {
+		t.Fatalf("a trusted PID file: adopted %d (%q), want %d (v1)", pt.PID(), pt.Version(), pid)
 	}
 }

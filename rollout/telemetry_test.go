@@ -42,7 +42,7 @@ func TestTraceMetricsAndLogs(t *testing.T) {
 			root = s.SpanContext().SpanID().String()
 		}
 	}
-	for _, n := range []string{"run 00-set-weight", "run 01-analyze", "rollback 01-analyze", "rollback 00-set-weight"} {
+	for _, n := range []string{"run set-weight-100", "run analyze", "rollback analyze", "rollback set-weight-100"} {
 		if p, ok := names[n]; !ok || p != root {
 			t.Errorf("span %q missing or not under the rollout span (have %v)", n, names)
 		}
@@ -136,7 +136,7 @@ func TestTraceContinuesAcrossRestart(t *testing.T) {
 	if !resumed.SpanContext.IsValid() || resumed.Parent.SpanID() != root.SpanContext.SpanID() || !resumed.Parent.IsRemote() {
 		t.Fatalf("resumed run span %q has parent %v, want the stored root %s", resumed.Name, resumed.Parent.SpanID(), root.SpanContext.SpanID())
 	}
-	for _, n := range []string{"run hold", "run 02-set-weight"} {
+	for _, n := range []string{"run hold", "run set-weight-200"} {
 		found := false
 		for _, s := range spans {
 			if s.Name == n && s.Parent.SpanID() == resumed.SpanContext.SpanID() {

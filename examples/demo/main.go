@@ -5,10 +5,12 @@
 // re-executed in service mode, with an SQLite database and every state file
 // in a temporary directory, listening on a loopback port) and keeps load
 // on it from concurrent clients in this process: reads and writes of a
-// users table, each client a sticky user. Inside the service, two rollouts
-// run, each driven by package rollout with its state persisted after every
-// transition; this process only follows them through rollout's admin API
-// (a Unix socket with mode 0600 in the temporary directory).
+// users table, each client a sticky user. This process starts two
+// releases, each a manifest (see service.go), through the service's admin
+// API (POST /api/start on a Unix socket with mode 0600 in the temporary
+// directory, whose stable name follows the process that drives), and
+// follows them there; inside the service a rollout.Driver runs them, its
+// state persisted before every effect.
 //
 // Rollout release-v2 succeeds. It expands the schema (first_name and
 // last_name beside name, kept in step by dual-write triggers), upgrades
@@ -142,9 +144,9 @@ func (d *demo) run(clients, rate int) int {
 	}
 	d.admin = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			path := readTrim(filepath.Join(d.dir, adminCurrent))
+			// The stable name follows the process that drives.
 			var dl net.Dialer
-			return dl.DialContext(ctx, "unix", path)
+			return dl.DialContext(ctx, "unix", filepath.Join(d.dir, adminSocket))
 		},
 		DisableKeepAlives: true,
 	}}
@@ -160,7 +162,7 @@ func (d *demo) run(clients, rate int) int {
 		ok = false
 	}
 	v2pid := readTrim(filepath.Join(d.dir, pidFile))
-	var st2 rollout.State
+	var st2 rollout.Status
 	if ok {
 		st2, err = d.rollout("release-v3", 60*time.Second)
 		if err != nil {
@@ -228,21 +230,26 @@ func (d *demo) run(clients, rate int) int {
 	return code
 }
 
-// rollout asks the service to start rollout id and follows it through
-// the admin API until it ends.
-func (d *demo) rollout(id string, limit time.Duration) (rollout.State, error) {
-	resp, err := http.PostForm("http://"+d.addr+"/demo/rollout", url.Values{"id": {id}})
+// rollout starts release id through the service's admin API and follows
+// it there until it ends.
+func (d *demo) rollout(id string, limit time.Duration) (rollout.Status, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://admin/api/start", strings.NewReader(releases[id]))
 	if err != nil {
-		return rollout.State{}, err
+		return rollout.Status{}, err
+	}
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := d.admin.Do(req)
+	if err != nil {
+		return rollout.Status{}, err
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return rollout.State{}, fmt.Errorf("start: %s %s", resp.Status, bytes.TrimSpace(body))
+	if resp.StatusCode != http.StatusOK {
+		return rollout.Status{}, fmt.Errorf("start: %s %s", resp.Status, bytes.TrimSpace(body))
 	}
 	d.logf("rollout %s started", id)
 	deadline := time.Now().Add(limit)
-	var last rollout.State
+	var last rollout.Status
 	for time.Now().Before(deadline) {
 		st, err := d.status()
 		if err == nil && st.ID == id {
@@ -258,21 +265,21 @@ func (d *demo) rollout(id string, limit time.Duration) (rollout.State, error) {
 	return last, fmt.Errorf("did not end within %s (phase %q)", limit, last.Phase)
 }
 
-func (d *demo) status() (rollout.State, error) {
+func (d *demo) status() (rollout.Status, error) {
 	resp, err := d.admin.Get("http://admin/api/status")
 	if err != nil {
-		return rollout.State{}, err
+		return rollout.Status{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return rollout.State{}, fmt.Errorf("status: %s", resp.Status)
+		return rollout.Status{}, fmt.Errorf("status: %s", resp.Status)
 	}
-	var st rollout.State
+	var st rollout.Status
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
 // printNew prints the decisions not printed yet, as they happen.
-func (d *demo) printNew(st rollout.State) {
+func (d *demo) printNew(st rollout.Status) {
 	type line struct {
 		at   time.Time
 		text string
@@ -302,7 +309,7 @@ func (d *demo) printNew(st rollout.State) {
 	}
 }
 
-func report(st rollout.State) {
+func report(st rollout.Status) {
 	took := st.FinishedAt.Sub(st.StartedAt).Round(100 * time.Millisecond)
 	fmt.Printf("\nrollout %s: %s in %s\n", st.ID, st.Phase, took)
 	if st.Reason != "" {
@@ -345,7 +352,7 @@ func (d *demo) waitReady(limit time.Duration) error {
 // left after 20 s.
 func (d *demo) stopService(reaped chan struct{}) {
 	if pid, _ := strconv.Atoi(readTrim(filepath.Join(d.dir, pidFile))); pid > 0 {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
+		signal(pid, syscall.SIGTERM)
 	}
 	var pids []int
 	ents, _ := os.ReadDir(filepath.Join(d.dir, pidsDir))
@@ -375,11 +382,23 @@ func (d *demo) stopService(reaped chan struct{}) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	for _, pid := range alive() {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		signal(pid, os.Kill)
 	}
 	select {
 	case <-reaped:
 	case <-time.After(5 * time.Second):
+	}
+}
+
+// signal sends sig to process pid; where sig cannot be sent (SIGTERM on
+// Windows), the process is killed.
+func signal(pid int, sig os.Signal) {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return
+	}
+	if p.Signal(sig) != nil {
+		_ = p.Kill()
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	_ "modernc.org/sqlite"
@@ -22,6 +21,7 @@ import (
 	"github.com/batonhq/baton/graceful"
 	"github.com/batonhq/baton/migrate"
 	"github.com/batonhq/baton/rollout"
+	"github.com/batonhq/baton/rollout/bind"
 )
 
 // Files of the demo's directory. The service reads the version it runs
@@ -29,15 +29,14 @@ import (
 // path and arguments, so "installing" a new version is writing this file
 // before the handoff.
 const (
-	versionFile    = "version"
-	addrFile       = "addr"
-	pidFile        = "pid"
-	dbFile         = "demo.db"
-	activePlanFile = "active-plan"
-	adminCurrent   = "admin.current"
-	flagStateFile  = "flags-state.json"
-	rolloutDir     = "rollouts"
-	pidsDir        = "pids"
+	versionFile   = "version"
+	addrFile      = "addr"
+	pidFile       = "pid"
+	dbFile        = "demo.db"
+	adminSocket   = "admin.sock" // the stable name; each process has admin.sock.<pid>
+	flagStateFile = "flags-state.json"
+	rolloutDir    = "rollouts"
+	pidsDir       = "pids"
 
 	usersTable  = "demo_users"
 	stateTables = "demo_mig_"
@@ -176,37 +175,18 @@ func handler(v string, db *sql.DB, fl *flags.Store) http.Handler {
 	})
 }
 
-// weights is the canary weight of one release, kept in a file so that it
-// survives the handoff (rollout.CanaryWeights with a StateFile): the
-// process whose canary is that release applies it; other processes only
-// record it for the process that will run that release.
-type weights struct {
-	dir, release string
-	local        *canary.Splitter
-	localRelease string
-}
-
-func weightFile(dir, release string) string { return filepath.Join(dir, "weight-"+release+".json") }
-
-func (w weights) SetWeight(ctx context.Context, bp int) error {
-	if w.release != w.localRelease {
-		return writeAtomic(weightFile(w.dir, w.release), []byte(strconv.Itoa(bp)))
-	}
-	return rollout.CanaryWeights{Splitter: w.local, StateFile: weightFile(w.dir, w.release)}.SetWeight(ctx, bp)
-}
-
 // upgrader installs the new version (writes the version file) and hands
 // off through graceful.
 type upgrader struct {
-	*rollout.GracefulUpgrader
+	*bind.Upgrader
 	dir, from, to string
 }
 
-func (u upgrader) Upgrade(ctx context.Context) error {
+func (u upgrader) UpgradeTo(ctx context.Context, spec rollout.UpgradeSpec) error {
 	if err := writeAtomic(filepath.Join(u.dir, versionFile), []byte(u.to)); err != nil {
 		return err
 	}
-	err := u.GracefulUpgrader.Upgrade(ctx)
+	err := u.Upgrader.UpgradeTo(ctx, spec)
 	if err != nil {
 		_ = writeAtomic(filepath.Join(u.dir, versionFile), []byte(u.from))
 	}
@@ -246,84 +226,91 @@ func (c consistency) Analyze(ctx context.Context) (rollout.Verdict, string, erro
 	return rollout.Pass, fmt.Sprintf("all %d rows agree between name and first_name/last_name", total), nil
 }
 
-// deps is what the plans are built from, in every process alike.
+// The demo's two releases, as an operator writes them. release-v2's
+// expand runs in v1, before the upgrade: the demo's one binary knows every
+// migration. release-v3 sets the weight v3's process starts with
+// (startWeight): v1... v2 records it, v3 serves at it from its start.
+const (
+	releaseV2 = `id: release-v2
+version: v2
+steps:
+  - name: split-name-expand
+    migration: {name: split_name, phase: start}
+  - blueGreen: {window: 3s, interval: 1s, analyzers: [errors]}
+  - canary: {weights: [1000, 5000, 10000], pause: 2s, analyzer: canary-errors, count: 3, interval: 2s, maxInconclusive: 2}
+  - name: split-name-backfill
+    migration: {name: split_name, phase: backfill}
+  - name: flag-read-new-name
+    rampFlag: {flag: read-new-name, percentages: [50, 100], interval: 2s, analyzer: rows-agree}
+  - name: split-name-switch-reads
+    migration: {name: split_name, phase: switch-reads}
+  - name: wait-v1-gone
+    waitOldGone: {poll: 250ms}
+    timeout: 30s
+  - name: split-name-contract
+    migration: {name: split_name, phase: complete}
+`
+	releaseV3 = `id: release-v3
+version: v3
+steps:
+  - name: add-nickname-expand
+    migration: {name: add_nickname, phase: start}
+  - name: flag-nickname-ui
+    rampFlag: {flag: nickname-ui, percentages: [25, 50], interval: 1s}
+  - blueGreen: {window: 16s, interval: 2s, analyzers: [canary], startWeight: 2000}
+  - setWeight: {weight: 10000}
+  - name: add-nickname-backfill
+    migration: {name: add_nickname, phase: backfill}
+  - name: wait-v2-gone
+    waitOldGone: {poll: 250ms}
+    timeout: 30s
+  - name: add-nickname-contract
+    migration: {name: add_nickname, phase: complete}
+`
+)
+
+var releases = map[string]string{"release-v2": releaseV2, "release-v3": releaseV3}
+
+// deps is what this process binds a release to.
 type deps struct {
 	dir      string
 	version  string
 	db       *sql.DB
-	gu       *rollout.GracefulUpgrader
+	up       *bind.Upgrader
 	splitter *canary.Splitter
-	flags    *rollout.FlagStore
-	runners  rollout.MigrateRunners
-	registry rollout.MigrateRegistry
+	flags    *bind.FlagRamps
+	runners  bind.MigrateRunners
 }
 
-func (d *deps) weights(release string) weights {
-	return weights{dir: d.dir, release: release, local: d.splitter, localRelease: d.version}
-}
-
-func (d *deps) upgrade(from, to string) upgrader {
-	return upgrader{GracefulUpgrader: d.gu, dir: d.dir, from: from, to: to}
-}
-
-// buildPlan returns the plan of rollout id. It depends on the id only, so
-// that every process builds the same plan.
-func buildPlan(id string, d *deps) (rollout.Plan, error) {
-	switch id {
-	case "release-v2":
-		// Errors and an absolute p99 only: v2 writes through the
-		// dual-write trigger, a little slower by design.
-		an, err := canary.NewAnalyzer(canary.AnalysisOptions{SkipLatency: true, MaxP99: time.Second, Looks: 6})
-		if err != nil {
-			return rollout.Plan{}, err
-		}
-		canarySteps, err := rollout.Canary(d.weights("v2"), rollout.CanaryOptions{
-			Weights:  []int{1000, 5000, 10000},
-			Pause:    2 * time.Second,
-			Analyzer: rollout.CanaryAnalyzer{Splitter: d.splitter, Analyzer: an},
-			Analysis: rollout.AnalysisOptions{Count: 2, Interval: 2 * time.Second, MaxInconclusive: 2},
-		})
-		if err != nil {
-			return rollout.Plan{}, err
-		}
-		steps := []rollout.Step{
-			rollout.Migration(d.runners, "split_name", rollout.MigrationStart).Named("split-name-expand"),
-			rollout.BlueGreen(d.upgrade("v1", "v2"), "v2", rollout.BakeOptions{
-				Window: 3 * time.Second, Interval: time.Second, Analyzers: []rollout.Analyzer{errorsAnalyzer{d.splitter}},
-			}).Named("blue-green-v2"),
-		}
-		steps = append(steps, canarySteps...)
-		steps = append(steps,
-			rollout.Migration(d.runners, "split_name", rollout.MigrationBackfill).Named("split-name-backfill"),
-			rollout.RampFlag(d.flags, "read-new-name", rollout.RampOptions{
-				Percentages: []float64{50, 100}, Interval: 2 * time.Second, Analyzer: consistency{d.db},
-			}).Named("flag-read-new-name"),
-			rollout.Migration(d.runners, "split_name", rollout.MigrationSwitchReads).Named("split-name-switch-reads"),
-			rollout.WaitOldGone(d.registry, "v2", 250*time.Millisecond).Named("wait-v1-gone").WithTimeout(30*time.Second),
-			rollout.Migration(d.runners, "split_name", rollout.MigrationComplete).Named("split-name-contract"),
-		)
-		return rollout.Plan{ID: id, Steps: steps}, nil
-	case "release-v3":
-		an, err := canary.NewAnalyzer(canary.AnalysisOptions{Looks: 8})
-		if err != nil {
-			return rollout.Plan{}, err
-		}
-		steps := []rollout.Step{
-			rollout.Migration(d.runners, "add_nickname", rollout.MigrationStart).Named("add-nickname-expand"),
-			rollout.RampFlag(d.flags, "nickname-ui", rollout.RampOptions{Percentages: []float64{25, 50}, Interval: time.Second}).Named("flag-nickname-ui"),
-			rollout.SetWeight(d.weights("v3"), 2000).Named("canary-weight-v3-2000"),
-			rollout.BlueGreen(d.upgrade("v2", "v3"), "v3", rollout.BakeOptions{
-				Window: 16 * time.Second, Interval: 2 * time.Second,
-				Analyzers: []rollout.Analyzer{rollout.CanaryAnalyzer{Splitter: d.splitter, Analyzer: an}},
-			}).Named("blue-green-v3"),
-			rollout.SetWeight(d.weights("v3"), 10000).Named("canary-weight-v3-10000"),
-			rollout.Migration(d.runners, "add_nickname", rollout.MigrationBackfill).Named("add-nickname-backfill"),
-			rollout.WaitOldGone(d.registry, "v3", 250*time.Millisecond).Named("wait-v2-gone").WithTimeout(30 * time.Second),
-			rollout.Migration(d.runners, "add_nickname", rollout.MigrationComplete).Named("add-nickname-contract"),
-		}
-		return rollout.Plan{ID: id, Steps: steps}, nil
-	}
-	return rollout.Plan{}, fmt.Errorf("unknown rollout %q", id)
+// bindings returns this process's adapters for a release: the analyzers
+// are new for each release (a canary analyzer's alpha budget is one
+// rollout's).
+func (d *deps) bindings(rel *rollout.Release) (rollout.Bindings, error) {
+	return rollout.Bindings{
+		Version: d.version, Upgrader: upgrader{Upgrader: d.up, dir: d.dir, from: d.version, to: rel.Version},
+		Weights: bind.CanaryWeights{Splitter: d.splitter}, Flags: d.flags, Migrations: d.runners,
+		Registry: bind.MigrateRegistry{Runner: d.runners["split_name"]},
+		Analyzers: map[string]rollout.Analyzer{
+			"errors": errorsAnalyzer{d.splitter},
+			// Errors and an absolute p99 only: v2 writes through the
+			// dual-write trigger, a little slower by design. 50 requests
+			// per variant: at 10% of the demo's load the canary gets them
+			// within a few seconds, and each analysis must be conclusive
+			// to pass.
+			//
+			// A Pass needs evidence that the canary is no worse than
+			// stable by more than the pass margins. The defaults (0.5
+			// points of errors, 5% of latency) take about a thousand
+			// canary requests to prove; the demo's steps last seconds, so
+			// its margins are wider. A service with minutes per step
+			// keeps the defaults.
+			"canary-errors": &bind.CanaryAnalyzer{Splitter: d.splitter, Options: canary.AnalysisOptions{
+				SkipLatency: true, MaxP99: time.Second, MinSamples: 50, PassErrorMargin: 0.05}},
+			"canary": &bind.CanaryAnalyzer{Splitter: d.splitter, Options: canary.AnalysisOptions{
+				PassErrorMargin: 0.05, PassLatencyMargin: 0.5}},
+			"rows-agree": consistency{d.db},
+		},
+	}, nil
 }
 
 func writeAtomic(path string, data []byte) error {
@@ -379,7 +366,7 @@ func runService(dir, version string, log *slog.Logger) error {
 	}
 	defer inst.Close()
 	mopts := migrate.Options{StateTablePrefix: stateTables, InstanceTTL: 3 * time.Second, Logger: log}
-	runners := rollout.MigrateRunners{}
+	runners := bind.MigrateRunners{}
 	for _, m := range []*migrate.Migration{splitName(), addNickname()} {
 		r, err := migrate.New(db, m, mopts)
 		if err != nil {
@@ -399,7 +386,7 @@ func runService(dir, version string, log *slog.Logger) error {
 	if err := fstore.Set("code", flags.Config{Flags: map[string]flags.Flag{"read-new-name": off(), "nickname-ui": off()}}); err != nil {
 		return err
 	}
-	ramper, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: fstore, StateFile: filepath.Join(dir, flagStateFile)})
+	ramper, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: fstore, StateFile: filepath.Join(dir, flagStateFile)})
 	if err != nil {
 		return err
 	}
@@ -413,14 +400,10 @@ func runService(dir, version string, log *slog.Logger) error {
 		return err
 	}
 	defer splitter.Close()
-	if err := (rollout.CanaryWeights{Splitter: splitter, StateFile: weightFile(dir, version)}).Restore(); err != nil {
-		return err
-	}
 
 	upg, err := graceful.New(graceful.Options{
-		// Longer than any bake of the plans: the old process must still
-		// be a fallback when the rollout decides.
-		BakeWindow:     time.Minute,
+		// The bake window of a rollout's upgrade is the rollout's own
+		// (bind.Upgrader passes it to graceful per upgrade).
 		UpgradeTimeout: 30 * time.Second,
 		DrainTimeout:   10 * time.Second,
 		PIDFile:        filepath.Join(dir, pidFile),
@@ -440,27 +423,45 @@ func runService(dir, version string, log *slog.Logger) error {
 			return err
 		}
 	}
-	d := &deps{dir: dir, version: version, db: db, gu: rollout.NewGracefulUpgrader(upg), splitter: splitter,
-		flags: ramper, runners: runners, registry: rollout.MigrateRegistry{Runner: runners["split_name"]}}
-	drv := newDriver(d, log)
-	defer drv.close()
+	// The rollout side: this process's adapters, a per-process admin
+	// socket with a stable name the parent dials, and the Driver. NewDriver
+	// runs before Ready: a new process picks up the release it takes over,
+	// at the canary weight that release set for it.
+	d := &deps{dir: dir, version: version, db: db, up: bind.NewUpgrader(upg, bind.UpgraderOptions{}),
+		splitter: splitter, flags: ramper, runners: runners}
+	sock, err := rollout.ListenAdmin(filepath.Join(dir, adminSocket))
+	if err != nil {
+		return err
+	}
+	defer sock.Close()
+	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: filepath.Join(dir, rolloutDir)})
+	if err != nil {
+		return err
+	}
+	// When serving comes back to this process after a rollback, the
+	// version it runs is installed again (the version file).
+	await := func(ctx context.Context) (bool, error) {
+		resumed, err := d.up.AwaitDrive(ctx)
+		if resumed {
+			log.Warn("serving handed back: resuming the rollout's rollback")
+			if err := writeAtomic(filepath.Join(dir, versionFile), []byte(version)); err != nil {
+				return true, err
+			}
+		}
+		return resumed, err
+	}
+	drv, err := rollout.NewDriver(ctx, rollout.DriverOptions{
+		Store: store, Version: version, Bind: d.bindings, AwaitDrive: await, Socket: sock, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	admin := rollout.ServeAdmin(sock, drv.Handler(rollout.HandlerOptions{Logger: log}))
+	defer admin.Close()
 
 	mux := http.NewServeMux()
 	mux.Handle("/user", splitter)
 	mux.Handle("/healthz/", upg.Health())
-	mux.HandleFunc("POST /demo/rollout", func(w http.ResponseWriter, r *http.Request) {
-		id := r.FormValue("id")
-		if _, err := buildPlan(id, d); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if err := writeAtomic(filepath.Join(dir, activePlanFile), []byte(id)); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		drv.start(id)
-		w.WriteHeader(http.StatusAccepted)
-	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	upg.HTTP(srv)
 	go srv.Serve(ln)
@@ -468,115 +469,16 @@ func runService(dir, version string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "canary", version, "stable", previous(version), "weight", splitter.Weight())
-	// A process started by a handoff picks the rollout up where the
-	// previous one left it.
-	if id := readTrim(filepath.Join(dir, activePlanFile)); id != "" {
-		drv.start(id)
+	// The driver's goroutine ends with driveCtx; the process exits only
+	// once it has. When serving comes back to this process, the driver
+	// finishes the rollback here.
+	driveCtx, stop := context.WithCancel(ctx)
+	driven := make(chan error, 1)
+	go func() { driven <- drv.Run(driveCtx) }()
+	err = upg.Run(ctx)
+	stop()
+	if derr := <-driven; derr != nil && !errors.Is(derr, context.Canceled) {
+		log.Warn("rollout driver stopped", "err", derr)
 	}
-	return upg.Run(ctx)
-}
-
-// driver runs the active rollout in this process and serves its admin API
-// on a Unix socket (0600) named in admin.current for the demo's parent.
-type driver struct {
-	d   *deps
-	log *slog.Logger
-	// ctx ends when the process is done serving (close), which stops a
-	// rollout still running here; close then waits for its goroutine.
-	ctx    context.Context
-	cancel context.CancelFunc
-
-	mu      sync.Mutex
-	running bool
-	admins  []*rollout.AdminServer
-	n       int
-	wg      sync.WaitGroup
-}
-
-func newDriver(d *deps, log *slog.Logger) *driver {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &driver{d: d, log: log, ctx: ctx, cancel: cancel}
-}
-
-func (v *driver) start(id string) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.running {
-		return
-	}
-	v.running = true
-	v.wg.Add(1)
-	go func() {
-		defer v.wg.Done()
-		err := v.drive(id)
-		v.log.Info("driver stopped", "rollout", id, "result", fmt.Sprint(err))
-		v.mu.Lock()
-		v.running = false
-		v.mu.Unlock()
-	}()
-}
-
-func (v *driver) drive(id string) error {
-	ctx := v.ctx
-	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: filepath.Join(v.d.dir, rolloutDir)})
-	if err != nil {
-		return err
-	}
-	for {
-		plan, err := buildPlan(id, v.d)
-		if err != nil {
-			return err
-		}
-		r, err := rollout.New(ctx, plan, rollout.Options{Store: store, Version: v.d.version, Logger: v.log})
-		if err != nil {
-			return err
-		}
-		if r.Status().Phase.Done() {
-			return nil
-		}
-		if err := v.serveAdmin(r); err != nil {
-			return err
-		}
-		err = r.Run(ctx)
-		if !errors.Is(err, rollout.ErrHandedOff) {
-			return err
-		}
-		resumed, err := v.d.gu.AwaitDrive(ctx)
-		if err != nil || !resumed {
-			return err
-		}
-		// Serving came back to this process: the version it runs is
-		// installed again, and the rollout is finished from here.
-		v.log.Warn("serving handed back: resuming the rollout's rollback")
-		if err := writeAtomic(filepath.Join(v.d.dir, versionFile), []byte(v.d.version)); err != nil {
-			return err
-		}
-	}
-}
-
-func (v *driver) serveAdmin(r *rollout.Rollout) error {
-	v.mu.Lock()
-	v.n++
-	path := filepath.Join(v.d.dir, fmt.Sprintf("admin-%d-%d.sock", os.Getpid(), v.n))
-	v.mu.Unlock()
-	ln, err := rollout.ListenUnix(path)
-	if err != nil {
-		return err
-	}
-	a := rollout.ServeAdmin(ln, rollout.NewHandler(r, rollout.HandlerOptions{Logger: v.log}))
-	v.mu.Lock()
-	v.admins = append(v.admins, a)
-	v.mu.Unlock()
-	return writeAtomic(filepath.Join(v.d.dir, adminCurrent), []byte(path))
-}
-
-func (v *driver) close() {
-	v.cancel()
-	v.wg.Wait()
-	v.mu.Lock()
-	admins := v.admins
-	v.mu.Unlock()
-	for _, a := range admins {
-		a.Close()
-	}
+	return err
 }

@@ -14,9 +14,13 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/batonhq/baton/internal/adminnet"
+	"github.com/batonhq/baton/internal/testchild"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	testchild.Register(roleLinked, linkedMain)
+	testchild.Main(m, func() int { goleak.VerifyTestMain(m); return 0 })
+}
 
 func TestListenUnixMode0600(t *testing.T) {
 	// With an empty umask a plain bind would create the socket 0777; the

@@ -1,6 +1,10 @@
 // Package adminnet opens listeners for admin endpoints, which have no
 // authentication of their own and so must be reachable only from the local
-// machine: a Unix socket with mode 0600, or a loopback TCP address.
+// machine: a Unix socket with mode 0600, or a loopback TCP address. Guard
+// is the HTTP guard every baton admin API shares (rollout's and flags'):
+// loopback Host or Unix socket or an explicit allow-list, no foreign
+// Origin, JSON bodies only; WriteError and WriteJSON are its one error
+// format, {"error": "..."}.
 //
 // # Guarantees
 //
@@ -18,6 +22,9 @@
 //     the path over keeps its socket.
 //   - ListenLoopback refuses addresses that are not loopback, before and after
 //     resolution ("localhost" must resolve to a loopback address).
+//   - Guard answers no request a web page on the same machine could have
+//     made its browser send: a DNS-rebound name as Host, another site's (or
+//     another local port's) Origin, a cross-site form's body type.
 //
 // # Limits
 //

@@ -97,11 +97,11 @@ func (u *OneWayUpgrader) Upgrade(ctx context.Context) error { return u.call(ctx,
 type Weights struct {
 	*Recorder
 	mu sync.Mutex
-	bp int
+	bp uint32
 }
 
 // SetWeight implements rollout.WeightSetter.
-func (w *Weights) SetWeight(ctx context.Context, bp int) error {
+func (w *Weights) SetWeight(ctx context.Context, bp uint32) error {
 	if err := w.call(ctx, "weight %d", bp); err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (w *Weights) SetWeight(ctx context.Context, bp int) error {
 }
 
 // Weight returns the last weight set.
-func (w *Weights) Weight() int {
+func (w *Weights) Weight() uint32 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.bp
@@ -126,8 +126,8 @@ type Flags struct {
 	pct map[string]float64
 }
 
-// SetPercentage implements rollout.FlagRamper.
-func (f *Flags) SetPercentage(ctx context.Context, key string, pct float64) error {
+// SetPercent implements rollout.FlagRamper.
+func (f *Flags) SetPercent(ctx context.Context, key string, pct float64) error {
 	if err := f.call(ctx, "flag %s %v", key, pct); err != nil {
 		return err
 	}

@@ -29,6 +29,10 @@ type Engine struct {
 	cancel context.CancelFunc
 
 	wg sync.WaitGroup // the watches' goroutines, waited for by Close
+	// campaigns counts the goroutines of campaigns (see campaign): they
+	// end when the client reaches the server or is closed, so Close waits
+	// for them after closing an owned client.
+	campaigns sync.WaitGroup
 
 	mu     sync.Mutex
 	closed bool
@@ -65,7 +69,9 @@ func Open(cfg clientv3.Config) (*Engine, error) {
 func (e *Engine) Client() *clientv3.Client { return e.c }
 
 // Close stops the engine's keep-alives and watches (its leases are left to
-// expire on the server) and, for an Engine from Open, closes the client.
+// expire on the server) and, for an Engine from Open, closes the client
+// and waits for abandoned campaigns to end. With a client of the caller's
+// (New), an abandoned campaign ends when the caller closes the client.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -77,7 +83,9 @@ func (e *Engine) Close() error {
 	e.cancel()
 	e.wg.Wait()
 	if e.owned {
-		return e.c.Close()
+		err := e.c.Close()
+		e.campaigns.Wait()
+		return err
 	}
 	return nil
 }

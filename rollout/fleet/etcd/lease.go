@@ -88,7 +88,7 @@ func (e *Engine) Campaign(ctx context.Context, election string, l fleet.Lease, v
 	stop := context.AfterFunc(ls.s.Ctx(), cancel)
 	defer stop()
 	el := concurrency.NewElection(ls.s, election)
-	if err := el.Campaign(cctx, string(value)); err != nil {
+	if err := e.campaign(ctx, cctx, ls, el, string(value)); err != nil {
 		// The session's context ends as soon as the lease is lost or
 		// revoked (its Done channel a moment later).
 		if ls.s.Ctx().Err() != nil && ctx.Err() == nil {
@@ -102,6 +102,45 @@ func (e *Engine) Campaign(ctx context.Context, election string, l fleet.Lease, v
 	ld := &leadership{e: e, el: el, election: election, key: el.Key(), term: el.Rev(), lease: ls, done: make(chan struct{})}
 	ld.stop = context.AfterFunc(ls.s.Ctx(), ld.lose)
 	return ld, nil
+}
+
+// campaign runs el.Campaign(cctx, value) and returns its error, or
+// ctx.Err() as soon as ctx ends. etcd's Campaign, when its context ends
+// while it waits, resigns with the client's own context: while the server
+// is unreachable that resignation blocks until the client is closed, and a
+// member cut off from etcd could not stop campaigning. So the campaign runs
+// in a goroutine of the engine's; once abandoned it is left to finish, and
+// if it won after all, its key is deleted (Resign with the engine's
+// context, retried until it succeeds, the lease is gone or the engine
+// closes), so an abandoned campaign never holds the election.
+func (e *Engine) campaign(ctx, cctx context.Context, ls *lease, el *concurrency.Election, value string) error {
+	done := make(chan error, 1)
+	e.campaigns.Add(1)
+	go func() {
+		defer e.campaigns.Done()
+		done <- el.Campaign(cctx, value)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	e.campaigns.Add(1)
+	go func() {
+		defer e.campaigns.Done()
+		if err := <-done; err != nil {
+			return // lost, cancelled or resigned by etcd's own clean-up
+		}
+		for e.ctx.Err() == nil && ls.s.Ctx().Err() == nil {
+			rctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+			err := el.Resign(rctx)
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+	}()
+	return ctx.Err()
 }
 
 func (l *leadership) Election() string      { return l.election }

@@ -1,4 +1,4 @@
-package rollout_test
+package bind_test
 
 import (
 	"context"
@@ -11,10 +11,14 @@ import (
 	"testing"
 	"time"
 
+	_ "modernc.org/sqlite"
+
 	"github.com/batonhq/baton/canary"
 	"github.com/batonhq/baton/flags"
 	"github.com/batonhq/baton/migrate"
 	"github.com/batonhq/baton/rollout"
+	"github.com/batonhq/baton/rollout/bind"
+	"github.com/batonhq/baton/rollout/rollouttest"
 )
 
 func TestCanaryAdapters(t *testing.T) {
@@ -25,20 +29,28 @@ func TestCanaryAdapters(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	w := rollout.CanaryWeights{Splitter: s}
+	w := bind.CanaryWeights{Splitter: s}
 	if err := w.SetWeight(ctx, 2500); err != nil || s.Weight() != 2500 {
 		t.Fatalf("SetWeight 2500: err %v, weight %d", err, s.Weight())
 	}
 	if err := w.SetWeight(ctx, 10001); err == nil || s.Weight() != 2500 {
 		t.Errorf("SetWeight 10001: err %v, weight %d; want a refusal and no change", err, s.Weight())
 	}
-	if err := (rollout.CanaryWeights{}).SetWeight(ctx, 1); err == nil {
+	if err := (bind.CanaryWeights{}).SetWeight(ctx, 1); err == nil {
 		t.Error("zero CanaryWeights accepted a weight")
 	}
-	// With a state file, a new splitter (a restarted or upgraded
-	// process) gets the weight back.
-	state := filepath.Join(t.TempDir(), "weight.json")
-	if err := (rollout.CanaryWeights{Splitter: s, StateFile: state}).SetWeight(ctx, 5000); err != nil {
+	// The weight a rollout set is kept with the release: a new splitter
+	// (a restarted or upgraded process) gets it back through Restore.
+	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := rollout.Plan{ID: "weights", Steps: []rollout.Step{rollout.SetWeight(w, 5000)}}
+	r, err := rollout.New(ctx, plan, rollout.Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	s2, err := canary.New(canary.Options{Stable: ok, Canary: ok})
@@ -46,14 +58,14 @@ func TestCanaryAdapters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if err := (rollout.CanaryWeights{Splitter: s2, StateFile: state}).Restore(); err != nil || s2.Weight() != 5000 {
-		t.Fatalf("restored weight %d, err %v; want 5000", s2.Weight(), err)
-	}
-
-	an, err := canary.NewAnalyzer(canary.AnalysisOptions{Looks: 3})
+	r2, err := rollout.New(ctx, plan, rollout.Options{Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := r2.Restore(ctx, bind.CanaryWeights{Splitter: s2}); err != nil || s2.Weight() != 5000 {
+		t.Fatalf("restored weight %d, err %v; want 5000", s2.Weight(), err)
+	}
+
 	// The analysis leaves out the interval in which the weight changed:
 	// this splitter starts at its weight.
 	s3, err := canary.New(canary.Options{Stable: ok, Canary: ok, Weight: 5000, Window: time.Hour, Resolution: time.Hour})
@@ -61,7 +73,7 @@ func TestCanaryAdapters(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s3.Close()
-	a := rollout.CanaryAnalyzer{Splitter: s3, Analyzer: an}
+	a := &bind.CanaryAnalyzer{Splitter: s3, Options: canary.AnalysisOptions{Looks: 3}}
 	v, reason, err := a.Analyze(ctx)
 	if err != nil || v != rollout.Inconclusive || !strings.Contains(reason, "inconclusive") {
 		t.Fatalf("no traffic: %v %q %v, want inconclusive", v, reason, err)
@@ -118,20 +130,20 @@ func TestFlagStoreDurable(t *testing.T) {
 		return s
 	}
 	s1 := open()
-	f1, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: s1, StateFile: stateFile})
+	f1, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: s1, StateFile: stateFile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f1.SetPercentage(ctx, "new-ui", 50); err != nil {
+	if err := f1.SetPercent(ctx, "new-ui", 50); err != nil {
 		t.Fatal(err)
 	}
 	if got := share(s1, "new-ui", 4000); got < 0.45 || got > 0.55 {
 		t.Fatalf("at 50%%, %.3f of users get the flag", got)
 	}
-	if err := f1.SetPercentage(ctx, "missing", 10); !errors.Is(err, flags.ErrFlagNotFound) {
+	if err := f1.SetPercent(ctx, "missing", 10); !errors.Is(err, flags.ErrFlagNotFound) {
 		t.Errorf("unknown flag: %v, want ErrFlagNotFound", err)
 	}
-	if err := f1.SetPercentage(ctx, "new-ui", 101); err == nil {
+	if err := f1.SetPercent(ctx, "new-ui", 101); err == nil {
 		t.Error("101% accepted")
 	}
 
@@ -141,7 +153,7 @@ func TestFlagStoreDurable(t *testing.T) {
 	if got := share(s2, "new-ui", 4000); got != 0 {
 		t.Fatalf("a fresh store serves %.3f before the state is applied", got)
 	}
-	f2, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: s2, StateFile: stateFile})
+	f2, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: s2, StateFile: stateFile})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,13 +170,13 @@ func TestFlagStoreDurable(t *testing.T) {
 		t.Fatalf("disabled flag still served to %.3f", got)
 	}
 	s3 := open()
-	if _, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: s3, StateFile: stateFile}); err != nil {
+	if _, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: s3, StateFile: stateFile}); err != nil {
 		t.Fatal(err)
 	}
 	if st := s3.Status("new-ui"); !st.Disabled {
 		t.Errorf("the kill switch did not survive: %+v", st)
 	}
-	if err := f2.SetPercentage(ctx, "new-ui", 100); err != nil {
+	if err := f2.SetPercent(ctx, "new-ui", 100); err != nil {
 		t.Fatal(err)
 	}
 	if got := share(s2, "new-ui", 1000); got != 1 {
@@ -198,7 +210,7 @@ func TestMigrateAdapters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := rollout.MigrateRunners{"adapt_upper": r}
+	p := bind.MigrateRunners{"adapt_upper": r}
 	phase := func() migrate.Phase {
 		ph, err := r.Phase(ctx)
 		if err != nil {
@@ -225,7 +237,7 @@ func TestMigrateAdapters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	short, cancel := context.WithTimeout(ctx, 3*rollout.RollbackPoll)
+	short, cancel := context.WithTimeout(ctx, 3*bind.RollbackPoll)
 	err = p.Rollback(short, "adapt_upper")
 	cancel()
 	if !errors.Is(err, migrate.ErrNewVersionsAlive) || !errors.Is(err, context.DeadlineExceeded) {
@@ -253,7 +265,7 @@ func TestMigrateAdapters(t *testing.T) {
 		t.Errorf("unknown migration: %v", err)
 	}
 
-	reg := rollout.MigrateRegistry{Runner: r}
+	reg := bind.MigrateRegistry{Runner: r}
 	regOpts := migrate.RegistryOptions{StateTablePrefix: "adapt_mig_", Interval: time.Hour}
 	v1, err := migrate.Register(ctx, db, "v1", regOpts)
 	if err != nil {
@@ -280,6 +292,37 @@ func TestMigrateAdapters(t *testing.T) {
 	}
 	if n := count("v3"); n != 1 {
 		t.Errorf("%d instance(s) other than v3, want 1", n)
+	}
+}
+
+// runToEnd runs plan on a fresh file store with a fake clock that moves by
+// step whenever the runner waits on it, for at most a minute.
+func runToEnd(t *testing.T, plan rollout.Plan, version string, step time.Duration) error {
+	t.Helper()
+	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := rollouttest.NewClock(time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC))
+	r, err := rollout.New(context.Background(), plan, rollout.Options{Store: store, Clock: clock, Version: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	go func() {
+		for clock.WaitForWaiters(ctx, 1) == nil {
+			clock.Advance(step)
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(time.Minute + 5*time.Second):
+		t.Fatalf("the rollout did not end within a minute; state: %+v", r.Status())
+		return nil
 	}
 }
 
@@ -324,20 +367,19 @@ func TestExpandContractWithMigrate(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	fr, err := rollout.NewFlagStore(rollout.FlagStoreOptions{Store: fs})
+	fr, err := bind.NewFlagRamps(bind.FlagRampsOptions{Store: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	steps, err := rollout.ExpandContract(rollout.ExpandContractOptions{
-		Migrator: rollout.MigrateRunners{"ec_upper": r}, Migration: "ec_upper",
+		Migrator: bind.MigrateRunners{"ec_upper": r}, Migration: "ec_upper",
 		Flags: fr, ReadFlag: "ec-read-new",
-		Registry: rollout.MigrateRegistry{Runner: r}, Version: "v2", Poll: time.Millisecond,
+		Registry: bind.MigrateRegistry{Runner: r}, Version: "v2", Poll: time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEnv(t)
-	if err := e.run(e.rollout(rollout.Plan{ID: "ec-real", Steps: steps}, "v2"), time.Second); err != nil {
+	if err := runToEnd(t, rollout.Plan{ID: "ec-real", Steps: steps}, "v2", time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if ph, err := r.Phase(ctx); err != nil || ph != migrate.PhaseComplete {
@@ -350,4 +392,36 @@ func TestExpandContractWithMigrate(t *testing.T) {
 	if _, err := db.Exec(`SELECT name FROM ec_users`); err == nil {
 		t.Error("the old column is still there after the contract")
 	}
+}
+
+// At 100% no request goes to stable: the analyzer judges the canary by
+// its absolute limits, and says so when it has none. (Before, it was
+// always inconclusive there: stable had no samples to compare with.)
+func TestCanaryAnalyzerAt100Percent(t *testing.T) {
+	ok := httpOK()
+	// The analysis leaves out the interval in which the weight changed:
+	// this splitter starts at 100%.
+	s, err := canary.New(canary.Options{Stable: ok, Canary: ok, Weight: canary.MaxWeight, Window: time.Hour, Resolution: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	m := s.Metrics()
+	for i := range 200 {
+		m.Record(canary.Canary, time.Duration(10+i%7)*time.Millisecond, i%50 == 0) // 2% errors
+	}
+	limited := &bind.CanaryAnalyzer{Splitter: s, Options: canary.AnalysisOptions{MaxErrorRate: 0.05, MaxP99: time.Second}}
+	if v, reason, err := limited.Analyze(ctx); err != nil || v != rollout.Pass || !strings.Contains(reason, "judged by its absolute limits") {
+		t.Fatalf("within its limits: %v %q %v, want pass", v, reason, err)
+	}
+	strict := &bind.CanaryAnalyzer{Splitter: s, Options: canary.AnalysisOptions{MaxErrorRate: 0.01}}
+	if v, reason, err := strict.Analyze(ctx); err != nil || v != rollout.Fail || !strings.Contains(reason, "canary at 100%") {
+		t.Fatalf("over its error limit: %v %q %v, want fail", v, reason, err)
+	}
+	none := &bind.CanaryAnalyzer{Splitter: s}
+	if v, reason, err := none.Analyze(ctx); err != nil || v != rollout.Inconclusive || !strings.Contains(reason, "no stable traffic to compare with") {
+		t.Fatalf("no limits: %v %q %v, want inconclusive saying why", v, reason, err)
+	}
+
 }

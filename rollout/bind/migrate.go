@@ -1,4 +1,4 @@
-package rollout
+package bind
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/migrate"
+	"github.com/batonhq/baton/rollout"
 )
 
 // MigrateRunners drives migration steps with migrate's Runners, one per
@@ -20,10 +21,14 @@ type MigrateRunners map[string]*migrate.Runner
 func (m MigrateRunners) runner(name string) (*migrate.Runner, error) {
 	r := m[name]
 	if r == nil {
-		return nil, fmt.Errorf("rollout: no migrate.Runner for migration %q", name)
+		return nil, fmt.Errorf("bind: no migrate.Runner for migration %q", name)
 	}
 	return r, nil
 }
+
+// Knows reports whether m has a Runner for migration name; a release that
+// names an unknown migration is refused when it is bound.
+func (m MigrateRunners) Knows(name string) bool { return m[name] != nil }
 
 // Start runs the expand phase.
 func (m MigrateRunners) Start(ctx context.Context, name string) error {
@@ -105,7 +110,7 @@ type MigrateRegistry struct {
 // OldVersionsAlive counts the live instances whose version is not current.
 func (m MigrateRegistry) OldVersionsAlive(ctx context.Context, current string) (int, error) {
 	if m.Runner == nil {
-		return 0, errors.New("rollout: MigrateRegistry has no Runner")
+		return 0, errors.New("bind: MigrateRegistry has no Runner")
 	}
 	live, err := m.Runner.LiveInstances(ctx)
 	if err != nil {
@@ -121,6 +126,6 @@ func (m MigrateRegistry) OldVersionsAlive(ctx context.Context, current string) (
 }
 
 var (
-	_ MigrationPhaser  = MigrateRunners(nil)
-	_ InstanceRegistry = MigrateRegistry{}
+	_ rollout.MigrationPhaser  = MigrateRunners(nil)
+	_ rollout.InstanceRegistry = MigrateRegistry{}
 )

@@ -77,8 +77,14 @@ type StepState struct {
 	// WaitStartedAt is when the current timed wait (pause, bake) began, so
 	// a resumed wait only waits for what is left.
 	WaitStartedAt time.Time `json:"waitStartedAt,omitzero"`
-	// Waiting is set while the step waits for an operator's promote.
-	Waiting            bool       `json:"waiting,omitempty"`
+	// Waiting is set while the step waits for an operator's promote. It
+	// describes a live runner: New clears it when it loads a state.
+	Waiting bool `json:"waiting,omitempty"`
+	// Promoted is set on a blue-green step once its bake ended in
+	// promotion (recorded before the old process is told to exit): the
+	// old process is gone, so the step is a point of no return that a
+	// rollback stops at, like an irreversible step.
+	Promoted           bool       `json:"promoted,omitempty"`
 	StartedAt          time.Time  `json:"startedAt,omitzero"`
 	FinishedAt         time.Time  `json:"finishedAt,omitzero"`
 	RollbackStartedAt  time.Time  `json:"rollbackStartedAt,omitzero"`
@@ -98,10 +104,12 @@ func (s *StepState) Duration(now time.Time) time.Duration {
 	return s.FinishedAt.Sub(s.StartedAt)
 }
 
-// State is the persisted record of a rollout, written to the Store after
-// every transition. It is plain JSON so an operator can read the file.
-// The zero value is a pending rollout with no steps.
-type State struct {
+// Status is the persisted record of a rollout, written to the Store after
+// every transition. It is plain JSON so an operator can read the file; New
+// refuses a stored document with unknown fields, unknown values or
+// numbers out of range (see ErrInvalidState). The zero value is a pending
+// rollout with no steps.
+type Status struct {
 	ID       string `json:"id"`
 	Phase    Phase  `json:"phase"`
 	PlanHash string `json:"planHash"`
@@ -121,7 +129,21 @@ type State struct {
 	UpdatedAt      time.Time   `json:"updatedAt,omitzero"`
 	FinishedAt     time.Time   `json:"finishedAt,omitzero"`
 	Steps          []StepState `json:"steps"`
-	Decisions      []Decision  `json:"decisions,omitempty"`
+	// Decisions are the rollout-level decisions (started, paused, abort
+	// requested...), capped like a step's at MaxDecisions.
+	Decisions []Decision `json:"decisions,omitempty"`
+	// Weight is the canary weight in basis points the rollout last set
+	// (a set-weight step or its rollback), recorded before the
+	// WeightSetter is called; nil when it set none. It belongs to the
+	// release, not to a process: a process of the release's version that
+	// starts (after an upgrade, a crash, a restart) applies it with
+	// Rollout.Restore before it serves.
+	Weight *uint32 `json:"weight,omitempty"`
+	// Release is the manifest the rollout was started from (see
+	// ParseRelease and Driver), nil for a plan built in code. Every
+	// process that loads the state binds the same manifest to its own
+	// adapters.
+	Release *Release `json:"release,omitempty"`
 	// Trace is the rollout's root span, recorded by the first Run whose
 	// TracerProvider records, so that a process that resumes the rollout
 	// (after a crash, a handoff or a Retry) continues the same trace. Nil
@@ -137,7 +159,7 @@ type TraceRef struct {
 	Sampled bool   `json:"sampled,omitempty"`
 }
 
-func (s *State) clone() State {
+func (s *Status) clone() Status {
 	c := *s
 	c.Steps = make([]StepState, len(s.Steps))
 	for i, st := range s.Steps {
@@ -149,5 +171,10 @@ func (s *State) clone() State {
 		t := *s.Trace
 		c.Trace = &t
 	}
+	if s.Weight != nil {
+		w := *s.Weight
+		c.Weight = &w
+	}
+	// Release is never changed once set: the copy shares it.
 	return c
 }

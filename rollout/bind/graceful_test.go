@@ -1,4 +1,4 @@
-package rollout_test
+package bind_test
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,28 +15,30 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/graceful"
+	"github.com/batonhq/baton/internal/testchild"
 	"github.com/batonhq/baton/rollout"
+	"github.com/batonhq/baton/rollout/bind"
 )
 
-// The GracefulUpgrader tests re-execute the test binary as a service built
+// The Upgrader tests re-execute the test binary as a service built
 // on graceful (gracefulMain) whose rollout is one blue-green step from v1
 // to v2. graceful upgrades re-execute the same binary with the same
 // arguments, so the version a process runs is read from a file that the
 // upgrade step writes before the handoff, as a deploy installs a binary.
 
-const gracefulEnv = "BATON_ROLLOUT_TEST_GRACEFUL" // the service's directory
+const gracefulDir = "BATON_BIND_TEST_GRACEFUL_DIR" // the service's directory
 
 // versionUpgrader installs version to (the version file), then hands off.
 type versionUpgrader struct {
-	*rollout.GracefulUpgrader
+	*bind.Upgrader
 	dir, to string
 }
 
-func (u versionUpgrader) Upgrade(ctx context.Context) error {
+func (u versionUpgrader) UpgradeTo(ctx context.Context, spec rollout.UpgradeSpec) error {
 	if err := os.WriteFile(filepath.Join(u.dir, "version"), []byte(u.to), 0o600); err != nil {
 		return err
 	}
-	return u.GracefulUpgrader.Upgrade(ctx)
+	return u.Upgrader.UpgradeTo(ctx, spec)
 }
 
 // fileAnalyzer fails while its file exists.
@@ -51,7 +52,7 @@ func (f fileAnalyzer) Analyze(ctx context.Context) (rollout.Verdict, string, err
 }
 
 func gracefulMain() int {
-	dir := os.Getenv(gracefulEnv)
+	dir := os.Getenv(gracefulDir)
 	b, _ := os.ReadFile(filepath.Join(dir, "version"))
 	version := strings.TrimSpace(string(b))
 	pid := os.Getpid()
@@ -92,7 +93,7 @@ func gracefulMain() int {
 		note("store: %v", err)
 		return 1
 	}
-	ga := rollout.NewGracefulUpgrader(upg)
+	ga := bind.NewUpgrader(upg, bind.UpgraderOptions{})
 	// The process exits only once its rollout goroutine has returned, so
 	// that what the goroutine learns after the handoff is always logged.
 	driven := make(chan struct{})
@@ -149,8 +150,10 @@ func startGracefulService(t *testing.T, fault bool) *gracefulService {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), gracefulEnv+"="+dir)
+	cmd, err := testchild.Command(context.Background(), roleGraceful, gracefulDir+"="+dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -199,17 +202,16 @@ func (s *gracefulService) log() string {
 	return string(b)
 }
 
-// waitLog waits (bounded) until cond holds.
+// waitLog waits (bounded) until cond holds; the service's processes only
+// say what they do in their log file, so it is polled.
 func (s *gracefulService) waitLog(what string, cond func() bool) {
 	s.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	testchild.Eventually(s.t, what, 0, 0, func() error {
 		if cond() {
-			return
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.t.Fatalf("timed out waiting for %s", what)
+		return fmt.Errorf("not yet; service log:\n%s", s.log())
+	})
 }
 
 func (s *gracefulService) get() string {
@@ -224,21 +226,12 @@ func (s *gracefulService) get() string {
 	return string(b)
 }
 
-func gone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z' || b[i+2] == 'X'
-}
-
 // A passing bake: the v2 process takes over, promotes, and the v1 process
 // drains and exits long before graceful's one-minute window.
-func TestGracefulUpgraderPromote(t *testing.T) {
+func TestUpgraderPromote(t *testing.T) {
 	s := startGracefulService(t, false)
 	s.waitLog("v2 to finish the rollout", func() bool { return strings.Contains(s.log(), "v2 ") && strings.Contains(s.log(), "run: <nil>") })
-	s.waitLog("v1 to exit", func() bool { return gone(s.first) })
+	s.waitLog("v1 to exit", func() bool { return testchild.Gone(s.first) })
 	if got := s.get(); !strings.HasPrefix(got, "v2 ") {
 		t.Errorf("after the promotion %q answers, want v2", got)
 	}
@@ -250,7 +243,7 @@ func TestGracefulUpgraderPromote(t *testing.T) {
 
 // A failing bake: the v2 process gives serving back, v1 resumes (the same
 // process), finishes the rollback, and v2 exits.
-func TestGracefulUpgraderRollback(t *testing.T) {
+func TestUpgraderRollback(t *testing.T) {
 	s := startGracefulService(t, true)
 	want := fmt.Sprintf("v1 %d run: rollout: rolled back", s.first)
 	s.waitLog("v1 to finish the rollback", func() bool { return strings.Contains(s.log(), want) })
@@ -263,7 +256,7 @@ func TestGracefulUpgraderRollback(t *testing.T) {
 	}
 	for _, pid := range s.pids() {
 		if pid != s.first {
-			s.waitLog("v2 to exit", func() bool { return gone(pid) })
+			s.waitLog("v2 to exit", func() bool { return testchild.Gone(pid) })
 		}
 	}
 }

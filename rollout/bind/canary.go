@@ -1,0 +1,150 @@
+package bind
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/batonhq/baton/canary"
+	"github.com/batonhq/baton/rollout"
+)
+
+// CanaryWeights drives set-weight steps with a *canary.Splitter: SetWeight
+// is Splitter.SetWeight, an atomic store the next request sees (it also
+// clears a halt). The zero value (nil Splitter) fails every call.
+//
+// A Splitter's weight lives in memory: a process that restarts, or the new
+// process of an upgrade, starts at canary.Options.Weight while the rollout
+// says the set-weight step is done (it is not run again). The rollout
+// keeps the weight with the release (rollout.Status.Weight); call
+// Rollout.Restore with the CanaryWeights before serving (rollout.Driver
+// does) to serve at it again.
+type CanaryWeights struct {
+	Splitter *canary.Splitter
+}
+
+// SetWeight sets the canary's share in basis points.
+func (c CanaryWeights) SetWeight(ctx context.Context, weight uint32) error {
+	if c.Splitter == nil {
+		return errors.New("bind: CanaryWeights has no Splitter")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.Splitter.SetWeight(weight)
+}
+
+// CanaryAnalyzer judges the canary of a Splitter against its stable
+// variant with a canary.Analyzer over the splitter's metrics at its
+// current weight: canary's pass, fail and inconclusive become Pass, Fail
+// and Inconclusive, and the analysis reason (which check failed, with its
+// figures) becomes the decision's reason.
+//
+// Each analysis that runs a test spends one look of the analyzer's alpha
+// budget. With Options.Looks zero, the budget is planned over the number
+// of times the rollout's plan calls this analyzer: rollout.New counts them
+// (rollout.LookPlanner), so nobody sizes Looks by hand.
+//
+// At weight 100% no request goes to stable, so there is nothing to
+// compare with: the canary is then judged by Options.MaxErrorRate and
+// MaxP99 alone (Pass when they are set and hold), and is Inconclusive
+// when neither is set. Use a pointer; the zero value (nil Splitter) fails
+// every call.
+type CanaryAnalyzer struct {
+	Splitter *canary.Splitter
+	// Options configure the analysis (canary.NewAnalyzer).
+	Options canary.AnalysisOptions
+
+	mu    sync.Mutex
+	a     *canary.Analyzer
+	looks int // planned by the rollout, when Options.Looks is zero
+}
+
+// PlanLooks implements rollout.LookPlanner.
+func (c *CanaryAnalyzer) PlanLooks(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.looks != n {
+		c.looks, c.a = n, nil
+	}
+}
+
+func (c *CanaryAnalyzer) analyzer() (*canary.Analyzer, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.a != nil {
+		return c.a, nil
+	}
+	o := c.Options
+	if o.Looks == 0 {
+		o.Looks = c.looks
+	}
+	a, err := canary.NewAnalyzer(o)
+	if err != nil {
+		return nil, err
+	}
+	c.a = a
+	return a, nil
+}
+
+// Analyze runs one canary analysis.
+func (c *CanaryAnalyzer) Analyze(ctx context.Context) (rollout.Verdict, string, error) {
+	if err := ctx.Err(); err != nil {
+		return rollout.Inconclusive, "", err
+	}
+	if c.Splitter == nil {
+		return rollout.Inconclusive, "", errors.New("bind: CanaryAnalyzer needs a Splitter")
+	}
+	a, err := c.analyzer()
+	if err != nil {
+		return rollout.Inconclusive, "", fmt.Errorf("bind: canary analysis options: %w", err)
+	}
+	rep := a.Analyze(c.Splitter.Metrics().Snapshot())
+	if c.Splitter.Weight() == canary.MaxWeight {
+		return alone(rep)
+	}
+	return verdictOf(rep.Verdict), rep.Reason, nil
+}
+
+// alone judges a canary that takes all the traffic by the absolute limits
+// of the report.
+func alone(rep canary.Report) (rollout.Verdict, string, error) {
+	var limits []string
+	for _, c := range rep.Checks {
+		if c.Name != "max error rate" && c.Name != "max p99" {
+			continue
+		}
+		switch c.Verdict {
+		case canary.Fail:
+			return rollout.Fail, "canary at 100%: " + c.Detail, nil
+		case canary.Pass:
+			limits = append(limits, c.Detail)
+		default:
+			return rollout.Inconclusive, "canary at 100%: " + c.Detail, nil
+		}
+	}
+	if rep.Verdict == canary.Fail {
+		return rollout.Fail, "canary at 100%: " + rep.Reason, nil
+	}
+	if len(limits) == 0 {
+		return rollout.Inconclusive, "canary at 100%: no stable traffic to compare with, and no absolute limit (MaxErrorRate, MaxP99) to judge it alone", nil
+	}
+	return rollout.Pass, fmt.Sprintf("canary at 100%%, judged by its absolute limits: %v", limits), nil
+}
+
+func verdictOf(v canary.Verdict) rollout.Verdict {
+	switch v {
+	case canary.Pass:
+		return rollout.Pass
+	case canary.Fail:
+		return rollout.Fail
+	}
+	return rollout.Inconclusive
+}
+
+var (
+	_ rollout.WeightSetter = CanaryWeights{}
+	_ rollout.Analyzer     = (*CanaryAnalyzer)(nil)
+	_ rollout.LookPlanner  = (*CanaryAnalyzer)(nil)
+)
