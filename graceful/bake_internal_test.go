@@ -31,7 +31,7 @@ func TestShutdownWhileChildExitsInBake(t *testing.T) {
 		close(c.exited)
 		// The state a handoff with a bake window leaves behind.
 		u.mu.Lock()
-		u.state, u.handedOff, u.child = StateBaking, true, c
+		u.state, u.handedOff = StateBaking, true
 		u.wg.Add(1)
 		u.mu.Unlock()
 
@@ -82,7 +82,7 @@ func TestRollbackAckThenClose(t *testing.T) {
 		u.in = &inheritance{control: os.NewFile(uintptr(fds[1]), "control")}
 		u.mu.Lock()
 		u.state, u.parentBaking = StateReady, true
-		u.giveBackAck, u.probDone = make(chan bool, 1), make(chan struct{})
+		u.prob = newProbation()
 		u.mu.Unlock()
 		u.startProbation()
 		go func() {

@@ -1,7 +1,8 @@
 // Package graceful keeps a Go service answering every request across binary
 // upgrades and shutdowns: socket handoff to a new process, a blue-green bake
 // window with automatic rollback, connection draining, health probes and
-// systemd integration.
+// systemd integration. Measured figures are in the graceful section of
+// BENCHMARKS.md at the root of the module.
 //
 // # Lifecycle
 //
@@ -14,24 +15,28 @@
 //	err := u.Run(ctx)                        // SIGHUP upgrades, SIGTERM drains
 //
 // A process is starting, ready, upgrading (still accepting), baking, draining
-// and finally stopped (State, and the Health handler's readiness probe).
-// Upgrade (or SIGHUP, or systemd's ExecReload) starts whatever binary now
-// stands at the path the process was started from, with the same arguments,
-// and passes it duplicates of every listener. The new process accepts only
-// after its Ready, that is after the application's Check passed; the old one
-// stops accepting only after it receives that notice, so for a moment both
-// accept and there is no gap. Both hold the same socket (not SO_REUSEPORT),
-// so the kernel's accept queue is never lost: a connection is accepted by
-// one process or the other, never refused or reset by the handoff.
+// and finally stopped ([Upgrader.State], and the [Upgrader.Health]
+// handler's readiness probe). [Upgrader.Upgrade] (or SIGHUP, or systemd's
+// ExecReload) starts whatever binary now stands at the path the process was
+// started from, with the same arguments, and passes it duplicates of every
+// listener; [Upgrader.UpgradeWith] names the binary, arguments and bake
+// window of one upgrade instead. The new process accepts only after its
+// [Upgrader.Ready], that is after the application's Check passed; the old
+// one stops accepting only after it receives that notice, so for a moment
+// both accept and there is no gap. Both hold the same socket (not
+// SO_REUSEPORT), so the kernel's accept queue is never lost: a connection is
+// accepted by one process or the other, never refused or reset by the
+// handoff.
 //
 // Upgrade returns nil once the new process is the acceptor. If the new
 // process cannot be started, exits, or is not ready within UpgradeTimeout,
 // it is killed, the old process keeps serving, and Upgrade returns an
-// *UpgradeError naming the binary, PID, exit status, cause (ErrStart,
-// ErrChildExited, ErrChildTimeout) and the last lines it wrote to standard
-// error (captured in an unlinked temporary file until its Ready, then copied
-// to the real standard error, which the new process takes over). A trigger
-// while an upgrade runs fails at once with ErrUpgradeInProgress.
+// [*UpgradeError] naming the binary, PID, exit status, cause ([ErrStart],
+// [ErrChildExited], [ErrChildTimeout]) and the last lines it wrote to
+// standard error (captured in an unlinked temporary file until its Ready,
+// then copied to the real standard error, which the new process takes
+// over). A trigger while an upgrade runs fails at once with
+// [ErrUpgradeInProgress].
 //
 // # Why the plain pattern loses requests, and what graceful does instead
 //
@@ -51,40 +56,44 @@
 // # Bake window (blue-green in one process tree)
 //
 // With a bake window (Options.BakeWindow, or UpgradeOptions.BakeWindow for
-// one upgrade), the old process stays warm after the handoff: its
-// listeners stay open but paused, its own connections drain. If, inside the
-// window, the new process leaves for any reason (it exits with any status
-// or signal, returns from main through a deferred Close, is shut down) or
+// one upgrade), the old process stays warm after the handoff: its listeners
+// stay open but paused, its own connections drain. If, inside the window,
+// the new process leaves for any reason (it exits with any status or
+// signal, returns from main through a deferred Close, is shut down) or
 // fails its Check (re-run every CheckInterval), the old process resumes
-// accepting. A new process that leaves on purpose (Close, Shutdown, a
-// failed Check, Rollback) gives serving back first and then drains, so no
-// request is lost; only one that dies abruptly loses what it had in
-// flight. The resumed process keeps its own Options: its next Upgrade
-// starts Options.Executable, not the binary that failed. The old process
-// resumes accepting, rewrites the PID file, tells systemd it is
-// MAINPID again, and can upgrade again later. Watching uses the child's exit
-// status (the old process is its parent) and a socketpair passed with the
-// listeners. When the window ends, the old process drains for good and
-// exits. While the old process bakes, the new one refuses to upgrade
-// (ErrParentBaking): otherwise a rollback could resurrect a generation
-// older than the one being replaced.
+// accepting, rewrites the PID file, tells systemd it is MAINPID again, and
+// can upgrade again later. A new process that leaves on purpose (Close,
+// Shutdown, a failed Check, Rollback) gives serving back first and then
+// drains, so no request is lost; only one that dies abruptly loses what it
+// had in flight. The resumed process keeps its own Options: its next
+// Upgrade starts Options.Executable, not the binary that failed, so install
+// each release at a path of its own and name it in UpgradeOptions.Binary.
+// Watching uses the child's exit status (the old process is its parent) and
+// a socketpair passed with the listeners. When the window ends, the old
+// process drains for good and exits. While the old process bakes, the new
+// one refuses to upgrade ([ErrParentBaking]): otherwise a rollback could
+// resurrect a generation older than the one being replaced.
 //
 // An orchestrator (package rollout) ends the window itself from the new
-// process: Promote ends the window (the old process stops being a fallback,
-// drains and exits now), Rollback gives serving back by the same path as a failed
-// Check (the old process resumes, the new one drains and finishes). In the
-// old process, Resumed returns a channel closed when it takes serving
-// back, which is how it learns that it has to carry on. Promote without a
-// baking predecessor does nothing; Rollback fails with ErrNoFallback.
+// process: [Upgrader.Promote] ends it (the old process stops being a
+// fallback, drains and exits now), [Upgrader.Rollback] gives serving back
+// by the same path as a failed Check (the old process resumes, the new one
+// drains and finishes). In the old process, [Upgrader.Resumed] returns a
+// channel closed when it takes serving back, which is how it learns that it
+// has to carry on. Promote without a baking predecessor does nothing;
+// Rollback fails with [ErrNoFallback]. To stop the whole service inside a
+// window, stop both processes (systemd's default KillMode=control-group
+// signals every process of the unit; the old process, stopping, refuses to
+// resume) or Promote first: a new process stopped alone gives serving back.
 //
 // Guarantees: a connection waiting in the kernel queue is served by
 // whichever process resumes or remains; connections of the old process are
 // drained normally. Limits: requests in flight inside a new process that
-// crashes are lost with it (a failed Check hands back gracefully instead);
-// the bake watches exit and Check only, not error rates (canary analysis
-// belongs to the canary and rollout packages); long-lived HTTP/2 and gRPC
-// connections stay on the old process during the window (gRPC's
-// GracefulStop is irreversible, so it runs when the window ends).
+// crashes are lost with it; the bake watches exit and Check only, not error
+// rates (canary analysis belongs to the canary and rollout packages);
+// long-lived HTTP/2 and gRPC connections stay on the old process during the
+// window (gRPC's GracefulStop is irreversible, so it runs when the window
+// ends).
 //
 // # Upgrades while old processes drain (tableflip issue 52)
 //
@@ -97,20 +106,21 @@
 //
 // # Draining
 //
-// Shutdown (and SIGTERM/SIGINT in Run) turns readiness not-ready, waits
-// DrainDelay while still accepting so that load balancers notice, stops
-// accepting, answers on keep-alive connections with Connection: close
-// (closing those that stay idle, see below), tells long and hijacked connections to finish
-// (Draining(ctx) in handlers, the finish callback of Track), and at the
-// drain deadline (DrainTimeout, or ctx's deadline if earlier) closes what is
-// left. A second SIGTERM closes everything at once. gRPC servers are
-// registered with GRPC (GracefulStop, then Stop at the deadline) without
-// this package importing gRPC. The handoff drains the old process the same
-// way, without the delay. net/http stops reporting a connection once it is
-// hijacked, so a hijacked connection that is not passed to Track is waited
-// for until the deadline and then closed. A connection that sent nothing
-// in the 5 s since it was accepted (a browser's preconnect) counts as idle,
-// as in http.Server.Shutdown.
+// [Upgrader.Shutdown] (and SIGTERM/SIGINT in [Upgrader.Run]) turns
+// readiness not-ready, waits DrainDelay while still accepting so that load
+// balancers notice, stops accepting, answers on keep-alive connections with
+// Connection: close (closing those that stay idle, see below), tells long
+// and hijacked connections to finish ([Draining] in handlers, the finish
+// callback of [Upgrader.Track]), and at the drain deadline (DrainTimeout,
+// or ctx's deadline if earlier) closes what is left. A second SIGTERM closes
+// everything at once. gRPC servers are registered with [Upgrader.GRPC]
+// (GracefulStop, then Stop at the deadline) without this package importing
+// gRPC. The handoff drains the old process the same way, without the delay.
+// net/http stops reporting a connection once it is hijacked, so a hijacked
+// connection that is not passed to Track is waited for until the deadline
+// and then closed. A connection that sent nothing in the 5 s since it was
+// accepted (a browser's preconnect) counts as idle, as in
+// http.Server.Shutdown.
 //
 // Keep-alive connections are not closed while idle at the start of a
 // drain: closing one races with a client that reuses it at that instant,
@@ -119,14 +129,11 @@
 // the server's Handler so that every HTTP/1 answer written during a drain
 // carries Connection: close, and a connection is closed while idle only
 // once it has been idle for 1 s (at most half the drain time), which a
-// client that is using it never is. Measured with upgradeload (50
-// upgrades, 16 keep-alive clients): 142 and 213 requests resent by Go's
-// transport in two runs when idle connections were closed at once, 0 in
-// four runs with this (one with the server built with -race). The race
-// remains for a client that reuses a connection after exactly that idle
-// time, and for a connection whose answer was written before the drain
-// began (no Connection: close) if the client reuses it just when its
-// grace ends; HTTP/2 connections are left to http.Server.Shutdown.
+// client that is using it never is. The race remains for a client that
+// reuses a connection after exactly that idle time, and for a connection
+// whose answer was written before the drain began (no Connection: close)
+// if the client reuses it just when its grace ends; HTTP/2 connections are
+// left to http.Server.Shutdown.
 //
 // # systemd
 //
@@ -158,35 +165,4 @@
 // service manager must restart it. The wire protocol is tableflip v1.2.3's
 // (sentinel variable, descriptors 3 and 4, gob-encoded names), so a
 // tableflip process can upgrade into a graceful one.
-//
-// # Measured
-//
-// go run ./internal/cmd/upgradeload (examples/httpserver, 50 SIGHUP upgrades,
-// 16 clients, loopback; a 2-core machine shared with other engineers' test
-// runs, load average 3 to 7), two runs without keep-alive and four with:
-//
-//	                      no keep-alive        keep-alive
-//	failed requests       0 of 208-232k        0 of 418-852k
-//	resent by Go's client 0                    0 (142 and 213 before the
-//	                                           Connection: close drain)
-//	p99 near / steady     0.98-1.03x           0.97-1.69x (1.69x in the
-//	                                           busiest run, else <= 1.07x)
-//	handoff p50           5.6-5.9 ms           5.1-8.4 ms
-//	handoff p99           11-13 ms             11-61 ms
-//
-// With the server built with -race (upgradeload -race, keep-alive): 0
-// failed of 249k, 0 resent, 0 race reports, p99 near/steady 1.32x,
-// handoff p50 20 ms (the race runtime's start-up and slower code).
-//
-// "Near" is a request started within 100 ms after a trigger. Handoff is
-// trigger to the new process accepting, minus the new process's own
-// New-to-Ready time; it still includes fork and exec (p50 about 2 ms) and
-// the Go runtime's start. Its p99 follows the machine's load: 11-13 ms in
-// quieter runs, 31-61 ms in busier ones, where fork+exec alone reached a
-// p99 of 9-58 ms. upgradeload -check fails a run whose p99 near/steady
-// exceeds 1.5x or whose handoff p50 reaches 20 ms. Earlier measurements:
-// with 200 ms requests in flight across every upgrade (-delay 200ms, 20
-// upgrades) no request failed either; the same load against tableflip's
-// documented pattern (upgradeload -plain): 115 EOFs in 30 upgrades
-// without keep-alive, none with keep-alive.
 package graceful

@@ -36,6 +36,26 @@ func Draining(ctx context.Context) <-chan struct{} {
 	return d.draining()
 }
 
+// HTTP registers srv for draining: its connections are tracked through
+// ConnState (the previous hook still runs), its request contexts carry
+// what Draining needs, and its Handler (nil means http.DefaultServeMux) is
+// wrapped so that HTTP/1 answers written during a drain carry Connection:
+// close. Set srv.Handler first, and call HTTP before srv.Serve, with a
+// listener from Listen.
+func (u *Upgrader) HTTP(srv *http.Server) { u.drain.addHTTP(srv) }
+
+// GRPC registers a gRPC server (anything with GracefulStop and Stop) for
+// draining: GracefulStop when serving ends for good, Stop at the deadline.
+func (u *Upgrader) GRPC(s GRPCServer) { u.drain.addGRPC(s) }
+
+// Track registers a raw or hijacked connection. finish, if not nil, is
+// called when a drain starts (at once if one is under way) to ask the owner
+// to wrap up; c is closed if still tracked at the drain deadline. Call the
+// returned release when c is done; it is idempotent.
+func (u *Upgrader) Track(c io.Closer, finish func()) (release func()) {
+	return u.drain.track(c, finish)
+}
+
 // drainer tracks every connection a drain must wait for. It is reusable: a
 // soft drain (at handoff) can be undone by resume when the successor fails
 // inside the bake window.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/batonhq/baton/graceful"
+	"github.com/batonhq/baton/internal/testchild"
 )
 
 // The test process itself is the old process: Upgrade's error names the
@@ -93,7 +95,7 @@ func TestUpgradeInProcess(t *testing.T) {
 	child := waitFile(t, pidfile)
 	t.Cleanup(func() {
 		var pid int
-		if _, err := fmtSscan(child, &pid); err == nil {
+		if _, err := fmt.Sscan(child, &pid); err == nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			waitGone(t, pid)
 		}
@@ -190,9 +192,12 @@ func TestUpgradeCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- u.Upgrade(ctx) }()
-	for u.State() != graceful.StateUpgrading {
-		waitBriefly()
-	}
+	testchild.Eventually(t, "the upgrade to start", processWait, poll, func() error {
+		if st := u.State(); st != graceful.StateUpgrading {
+			return fmt.Errorf("state %v", st)
+		}
+		return nil
+	})
 	cancel()
 	err = <-done
 	if !errors.Is(err, context.Canceled) {
