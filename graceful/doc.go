@@ -145,6 +145,18 @@
 // process. On a first start, sockets passed by systemd (LISTEN_FDS) are
 // matched to Listen by address. See examples/systemd.
 //
+// # Platforms
+//
+// Linux has everything and is where the suite runs. macOS and the BSDs
+// (any Unix) have the full handoff and bake window, with the descriptors
+// made close-on-exec under syscall.ForkLock where the kernel cannot do it
+// atomically (macOS), and no systemd pieces; they are built and vetted,
+// not run, in CI. Windows has no descriptor passing: Listen, HTTP, GRPC,
+// Track, Ready, Health, Shutdown, Close and the drain work, and
+// UpgradeWith, Promote and Rollback return an error wrapping
+// [ErrNotSupported] that names the platform; Run drains on Ctrl-C and on
+// the console's close and shutdown events (SIGINT, SIGTERM).
+//
 // # Observability
 //
 // Metrics (no-op unless MeterProvider is set): baton.graceful.upgrades
@@ -156,7 +168,7 @@
 //
 // # Other limits
 //
-// One Upgrader per process; Unix only (tested on Linux). Lifecycle signals
+// One Upgrader per process. Lifecycle signals
 // are caught from New on, so one arriving before Run is queued instead of
 // killing the process. Packet sockets (UDP, unixgram) are inherited but
 // cannot be paused: both processes may read during a handoff. A process

@@ -1,3 +1,5 @@
+//go:build linux
+
 package graceful_test
 
 import (
@@ -509,4 +511,21 @@ func waitGone(t *testing.T, pid int) {
 		}
 		return nil
 	})
+}
+
+// raceReport is what a race-enabled binary prints on standard error when
+// it finds a data race.
+const raceReport = "WARNING: DATA RACE"
+
+// checkNoRace fails t if the processes writing to the stderr file at path
+// reported a data race.
+func checkNoRace(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if i := strings.Index(string(b), raceReport); i >= 0 {
+		t.Errorf("a server process reported a data race:\n%s", tail(string(b[i:]), 80))
+	}
 }

@@ -177,7 +177,9 @@ func (p *packetConn) Close() error {
 	var err error
 	p.once.Do(func() {
 		err = p.PacketConn.Close()
-		_ = p.file.Close()
+		if p.file != nil {
+			_ = p.file.Close()
+		}
 	})
 	return err
 }

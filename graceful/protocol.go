@@ -66,7 +66,7 @@ type inheritance struct {
 // inherit takes over what the parent handed down, or returns nil on a
 // first start.
 func inherit() (*inheritance, error) {
-	if os.Getenv(envParent) == "" {
+	if os.Getenv(envParent) == "" || handoffSupported() != nil {
 		return nil, nil
 	}
 	// Children of this process must not believe they have a parent unless

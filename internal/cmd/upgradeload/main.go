@@ -130,7 +130,7 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	stopServer := func() serverLog {
 		stopOnce.Do(func() {
 			if pid := readPID(pidfile); pid > 0 {
-				_ = syscall.Kill(pid, syscall.SIGTERM)
+				_ = signal(pid, syscall.SIGTERM)
 			}
 			select {
 			case logs = <-logDone:
@@ -174,7 +174,7 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	for i := 0; i < upgrades && ctx.Err() == nil; i++ {
 		old := readPID(pidfile)
 		t0 := time.Now()
-		if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+		if err := signal(old, syscall.SIGHUP); err != nil {
 			stopLoad()
 			wg.Wait()
 			return fmt.Errorf("upgrade %d: signalling %d: %w", i+1, old, err)
@@ -470,4 +470,14 @@ func waitServing(ctx context.Context, addr string) error {
 		}
 	}
 	return fmt.Errorf("server at %s never became ready: %w", addr, ctx.Err())
+}
+
+// signal sends sig to pid. It builds everywhere; sending anything but a kill
+// fails where processes have no signals (Windows), as upgrades do there.
+func signal(pid int, sig os.Signal) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Signal(sig)
 }
