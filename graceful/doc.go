@@ -48,10 +48,10 @@
 // the EOFs. graceful never calls Shutdown while a request can be pending:
 // accepting is paused (a deadline interrupts Accept; the socket stays
 // open), pause returns only once a connection the kernel handed over at
-// that instant has reached its server, HTTP/1 answers carry Connection:
-// close from then on (keep-alive connections end after their next answer),
-// and only when every HTTP/1 connection is gone does Shutdown run, for
-// HTTP/2.
+// that instant has reached its server, answers carry Connection: close
+// from then on (keep-alive connections end after their next answer, HTTP/2
+// ones get GOAWAY), and only when every connection is gone does Shutdown
+// run.
 //
 // # Bake window (blue-green in one process tree)
 //
@@ -88,12 +88,14 @@
 //
 // Guarantees: a connection waiting in the kernel queue is served by
 // whichever process resumes or remains; connections of the old process are
-// drained normally. Limits: requests in flight inside a new process that
-// crashes are lost with it; the bake watches exit and Check only, not error
-// rates (canary analysis belongs to the canary and rollout packages);
-// long-lived HTTP/2 and gRPC connections stay on the old process during the
-// window (gRPC's GracefulStop is irreversible, so it runs when the window
-// ends).
+// drained normally, inside the window too, so that HTTP/2 clients (GOAWAY
+// on their next answer) and gRPC clients on graceful/grpcdrain (GOAWAY at
+// once) move to the new process right after the handoff. Limits: requests
+// in flight inside a new process that crashes are lost with it; the bake
+// watches exit and Check only, not error rates (canary analysis belongs to
+// the canary and rollout packages); a plain *grpc.Server registered with
+// GRPC keeps its connections on the old process for the window, since its
+// GracefulStop cannot be undone (grpcdrain's Server can).
 //
 // # Upgrades while old processes drain (tableflip issue 52)
 //
@@ -108,32 +110,89 @@
 //
 // [Upgrader.Shutdown] (and SIGTERM/SIGINT in [Upgrader.Run]) turns
 // readiness not-ready, waits DrainDelay while still accepting so that load
-// balancers notice, stops accepting, answers on keep-alive connections with
-// Connection: close (closing those that stay idle, see below), tells long
-// and hijacked connections to finish ([Draining] in handlers, the finish
-// callback of [Upgrader.Track]), and at the drain deadline (DrainTimeout,
-// or ctx's deadline if earlier) closes what is left. A second SIGTERM closes
-// everything at once. gRPC servers are registered with [Upgrader.GRPC]
-// (GracefulStop, then Stop at the deadline) without this package importing
-// gRPC. The handoff drains the old process the same way, without the delay.
-// net/http stops reporting a connection once it is hijacked, so a hijacked
-// connection that is not passed to Track is waited for until the deadline
-// and then closed. A connection that sent nothing in the 5 s since it was
-// accepted (a browser's preconnect) counts as idle, as in
-// http.Server.Shutdown.
+// balancers notice, stops accepting, and drains; the handoff drains the old
+// process the same way, without the delay. What a drain does:
+//
+//   - Answers written from then on carry Connection: close
+//     ([Upgrader.DrainHandler], which [Upgrader.HTTP] applies to the
+//     server's Handler): net/http closes an HTTP/1 connection right after
+//     the answer, and an HTTP/2 server, net/http's or x/net's, turns the
+//     header into GOAWAY, answers every stream in flight and closes once the
+//     client's streams are done. So every flavour drains alike: HTTP/1,
+//     HTTP/2 over TLS, unencrypted HTTP/2 through net/http's Protocols, and
+//     x/net's h2c both with prior knowledge and through the HTTP/1.1
+//     Upgrade; clients move on their next request, and the old process
+//     exits as soon as its last connection is done. x/net's h2c serves each
+//     h2c connection with the handler given to h2c.NewHandler, not the
+//     server's, so write h2c.NewHandler(u.DrainHandler(mux), h2s).
+//   - Long and hijacked connections are told to finish: handlers select on
+//     [Draining](r.Context()), and the finish callback of [Upgrader.Track]
+//     runs.
+//   - gRPC servers registered with [Upgrader.GRPC] stop gracefully
+//     (graceful/grpcdrain does it at the start of the drain, see there), and
+//     the drain waits for GracefulStop.
+//   - What is still open at the drain deadline (DrainTimeout, or ctx's
+//     deadline if earlier) is closed; a second SIGTERM closes everything at
+//     once.
+//
+// A connection from Listen that a handler hijacks (a WebSocket, h2c served
+// by x/net) is waited for until it closes, and closed at the deadline, with
+// no Track: graceful's listener hands out connections whose Close it
+// notices. Track is for what it cannot see: raw protocols, connections that
+// did not come from Listen, and for a finish callback instead of watching
+// Draining. It takes the connection, a WebSocket library's connection
+// (anything with Close), [CloseFunc] around a close function or
+// [CancelFunc] around the cancel of the handler's context. A connection
+// that sent nothing in the 5 s since it was accepted (a browser's
+// preconnect) counts as idle, as in http.Server.Shutdown.
+//
+// The drained log event and the baton.graceful.drain.connections metric
+// count as forced only what the deadline closed (one per connection, a
+// tracked one counted once); drained is the rest. The drain's duration
+// (took, baton.graceful.drain.duration) covers its whole wait, the final
+// GracefulStop and HTTP/2 shutdown included, but not a bake window between
+// the two.
+//
+// WebSockets with github.com/coder/websocket (the connection came from
+// Listen, so nothing else is needed; the client reconnects on status 1001
+// and lands on the new process):
+//
+//	ws, err := websocket.Accept(w, r, nil)
+//	if err != nil { return }
+//	defer ws.CloseNow()
+//	go func() {
+//		select {
+//		case <-graceful.Draining(r.Context()):
+//			ws.Close(websocket.StatusGoingAway, "server restarting")
+//		case <-r.Context().Done():
+//		}
+//	}()
+//	for { /* ws.Read, ws.Write */ }
+//
+// With github.com/gorilla/websocket, whose *Conn is an io.Closer, Track
+// gives a finish callback that asks the peer to go:
+//
+//	ws, err := upgrader.Upgrade(w, r, nil)
+//	if err != nil { return }
+//	defer ws.Close()
+//	defer u.Track(ws, func() {
+//		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server restarting")
+//		ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+//	})()
+//	for { /* ws.ReadMessage, ws.WriteMessage */ }
 //
 // Keep-alive connections are not closed while idle at the start of a
 // drain: closing one races with a client that reuses it at that instant,
 // whose request then meets a closed connection (Go's transport silently
-// resends idempotent requests; other clients fail). Instead, HTTP wraps
-// the server's Handler so that every HTTP/1 answer written during a drain
-// carries Connection: close, and a connection is closed while idle only
+// resends idempotent requests; other clients fail). Busy connections end
+// after their next answer, as above; a connection is closed while idle only
 // once it has been idle for 1 s (at most half the drain time), which a
 // client that is using it never is. The race remains for a client that
 // reuses a connection after exactly that idle time, and for a connection
 // whose answer was written before the drain began (no Connection: close)
-// if the client reuses it just when its grace ends; HTTP/2 connections are
-// left to http.Server.Shutdown.
+// if the client reuses it just when its grace ends. An idle HTTP/2
+// connection is closed the same way, without GOAWAY: the server can only
+// send GOAWAY with an answer, or at Shutdown, which cannot be undone.
 //
 // # systemd
 //

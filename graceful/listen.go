@@ -27,7 +27,7 @@ func (u *Upgrader) Listen(ctx context.Context, network, addr string) (net.Listen
 	if err != nil {
 		return nil, err
 	}
-	l := newListener(inner, key, f)
+	l := newListener(inner, key, f, u.drain)
 	if u.state == StateStarting {
 		// A process accepts only once its readiness check passed;
 		// until then connections wait in the kernel's queue (or go to

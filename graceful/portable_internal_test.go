@@ -39,7 +39,7 @@ func TestListenerPauseResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newListener(inner, fileKey{kindListener, "tcp", inner.Addr().String()}, nil)
+	l := newListener(inner, fileKey{kindListener, "tcp", inner.Addr().String()}, nil, nil)
 	accepted := make(chan net.Conn)
 	next := make(chan struct{}) // lets the accepting caller come back
 	var wg sync.WaitGroup

@@ -94,7 +94,11 @@ func (u *Upgrader) finish(deadline time.Time, r drainResult, lastOwner bool) {
 	u.transitionLocked(StateDraining, StateStarting, StateReady, StateUpgrading, StateBaking)
 	u.mu.Unlock()
 	u.pauseListeners()
+	start := time.Now()
 	r.forced += u.drain.final(deadline)
+	// The final wait (gRPC's GracefulStop, HTTP/2 shutdown) is part of the
+	// drain; a bake window between the two parts is not.
+	r.took += time.Since(start)
 	u.closeSockets(lastOwner)
 	u.met.drained(r)
 	u.log.Info("drained", "drained", r.drained, "forced", r.forced, "took", r.took)
