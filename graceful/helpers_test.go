@@ -41,7 +41,7 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{t: t, dir: dir, path: filepath.Join(dir, "server"), pidfile: filepath.Join(dir, "pid"),
-		stderr: filepath.Join(dir, "stderr"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+		stderr: filepath.Join(dir, "stderr"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: processWait}}
 	s.install("")
 	errf, err := os.Create(s.stderr)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/internal/testchild"
 )
@@ -91,6 +92,14 @@ func TestFaults(t *testing.T) {
 			if got := s.pid(); got != s.first {
 				t.Errorf("answered by %d, want the old process %d", got, s.first)
 			}
+			// A new process that failed was killed and reaped: the
+			// process tree is the old process alone.
+			testchild.Eventually(t, "the process tree to be the old process alone", processWait, poll, func() error {
+				if tree := s.tree(); len(tree) != 1 || tree[0] != s.first {
+					return fmt.Errorf("processes %v, old process %d", tree, s.first)
+				}
+				return nil
+			})
 			s.install("")
 			if ok, msg := s.upgrade(); !ok {
 				t.Fatalf("good upgrade after fault: %s", msg)
@@ -99,6 +108,46 @@ func TestFaults(t *testing.T) {
 			l.check(t)
 		})
 	}
+}
+
+// While a new process's Check is held open, every answer for 500 ms still
+// comes from the old process: the new one already holds the sockets (and
+// its server calls Accept) but must not accept before its Check passed.
+func TestNoAcceptBeforeCheck(t *testing.T) {
+	s := startServer(t, nil, "-upgrade-timeout", "20s")
+	gate := filepath.Join(s.dir, "gate")
+	s.installGated(gate)
+	type answer struct {
+		ok  bool
+		msg string
+	}
+	upgraded := make(chan answer, 1)
+	go func() {
+		ok, msg := s.upgradeNoFatal()
+		upgraded <- answer{ok, msg}
+	}()
+	waitFile(t, gate+".waiting") // inside its Check, holding the sockets
+	n := 0
+	for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); n++ {
+		// A new connection each time: the kernel hands it to any
+		// process blocked in accept.
+		if p := s.pid(); p != s.first {
+			t.Fatalf("request %d answered by %d while its Check was held open; want the old process %d", n, p, s.first)
+		}
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-upgraded:
+		if !a.ok {
+			t.Fatalf("upgrade once the Check passed: %s", a.msg)
+		}
+	case <-time.After(processWait):
+		t.Fatalf("the upgrade did not return within %s of its Check passing", processWait)
+	}
+	s.waitPID(waitNewPID(t, s, s.first))
+	t.Logf("%d requests answered by the old process while the Check was held open", n)
 }
 
 // A trigger during an upgrade is refused with ErrUpgradeInProgress.
