@@ -39,7 +39,11 @@ func TestShutdownWhileChildExitsInBake(t *testing.T) {
 
 		shut := make(chan error, 1)
 		go func() { shut <- u.Shutdown(ctx) }()
-		<-u.stopping
+		select {
+		case <-u.stopping:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Shutdown did not begin within 10s", i)
+		}
 		go u.afterHandoff(c, time.Minute)
 		select {
 		case err := <-shut:
@@ -94,10 +98,17 @@ func TestRollbackAckThenClose(t *testing.T) {
 			}
 			parent.Close()
 		}()
-		if err := u.Rollback(context.Background()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = u.Rollback(ctx)
+		cancel()
+		if err != nil {
 			t.Fatalf("round %d: Rollback: %v", i, err)
 		}
-		<-u.Done() // handed back: this process drained and finished
+		select {
+		case <-u.Done(): // handed back: this process drained and finished
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the process did not finish within 10s of giving serving back", i)
+		}
 		u.Close()
 	}
 }

@@ -243,7 +243,7 @@ func TestDrainHTTP2Flavours(t *testing.T) {
 			expect(t, c, "before the drain", map[h2raw.Kind]uint32{h2raw.Response: id})
 
 			wait := shutdownIn(t, u, "the client closed its connection")
-			<-graceful.Draining(base)
+			recv(t, "the drain to start", graceful.Draining(base))
 			id, _ = c.Get("/")
 			expect(t, c, "the first request of the drain", map[h2raw.Kind]uint32{h2raw.Response: id, h2raw.GoAway: id})
 			close(release)
@@ -348,7 +348,7 @@ func TestDrainWebSockets(t *testing.T) {
 				t.Fatalf("echo: %q %v", b, err)
 			}
 			wait := shutdownIn(t, u, "the WebSocket closed")
-			<-graceful.Draining(base)
+			recv(t, "the drain to start", graceful.Draining(base))
 			// The client reads until the server's close frame; reading it
 			// answers the close handshake.
 			_, _, err = ws.Read(ctx)

@@ -61,7 +61,7 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	go func() { _ = cmd.Wait(); close(waited) }()
 	t.Cleanup(func() {
 		s.stopAll()
-		<-waited
+		recv(t, "the first server process to be reaped", waited)
 		checkNoRace(t, s.stderr)
 		if t.Failed() {
 			b, _ := os.ReadFile(s.stderr)
@@ -134,17 +134,26 @@ func (s *server) url(p string) string { return "http://" + s.addr + p }
 // pid asks the server which process answers.
 func (s *server) pid() int {
 	s.t.Helper()
+	n, err := s.answer()
+	if err != nil {
+		s.t.Fatalf("asking which process answers: %v", err)
+	}
+	return n
+}
+
+// answer asks the server which process answers.
+func (s *server) answer() (int, error) {
 	resp, err := s.client.Get(s.url("/"))
 	if err != nil {
-		s.t.Fatal(err)
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(b)), "pid="))
 	if err != nil {
-		s.t.Fatalf("bad answer %q", b)
+		return 0, fmt.Errorf("bad answer %q", b)
 	}
-	return n
+	return n, nil
 }
 
 func (s *server) pidFile() int {
@@ -185,10 +194,11 @@ func (s *server) upgrade() (ok bool, msg string) {
 func (s *server) waitPID(pid int) {
 	s.t.Helper()
 	testchild.Eventually(s.t, fmt.Sprintf("process %d to answer", pid), processWait, poll, func() error {
-		if got := s.pid(); got != pid {
-			return fmt.Errorf("answered by %d", got)
+		got, err := s.answer()
+		if err == nil && got != pid {
+			err = fmt.Errorf("answered by %d", got)
 		}
-		return nil
+		return err
 	})
 }
 

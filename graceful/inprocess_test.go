@@ -48,7 +48,9 @@ func TestUpgradeInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	ctx := context.Background()
+	// Every upgrade of this test has this deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
 	if err := u.Upgrade(ctx); !errors.Is(err, graceful.ErrNotReady) {
 		t.Fatalf("Upgrade before Ready: %v", err)
 	}
@@ -97,8 +99,8 @@ func TestUpgradeInProcess(t *testing.T) {
 			waitGone(t, pid)
 		}
 	})
-	<-u.Done()
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	recv(t, "this process to finish serving after the handoff", u.Done())
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testWait}
 	resp, err := c.Get("http://" + ln.Addr().String() + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +180,7 @@ func TestUpgradeCancelled(t *testing.T) {
 		return nil
 	})
 	cancel()
-	err = <-done
+	err = recv(t, "the cancelled Upgrade to return", done)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Upgrade: %v, want context.Canceled", err)
 	}

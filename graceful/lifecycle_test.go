@@ -62,9 +62,7 @@ func TestDrainGRPC(t *testing.T) {
 	if err := u.Ready(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := u.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	shutdown(t, u)
 	select {
 	case <-g.graceful:
 	default:
@@ -126,7 +124,7 @@ func TestDrainObservability(t *testing.T) {
 	// One keep-alive connection, idle once answered: drained.
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Get("http://" + ln.Addr().String() + "/")
+	resp, err := (&http.Client{Transport: tr, Timeout: testWait}).Get("http://" + ln.Addr().String() + "/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +136,8 @@ func TestDrainObservability(t *testing.T) {
 	release := u.Track(ours, nil)
 	defer release()
 
-	if err := u.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+	shutdown(t, u)
+	if err := recv(t, "Serve to return", served); !errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("Serve: %v", err)
 	}
 	var rm metricdata.ResourceMetrics

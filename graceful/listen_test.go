@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/batonhq/baton/internal/testchild"
 )
 
 // On a first start, a socket passed by systemd (LISTEN_FDS) is used.
@@ -45,10 +47,10 @@ func TestSocketActivation(t *testing.T) {
 	f.Close()
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
+		_ = testchild.Wait(t, "the socket-activated server, drained by SIGTERM", cmd, testWait)
 	}()
 	waitFile(t, filepath.Join(dir, "addr"))
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testWait}
 	resp, err := c.Get("http://" + addr + "/")
 	if err != nil {
 		t.Fatalf("activated socket not served: %v", err)
@@ -74,7 +76,7 @@ func TestUnixAndUDPInherited(t *testing.T) {
 	udpAddr := pc.LocalAddr().String()
 	pc.Close()
 	s := startServer(t, nil, "-unix", sock, "-udp", udpAddr)
-	unixClient := &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
+	unixClient := &http.Client{Timeout: testWait, Transport: &http.Transport{DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}}

@@ -67,7 +67,7 @@ func TestInFlightAndHijackedAcrossUpgrade(t *testing.T) {
 		t.Error("the old process was gone before its drain deadline; the check above proved nothing")
 	}
 	for range 4 {
-		res := <-results
+		res := recv(t, "a long request to be answered", results)
 		if want := fmt.Sprintf("pid=%d", s.first); res.err != nil || strings.TrimSpace(res.body) != want {
 			t.Errorf("long request: %q %v, want %s (the old process, where it was in flight)", res.body, res.err, want)
 		}

@@ -290,8 +290,8 @@ func TestFromTableflip(t *testing.T) {
 	waited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(waited) }()
 	s := &server{t: t, dir: dir, path: path, pidfile: pidfile, addr: waitFile(t, addrFile),
-		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
-	t.Cleanup(func() { s.stopAll(); <-waited })
+		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testWait}}
+	t.Cleanup(func() { s.stopAll(); recv(t, "the tableflip process to be reaped", waited) })
 	if got := s.pid(); got != cmd.Process.Pid {
 		t.Fatalf("tableflip process answered as %d", got)
 	}
@@ -301,7 +301,7 @@ func TestFromTableflip(t *testing.T) {
 	}
 	next := waitNewPID(t, s, cmd.Process.Pid)
 	s.waitPID(next)
-	<-waited // the tableflip parent exits once the graceful child is ready
+	recv(t, "the tableflip parent to exit once the graceful child is ready", waited)
 	if ok, msg := s.upgrade(); !ok {
 		t.Fatalf("graceful process upgrading again: %s", msg)
 	}
@@ -332,7 +332,7 @@ func TestRaceDetectorReachesServers(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testWait}
 	resp, err := c.Get("http://" + waitFile(t, addrFile) + "/race")
 	if err != nil {
 		t.Fatal(err)
