@@ -1,5 +1,7 @@
 package graceful_test
 
+//lint:file-ignore SA1019 x/net's h2c (and the http2.Server it needs) is deprecated in favour of http.Server.Protocols, but services still use it, and it is the only server of the HTTP/1.1 Upgrade to h2c: graceful must drain it.
+
 import (
 	"context"
 	"crypto/tls"

@@ -170,6 +170,11 @@ func (w *closeWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+func (w *closeWriter) WriteString(str string) (int, error) {
+	w.header()
+	return io.WriteString(w.ResponseWriter, str)
+}
+
 func (w *closeWriter) ReadFrom(r io.Reader) (int64, error) {
 	w.header()
 	return io.Copy(w.ResponseWriter, r)

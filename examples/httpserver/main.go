@@ -19,7 +19,9 @@
 //	h2c        HTTP/1.1 and unencrypted HTTP/2 with prior knowledge,
 //	           through net/http's Server.Protocols
 //	h2c-xnet   HTTP/1.1 and h2c both ways (prior knowledge and the
-//	           HTTP/1.1 Upgrade), through golang.org/x/net/http2/h2c
+//	           HTTP/1.1 Upgrade), through golang.org/x/net/http2/h2c,
+//	           which x/net deprecates in favour of Protocols but which
+//	           many services use, and the only server of the Upgrade
 //	tls        HTTP/1.1 and HTTP/2 over TLS (-cert and -key)
 //
 // /ws is a WebSocket echo (github.com/coder/websocket) that answers each
@@ -46,6 +48,8 @@
 // stopped alone gives serving back). With a matching .socket unit the first
 // process takes its listener from systemd (LISTEN_FDS).
 package main
+
+//lint:file-ignore SA1019 x/net's h2c (and the http2.Server it needs) is deprecated in favour of http.Server.Protocols, but services still use it, and it is the only server of the HTTP/1.1 Upgrade to h2c: graceful must drain it.
 
 import (
 	"context"

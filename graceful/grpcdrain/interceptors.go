@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/batonhq/baton/graceful"
@@ -28,7 +27,7 @@ func UnaryServerInterceptor(u *graceful.Upgrader) grpc.UnaryServerInterceptor {
 func StreamServerInterceptor(u *graceful.Upgrader) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx := u.DrainContext(ss.Context())
-		if info.FullMethod != healthgrpc.Health_Watch_FullMethodName {
+		if info.FullMethod != healthpb.Health_Watch_FullMethodName {
 			return handler(srv, &drainStream{ServerStream: ss, ctx: ctx})
 		}
 		ctx, cancel := context.WithCancel(ctx)

@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/batonhq/baton/graceful"
@@ -221,7 +220,7 @@ func (s *Server) newGeneration() *generation {
 		grpc.ChainStreamInterceptor(StreamServerInterceptor(s.u)),
 	}, s.opts.ServerOptions...)
 	srv := grpc.NewServer(opts...)
-	healthgrpc.RegisterHealthServer(srv, s.health)
+	healthpb.RegisterHealthServer(srv, s.health)
 	s.opts.Register(srv)
 	return &generation{srv: srv, lns: map[*feed]*chanListener{}}
 }

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -157,7 +156,7 @@ func TestDrainTellsHandlersAndHealth(t *testing.T) {
 	if err := stream.RecvMsg(new(wrapperspb.StringValue)); err != nil {
 		t.Fatal(err)
 	}
-	hc := healthgrpc.NewHealthClient(cc)
+	hc := healthpb.NewHealthClient(cc)
 	if r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health Check before the drain: %v %v", r, err)
 	}

@@ -1,5 +1,7 @@
 package main
 
+//lint:file-ignore SA1019 x/net's http2.Transport is deprecated in favour of http.Transport.Protocols, but clients still use it: the h2c-xnet mode drives x/net's server with x/net's client.
+
 import (
 	"context"
 	"crypto/tls"

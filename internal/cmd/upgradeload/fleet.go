@@ -399,7 +399,6 @@ type clientProc struct {
 	rep    *clientReport
 	change chan struct{}
 	done   chan struct{}
-	tail   []string
 }
 
 type move struct {
