@@ -1,3 +1,5 @@
+//go:build linux
+
 package graceful
 
 import (
@@ -31,13 +33,17 @@ func TestShutdownWhileChildExitsInBake(t *testing.T) {
 		close(c.exited)
 		// The state a handoff with a bake window leaves behind.
 		u.mu.Lock()
-		u.state, u.handedOff, u.child = StateBaking, true, c
+		u.state, u.handedOff = StateBaking, true
 		u.wg.Add(1)
 		u.mu.Unlock()
 
 		shut := make(chan error, 1)
 		go func() { shut <- u.Shutdown(ctx) }()
-		<-u.stopping
+		select {
+		case <-u.stopping:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Shutdown did not begin within 10s", i)
+		}
 		go u.afterHandoff(c, time.Minute)
 		select {
 		case err := <-shut:
@@ -82,7 +88,7 @@ func TestRollbackAckThenClose(t *testing.T) {
 		u.in = &inheritance{control: os.NewFile(uintptr(fds[1]), "control")}
 		u.mu.Lock()
 		u.state, u.parentBaking = StateReady, true
-		u.giveBackAck, u.probDone = make(chan bool, 1), make(chan struct{})
+		u.prob = newProbation()
 		u.mu.Unlock()
 		u.startProbation()
 		go func() {
@@ -92,10 +98,17 @@ func TestRollbackAckThenClose(t *testing.T) {
 			}
 			parent.Close()
 		}()
-		if err := u.Rollback(context.Background()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = u.Rollback(ctx)
+		cancel()
+		if err != nil {
 			t.Fatalf("round %d: Rollback: %v", i, err)
 		}
-		<-u.Done() // handed back: this process drained and finished
+		select {
+		case <-u.Done(): // handed back: this process drained and finished
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the process did not finish within 10s of giving serving back", i)
+		}
 		u.Close()
 	}
 }

@@ -1,7 +1,8 @@
 // Package graceful keeps a Go service answering every request across binary
 // upgrades and shutdowns: socket handoff to a new process, a blue-green bake
 // window with automatic rollback, connection draining, health probes and
-// systemd integration.
+// systemd integration. Measured figures are in the graceful section of
+// BENCHMARKS.md at the root of the module.
 //
 // # Lifecycle
 //
@@ -14,24 +15,28 @@
 //	err := u.Run(ctx)                        // SIGHUP upgrades, SIGTERM drains
 //
 // A process is starting, ready, upgrading (still accepting), baking, draining
-// and finally stopped (State, and the Health handler's readiness probe).
-// Upgrade (or SIGHUP, or systemd's ExecReload) starts whatever binary now
-// stands at the path the process was started from, with the same arguments,
-// and passes it duplicates of every listener. The new process accepts only
-// after its Ready, that is after the application's Check passed; the old one
-// stops accepting only after it receives that notice, so for a moment both
-// accept and there is no gap. Both hold the same socket (not SO_REUSEPORT),
-// so the kernel's accept queue is never lost: a connection is accepted by
-// one process or the other, never refused or reset by the handoff.
+// and finally stopped ([Upgrader.State], and the [Upgrader.Health]
+// handler's readiness probe). [Upgrader.Upgrade] (or SIGHUP, or systemd's
+// ExecReload) starts whatever binary now stands at the path the process was
+// started from, with the same arguments, and passes it duplicates of every
+// listener; [Upgrader.UpgradeWith] names the binary, arguments and bake
+// window of one upgrade instead. The new process accepts only after its
+// [Upgrader.Ready], that is after the application's Check passed; the old
+// one stops accepting only after it receives that notice, so for a moment
+// both accept and there is no gap. Both hold the same socket (not
+// SO_REUSEPORT), so the kernel's accept queue is never lost: a connection is
+// accepted by one process or the other, never refused or reset by the
+// handoff.
 //
 // Upgrade returns nil once the new process is the acceptor. If the new
 // process cannot be started, exits, or is not ready within UpgradeTimeout,
 // it is killed, the old process keeps serving, and Upgrade returns an
-// *UpgradeError naming the binary, PID, exit status, cause (ErrStart,
-// ErrChildExited, ErrChildTimeout) and the last lines it wrote to standard
-// error (captured in an unlinked temporary file until its Ready, then copied
-// to the real standard error, which the new process takes over). A trigger
-// while an upgrade runs fails at once with ErrUpgradeInProgress.
+// [*UpgradeError] naming the binary, PID, exit status, cause ([ErrStart],
+// [ErrChildExited], [ErrChildTimeout]) and the last lines it wrote to
+// standard error (captured in an unlinked temporary file until its Ready,
+// then copied to the real standard error, which the new process takes
+// over). A trigger while an upgrade runs fails at once with
+// [ErrUpgradeInProgress].
 //
 // # Why the plain pattern loses requests, and what graceful does instead
 //
@@ -43,48 +48,54 @@
 // the EOFs. graceful never calls Shutdown while a request can be pending:
 // accepting is paused (a deadline interrupts Accept; the socket stays
 // open), pause returns only once a connection the kernel handed over at
-// that instant has reached its server, HTTP/1 answers carry Connection:
-// close from then on (keep-alive connections end after their next answer),
-// and only when every HTTP/1 connection is gone does Shutdown run, for
-// HTTP/2.
+// that instant has reached its server, answers carry Connection: close
+// from then on (keep-alive connections end after their next answer, HTTP/2
+// ones get GOAWAY), and only when every connection is gone does Shutdown
+// run.
 //
 // # Bake window (blue-green in one process tree)
 //
 // With a bake window (Options.BakeWindow, or UpgradeOptions.BakeWindow for
-// one upgrade), the old process stays warm after the handoff: its
-// listeners stay open but paused, its own connections drain. If, inside the
-// window, the new process leaves for any reason (it exits with any status
-// or signal, returns from main through a deferred Close, is shut down) or
+// one upgrade), the old process stays warm after the handoff: its listeners
+// stay open but paused, its own connections drain. If, inside the window,
+// the new process leaves for any reason (it exits with any status or
+// signal, returns from main through a deferred Close, is shut down) or
 // fails its Check (re-run every CheckInterval), the old process resumes
-// accepting. A new process that leaves on purpose (Close, Shutdown, a
-// failed Check, Rollback) gives serving back first and then drains, so no
-// request is lost; only one that dies abruptly loses what it had in
-// flight. The resumed process keeps its own Options: its next Upgrade
-// starts Options.Executable, not the binary that failed. The old process
-// resumes accepting, rewrites the PID file, tells systemd it is
-// MAINPID again, and can upgrade again later. Watching uses the child's exit
-// status (the old process is its parent) and a socketpair passed with the
-// listeners. When the window ends, the old process drains for good and
-// exits. While the old process bakes, the new one refuses to upgrade
-// (ErrParentBaking): otherwise a rollback could resurrect a generation
-// older than the one being replaced.
+// accepting, rewrites the PID file, tells systemd it is MAINPID again, and
+// can upgrade again later. A new process that leaves on purpose (Close,
+// Shutdown, a failed Check, Rollback) gives serving back first and then
+// drains, so no request is lost; only one that dies abruptly loses what it
+// had in flight. The resumed process keeps its own Options: its next
+// Upgrade starts Options.Executable, not the binary that failed, so install
+// each release at a path of its own and name it in UpgradeOptions.Binary.
+// Watching uses the child's exit status (the old process is its parent) and
+// a socketpair passed with the listeners. When the window ends, the old
+// process drains for good and exits. While the old process bakes, the new
+// one refuses to upgrade ([ErrParentBaking]): otherwise a rollback could
+// resurrect a generation older than the one being replaced.
 //
 // An orchestrator (package rollout) ends the window itself from the new
-// process: Promote ends the window (the old process stops being a fallback,
-// drains and exits now), Rollback gives serving back by the same path as a failed
-// Check (the old process resumes, the new one drains and finishes). In the
-// old process, Resumed returns a channel closed when it takes serving
-// back, which is how it learns that it has to carry on. Promote without a
-// baking predecessor does nothing; Rollback fails with ErrNoFallback.
+// process: [Upgrader.Promote] ends it (the old process stops being a
+// fallback, drains and exits now), [Upgrader.Rollback] gives serving back
+// by the same path as a failed Check (the old process resumes, the new one
+// drains and finishes). In the old process, [Upgrader.Resumed] returns a
+// channel closed when it takes serving back, which is how it learns that it
+// has to carry on. Promote without a baking predecessor does nothing;
+// Rollback fails with [ErrNoFallback]. To stop the whole service inside a
+// window, stop both processes (systemd's default KillMode=control-group
+// signals every process of the unit; the old process, stopping, refuses to
+// resume) or Promote first: a new process stopped alone gives serving back.
 //
 // Guarantees: a connection waiting in the kernel queue is served by
 // whichever process resumes or remains; connections of the old process are
-// drained normally. Limits: requests in flight inside a new process that
-// crashes are lost with it (a failed Check hands back gracefully instead);
-// the bake watches exit and Check only, not error rates (canary analysis
-// belongs to the canary and rollout packages); long-lived HTTP/2 and gRPC
-// connections stay on the old process during the window (gRPC's
-// GracefulStop is irreversible, so it runs when the window ends).
+// drained normally, inside the window too, so that HTTP/2 clients (GOAWAY
+// on their next answer) and gRPC clients on graceful/grpcdrain (GOAWAY at
+// once) move to the new process right after the handoff. Limits: requests
+// in flight inside a new process that crashes are lost with it; the bake
+// watches exit and Check only, not error rates (canary analysis belongs to
+// the canary and rollout packages); a plain *grpc.Server registered with
+// GRPC keeps its connections on the old process for the window, since its
+// GracefulStop cannot be undone (grpcdrain's Server can).
 //
 // # Upgrades while old processes drain (tableflip issue 52)
 //
@@ -97,36 +108,91 @@
 //
 // # Draining
 //
-// Shutdown (and SIGTERM/SIGINT in Run) turns readiness not-ready, waits
-// DrainDelay while still accepting so that load balancers notice, stops
-// accepting, answers on keep-alive connections with Connection: close
-// (closing those that stay idle, see below), tells long and hijacked connections to finish
-// (Draining(ctx) in handlers, the finish callback of Track), and at the
-// drain deadline (DrainTimeout, or ctx's deadline if earlier) closes what is
-// left. A second SIGTERM closes everything at once. gRPC servers are
-// registered with GRPC (GracefulStop, then Stop at the deadline) without
-// this package importing gRPC. The handoff drains the old process the same
-// way, without the delay. net/http stops reporting a connection once it is
-// hijacked, so a hijacked connection that is not passed to Track is waited
-// for until the deadline and then closed. A connection that sent nothing
-// in the 5 s since it was accepted (a browser's preconnect) counts as idle,
-// as in http.Server.Shutdown.
+// [Upgrader.Shutdown] (and SIGTERM/SIGINT in [Upgrader.Run]) turns
+// readiness not-ready, waits DrainDelay while still accepting so that load
+// balancers notice, stops accepting, and drains; the handoff drains the old
+// process the same way, without the delay. What a drain does:
+//
+//   - Answers written from then on carry Connection: close
+//     ([Upgrader.DrainHandler], which [Upgrader.HTTP] applies to the
+//     server's Handler): net/http closes an HTTP/1 connection right after
+//     the answer, and an HTTP/2 server, net/http's or x/net's, turns the
+//     header into GOAWAY, answers every stream in flight and closes once the
+//     client's streams are done. So every flavour drains alike: HTTP/1,
+//     HTTP/2 over TLS, unencrypted HTTP/2 through net/http's Protocols, and
+//     x/net's h2c both with prior knowledge and through the HTTP/1.1
+//     Upgrade; clients move on their next request, and the old process
+//     exits as soon as its last connection is done. x/net's h2c serves each
+//     h2c connection with the handler given to h2c.NewHandler, not the
+//     server's, so write h2c.NewHandler(u.DrainHandler(mux), h2s).
+//   - Long and hijacked connections are told to finish: handlers select on
+//     [Draining](r.Context()), and the finish callback of [Upgrader.Track]
+//     runs.
+//   - gRPC servers registered with [Upgrader.GRPC] stop gracefully
+//     (graceful/grpcdrain does it at the start of the drain, see there), and
+//     the drain waits for GracefulStop.
+//   - What is still open at the drain deadline (DrainTimeout, or ctx's
+//     deadline if earlier) is closed; a second SIGTERM closes everything at
+//     once.
+//
+// A connection from Listen that a handler hijacks (a WebSocket, h2c served
+// by x/net) is waited for until it closes, and closed at the deadline, with
+// no Track: graceful's listener hands out connections whose Close it
+// notices. Track is for what it cannot see: raw protocols, connections that
+// did not come from Listen, and for a finish callback instead of watching
+// Draining. It takes the connection, a WebSocket library's connection
+// (anything with Close), [CloseFunc] around a close function or
+// [CancelFunc] around the cancel of the handler's context. A connection
+// that sent nothing in the 5 s since it was accepted (a browser's
+// preconnect) counts as idle, as in http.Server.Shutdown.
+//
+// The drained log event and the baton.graceful.drain.connections metric
+// count as forced only what the deadline closed (one per connection, a
+// tracked one counted once); drained is the rest. The drain's duration
+// (took, baton.graceful.drain.duration) covers its whole wait, the final
+// GracefulStop and HTTP/2 shutdown included, but not a bake window between
+// the two.
+//
+// WebSockets with github.com/coder/websocket (the connection came from
+// Listen, so nothing else is needed; the client reconnects on status 1001
+// and lands on the new process):
+//
+//	ws, err := websocket.Accept(w, r, nil)
+//	if err != nil { return }
+//	defer ws.CloseNow()
+//	go func() {
+//		select {
+//		case <-graceful.Draining(r.Context()):
+//			ws.Close(websocket.StatusGoingAway, "server restarting")
+//		case <-r.Context().Done():
+//		}
+//	}()
+//	for { /* ws.Read, ws.Write */ }
+//
+// With github.com/gorilla/websocket, whose *Conn is an io.Closer, Track
+// gives a finish callback that asks the peer to go:
+//
+//	ws, err := upgrader.Upgrade(w, r, nil)
+//	if err != nil { return }
+//	defer ws.Close()
+//	defer u.Track(ws, func() {
+//		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server restarting")
+//		ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+//	})()
+//	for { /* ws.ReadMessage, ws.WriteMessage */ }
 //
 // Keep-alive connections are not closed while idle at the start of a
 // drain: closing one races with a client that reuses it at that instant,
 // whose request then meets a closed connection (Go's transport silently
-// resends idempotent requests; other clients fail). Instead, HTTP wraps
-// the server's Handler so that every HTTP/1 answer written during a drain
-// carries Connection: close, and a connection is closed while idle only
+// resends idempotent requests; other clients fail). Busy connections end
+// after their next answer, as above; a connection is closed while idle only
 // once it has been idle for 1 s (at most half the drain time), which a
-// client that is using it never is. Measured with upgradeload (50
-// upgrades, 16 keep-alive clients): 142 and 213 requests resent by Go's
-// transport in two runs when idle connections were closed at once, 0 in
-// four runs with this (one with the server built with -race). The race
-// remains for a client that reuses a connection after exactly that idle
-// time, and for a connection whose answer was written before the drain
-// began (no Connection: close) if the client reuses it just when its
-// grace ends; HTTP/2 connections are left to http.Server.Shutdown.
+// client that is using it never is. The race remains for a client that
+// reuses a connection after exactly that idle time, and for a connection
+// whose answer was written before the drain began (no Connection: close)
+// if the client reuses it just when its grace ends. An idle HTTP/2
+// connection is closed the same way, without GOAWAY: the server can only
+// send GOAWAY with an answer, or at Shutdown, which cannot be undone.
 //
 // # systemd
 //
@@ -137,6 +203,18 @@
 // STOPPING=1 when draining. PIDFile is replaced atomically by the serving
 // process. On a first start, sockets passed by systemd (LISTEN_FDS) are
 // matched to Listen by address. See examples/systemd.
+//
+// # Platforms
+//
+// Linux has everything and is where the suite runs. macOS and the BSDs
+// (any Unix) have the full handoff and bake window, with the descriptors
+// made close-on-exec under syscall.ForkLock where the kernel cannot do it
+// atomically (macOS), and no systemd pieces; they are built and vetted,
+// not run, in CI. Windows has no descriptor passing: Listen, HTTP, GRPC,
+// Track, Ready, Health, Shutdown, Close and the drain work, and
+// UpgradeWith, Promote and Rollback return an error wrapping
+// [ErrNotSupported] that names the platform; Run drains on Ctrl-C and on
+// the console's close and shutdown events (SIGINT, SIGTERM).
 //
 // # Observability
 //
@@ -149,7 +227,7 @@
 //
 // # Other limits
 //
-// One Upgrader per process; Unix only (tested on Linux). Lifecycle signals
+// One Upgrader per process. Lifecycle signals
 // are caught from New on, so one arriving before Run is queued instead of
 // killing the process. Packet sockets (UDP, unixgram) are inherited but
 // cannot be paused: both processes may read during a handoff. A process
@@ -158,35 +236,4 @@
 // service manager must restart it. The wire protocol is tableflip v1.2.3's
 // (sentinel variable, descriptors 3 and 4, gob-encoded names), so a
 // tableflip process can upgrade into a graceful one.
-//
-// # Measured
-//
-// go run ./internal/cmd/upgradeload (examples/httpserver, 50 SIGHUP upgrades,
-// 16 clients, loopback; a 2-core machine shared with other engineers' test
-// runs, load average 3 to 7), two runs without keep-alive and four with:
-//
-//	                      no keep-alive        keep-alive
-//	failed requests       0 of 208-232k        0 of 418-852k
-//	resent by Go's client 0                    0 (142 and 213 before the
-//	                                           Connection: close drain)
-//	p99 near / steady     0.98-1.03x           0.97-1.69x (1.69x in the
-//	                                           busiest run, else <= 1.07x)
-//	handoff p50           5.6-5.9 ms           5.1-8.4 ms
-//	handoff p99           11-13 ms             11-61 ms
-//
-// With the server built with -race (upgradeload -race, keep-alive): 0
-// failed of 249k, 0 resent, 0 race reports, p99 near/steady 1.32x,
-// handoff p50 20 ms (the race runtime's start-up and slower code).
-//
-// "Near" is a request started within 100 ms after a trigger. Handoff is
-// trigger to the new process accepting, minus the new process's own
-// New-to-Ready time; it still includes fork and exec (p50 about 2 ms) and
-// the Go runtime's start. Its p99 follows the machine's load: 11-13 ms in
-// quieter runs, 31-61 ms in busier ones, where fork+exec alone reached a
-// p99 of 9-58 ms. upgradeload -check fails a run whose p99 near/steady
-// exceeds 1.5x or whose handoff p50 reaches 20 ms. Earlier measurements:
-// with 200 ms requests in flight across every upgrade (-delay 200ms, 20
-// upgrades) no request failed either; the same load against tableflip's
-// documented pattern (upgradeload -plain): 115 EOFs in 30 upgrades
-// without keep-alive, none with keep-alive.
 package graceful

@@ -1,9 +1,7 @@
 package graceful
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -12,22 +10,18 @@ import (
 	"time"
 )
 
-// GRPCServer is what draining needs from a *grpc.Server, so that gRPC fits
-// without this package importing it.
-type GRPCServer interface {
-	// GracefulStop stops accepting, lets pending RPCs finish and returns.
-	GracefulStop()
-	// Stop closes every connection at once.
-	Stop()
-}
+// This file is the drainer: what a drain waits for (HTTP connections,
+// hijacked and tracked ones, gRPC servers), how it tells them to finish,
+// and what it closes at the deadline. http.go hooks net/http servers into
+// it; grpc.go holds the gRPC side.
 
 type drainKey struct{}
 
 // Draining returns a channel that is closed when the process serving the
 // request behind ctx starts draining; handlers of long or hijacked
-// connections (websockets, streams) select on it to finish in time. It
+// connections (WebSockets, streams) select on it to finish in time. It
 // returns nil (never ready) for a context that does not come from a server
-// registered with Upgrader.HTTP.
+// registered with [Upgrader.HTTP] or from [Upgrader.DrainContext].
 func Draining(ctx context.Context) <-chan struct{} {
 	d, ok := ctx.Value(drainKey{}).(*drainer)
 	if !ok {
@@ -36,30 +30,82 @@ func Draining(ctx context.Context) <-chan struct{} {
 	return d.draining()
 }
 
+// DrainContext returns a copy of ctx for which [Draining] reports this
+// process's drains, for servers graceful does not hook itself: a gRPC
+// server's interceptors (graceful/grpcdrain has them), a raw protocol's
+// handlers. HTTP does it for the request contexts of its servers.
+func (u *Upgrader) DrainContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, drainKey{}, u.drain)
+}
+
+// Track registers a connection that net/http does not report on: a raw
+// protocol's, or a hijacked one that did not come from a graceful
+// listener. (Connections from Listen that an HTTP handler hijacks, a
+// WebSocket's, are waited for until they close without Track.) c is what
+// the drain closes if it is still tracked at the deadline: the connection
+// itself, a WebSocket library's connection (gorilla/websocket's *Conn),
+// [CloseFunc] around a close function (coder/websocket's Conn.CloseNow) or
+// [CancelFunc] around the cancel of the context the handler runs under.
+// finish, if not nil, is called when a drain starts (at once if one is
+// under way) to ask the owner to wrap up; it runs in the drain's goroutine
+// and must not block. Call the returned release when the connection is
+// done; it is idempotent. A tracked connection from a graceful listener is
+// also done when it closes.
+func (u *Upgrader) Track(c io.Closer, finish func()) (release func()) {
+	return u.drain.track(c, finish)
+}
+
+// CloseFunc adapts a close function to the io.Closer Track takes, such as
+// coder/websocket's Conn.CloseNow.
+type CloseFunc func() error
+
+// Close calls f.
+func (f CloseFunc) Close() error { return f() }
+
+// CancelFunc adapts the cancel function of a context to the io.Closer
+// Track takes: the drain deadline cancels the context a handler's loop
+// runs under.
+type CancelFunc context.CancelFunc
+
+// Close calls f.
+func (f CancelFunc) Close() error { f(); return nil }
+
 // drainer tracks every connection a drain must wait for. It is reusable: a
 // soft drain (at handoff) can be undone by resume when the successor fails
 // inside the bake window.
 type drainer struct {
-	mu       sync.Mutex
-	servers  []*httpServer
-	grpc     []GRPCServer
-	tracked  map[*tracked]struct{}
-	drainCh  chan struct{}
-	active   bool          // a drain is under way
-	closing  atomic.Bool   // HTTP/1 answers carry Connection: close
-	changed  chan struct{} // poked (non-blocking) when a connection goes away
+	mu      sync.Mutex
+	servers []*http.Server
+	grpcs   []*grpcServer
+	conns   map[net.Conn]*connEntry // HTTP connections, by canonical connection
+	byAddr  map[string]*connEntry   // hijacked connections of ours, by address pair
+	tracked map[*tracked]struct{}
+	drainCh chan struct{} // closed while a drain is under way
+	active  bool          // a drain is under way
+
+	closing  atomic.Bool   // answers carry Connection: close
+	changed  chan struct{} // poked (non-blocking) when something a drain waits for goes away
 	stopped  chan struct{} // closed by stopNow
 	stopOnce sync.Once
+	stops    sync.WaitGroup // GracefulStop goroutines (grpc.go)
 }
 
-type httpServer struct {
-	srv   *http.Server
-	conns map[net.Conn]connState // guarded by drainer.mu
+// connEntry is one HTTP connection: its last state as net/http reported
+// it, or hijacked once net/http let go of it.
+type connEntry struct {
+	key      net.Conn // canonical (canon): what a drain closes
+	own      *conn    // key, when it came from a graceful listener
+	addr     string   // its address pair, once hijacked (byAddr)
+	st       http.ConnState
+	since    time.Time
+	hijacked bool
 }
 
-type connState struct {
-	st    http.ConnState
-	since time.Time
+// tracked is a connection registered with Track.
+type tracked struct {
+	c      io.Closer
+	own    *conn // the graceful connection under c, if any: its close releases t
+	finish func()
 }
 
 // newConnIdleAfter: a connection that sent nothing for this long since it
@@ -67,24 +113,31 @@ type connState struct {
 // drain, as http.Server.Shutdown does.
 const newConnIdleAfter = 5 * time.Second
 
-// idleGrace is how long a keep-alive connection must have been idle before
-// a drain closes it (at most half the drain's time). Closing a connection
-// that is idle at this instant races with a client that is reusing it at
-// this instant: its request meets a closed connection (Go's transport then
-// resends it by itself, other clients may report an error). A client that
-// is busy reuses its connection within microseconds; one idle for this long
-// is one the client is not using, so the race all but disappears. Busy
-// connections do not wait for it: their next answer carries Connection:
-// close and net/http closes them after it.
+// idleGrace is how long a keep-alive connection (HTTP/1 or HTTP/2) must
+// have been idle before a drain closes it (at most half the drain's time).
+// Closing a connection that is idle at this instant races with a client
+// that is reusing it at this instant: its request meets a closed
+// connection (Go's transport then resends it by itself, other clients may
+// report an error). A client that is busy reuses its connection within
+// microseconds; one idle for this long is one the client is not using, so
+// the race all but disappears. Busy connections do not wait for it: their
+// next answer carries Connection: close, after which net/http closes an
+// HTTP/1 connection, and an HTTP/2 server sends GOAWAY and closes once the
+// client's streams are done.
 const idleGrace = time.Second
 
-type tracked struct {
-	c      io.Closer
-	finish func()
-}
+// drainTick paces the re-examination of idle connections during a drain.
+const drainTick = 50 * time.Millisecond
 
 func newDrainer() *drainer {
-	return &drainer{tracked: make(map[*tracked]struct{}), drainCh: make(chan struct{}), changed: make(chan struct{}, 1), stopped: make(chan struct{})}
+	return &drainer{
+		conns:   make(map[net.Conn]*connEntry),
+		byAddr:  make(map[string]*connEntry),
+		tracked: make(map[*tracked]struct{}),
+		drainCh: make(chan struct{}),
+		changed: make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+	}
 }
 
 func (d *drainer) poke() {
@@ -100,120 +153,56 @@ func (d *drainer) draining() <-chan struct{} {
 	return d.drainCh
 }
 
-// addHTTP hooks srv's ConnState and BaseContext. Hijacked connections stay
-// counted until Track's release or the drain deadline, because after a
-// hijack net/http no longer reports when they close.
-func (d *drainer) addHTTP(srv *http.Server) {
-	h := &httpServer{srv: srv, conns: make(map[net.Conn]connState)}
-	srv.Handler = d.closeWhenDraining(srv.Handler)
-	prevState := srv.ConnState
-	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		d.mu.Lock()
-		switch st {
-		case http.StateClosed:
-			delete(h.conns, c)
+// canon returns the connection a net/http report is about, under the
+// wrappers that carry it: a *tls.Conn, net/http's stand-in for an
+// unencrypted HTTP/2 connection, anything else that offers NetConn. A
+// graceful conn is where it stops.
+func canon(c net.Conn) net.Conn {
+	for range 8 {
+		switch x := c.(type) {
+		case *conn:
+			return x
+		case interface{ UnencryptedNetConn() net.Conn }:
+			c = x.UnencryptedNetConn()
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
 		default:
-			h.conns[c] = connState{st, time.Now()}
-		}
-		d.mu.Unlock()
-		if st == http.StateClosed || st == http.StateIdle {
-			d.poke()
-		}
-		if prevState != nil {
-			prevState(c, st)
+			return c
 		}
 	}
-	prevBase := srv.BaseContext
-	srv.BaseContext = func(ln net.Listener) context.Context {
-		ctx := context.Background()
-		if prevBase != nil {
-			ctx = prevBase(ln)
-		}
-		return context.WithValue(ctx, drainKey{}, d)
+	return c
+}
+
+// addrPair identifies a TCP connection by its two addresses; a connection
+// whose peer has no address (a Unix socket's) has none.
+func addrPair(c net.Conn) string {
+	la, ra := c.LocalAddr(), c.RemoteAddr()
+	if la == nil || ra == nil || ra.String() == "" || ra.String() == "@" {
+		return ""
 	}
+	return la.Network() + " " + la.String() + " " + ra.String()
+}
+
+func (d *drainer) removeLocked(e *connEntry) {
+	delete(d.conns, e.key)
+	if e.addr != "" && d.byAddr[e.addr] == e {
+		delete(d.byAddr, e.addr)
+	}
+}
+
+// connClosed is called once by a graceful conn's Close.
+func (d *drainer) connClosed(c *conn) {
 	d.mu.Lock()
-	d.servers = append(d.servers, h)
-	d.mu.Unlock()
-}
-
-// closeWhenDraining makes HTTP/1 answers written during a drain carry
-// Connection: close, so that the client does not reuse the connection and
-// net/http closes it right after the answer. This replaces
-// http.Server.SetKeepAlivesEnabled(false), which also closes every idle
-// connection at that instant (the race idleGrace avoids) and closes
-// connections after answers written just before it without telling the
-// client.
-func (d *drainer) closeWhenDraining(next http.Handler) http.Handler {
-	if next == nil {
-		next = http.DefaultServeMux
+	if e := d.conns[c]; e != nil {
+		d.removeLocked(e)
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor != 1 {
-			// HTTP/2 has no Connection header; Shutdown sends GOAWAY.
-			next.ServeHTTP(w, r)
-			return
+	for t := range d.tracked {
+		if t.own == c {
+			delete(d.tracked, t)
 		}
-		cw := &closeWriter{ResponseWriter: w, d: d}
-		next.ServeHTTP(cw, r)
-		// A handler that wrote nothing: net/http writes the header
-		// from this map after we return.
-		cw.header()
-	})
-}
-
-// closeWriter adds Connection: close to an HTTP/1 answer if a drain has
-// started by the time its header is written. It offers what net/http's
-// HTTP/1 ResponseWriter offers (Flusher, Hijacker, ReaderFrom) and Unwrap
-// for http.ResponseController.
-type closeWriter struct {
-	http.ResponseWriter
-	d     *drainer
-	wrote bool
-}
-
-func (w *closeWriter) header() {
-	if w.wrote {
-		return
 	}
-	w.wrote = true
-	if w.d.closing.Load() {
-		w.ResponseWriter.Header().Set("Connection", "close")
-	}
-}
-
-func (w *closeWriter) WriteHeader(code int) {
-	if code >= 200 {
-		w.header()
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *closeWriter) Write(b []byte) (int, error) {
-	w.header()
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *closeWriter) ReadFrom(r io.Reader) (int64, error) {
-	w.header()
-	return io.Copy(w.ResponseWriter, r)
-}
-
-func (w *closeWriter) Flush() {
-	w.header()
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *closeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	w.wrote = true // the connection is the handler's now
-	return http.NewResponseController(w.ResponseWriter).Hijack()
-}
-
-func (w *closeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-func (d *drainer) addGRPC(s GRPCServer) {
-	d.mu.Lock()
-	d.grpc = append(d.grpc, s)
 	d.mu.Unlock()
+	d.poke()
 }
 
 // track registers c; finish is called when a drain starts (at once if one
@@ -221,14 +210,23 @@ func (d *drainer) addGRPC(s GRPCServer) {
 func (d *drainer) track(c io.Closer, finish func()) (release func()) {
 	t := &tracked{c: c, finish: finish}
 	d.mu.Lock()
-	d.tracked[t] = struct{}{}
-	active := d.active
-	// A hijacked conn that is tracked is waited for through release only.
-	for _, h := range d.servers {
-		if nc, ok := c.(net.Conn); ok {
-			delete(h.conns, nc)
-		}
+	nc, ok := c.(net.Conn)
+	if x, isWS := c.(interface{ NetConn() net.Conn }); !ok && isWS {
+		nc, ok = x.NetConn(), true // a WebSocket library's connection (gorilla)
 	}
+	if ok {
+		// A hijacked connection net/http reported is waited for through
+		// the tracking from now on, not twice.
+		key := canon(nc)
+		if e := d.conns[key]; e != nil {
+			d.removeLocked(e)
+		}
+		t.own, _ = key.(*conn)
+	}
+	if t.own == nil || !t.own.closed.Load() {
+		d.tracked[t] = struct{}{}
+	}
+	active := d.active
 	d.mu.Unlock()
 	if active && finish != nil {
 		finish()
@@ -244,24 +242,9 @@ func (d *drainer) track(c io.Closer, finish func()) (release func()) {
 	}
 }
 
-// pending counts what a drain still waits for; h2 connections are left to
-// http.Server.Shutdown, which sends them GOAWAY.
+// pendingLocked counts what a drain still waits for.
 func (d *drainer) pendingLocked() int {
-	n := len(d.tracked)
-	for _, h := range d.servers {
-		for c := range h.conns {
-			if isH2(c) {
-				continue
-			}
-			n++
-		}
-	}
-	return n
-}
-
-func isH2(c net.Conn) bool {
-	tc, ok := c.(*tls.Conn)
-	return ok && tc.ConnectionState().NegotiatedProtocol == "h2"
+	return len(d.conns) + len(d.tracked) + d.grpcStoppingLocked()
 }
 
 // drainResult reports what a drain did.
@@ -270,17 +253,20 @@ type drainResult struct {
 	took            time.Duration
 }
 
-// soft starts a drain that resume can undo: handlers are told, answers
-// carry Connection: close (so busy keep-alive connections close after
-// their next answer), keep-alive connections idle for idleGrace close;
-// then it waits for the connections to go until deadline, when it closes
-// what is left. It never calls http.Server.Shutdown: Shutdown drops a
-// request whose connection was accepted but not yet read (net/http returns
-// from conn.serve when it sees the shutdown flag after reading the request),
-// which is the lost-request bug of the plain tableflip pattern.
+// soft starts a drain that resume can undo: gRPC servers that can serve
+// again stop gracefully (their clients get GOAWAY and move before their
+// streams are told to finish), handlers are told, answers carry
+// Connection: close (an HTTP/1 connection closes after its next answer, an
+// HTTP/2 server sends GOAWAY), keep-alive connections idle for idleGrace
+// close; then it waits for the connections to go until deadline, when it
+// closes what is left. It never calls http.Server.Shutdown: Shutdown drops
+// a request whose connection was accepted but not yet read (net/http
+// returns from conn.serve when it sees the shutdown flag after reading the
+// request), which is the lost-request bug of the plain tableflip pattern.
 func (d *drainer) soft(deadline time.Time, cancel <-chan struct{}) drainResult {
 	start := time.Now()
 	d.mu.Lock()
+	d.stopResumablesLocked()
 	if !d.active {
 		d.active = true
 		close(d.drainCh)
@@ -309,21 +295,21 @@ func (d *drainer) wait(deadline time.Time, cancel <-chan struct{}) int {
 	defer timer.Stop()
 	// Connections that were mid-request when the drain started, or that
 	// have not been idle long enough yet, are closed as they qualify.
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := time.NewTicker(drainTick)
 	defer tick.Stop()
 	for {
 		d.mu.Lock()
 		var idle []net.Conn
-		for _, h := range d.servers {
-			for c, cs := range h.conns {
-				if cs.st == http.StateIdle && time.Since(cs.since) >= grace || cs.st == http.StateNew && time.Since(cs.since) > newConnIdleAfter {
-					idle = append(idle, c)
-				}
+		for _, e := range d.conns {
+			if e.st == http.StateIdle && time.Since(e.since) >= grace || e.st == http.StateNew && time.Since(e.since) > newConnIdleAfter {
+				idle = append(idle, e.key)
 			}
 		}
 		n := d.pendingLocked()
 		d.mu.Unlock()
 		for _, c := range idle {
+			// Closing a graceful conn removes its entry; a foreign one
+			// goes when net/http reports it closed.
 			_ = c.Close()
 		}
 		if n == 0 {
@@ -342,74 +328,75 @@ func (d *drainer) wait(deadline time.Time, cancel <-chan struct{}) int {
 	}
 }
 
+// forceClose closes everything still waited for and stops gRPC servers
+// still stopping; it returns how many it had to close, which is what the
+// drain reports as forced. Tracked closers go first: closing a WebSocket
+// library's connection closes the connection under it, which then is not
+// closed, nor counted, a second time.
 func (d *drainer) forceClose() int {
 	d.mu.Lock()
-	var cs []io.Closer
+	var ts []io.Closer
 	for t := range d.tracked {
-		cs = append(cs, t.c)
+		ts = append(ts, t.c)
+		delete(d.tracked, t)
 	}
-	for _, h := range d.servers {
-		for c := range h.conns {
-			cs = append(cs, c)
-		}
+	d.mu.Unlock()
+	for _, c := range ts {
+		_ = c.Close()
+	}
+	d.mu.Lock()
+	var cs []io.Closer
+	for _, e := range d.conns {
+		cs = append(cs, e.key)
+		// Closed by us now: nothing to wait for any more, whether or not
+		// net/http (which has let go of a hijacked one) reports it.
+		d.removeLocked(e)
 	}
 	d.mu.Unlock()
 	for _, c := range cs {
 		_ = c.Close()
 	}
-	return len(cs)
+	return len(ts) + len(cs) + d.stopStopping()
 }
 
-// resume undoes soft: keep-alive answers again, a fresh drain channel.
+// resume undoes soft: answers keep connections open again, a fresh drain
+// channel, and gRPC servers that stopped serve again.
 func (d *drainer) resume() {
 	d.mu.Lock()
 	if d.active {
 		d.active = false
 		d.drainCh = make(chan struct{})
 	}
+	rs := d.resumeGRPCLocked()
 	d.mu.Unlock()
 	d.closing.Store(false)
+	for _, r := range rs {
+		r.Resume()
+	}
 }
 
 // final ends serving for good: gRPC servers stop gracefully, HTTP servers
-// shut down (only h2 connections can remain at this point), and at the
-// deadline everything is closed.
+// shut down (no connection is left by now but those that arrived late),
+// and at the deadline everything is closed. It returns how many gRPC
+// servers had to be stopped at the deadline.
 func (d *drainer) final(deadline time.Time) int {
 	d.mu.Lock()
-	servers := append([]*httpServer(nil), d.servers...)
-	grpcs := append([]GRPCServer(nil), d.grpc...)
+	servers := append([]*http.Server(nil), d.servers...)
+	d.stopAllGRPCLocked()
 	d.mu.Unlock()
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var wg sync.WaitGroup
-	forced := 0
-	var fmu sync.Mutex
-	for _, g := range grpcs {
+	for _, srv := range servers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			done := make(chan struct{})
-			go func() { g.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-ctx.Done():
-				g.Stop()
-				<-done
-				fmu.Lock()
-				forced++
-				fmu.Unlock()
+			if err := srv.Shutdown(ctx); err != nil {
+				_ = srv.Close()
 			}
 		}()
 	}
-	for _, h := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := h.srv.Shutdown(ctx); err != nil {
-				_ = h.srv.Close()
-			}
-		}()
-	}
+	forced := d.awaitGRPC(ctx)
 	wg.Wait()
 	return forced
 }
@@ -418,13 +405,14 @@ func (d *drainer) final(deadline time.Time) int {
 func (d *drainer) stopNow() {
 	d.stopOnce.Do(func() { close(d.stopped) })
 	d.mu.Lock()
-	servers := append([]*httpServer(nil), d.servers...)
-	grpcs := append([]GRPCServer(nil), d.grpc...)
+	servers := append([]*http.Server(nil), d.servers...)
+	grpcs := append([]*grpcServer(nil), d.grpcs...)
 	d.mu.Unlock()
 	for _, g := range grpcs {
-		g.Stop()
+		g.s.Stop()
 	}
-	for _, h := range servers {
-		_ = h.srv.Close()
+	for _, srv := range servers {
+		_ = srv.Close()
 	}
+	d.stops.Wait()
 }

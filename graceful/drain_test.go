@@ -47,21 +47,22 @@ func TestServerShutdownDropsAcceptedRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	<-seen // accepted, request not yet sent
+	recv(t, "the connection to reach the server", seen) // accepted, request not yet sent
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(context.Background()) }()
-	<-shuttingDown
+	recv(t, "Shutdown to begin", shuttingDown)
 	if _, err := io.WriteString(c, rawGET); err != nil {
 		t.Fatal(err)
 	}
+	readDeadline(c)
 	_, err = http.ReadResponse(bufio.NewReader(c), nil)
 	if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		t.Fatalf("net/http answered (err %v); the cause described here no longer holds", err)
 	}
-	if err := <-shut; err != nil {
+	if err := recv(t, "Shutdown to return", shut); err != nil {
 		t.Fatal(err)
 	}
-	<-served
+	recv(t, "Serve to return", served)
 }
 
 // graceful's drain answers that same request, with Connection: close.
@@ -88,13 +89,14 @@ func TestDrainAnswersAcceptedRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	<-seen
+	recv(t, "the connection to reach the server", seen)
 	shut := make(chan error, 1)
 	go func() { shut <- u.Shutdown(context.Background()) }()
-	<-graceful.Draining(srv.BaseContext(ln)) // accepting stopped, drain under way
+	recv(t, "the drain to start", graceful.Draining(srv.BaseContext(ln))) // accepting stopped, drain under way
 	if _, err := io.WriteString(c, rawGET); err != nil {
 		t.Fatal(err)
 	}
+	readDeadline(c)
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatalf("request accepted before the drain was not answered: %v", err)
@@ -103,10 +105,10 @@ func TestDrainAnswersAcceptedRequest(t *testing.T) {
 	if resp.StatusCode != 200 || !resp.Close {
 		t.Errorf("status %d, close %v; want 200 with Connection: close", resp.StatusCode, resp.Close)
 	}
-	if err := <-shut; err != nil {
+	if err := recv(t, "Shutdown to return", shut); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+	if err := recv(t, "Serve to return", served); !errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("Serve returned %v", err)
 	}
 	if st := u.State(); st != graceful.StateStopped {
@@ -157,7 +159,7 @@ func TestDrainKeepAliveAndTracked(t *testing.T) {
 	}
 	defer busy.Close()
 	io.WriteString(busy, "GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
-	<-inHandler
+	recv(t, "the slow request to reach its handler", inHandler)
 	// A tracked raw connection that ignores the request to finish.
 	rawSrv, rawCli := net.Pipe()
 	defer rawCli.Close()
@@ -167,11 +169,13 @@ func TestDrainKeepAliveAndTracked(t *testing.T) {
 
 	shut := make(chan error, 1)
 	go func() { shut <- u.Shutdown(context.Background()) }()
-	<-told
+	recv(t, "the tracked connection to be told to finish", told)
+	readDeadline(idle)
 	if _, err := idleR.ReadByte(); !errors.Is(err, io.EOF) {
 		t.Errorf("idle keep-alive connection: %v, want EOF", err)
 	}
 	close(release)
+	readDeadline(busy)
 	resp, err := http.ReadResponse(bufio.NewReader(busy), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -180,10 +184,11 @@ func TestDrainKeepAliveAndTracked(t *testing.T) {
 		t.Error("busy keep-alive answered without Connection: close")
 	}
 	// The deadline closes the tracked connection.
+	readDeadline(rawCli)
 	if _, err := rawCli.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("tracked connection: %v, want closed", err)
 	}
-	if err := <-shut; err != nil {
+	if err := recv(t, "Shutdown to return", shut); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -219,6 +224,7 @@ func TestDrainTLSHTTP2(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := ts.Client()
+	c.Timeout = testWait
 	resp, err := c.Get(ts.URL + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -243,15 +249,15 @@ func TestDrainTLSHTTP2(t *testing.T) {
 		resp.Body.Close()
 		slow <- result{string(b), err}
 	}()
-	<-inHandler
+	recv(t, "the slow request to reach its handler", inHandler)
 	shut := make(chan error, 1)
 	go func() { shut <- u.Shutdown(context.Background()) }()
-	<-graceful.Draining(ts.Config.BaseContext(ln))
+	recv(t, "the drain to start", graceful.Draining(ts.Config.BaseContext(ln)))
 	close(release)
-	if r := <-slow; r.err != nil || r.body != "HTTP/2.0" {
+	if r := recv(t, "the in-flight HTTP/2 answer", slow); r.err != nil || r.body != "HTTP/2.0" {
 		t.Errorf("in-flight HTTP/2 request: %q %v", r.body, r.err)
 	}
-	if err := <-shut; err != nil {
+	if err := recv(t, "Shutdown to return", shut); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -283,6 +289,7 @@ func TestDrainAnswersReusedIdleConnection(t *testing.T) {
 	}
 	defer c.Close()
 	r := bufio.NewReader(c)
+	readDeadline(c)
 	io.WriteString(c, rawGET)
 	resp, err := http.ReadResponse(r, nil)
 	if err != nil || resp.Close {
@@ -296,7 +303,7 @@ func TestDrainAnswersReusedIdleConnection(t *testing.T) {
 	release := u.Track(rawSrv, func() { close(told) })
 	shut := make(chan error, 1)
 	go func() { shut <- u.Shutdown(context.Background()) }()
-	<-told
+	recv(t, "the tracked connection to be told to finish", told)
 
 	io.WriteString(c, rawGET)
 	resp, err = http.ReadResponse(r, nil)
@@ -311,7 +318,7 @@ func TestDrainAnswersReusedIdleConnection(t *testing.T) {
 		t.Errorf("connection after Connection: close: %v, want EOF", err)
 	}
 	release()
-	if err := <-shut; err != nil {
+	if err := recv(t, "Shutdown to return", shut); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -31,6 +31,9 @@ var (
 	// ErrNoFallback refuses Rollback in a process whose predecessor is not
 	// baking (no bake window, window over, or predecessor gone).
 	ErrNoFallback = errors.New("graceful: no previous process to give serving back to")
+	// ErrNotSupported refuses an upgrade, Promote or Rollback on a platform
+	// without socket handoff (Windows); the error names the platform.
+	ErrNotSupported = errors.New("graceful: not supported on this platform")
 	// ErrInherit means the handoff data from the parent process was unusable.
 	ErrInherit = errors.New("graceful: cannot inherit from parent process")
 )

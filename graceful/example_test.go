@@ -1,9 +1,10 @@
 package graceful_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,57 +13,108 @@ import (
 	"github.com/batonhq/baton/graceful"
 )
 
-// A service that upgrades on SIGHUP with a 30 s bake window and drains on
-// SIGTERM. (Not run: Run blocks until the process is told to stop.)
+// A service on graceful: it listens, serves, announces itself with Ready and
+// lives in Run, where SIGHUP would upgrade it and SIGTERM drain it. Here
+// Shutdown drains it, as SIGTERM does, and Run returns.
 func ExampleUpgrader() {
 	ctx := context.Background()
 	u, err := graceful.New(graceful.Options{
 		BakeWindow: 30 * time.Second,
-		DrainDelay: 5 * time.Second,
 		Check:      func(ctx context.Context) error { return nil }, // e.g. db.PingContext
-		Logger:     slog.New(slog.NewJSONHandler(os.Stderr, nil)),
 	})
 	if err != nil {
 		panic(err)
 	}
 	defer u.Close()
-	ln, err := u.Listen(ctx, "tcp", "127.0.0.1:8080")
+	ln, err := u.Listen(ctx, "tcp", "127.0.0.1:0") // inherited after an upgrade
 	if err != nil {
 		panic(err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/healthz/", u.Health())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") })
 	srv := &http.Server{Handler: mux}
 	u.HTTP(srv)
-	go srv.Serve(ln)
+	go srv.Serve(ln) // accepts only once Ready succeeded
+	fmt.Println(u.State())
 	if err := u.Ready(ctx); err != nil {
 		os.Exit(1) // the old process, if any, keeps serving
 	}
-	if err := u.Run(ctx); err != nil {
+	fmt.Println(u.State())
+
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
 		panic(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print(string(body))
+
+	ran := make(chan error, 1)
+	go func() { ran <- u.Run(ctx) }()
+	if err := u.Shutdown(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Println("Run:", <-ran, u.State())
+	// Output:
+	// starting
+	// ready
+	// hello
+	// Run: <nil> stopped
 }
 
-// A long-lived handler (server-sent events, websockets) finishes when the
-// process drains.
+// A long-lived handler (server-sent events, a WebSocket) finishes when the
+// process drains: it tells the client to reconnect, which then lands on
+// the new process, and the drain does not wait for its deadline.
 func ExampleDraining() {
+	ctx := context.Background()
+	u, err := graceful.New(graceful.Options{DrainTimeout: 20 * time.Second})
+	if err != nil {
+		panic(err)
+	}
+	defer u.Close()
+	ln, err := u.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
 	events := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-graceful.Draining(r.Context()):
-				fmt.Fprintln(w, "event: reconnect")
-				return
-			case <-r.Context().Done():
-				return
-			case t := <-tick.C:
-				fmt.Fprintf(w, "data: %s\n\n", t.Format(time.RFC3339))
-				http.NewResponseController(w).Flush()
-			}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: hello\n\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-graceful.Draining(r.Context()):
+			fmt.Fprint(w, "event: reconnect\n\n")
+		case <-r.Context().Done():
 		}
 	})
-	_ = events
+	srv := &http.Server{Handler: events}
+	u.HTTP(srv)
+	go srv.Serve(ln)
+	if err := u.Ready(ctx); err != nil {
+		panic(err)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	lines.Scan()
+	fmt.Println(lines.Text())
+	drained := make(chan error, 1)
+	go func() { drained <- u.Shutdown(ctx) }()
+	for lines.Scan() {
+		if lines.Text() != "" {
+			fmt.Println(lines.Text())
+		}
+	}
+	fmt.Println("drained:", <-drained)
+	// Output:
+	// data: hello
+	// event: reconnect
+	// drained: <nil>
 }
 
 // The readiness probe follows the lifecycle.

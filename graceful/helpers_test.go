@@ -1,3 +1,5 @@
+//go:build linux
+
 package graceful_test
 
 import (
@@ -20,58 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/batonhq/baton/internal/testchild"
 )
-
-// goodBin is testserver built once for the whole package.
-var goodBin string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "graceful-test-bin-*")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	goodBin = filepath.Join(dir, "testserver")
-	build := goBuild(goodBin, "./internal/testserver")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building testserver:", err)
-		os.Exit(1)
-	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		_ = os.RemoveAll(dir)
-		os.Exit(code)
-	}))
-}
-
-// goBuild builds pkg into out, with the race detector when this test
-// binary has it: the upgrades under test happen in those processes, and
-// their races would otherwise go unseen.
-func goBuild(out, pkg string) *exec.Cmd {
-	args := []string{"build", "-o", out}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	return exec.Command("go", append(args, pkg)...)
-}
-
-// raceReport is what a race-enabled binary prints on standard error when
-// it finds a data race.
-const raceReport = "WARNING: DATA RACE"
-
-// checkNoRace fails t if the processes writing to the stderr file at path
-// reported a data race.
-func checkNoRace(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return
-	}
-	if i := strings.Index(string(b), raceReport); i >= 0 {
-		t.Errorf("a server process reported a data race:\n%s", tail(string(b[i:]), 80))
-	}
-}
 
 // server is a testserver process tree whose upgrade path the test controls.
 type server struct {
@@ -89,7 +41,7 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	s := &server{t: t, dir: dir, path: filepath.Join(dir, "server"), pidfile: filepath.Join(dir, "pid"),
-		stderr: filepath.Join(dir, "stderr"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}}
+		stderr: filepath.Join(dir, "stderr"), client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: processWait}}
 	s.install("")
 	errf, err := os.Create(s.stderr)
 	if err != nil {
@@ -109,7 +61,7 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	go func() { _ = cmd.Wait(); close(waited) }()
 	t.Cleanup(func() {
 		s.stopAll()
-		<-waited
+		recv(t, "the first server process to be reaped", waited)
 		checkNoRace(t, s.stderr)
 		if t.Failed() {
 			b, _ := os.ReadFile(s.stderr)
@@ -129,18 +81,29 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// waitFile waits (bounded) for a file another process writes.
+// processWait bounds every wait on a server process's state; poll paces
+// the polls (none of these waits has a signal of its own).
+const (
+	processWait = 20 * time.Second
+	poll        = 5 * time.Millisecond
+)
+
+// waitFile waits for a file another process writes.
 func waitFile(t *testing.T, path string) string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if b, err := os.ReadFile(path); err == nil && (len(b) > 0 || strings.HasSuffix(path, ".waiting")) {
-			return strings.TrimSpace(string(b))
+	var got string
+	testchild.Eventually(t, path+" to be written", processWait, poll, func() error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("%s never appeared", path)
-	return ""
+		if len(b) == 0 && !strings.HasSuffix(path, ".waiting") {
+			return errors.New("empty")
+		}
+		got = strings.TrimSpace(string(b))
+		return nil
+	})
+	return got
 }
 
 // install puts the good binary, or a wrapper selecting a fault, at the
@@ -171,17 +134,26 @@ func (s *server) url(p string) string { return "http://" + s.addr + p }
 // pid asks the server which process answers.
 func (s *server) pid() int {
 	s.t.Helper()
+	n, err := s.answer()
+	if err != nil {
+		s.t.Fatalf("asking which process answers: %v", err)
+	}
+	return n
+}
+
+// answer asks the server which process answers.
+func (s *server) answer() (int, error) {
 	resp, err := s.client.Get(s.url("/"))
 	if err != nil {
-		s.t.Fatal(err)
+		return 0, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(string(b)), "pid="))
 	if err != nil {
-		s.t.Fatalf("bad answer %q", b)
+		return 0, fmt.Errorf("bad answer %q", b)
 	}
-	return n
+	return n, nil
 }
 
 func (s *server) pidFile() int {
@@ -193,17 +165,17 @@ func (s *server) pidFile() int {
 // waitReady waits until the readiness probe answers 200.
 func (s *server) waitReady() {
 	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := s.client.Get(s.url("/healthz/readyz")); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+	testchild.Eventually(s.t, "the server's readiness probe to answer 200", processWait, poll, func() error {
+		resp, err := s.client.Get(s.url("/healthz/readyz"))
+		if err != nil {
+			return err
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	s.t.Fatal("server never became ready")
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return errors.New(resp.Status)
+		}
+		return nil
+	})
 }
 
 // upgrade asks the serving process to upgrade and returns Upgrade's answer.
@@ -218,17 +190,16 @@ func (s *server) upgrade() (ok bool, msg string) {
 	return resp.StatusCode == 200, strings.TrimSpace(string(b))
 }
 
-// waitPID waits until pid answers requests (bounded).
+// waitPID waits until pid answers requests.
 func (s *server) waitPID(pid int) {
 	s.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if s.pid() == pid {
-			return
+	testchild.Eventually(s.t, fmt.Sprintf("process %d to answer", pid), processWait, poll, func() error {
+		got, err := s.answer()
+		if err == nil && got != pid {
+			err = fmt.Errorf("answered by %d", got)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	s.t.Fatalf("pid %d never answered", pid)
+		return err
+	})
 }
 
 // stopAll terminates every process of the tree still alive.
@@ -236,10 +207,12 @@ func (s *server) stopAll() {
 	for _, pid := range s.tree() {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(s.tree()) > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testchild.Eventually(s.t, "the killed server processes to exit", processWait, poll, func() error {
+		if pids := s.tree(); len(pids) > 0 {
+			return fmt.Errorf("still alive: %v", pids)
+		}
+		return nil
+	})
 }
 
 // tree lists live processes started from this server's directory.
@@ -335,16 +308,14 @@ func startLoad(t *testing.T, s *server, clients int, keepAlive bool, path string
 func (l *load) waitSeen(t *testing.T, pid int) {
 	t.Helper()
 	key := fmt.Sprintf("pid=%d", pid)
-	for range 4000 {
+	testchild.Eventually(t, fmt.Sprintf("the load to reach process %d", pid), processWait, poll, func() error {
 		l.mu.Lock()
-		n := l.pids[key]
-		l.mu.Unlock()
-		if n > 0 {
-			return
+		defer l.mu.Unlock()
+		if l.pids[key] == 0 {
+			return fmt.Errorf("answered by %v", l.pids)
 		}
-		waitBriefly()
-	}
-	t.Errorf("the load never reached process %d", pid)
+		return nil
+	})
 }
 
 func (l *load) fail(class, msg string) {
@@ -398,10 +369,6 @@ func readLine(t *testing.T, c net.Conn, r *bufio.Reader) (string, error) {
 	return r.ReadString('\n')
 }
 
-// waitBriefly paces polls of another process's state; it is never what a
-// test relies on for ordering.
-func waitBriefly() { time.Sleep(5 * time.Millisecond) }
-
 // installGated puts a build at the upgrade path whose readiness check
 // passes only once gate exists.
 func (s *server) installGated(gate string) {
@@ -430,53 +397,49 @@ func (s *server) upgradeNoFatal() (bool, string) {
 // readiness probe.
 func (s *server) waitState(state string) {
 	s.t.Helper()
-	for range 4000 {
-		if resp, err := s.client.Get(s.url("/healthz/readyz")); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.TrimSpace(string(b)) == state {
-				return
-			}
+	testchild.Eventually(s.t, "the serving process to report "+state, processWait, poll, func() error {
+		resp, err := s.client.Get(s.url("/healthz/readyz"))
+		if err != nil {
+			return err
 		}
-		waitBriefly()
-	}
-	s.t.Fatalf("never reached state %s", state)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.TrimSpace(string(b)); got != state {
+			return fmt.Errorf("state %s", got)
+		}
+		return nil
+	})
 }
-
-func fmtSscan(s string, v *int) (int, error) { return fmt.Sscan(s, v) }
 
 // waitNoFallback waits until pid logged that its predecessor is no longer a
 // fallback (the predecessor's exit closes the control socket).
 func (s *server) waitNoFallback(pid int) {
 	s.t.Helper()
 	want := fmt.Sprintf(`"msg":"previous process no longer a fallback","pid":%d`, pid)
-	for range 4000 {
-		if b, _ := os.ReadFile(s.stderr); strings.Contains(string(b), want) {
-			return
+	testchild.Eventually(s.t, fmt.Sprintf("process %d to log that its predecessor is no longer a fallback", pid), processWait, poll, func() error {
+		if b, _ := os.ReadFile(s.stderr); !strings.Contains(string(b), want) {
+			return errors.New("not logged")
 		}
-		waitBriefly()
-	}
-	s.t.Fatalf("process %d never dropped its fallback", pid)
+		return nil
+	})
 }
 
 // waitInFlight waits until n requests are inside the / handler of pid.
 func (s *server) waitInFlight(n, pid int) {
 	s.t.Helper()
 	want := fmt.Sprintf("%d pid=%d", n, pid)
-	var got string
-	for range 4000 {
+	testchild.Eventually(s.t, fmt.Sprintf("%d requests in flight in process %d", n, pid), processWait, poll, func() error {
 		resp, err := s.client.Get(s.url("/inflight"))
 		if err != nil {
-			s.t.Fatal(err)
+			return err
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if got = strings.TrimSpace(string(b)); got == want {
-			return
+		if got := strings.TrimSpace(string(b)); got != want {
+			return fmt.Errorf("in flight: %q", got)
 		}
-		waitBriefly()
-	}
-	s.t.Fatalf("in flight: %q, want %q", got, want)
+		return nil
+	})
 }
 
 // writeFault writes a wrapper at path that runs the good binary with a
@@ -523,4 +486,56 @@ func (s *server) exe() string {
 	b, _ := io.ReadAll(resp.Body)
 	exe, _, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
 	return exe
+}
+
+// waitNewPID waits until the PID file names a process other than old.
+func waitNewPID(t *testing.T, s *server, old int) int {
+	t.Helper()
+	var pid int
+	testchild.Eventually(t, fmt.Sprintf("the PID file to name a process other than %d", old), processWait, poll, func() error {
+		if pid = s.pidFile(); pid == 0 || pid == old {
+			return fmt.Errorf("names %d", pid)
+		}
+		return nil
+	})
+	return pid
+}
+
+// waitPIDFile waits until the PID file names pid.
+func (s *server) waitPIDFile(pid int) {
+	s.t.Helper()
+	testchild.Eventually(s.t, fmt.Sprintf("the PID file to name %d", pid), processWait, poll, func() error {
+		if got := s.pidFile(); got != pid {
+			return fmt.Errorf("names %d", got)
+		}
+		return nil
+	})
+}
+
+// waitGone waits until pid has exited.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	testchild.Eventually(t, fmt.Sprintf("process %d to exit", pid), processWait, poll, func() error {
+		if processAlive(pid) {
+			return errors.New("still running")
+		}
+		return nil
+	})
+}
+
+// raceReport is what a race-enabled binary prints on standard error when
+// it finds a data race.
+const raceReport = "WARNING: DATA RACE"
+
+// checkNoRace fails t if the processes writing to the stderr file at path
+// reported a data race.
+func checkNoRace(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	if i := strings.Index(string(b), raceReport); i >= 0 {
+		t.Errorf("a server process reported a data race:\n%s", tail(string(b[i:]), 80))
+	}
 }

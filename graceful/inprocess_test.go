@@ -1,20 +1,18 @@
+//go:build linux
+
 package graceful_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -22,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/batonhq/baton/graceful"
+	"github.com/batonhq/baton/internal/testchild"
 )
 
 // The test process itself is the old process: Upgrade's error names the
@@ -49,7 +48,9 @@ func TestUpgradeInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	ctx := context.Background()
+	// Every upgrade of this test has this deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), testWait)
+	defer cancel()
 	if err := u.Upgrade(ctx); !errors.Is(err, graceful.ErrNotReady) {
 		t.Fatalf("Upgrade before Ready: %v", err)
 	}
@@ -93,13 +94,13 @@ func TestUpgradeInProcess(t *testing.T) {
 	child := waitFile(t, pidfile)
 	t.Cleanup(func() {
 		var pid int
-		if _, err := fmtSscan(child, &pid); err == nil {
+		if _, err := fmt.Sscan(child, &pid); err == nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			waitGone(t, pid)
 		}
 	})
-	<-u.Done()
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	recv(t, "this process to finish serving after the handoff", u.Done())
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testWait}
 	resp, err := c.Get("http://" + ln.Addr().String() + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -153,24 +154,6 @@ func TestUpgradeInProcess(t *testing.T) {
 	}
 }
 
-func TestOptionsRejected(t *testing.T) {
-	_, err := graceful.New(graceful.Options{DrainTimeout: -time.Second})
-	if err == nil || !strings.Contains(err.Error(), "Options.DrainTimeout is negative") {
-		t.Fatalf("negative DrainTimeout: %v", err)
-	}
-	u, err := graceful.New(graceful.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	if _, err := u.Listen(context.Background(), "tcp", "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := u.Listen(context.Background(), "tcp", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), `Listen("tcp", "127.0.0.1:0") called twice`) {
-		t.Errorf("second Listen on the same address: %v", err)
-	}
-}
-
 // Cancelling Upgrade's context kills the new process and leaves this one
 // serving.
 func TestUpgradeCancelled(t *testing.T) {
@@ -190,11 +173,14 @@ func TestUpgradeCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- u.Upgrade(ctx) }()
-	for u.State() != graceful.StateUpgrading {
-		waitBriefly()
-	}
+	testchild.Eventually(t, "the upgrade to start", processWait, poll, func() error {
+		if st := u.State(); st != graceful.StateUpgrading {
+			return fmt.Errorf("state %v", st)
+		}
+		return nil
+	})
 	cancel()
-	err = <-done
+	err = recv(t, "the cancelled Upgrade to return", done)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Upgrade: %v, want context.Canceled", err)
 	}
@@ -204,162 +190,5 @@ func TestUpgradeCancelled(t *testing.T) {
 	}
 	if st := u.State(); st != graceful.StateReady {
 		t.Errorf("state %v after a cancelled upgrade", st)
-	}
-}
-
-type fakeGRPC struct {
-	graceful, stopped chan struct{}
-	once              sync.Once
-}
-
-func (f *fakeGRPC) GracefulStop() {
-	close(f.graceful)
-	<-f.stopped // a stream that never ends
-}
-
-// Stop is idempotent, like grpc.Server's.
-func (f *fakeGRPC) Stop() { f.once.Do(func() { close(f.stopped) }) }
-
-// A gRPC server is stopped gracefully, then forcibly at the deadline.
-func TestDrainGRPC(t *testing.T) {
-	u, err := graceful.New(graceful.Options{DrainTimeout: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	g := &fakeGRPC{graceful: make(chan struct{}), stopped: make(chan struct{})}
-	u.GRPC(g)
-	if err := u.Ready(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-g.graceful:
-	default:
-		t.Error("GracefulStop was not called")
-	}
-	select {
-	case <-g.stopped:
-	default:
-		t.Error("Stop was not called at the deadline")
-	}
-}
-
-// lockedBuffer is a log destination safe to read while handlers write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// A drain reports what it drained and what it had to close at the
-// deadline, as metrics and as a log event.
-func TestDrainObservability(t *testing.T) {
-	reader := metric.NewManualReader()
-	mp := metric.NewMeterProvider(metric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	var logs lockedBuffer
-	u, err := graceful.New(graceful.Options{
-		DrainTimeout:  300 * time.Millisecond,
-		MeterProvider: mp,
-		Logger:        slog.New(slog.NewJSONHandler(&logs, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	ctx := context.Background()
-	ln, err := u.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })}
-	u.HTTP(srv)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	if err := u.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// One keep-alive connection, idle once answered: drained.
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Get("http://" + ln.Addr().String() + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	// One tracked connection that never finishes: closed at the deadline.
-	ours, theirs := net.Pipe()
-	defer theirs.Close()
-	release := u.Track(ours, nil)
-	defer release()
-
-	if err := u.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		t.Errorf("Serve: %v", err)
-	}
-	var rm metricdata.ResourceMetrics
-	if err := reader.Collect(ctx, &rm); err != nil {
-		t.Fatal(err)
-	}
-	conns := map[string]int64{}
-	var drains uint64
-	var drainSum float64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				if m.Name != "baton.graceful.drain.connections" {
-					continue
-				}
-				for _, p := range d.DataPoints {
-					r, _ := p.Attributes.Value("result")
-					conns[r.AsString()] += p.Value
-				}
-			case metricdata.Histogram[float64]:
-				if m.Name == "baton.graceful.drain.duration" {
-					for _, p := range d.DataPoints {
-						drains += p.Count
-						drainSum += p.Sum
-					}
-				}
-			}
-		}
-	}
-	if conns["drained"] != 1 || conns["forced"] != 1 {
-		t.Errorf("baton.graceful.drain.connections: %v, want drained=1 forced=1", conns)
-	}
-	if drains != 1 || drainSum <= 0 {
-		t.Errorf("baton.graceful.drain.duration: %d records, sum %g s; want one positive", drains, drainSum)
-	}
-	var ev struct {
-		Msg     string `json:"msg"`
-		Drained int    `json:"drained"`
-		Forced  int    `json:"forced"`
-	}
-	found := false
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if json.Unmarshal([]byte(line), &ev) == nil && ev.Msg == "drained" {
-			found = ev.Drained == 1 && ev.Forced == 1
-		}
-	}
-	if !found || !strings.Contains(logs.String(), `"msg":"shutting down"`) {
-		t.Errorf("log lacks the shutdown and drain events (drained=1 forced=1):\n%s", logs.String())
 	}
 }

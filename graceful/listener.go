@@ -2,9 +2,12 @@ package graceful
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -16,8 +19,11 @@ import (
 type listener struct {
 	net.Listener
 	key fileKey
-	// file is a duplicate descriptor handed to new processes.
+	// file is a duplicate descriptor handed to new processes (nil where
+	// there is no handoff).
 	file *os.File
+	// drain learns of every accepted connection's close (conn).
+	drain *drainer
 
 	mu     sync.Mutex
 	paused bool
@@ -35,8 +41,8 @@ type listener struct {
 
 type deadliner interface{ SetDeadline(time.Time) error }
 
-func newListener(inner net.Listener, key fileKey, file *os.File) *listener {
-	return &listener{Listener: inner, key: key, file: file, wake: make(chan struct{}), closed: make(chan struct{}), quiet: make(chan struct{}, 1)}
+func newListener(inner net.Listener, key fileKey, file *os.File, d *drainer) *listener {
+	return &listener{Listener: inner, key: key, file: file, drain: d, wake: make(chan struct{}), closed: make(chan struct{}), quiet: make(chan struct{}, 1)}
 }
 
 // Accept blocks while the listener is paused. A connection the kernel handed
@@ -77,7 +83,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		l.pokeLocked()
 		l.mu.Unlock()
 		if err == nil {
-			return c, nil
+			return &conn{Conn: c, drain: l.drain}, nil
 		}
 		// A deadline in the past is how pause interrupts a blocked Accept.
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -177,7 +183,54 @@ func (p *packetConn) Close() error {
 	var err error
 	p.once.Do(func() {
 		err = p.PacketConn.Close()
-		_ = p.file.Close()
+		if p.file != nil {
+			_ = p.file.Close()
+		}
 	})
 	return err
+}
+
+// conn is a connection accepted by a graceful listener. Its Close tells the
+// drainer, which is how a connection that net/http no longer reports on (a
+// hijacked one: a WebSocket, HTTP/2 served by x/net's h2c) ends the drain's
+// wait for it as soon as its owner closes it. NetConn returns the
+// connection underneath (a *net.TCPConn, a *net.UnixConn); ReadFrom (for
+// sendfile), CloseWrite and SyscallConn pass through to it.
+type conn struct {
+	net.Conn
+	drain  *drainer
+	closed atomic.Bool
+}
+
+// Close closes the connection and, the first time, tells the drainer.
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	if !c.closed.Swap(true) && c.drain != nil {
+		c.drain.connClosed(c)
+	}
+	return err
+}
+
+// NetConn returns the connection the listener accepted.
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *conn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.ErrUnsupported
 }

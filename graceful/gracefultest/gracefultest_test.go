@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/graceful"
 	"github.com/batonhq/baton/graceful/gracefultest"
@@ -13,6 +14,7 @@ import (
 // upgrader is what a consumer declares; both the real and the fake fit.
 type upgrader interface {
 	Upgrade(ctx context.Context) error
+	UpgradeWith(ctx context.Context, o graceful.UpgradeOptions) error
 	State() graceful.State
 }
 
@@ -31,7 +33,7 @@ func TestScript(t *testing.T) {
 	if err := u.Upgrade(ctx); err != nil {
 		t.Fatalf("second: %v", err)
 	}
-	if err := u.Upgrade(ctx); err != nil {
+	if err := u.UpgradeWith(ctx, graceful.UpgradeOptions{Binary: "/releases/v2/app", BakeWindow: time.Minute}); err != nil {
 		t.Fatalf("after script: %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
@@ -41,6 +43,9 @@ func TestScript(t *testing.T) {
 	}
 	if u.Calls() != 3 {
 		t.Fatalf("calls %d", u.Calls())
+	}
+	if o := u.Options(); len(o) != 3 || o[0].Binary != "" || o[2].Binary != "/releases/v2/app" || o[2].BakeWindow != time.Minute {
+		t.Fatalf("options recorded: %+v", o)
 	}
 }
 

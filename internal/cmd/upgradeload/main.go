@@ -14,6 +14,31 @@
 // -plain runs the same load against tableflip's documented pattern instead,
 // as the baseline. -race builds the server with the race detector and
 // fails if any process reports a race on its standard error.
+//
+// -mode runs other protocols, each client a process of its own speaking
+// through a real library (-clients processes, -upgrades SIGHUP upgrades,
+// -bake the server's bake window):
+//
+//	h2c          examples/httpserver -proto h2c (net/http's unencrypted
+//	             HTTP/2), clients on net/http with prior knowledge
+//	h2c-xnet     -proto h2c-xnet (x/net's h2c), clients on x/net's
+//	             http2.Transport with prior knowledge
+//	h2c-upgrade  -proto h2c-xnet, clients starting each connection with
+//	             the HTTP/1.1 Upgrade to h2c (internal/h2raw)
+//	h2-tls       -proto tls, clients on net/http over TLS (h2)
+//	ws           examples/httpserver's /ws, clients on coder/websocket
+//	grpc         examples/grpcserver, grpc-go clients calling Who and
+//	             keeping a Ticks stream open; -crash makes every second
+//	             new process crash inside its bake window
+//
+// They fail the run if a request failed (outside -crash), a client was not
+// answered by the new process after an upgrade (by the resumed one after a
+// crash), a drain forced a connection, an old process outlived its last
+// answer by more than 1 s (HTTP modes), a WebSocket dial failed or a message
+// was lost or a drain took over 1 s (ws), or streams reopened more than
+// twice per upgrade (grpc: a reconnect storm).
+//
+//	go run ./internal/cmd/upgradeload -mode grpc -upgrades 20 -clients 8 -bake 2s
 package main
 
 import (
@@ -68,7 +93,34 @@ func main() {
 	plain := flag.Bool("plain", false, "baseline: run tableflip's documented pattern (graceful/internal/tfserver) instead of examples/httpserver")
 	race := flag.Bool("race", false, "build the server with the race detector and fail on any race it reports")
 	check := flag.Bool("check", false, "also fail if a latency goal is missed: p99 near upgrades above 1.5x steady state, or handoff p50 of 20 ms or more")
+	mode := flag.String("mode", "http1", "protocol: http1 (clients in this process), or h2c, h2c-xnet, h2c-upgrade, h2-tls, ws, grpc (client processes)")
+	bake := flag.Duration("bake", 0, "the server's bake window (multi-process modes)")
+	crash := flag.Bool("crash", false, "grpc: every second new process crashes inside its bake window (needs -bake)")
+	wait := flag.Duration("wait", 10*time.Second, "multi-process modes: bound on each wait for a handoff, a move, a client")
+	client := flag.String("client", "", "run as a client process of this mode (used by the multi-process modes)")
+	addr := flag.String("addr", "", "with -client: the server's address")
+	ca := flag.String("ca", "", "with -client: the TLS root certificate file")
 	flag.Parse()
+	if *client != "" {
+		if err := runClient(*client, *addr, *ca); err != nil {
+			fmt.Fprintln(os.Stderr, "upgradeload client:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *mode != "http1" {
+		if *crash && *bake <= 0 {
+			fmt.Fprintln(os.Stderr, "upgradeload: -crash needs a bake window (-bake)")
+			os.Exit(2)
+		}
+		err := runFleet(fleetConfig{mode: *mode, upgrades: *upgrades, clients: *clients, interval: *interval, warmup: *warmup,
+			limit: *limit, bake: *bake, wait: *wait, race: *race, crash: *crash})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "upgradeload:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*upgrades, *clients, *keepAlive, *interval, *near, *warmup, *delay, *limit, *plain, *race, *check); err != nil {
 		fmt.Fprintln(os.Stderr, "upgradeload:", err)
 		os.Exit(1)
@@ -130,7 +182,7 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	stopServer := func() serverLog {
 		stopOnce.Do(func() {
 			if pid := readPID(pidfile); pid > 0 {
-				_ = syscall.Kill(pid, syscall.SIGTERM)
+				_ = signal(pid, syscall.SIGTERM)
 			}
 			select {
 			case logs = <-logDone:
@@ -174,7 +226,7 @@ func run(upgrades, clients int, keepAlive bool, interval, near, warmup, delay, l
 	for i := 0; i < upgrades && ctx.Err() == nil; i++ {
 		old := readPID(pidfile)
 		t0 := time.Now()
-		if err := syscall.Kill(old, syscall.SIGHUP); err != nil {
+		if err := signal(old, syscall.SIGHUP); err != nil {
 			stopLoad()
 			wg.Wait()
 			return fmt.Errorf("upgrade %d: signalling %d: %w", i+1, old, err)
@@ -470,4 +522,14 @@ func waitServing(ctx context.Context, addr string) error {
 		}
 	}
 	return fmt.Errorf("server at %s never became ready: %w", addr, ctx.Err())
+}
+
+// signal sends sig to pid. It builds everywhere; sending anything but a kill
+// fails where processes have no signals (Windows), as upgrades do there.
+func signal(pid int, sig os.Signal) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	return p.Signal(sig)
 }

@@ -1,5 +1,3 @@
-//go:build unix
-
 package graceful
 
 import (
@@ -10,10 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // The handoff speaks cloudflare/tableflip v1.2.3's wire protocol, so a
@@ -23,7 +18,14 @@ import (
 // of the descriptors that follow from 5 on, and stays open until the parent
 // exits. graceful adds two named descriptors of its own (a control socket
 // for the bake window and the real standard error) and eight bytes after the
-// readiness byte (the child's own start-up time); tableflip ignores both.
+// readiness byte (the child's own start-up time, big-endian nanoseconds);
+// tableflip ignores both.
+//
+// On the control socket each message is one byte. The child sends
+// msgRollback (take serving back) or msgPromote (stop baking); the parent
+// answers msgRollback with msgAck once it accepts again. The parent closing
+// the socket means it is no longer a fallback (window over, promoted,
+// stopping, or gone); a child that gets no ack before that serves on.
 const (
 	envParent   = "TABLEFLIP_HAS_PARENT_7DIU3"
 	notifyReady = 42
@@ -37,7 +39,14 @@ const (
 
 	nameControl = "baton-control"
 	nameStderr  = "baton-stderr"
+
+	msgRollback = 'g' // child to parent: take serving back
+	msgAck      = 'k' // parent to child: serving taken back
+	msgPromote  = 'e' // child to parent: promoted, stop baking and drain
 )
+
+// readyMsgLen is the readiness byte and the start-up time.
+const readyMsgLen = 9
 
 // fileKey names a passed descriptor the way tableflip does: kind, network,
 // address (or kind, name, "").
@@ -54,8 +63,10 @@ type inheritance struct {
 	stderr  *os.File
 }
 
+// inherit takes over what the parent handed down, or returns nil on a
+// first start.
 func inherit() (*inheritance, error) {
-	if os.Getenv(envParent) == "" {
+	if os.Getenv(envParent) == "" || handoffSupported() != nil {
 		return nil, nil
 	}
 	// Children of this process must not believe they have a parent unless
@@ -66,8 +77,8 @@ func inherit() (*inheritance, error) {
 		names: os.NewFile(fdNames, "graceful-names"),
 		files: make(map[fileKey]*os.File),
 	}
-	syscall.CloseOnExec(fdReady)
-	syscall.CloseOnExec(fdNames)
+	closeOnExec(fdReady)
+	closeOnExec(fdNames)
 	var names [][]string
 	if err := gob.NewDecoder(in.names).Decode(&names); err != nil {
 		return nil, fmt.Errorf("%w: decoding descriptor names: %v", ErrInherit, err)
@@ -76,7 +87,7 @@ func inherit() (*inheritance, error) {
 		var k fileKey
 		copy(k[:], n)
 		fd := fdFirst + i
-		syscall.CloseOnExec(fd)
+		closeOnExec(fd)
 		f := os.NewFile(uintptr(fd), k.String())
 		if f == nil {
 			return nil, fmt.Errorf("%w: descriptor %d (%s) is not open", ErrInherit, fd, k)
@@ -99,14 +110,14 @@ func (in *inheritance) restoreStderr() {
 	if in.stderr == nil {
 		return
 	}
-	_ = unix.Dup3(int(in.stderr.Fd()), 2, 0)
+	_ = dupStderr(in.stderr)
 	_ = in.stderr.Close()
 	in.stderr = nil
 }
 
 // sendReady tells the parent that this process accepts connections.
 func (in *inheritance) sendReady(startup time.Duration) error {
-	var msg [9]byte
+	var msg [readyMsgLen]byte
 	msg[0] = notifyReady
 	binary.BigEndian.PutUint64(msg[1:], uint64(startup))
 	_, err := in.ready.Write(msg[:])
@@ -114,68 +125,38 @@ func (in *inheritance) sendReady(startup time.Duration) error {
 	return err
 }
 
-// dupFile duplicates a socket's descriptor for passing to a new process,
-// through SyscallConn so the original stays non-blocking.
-func dupFile(c syscall.Conn, k fileKey) (*os.File, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var nfd int
-	var derr error
-	if err := raw.Control(func(fd uintptr) {
-		nfd, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-	}); err != nil {
-		return nil, err
-	}
-	if derr != nil {
-		return nil, fmt.Errorf("dup %s: %w", k, derr)
-	}
-	return os.NewFile(uintptr(nfd), k.String()), nil
-}
-
-// socketpair returns the parent's and the child's end of a control socket.
-func socketpair() (parent net.Conn, child *os.File, err error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("socketpair: %w", err)
-	}
-	pf := os.NewFile(uintptr(fds[0]), "graceful-control")
-	defer pf.Close()
-	parent, err = net.FileConn(pf)
-	if err != nil {
-		_ = unix.Close(fds[1])
-		return nil, nil, err
-	}
-	return parent, os.NewFile(uintptr(fds[1]), "graceful-control-child"), nil
-}
-
-// child is a new process started by Upgrade.
+// child is a new process started by an upgrade, as its parent sees it.
 type child struct {
+	path    string
 	pid     int
-	ready   chan time.Duration // the child's start-up time, once ready
+	spawned time.Duration // fork and exec
+	startup time.Duration // its own New to Ready, once ready
+	ready   chan struct{} // closed with startup set
 	exited  chan struct{}
-	state   *os.ProcessState
-	waitErr error
+	state   *os.ProcessState // set before exited closes
 	proc    *os.Process
 	control net.Conn
-	stderr  *os.File // captured standard error (unlinked temp file)
+	// namesW is the write end of the names pipe. It must stay open for
+	// the rest of this process's life once the child serves: its closing
+	// is how the child learns that this process exited.
+	namesW *os.File
+	stderr *os.File // captured standard error (unlinked temp file)
 }
 
-// startChild starts path with the given named descriptors. namesKeep
-// receives the write end of the names pipe, which must stay open for the
-// rest of this process's life: its closing is how the child learns that this
-// process exited.
-func startChild(path string, args []string, files map[fileKey]*os.File, bake bool) (*child, *os.File, error) {
+// startChild starts path with the given named descriptors; with bake, the
+// child also gets the control socket, whose presence is how it knows its
+// parent will bake.
+func startChild(path string, args []string, files map[fileKey]*os.File, bake bool) (*child, error) {
+	start := time.Now()
 	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	namesR, namesW, err := os.Pipe()
 	if err != nil {
 		readyR.Close()
 		readyW.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	control, controlChild, err := socketpair()
 	if err != nil {
@@ -183,7 +164,7 @@ func startChild(path string, args []string, files map[fileKey]*os.File, bake boo
 		readyW.Close()
 		namesR.Close()
 		namesW.Close()
-		return nil, nil, err
+		return nil, err
 	}
 	errf, err := os.CreateTemp("", "graceful-stderr-*")
 	if err == nil {
@@ -191,14 +172,7 @@ func startChild(path string, args []string, files map[fileKey]*os.File, bake boo
 	} else {
 		errf = nil
 	}
-	cleanup := func() {
-		readyR.Close()
-		namesW.Close()
-		control.Close()
-		if errf != nil {
-			errf.Close()
-		}
-	}
+	// The child's ends, duplicated into it by StartProcess.
 	defer func() {
 		readyW.Close()
 		namesR.Close()
@@ -215,8 +189,6 @@ func startChild(path string, args []string, files map[fileKey]*os.File, bake boo
 		add(k, f)
 	}
 	if bake {
-		// Only a child whose parent will bake gets the control socket:
-		// its presence is how the child knows it must not upgrade yet.
 		add(fileKey{kindFd, nameControl, ""}, controlChild)
 	}
 	stderr := os.Stderr
@@ -224,48 +196,70 @@ func startChild(path string, args []string, files map[fileKey]*os.File, bake boo
 		add(fileKey{kindFd, nameStderr, ""}, os.Stderr)
 		stderr = errf
 	}
-
-	env := append(os.Environ(), envParent+"=yes")
 	attr := &os.ProcAttr{
-		Env:   env,
+		Env:   append(os.Environ(), envParent+"=yes"),
 		Files: append([]*os.File{os.Stdin, os.Stdout, stderr}, extra...),
 	}
 	proc, err := os.StartProcess(path, append([]string{path}, args...), attr)
 	if err != nil {
-		cleanup()
-		return nil, nil, err
+		readyR.Close()
+		namesW.Close()
+		control.Close()
+		if errf != nil {
+			errf.Close()
+		}
+		return nil, err
 	}
 	c := &child{
+		path:    path,
 		pid:     proc.Pid,
+		spawned: time.Since(start),
 		proc:    proc,
-		ready:   make(chan time.Duration, 1),
+		ready:   make(chan struct{}),
 		exited:  make(chan struct{}),
 		control: control,
+		namesW:  namesW,
 		stderr:  errf,
 	}
 	// Both goroutines end by themselves: the first when the child exits,
 	// the second when the pipe's write end closes (ready or exit).
 	go func() {
-		c.state, c.waitErr = proc.Wait()
+		c.state, _ = proc.Wait()
 		close(c.exited)
 	}()
 	go func() {
 		defer readyR.Close()
-		var msg [9]byte
+		var msg [readyMsgLen]byte
 		n, _ := io.ReadFull(readyR, msg[:])
 		if n >= 1 && msg[0] == notifyReady {
-			var startup time.Duration
 			if n == len(msg) {
-				startup = time.Duration(binary.BigEndian.Uint64(msg[1:]))
+				c.startup = time.Duration(binary.BigEndian.Uint64(msg[1:]))
 			}
-			c.ready <- startup
+			close(c.ready)
 		}
 	}()
-	if err := gob.NewEncoder(namesW).Encode(names); err != nil {
-		// The child died before reading; Wait reports why.
-		_ = err
+	// A child that died before reading shows in its exit status.
+	_ = gob.NewEncoder(namesW).Encode(names)
+	return c, nil
+}
+
+// abandon kills the child unless it already exited, waits for its exit,
+// closes what this process kept for it, and returns cause as an
+// *UpgradeError naming the child, its exit status (-1 if killed) and its
+// last lines of standard error.
+func (c *child) abandon(cause error, lines int) *UpgradeError {
+	_ = c.proc.Kill()
+	<-c.exited
+	status := -1
+	if c.state != nil {
+		status = c.state.ExitCode()
 	}
-	return c, namesW, nil
+	e := &UpgradeError{Path: c.path, PID: c.pid, ExitStatus: status, Stderr: c.stderrTail(lines), Err: cause}
+	c.control.Close()
+	// Nobody is left to learn of this process's exit through it.
+	c.namesW.Close()
+	c.copyStderr()
+	return e
 }
 
 // stderrTail returns the last n lines the child wrote before it failed.
@@ -273,12 +267,12 @@ func (c *child) stderrTail(n int) []string {
 	if c.stderr == nil {
 		return nil
 	}
-	const max = 64 << 10
+	const limit = 64 << 10
 	st, err := c.stderr.Stat()
 	if err != nil {
 		return nil
 	}
-	off := max64(st.Size()-max, 0)
+	off := max(st.Size()-limit, 0)
 	buf := make([]byte, st.Size()-off)
 	if _, err := c.stderr.ReadAt(buf, off); err != nil && err != io.EOF {
 		return nil
@@ -304,11 +298,4 @@ func (c *child) copyStderr() {
 	}
 	_ = c.stderr.Close()
 	c.stderr = nil
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
