@@ -1,3 +1,5 @@
+//go:build unix
+
 package bind_test
 
 import (
@@ -19,6 +21,11 @@ import (
 	"github.com/batonhq/baton/rollout"
 	"github.com/batonhq/baton/rollout/bind"
 )
+
+// The role runs processes and signals them, as only Unix can.
+func init() {
+	testchild.Register(roleGraceful, gracefulMain)
+}
 
 // The Upgrader tests re-execute the test binary as a service built
 // on graceful (gracefulMain) whose rollout is one blue-green step from v1

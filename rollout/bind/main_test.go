@@ -13,6 +13,5 @@ import (
 const roleGraceful = "graceful-service"
 
 func TestMain(m *testing.M) {
-	testchild.Register(roleGraceful, gracefulMain)
 	testchild.Main(m, func() int { goleak.VerifyTestMain(m); return 0 })
 }

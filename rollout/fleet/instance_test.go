@@ -1,3 +1,5 @@
+//go:build unix
+
 package fleet_test
 
 import (
@@ -12,9 +14,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/batonhq/baton/internal/testchild"
 	"github.com/batonhq/baton/rollout"
 	"github.com/batonhq/baton/rollout/fleet"
 )
+
+// The role runs processes and signals them, as only Unix can.
+func init() {
+	testchild.Register("instance", instanceMain)
+}
 
 // instanceMain is one host of the process tests: a member of the fleet on
 // its own loopback address and working directory, a driver that drives a

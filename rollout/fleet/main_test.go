@@ -9,6 +9,5 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testchild.Register("instance", instanceMain)
 	testchild.Main(m, func() int { goleak.VerifyTestMain(m); return 0 })
 }
