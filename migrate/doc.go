@@ -162,43 +162,9 @@
 //     database applying NOT NULL after BEFORE triggers (PostgreSQL, MySQL
 //     5.7+, MariaDB 10.5+); on SQLite the old columns must be nullable for it.
 //
-// # Measured
+// # Figures
 //
-// go run ./internal/cmd/backfillbench (split-name Transform, 4 writers at
-// 250 ops/s each whose sessions carry the same 500 ms lock timeout, PostgreSQL
-// 15 on 2 cores shared with other test runs, load average 5-8). Typical run:
-//
-//	rows   rows/s   p50 batch  p99 batch  writer errors  inconsistent rows
-//	10k    119k     31 ms      33 ms      0              0
-//	100k   148k     48 ms      87 ms      0              0
-//	300k   156k     51 ms      72 ms      0              0
-//	1M     101k     51 ms      204 ms     0              0
-//
-// With nothing else running on the machine (3 runs), rows/s was 183k-237k,
-// 191k-209k, 181k-189k and 181k-191k at 10k, 100k, 300k and 1M rows, flat
-// as the table grows, and the p99 batch at 1M was 70-79 ms: the 100 ms goal
-// holds there, the rest of this section is about a loaded machine.
-//
-// pgroll publishes 53k / 21k / 9.4k rows/s at 10k / 100k / 300k rows. Across
-// runs on this loaded machine rows/s varied 47k-195k at 10k (3 batches: one
-// slow batch dominates), 82k-188k at 100k, 55k-156k at 300k, 88k-112k at 1M.
-// Loaded, the p99 batch at 1M (100-230 ms) misses the 100 ms goal. With about 200
-// batches the p99 is the second or third slowest batch, so one stall decides
-// it. The tail batches (-tail flag) are stalls: rows per millisecond fall
-// 5-50x (to 2-50 from 100-230) for 100-600 ms, in batches of 400 to 9000
-// rows alike, with no checkpoint during the backfill but about 23k buffers
-// written by the backends themselves (the table outgrows shared_buffers,
-// 128 MB) on a machine at load 8-10. About 40% of the tail batches
-// followed a fast batch that let the size grow 2-4x, but their rate had
-// collapsed too. Changing the adaptation did not help measurably: over 12
-// interleaved runs each, p99 median 165 ms as is, 135 ms with growth
-// capped at 2x (7 runs aiming at 40 ms: 129 ms), Mann-Whitney p = 0.64
-// and 0.35, each variant under 100 ms in 1-2 runs; neither a 30 ms target
-// nor a throttle shortened the tail either. At the CI sizes the p99 is the
-// slowest of 3-27 batches: 26-160 ms at 10k and 107-311 ms at 100k on
-// PostgreSQL, 75-249 ms at 10k on MariaDB (5 runs each, load 8-9), so CI
-// does not check it. No writer ever waited for a lock longer than the lock
-// timeout (it would have failed); the slowest write end to end was
-// 0.1-1.1 s at 1M, I/O and CPU contention included. MariaDB 10.11: 56k-64k
-// rows/s at 10k-100k; SQLite: 236k-267k rows/s.
+// Measured rates, batch latencies and write amplification, each with the
+// command that reproduces it, are in the migrate section of BENCHMARKS.md
+// at the root of the module.
 package migrate

@@ -76,9 +76,7 @@ func usersDDL(d migrate.Dialect, table string) string {
 func dropAll(t testing.TB, db *sql.DB, d migrate.Dialect, prefix string, tables ...string) {
 	t.Helper()
 	all := append([]string{}, tables...)
-	for _, s := range []string{"migrations", "checkpoints", "instances", "locks", "guard"} {
-		all = append(all, prefix+s)
-	}
+	all = append(all, migrate.StateTables(prefix)...)
 	for _, tb := range all {
 		q := `DROP TABLE IF EXISTS "` + tb + `"`
 		if d == migrate.MySQL {

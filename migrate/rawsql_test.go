@@ -20,7 +20,7 @@ func TestRawSQLTriggerBody(t *testing.T) {
 			const table, trig, prefix = "mt_raw_trig", "mt_raw_trig_bi", "mt_raw_"
 			cleanup := func() {
 				_, _ = db.Exec("DROP TABLE IF EXISTS " + table)
-				for _, s := range []string{"migrations", "checkpoints", "instances", "locks", "guard"} {
+				for _, s := range []string{"migrations", "backfill", "instances", "observed", "saved", "locks", "guard"} {
 					_, _ = db.Exec("DROP TABLE IF EXISTS " + prefix + s)
 				}
 			}
