@@ -95,8 +95,12 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 		}
 		stmts := r.im.dropTriggers(r.trigName(o.op), t.Table, true)
 		for _, ix := range o.saved.Indexes {
-			if hasIndex(ix.Name) && hasIndex(ix.Temp) {
-				stmts = append(stmts, r.im.dropIndex(t.Table, ix.Name))
+			switch {
+			case !hasIndex(ix.Name) || !hasIndex(ix.Temp):
+			case ix.Constraint:
+				stmts = append(stmts, "ALTER TABLE "+r.d.quote(t.Table)+" DROP CONSTRAINT "+r.d.quote(ix.Name))
+			default:
+				stmts = append(stmts, r.im.dropIndex(t.Table, ix.Name, true))
 			}
 		}
 		for _, c := range t.Drop {
@@ -246,7 +250,7 @@ func (r *Runner) dropIndexIfExists(ctx context.Context, table, name string) erro
 	if err != nil || !ok {
 		return err
 	}
-	return r.execDDL(ctx, r.im.dropIndex(table, name))
+	return r.execDDL(ctx, r.im.dropIndex(table, name, false))
 }
 
 // rollbackTransform drops the triggers and the new columns and gives the

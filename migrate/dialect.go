@@ -154,7 +154,8 @@ type dialect interface {
 	// under a table write lock held only for the statements.
 	unit(ctx context.Context, c *sql.Conn, table string, stmts []string) error
 	createIndex(ctx context.Context, x ddlExec, ix CreateIndex) error
-	dropIndex(table, name string) string
+	// dropIndex drops an index online, or (inUnit) as a statement of a unit.
+	dropIndex(table, name string, inUnit bool) string
 	renameIndex(table, from, to string) []string
 	columnAttrs(table string, c colInfo, set colAttrs) ([]string, error)
 

@@ -115,21 +115,39 @@ func (r *Runner) expandTransform(ctx context.Context, op Operation, o *opPlan) e
 	if o.sync, err = r.plan(o); err != nil {
 		return err
 	}
-	nn := r.im.notNull()
-	for j, c := range o.saved.New {
-		if c.NotNull && nn.supported {
-			if s := nn.expand(o.t.Table, c.Name, r.checkName(o.op, j)); s != "" {
-				if err := r.addConstraintOnce(ctx, o.t.Table, r.checkName(o.op, j), s); err != nil {
-					return err
-				}
+	// The checks go in the unit too: before the triggers exist, an old
+	// writer's row would have NULL new columns and fail them.
+	checks := func(ctx context.Context) ([]string, error) {
+		var out []string
+		nn := r.im.notNull()
+		for j, c := range o.saved.New {
+			if !c.NotNull || !nn.supported {
+				continue
+			}
+			s := nn.expand(o.t.Table, c.Name, r.checkName(o.op, j))
+			if s == "" {
+				continue
+			}
+			ok, err := r.im.constraintExists(ctx, r.db, o.t.Table, r.checkName(o.op, j))
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				out = append(out, s)
 			}
 		}
+		return out, nil
 	}
 	if o.t.Sync == SyncApplication {
-		return nil
+		return r.execUnit(ctx, o.t.Table, checks)
 	}
-	return r.execUnit(ctx, o.t.Table, func(context.Context) ([]string, error) {
+	return r.execUnit(ctx, o.t.Table, func(ctx context.Context) ([]string, error) {
 		stmts := r.im.createTriggers(r.trigName(o.op), r.t, o.sync)
+		cs, err := checks(ctx)
+		if err != nil {
+			return nil, err
+		}
+		stmts = append(stmts, cs...)
 		for _, c := range o.saved.Old {
 			set := colAttrs{}
 			if c.Default != "" {

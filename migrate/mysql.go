@@ -180,7 +180,10 @@ func (d mysqlDialect) createIndex(ctx context.Context, x ddlExec, ix CreateIndex
 	return x.execDDL(ctx, "CREATE "+uniq+"INDEX "+d.quote(ix.Name)+" ON "+d.quote(ix.Table)+" ("+quoteList(d, ix.Columns)+") ALGORITHM=INPLACE LOCK=NONE")
 }
 
-func (d mysqlDialect) dropIndex(table, name string) string {
+func (d mysqlDialect) dropIndex(table, name string, inUnit bool) string {
+	if inUnit {
+		return "ALTER TABLE " + d.quote(table) + " DROP INDEX " + d.quote(name)
+	}
 	return "ALTER TABLE " + d.quote(table) + " DROP INDEX " + d.quote(name) + ", ALGORITHM=INPLACE, LOCK=NONE"
 }
 

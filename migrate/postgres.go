@@ -211,7 +211,10 @@ func (d postgresDialect) createIndex(ctx context.Context, x ddlExec, ix CreateIn
 	})
 }
 
-func (d postgresDialect) dropIndex(_, name string) string {
+func (d postgresDialect) dropIndex(_, name string, inUnit bool) string {
+	if inUnit {
+		return "DROP INDEX IF EXISTS " + d.quote(name)
+	}
 	return "DROP INDEX CONCURRENTLY IF EXISTS " + d.quote(name)
 }
 

@@ -303,8 +303,8 @@ func rewriteColumnDef(def string, toks []token, set colAttrs) string {
 	pos := toks[0].start
 	var b strings.Builder
 	flush := func(from, to int) {
-		if from < to {
-			keep = append(keep, strings.TrimSpace(def[from:to]))
+		if k := strings.TrimSpace(def[from:max(from, to)]); k != "" {
+			keep = append(keep, k)
 		}
 	}
 	for i := 0; i < len(toks); i++ {
@@ -354,7 +354,7 @@ func (d sqliteDialect) createIndex(ctx context.Context, x ddlExec, ix CreateInde
 	return x.execDDL(ctx, "CREATE "+uniq+"INDEX IF NOT EXISTS "+d.quote(ix.Name)+" ON "+d.quote(ix.Table)+" ("+quoteList(d, ix.Columns)+")")
 }
 
-func (d sqliteDialect) dropIndex(_, name string) string {
+func (d sqliteDialect) dropIndex(_, name string, _ bool) string {
 	return "DROP INDEX IF EXISTS " + d.quote(name)
 }
 
