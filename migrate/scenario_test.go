@@ -377,7 +377,7 @@ func schemaOf(t *testing.T, db *sql.DB, d migrate.Dialect, table string) string 
 		args = []any{`"` + table + `"`, table}
 	case migrate.MySQL:
 		var name, def string
-		if err := db.QueryRow("SHOW CREATE TABLE `" + table + "`").Scan(&name, &def); err != nil {
+		if err := db.QueryRow("SHOW CREATE TABLE `"+table+"`").Scan(&name, &def); err != nil {
 			t.Fatal(err)
 		}
 		var trig int
