@@ -181,3 +181,15 @@ func openSQLiteAt(t testing.TB, dsn string) *sql.DB {
 	}
 	return db
 }
+
+// testTimeout bounds every phase call of a test, so that a hang fails the
+// test with the call's own error (context deadline exceeded, at its line)
+// instead of waiting for go test's global timeout.
+const testTimeout = 2 * time.Minute
+
+// boundedCtx is a context that ends testTimeout from now or with the test.
+func boundedCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}

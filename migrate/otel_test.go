@@ -50,7 +50,7 @@ func TestBackfillMetricsAndSpans(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := boundedCtx(t)
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package migrate_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/batonhq/baton/migrate"
@@ -10,7 +9,7 @@ import (
 // A RawSQL trigger whose body holds semicolons, nested BEGIN ... END and
 // IF ... END IF must reach the database as one statement.
 func TestRawSQLTriggerBody(t *testing.T) {
-	ctx := context.Background()
+	ctx := boundedCtx(t)
 	for _, d := range dialects() {
 		if d == migrate.PostgreSQL {
 			continue // PostgreSQL bodies are dollar-quoted strings: nothing to split

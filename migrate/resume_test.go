@@ -25,7 +25,7 @@ func TestCancelledBackfillResumesFromCheckpoint(t *testing.T) {
 			}
 			const seeded = 2000
 			seed(t, db, d, table, seeded)
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, cancel := context.WithCancel(boundedCtx(t))
 			defer cancel()
 			var first []migrate.Progress
 			opts := migrate.Options{StateTablePrefix: prefix, BatchSize: 100, MaxBatchSize: 100,
@@ -45,7 +45,7 @@ func TestCancelledBackfillResumesFromCheckpoint(t *testing.T) {
 			if err := r1.Backfill(ctx); !errors.Is(err, context.Canceled) {
 				t.Fatalf("Backfill after cancel: %v", err)
 			}
-			if p, _ := r1.Phase(context.Background()); p != migrate.PhaseBackfilling {
+			if p, _ := r1.Phase(boundedCtx(t)); p != migrate.PhaseBackfilling {
 				t.Fatalf("phase %q after cancelled backfill", p)
 			}
 			var second []migrate.Progress
@@ -54,7 +54,7 @@ func TestCancelledBackfillResumesFromCheckpoint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := r2.Backfill(context.Background()); err != nil {
+			if err := r2.Backfill(boundedCtx(t)); err != nil {
 				t.Fatal(err)
 			}
 			last1 := first[len(first)-1]
@@ -99,11 +99,11 @@ func TestKilledRunnerResumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := r.Start(context.Background()); err != nil {
+			if err := r.Start(boundedCtx(t)); err != nil {
 				t.Fatal(err)
 			}
 
-			cmd, err := testchild.Command(context.Background(), "migrate-backfill", "MIGRATE_DIALECT="+d.String(), "MIGRATE_DSN="+dsn,
+			cmd, err := testchild.Command(boundedCtx(t), "migrate-backfill", "MIGRATE_DIALECT="+d.String(), "MIGRATE_DSN="+dsn,
 				"MIGRATE_PREFIX="+prefix, "MIGRATE_TABLE="+table, "MIGRATE_NAME="+name)
 			if err != nil {
 				t.Fatal(err)
@@ -144,7 +144,7 @@ func TestKilledRunnerResumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := r2.Backfill(context.Background()); err != nil {
+			if err := r2.Backfill(boundedCtx(t)); err != nil {
 				t.Fatal(err)
 			}
 			if got := resumed[0].Rows - int64(resumed[0].BatchSize); got != cpRows {
