@@ -19,15 +19,8 @@ func TestCompleteWaitsForReadNewEverywhere(t *testing.T) {
 		t.Run(d.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			db := openDB(t, d)
-			sfx := suffix()
-			table, prefix, name := "mt_cu_"+sfx, "mt_cu_"+sfx+"_", "mt_cu_"+sfx
-			dropAll(t, db, d, prefix, table)
-			t.Cleanup(func() { dropAll(t, db, d, prefix, table) })
-			if _, err := db.Exec(usersDDL(d, table)); err != nil {
-				t.Fatal(err)
-			}
-			seed(t, db, d, table, 100)
+			f := newFixture(t, d, "mt_cu", 100)
+			db, table, prefix, name := f.db, f.table, f.prefix, f.name
 			opts := migrate.Options{StateTablePrefix: prefix, CatchUpTimeout: 300 * time.Millisecond, InstancePoll: 20 * time.Millisecond}
 			r, err := migrate.New(db, splitName(d, table, name), opts)
 			if err != nil {

@@ -23,17 +23,10 @@ func TestBatchFailingAtCommitIsRedone(t *testing.T) {
 		t.Run(d.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			db := openDB(t, d)
-			sfx := suffix()
-			table, prefix, name := "mt_cf_"+sfx, "mt_cf_"+sfx+"_", "mt_cf_"+sfx
-			ctl := "mt_cf_ctl_" + sfx
-			dropAll(t, db, d, prefix, table, ctl)
-			t.Cleanup(func() { dropAll(t, db, d, prefix, table, ctl) })
-			if _, err := db.Exec(usersDDL(d, table)); err != nil {
-				t.Fatal(err)
-			}
 			const seeded, failAt = 2000, 1050
-			seed(t, db, d, table, seeded)
+			ctl := "mt_cf_ctl_" + suffix()
+			f := newFixture(t, d, "mt_cf", seeded, ctl)
+			db, table, prefix, name := f.db, f.table, f.prefix, f.name
 			var ddl []string
 			switch d {
 			case migrate.PostgreSQL:

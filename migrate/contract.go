@@ -229,18 +229,13 @@ func (r *Runner) rollback(ctx context.Context) error {
 func (r *Runner) resolveForRollback(ctx context.Context) (*prepared, error) {
 	p := &prepared{}
 	for i, op := range r.m.Operations {
-		t, ok, err := r.asTransform(op)
-		if err != nil || !ok {
-			if err != nil {
-				return nil, err
-			}
-			continue
-		}
-		o := &opPlan{op: i, t: t}
-		if _, err := r.loadSaved(ctx, i, &o.saved); err != nil {
+		o, err := r.opPlan(ctx, i, op)
+		if err != nil {
 			return nil, err
 		}
-		p.ops = append(p.ops, o)
+		if o != nil {
+			p.ops = append(p.ops, o)
+		}
 	}
 	return p, nil
 }

@@ -193,3 +193,25 @@ func boundedCtx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// fixture is a users table seeded with rows, and the names of its state
+// tables and migration, unique to this run (PostgreSQL and MariaDB are
+// shared with other runs) and dropped when the test ends.
+type fixture struct {
+	db                  *sql.DB
+	table, prefix, name string
+}
+
+func newFixture(t *testing.T, d migrate.Dialect, tag string, rows int, extra ...string) fixture {
+	t.Helper()
+	db := openDB(t, d)
+	sfx := suffix()
+	f := fixture{db: db, table: tag + "_" + sfx, prefix: tag + "_" + sfx + "_", name: tag + "_" + sfx}
+	dropAll(t, db, d, f.prefix, append([]string{f.table}, extra...)...)
+	t.Cleanup(func() { dropAll(t, db, d, f.prefix, append([]string{f.table}, extra...)...) })
+	if _, err := db.Exec(usersDDL(d, f.table)); err != nil {
+		t.Fatal(err)
+	}
+	seed(t, db, d, f.table, rows)
+	return f
+}

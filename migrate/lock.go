@@ -59,61 +59,12 @@ func (r *Runner) acquireLock(ctx context.Context) (*heldLock, error) {
 	}
 }
 
-// watchSession owns c, the connection whose session holds the lock: it
-// runs ping on it every l.check until release, and closes lost when a ping
-// fails (the session is gone, and the server has released the lock with
-// it). release stops the pings, runs unlock (with the key) and closes c.
-func watchSession(l *lockEnv, c *sql.Conn, ping, unlock string) *heldLock {
-	lost := make(chan struct{})
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	h := &heldLock{lost: lost}
-	go func() { // owner: h.release, which waits for done
-		defer close(done)
-		t := time.NewTicker(l.check)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), max(l.check, time.Second))
-			_, err := c.ExecContext(ctx, ping)
-			cancel()
-			if err != nil {
-				h.why = fmt.Sprintf("the session holding lock %q ended (%v)", l.key, err)
-				close(lost)
-				return
-			}
-		}
-	}()
-	var once sync.Once
-	h.release = func() {
-		once.Do(func() {
-			close(stop)
-			<-done
-			select {
-			case <-lost:
-				_ = c.Raw(func(any) error { return driverBadConn })
-			default:
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				if _, err := c.ExecContext(ctx, unlock, l.key); err != nil {
-					// Closing the session releases the lock too.
-					_ = c.Raw(func(any) error { return driverBadConn })
-				}
-				cancel()
-			}
-			_ = c.Close()
-		})
-	}
-	return h
-}
-
-// watchLease renews a lease every interval until release; renew reports
-// whether the lease is still ours (an error is retried next tick: the
-// lease has slack). drop deletes the lease on release.
-func watchLease(l *lockEnv, every time.Duration, renew func(context.Context) (bool, error), drop func(context.Context)) *heldLock {
+// watch starts the goroutine that checks a held lock every interval until
+// release: check returns why the lock is lost ("" while it is held, or
+// when the check could not tell and should be tried again). free runs on
+// release, after the goroutine has stopped, with lost telling whether the
+// lock was lost.
+func watch(every time.Duration, check func(context.Context) string, free func(ctx context.Context, lost bool)) *heldLock {
 	lost := make(chan struct{})
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -128,11 +79,11 @@ func watchLease(l *lockEnv, every time.Duration, renew func(context.Context) (bo
 				return
 			case <-t.C:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), every)
-			ours, err := renew(ctx)
+			ctx, cancel := context.WithTimeout(context.Background(), max(every, time.Second))
+			why := check(ctx)
 			cancel()
-			if err == nil && !ours {
-				h.why = fmt.Sprintf("the lease row %q in %s was taken over (renewals failed for LeaseTTL, or another runner broke it)", l.key, l.t.locks)
+			if why != "" {
+				h.why = why
 				close(lost)
 				return
 			}
@@ -145,10 +96,48 @@ func watchLease(l *lockEnv, every time.Duration, renew func(context.Context) (bo
 			<-done
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			drop(ctx)
+			select {
+			case <-lost:
+				free(ctx, true)
+			default:
+				free(ctx, false)
+			}
 		})
 	}
 	return h
+}
+
+// watchSession owns c, the connection whose session holds the lock: it
+// runs ping on it every l.check until release; a failed ping means the
+// session is gone, and the server has released the lock with it. release
+// runs unlock (with the key) and closes c.
+func watchSession(l *lockEnv, c *sql.Conn, ping, unlock string) *heldLock {
+	return watch(l.check, func(ctx context.Context) string {
+		if _, err := c.ExecContext(ctx, ping); err != nil {
+			return fmt.Sprintf("the session holding lock %q ended (%v)", l.key, err)
+		}
+		return ""
+	}, func(ctx context.Context, lost bool) {
+		if lost {
+			_ = c.Raw(func(any) error { return driverBadConn })
+		} else if _, err := c.ExecContext(ctx, unlock, l.key); err != nil {
+			// Closing the session releases the lock too.
+			_ = c.Raw(func(any) error { return driverBadConn })
+		}
+		_ = c.Close()
+	})
+}
+
+// watchLease renews a lease every interval until release; renew reports
+// whether the lease is still ours (an error is retried next tick: the
+// lease has slack). drop deletes the lease on release.
+func watchLease(l *lockEnv, every time.Duration, renew func(context.Context) (bool, error), drop func(context.Context)) *heldLock {
+	return watch(every, func(ctx context.Context) string {
+		if ours, err := renew(ctx); err == nil && !ours {
+			return fmt.Sprintf("the lease row %q in %s was taken over (renewals failed for LeaseTTL, or another runner broke it)", l.key, l.t.locks)
+		}
+		return ""
+	}, func(ctx context.Context, _ bool) { drop(ctx) })
 }
 
 // lockedWrite runs fn in one write transaction that first confirms the

@@ -65,15 +65,8 @@ func TestLockSessionKilledMidBackfill(t *testing.T) {
 		t.Run(d.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			db := openDB(t, d)
-			sfx := suffix()
-			table, prefix, name := "mt_kl_"+sfx, "mt_kl_"+sfx+"_", "mt_kl_"+sfx
-			dropAll(t, db, d, prefix, table)
-			t.Cleanup(func() { dropAll(t, db, d, prefix, table) })
-			if _, err := db.Exec(usersDDL(d, table)); err != nil {
-				t.Fatal(err)
-			}
-			seed(t, db, d, table, 3000)
+			f := newFixture(t, d, "mt_kl", 3000)
+			db, table, prefix, name := f.db, f.table, f.prefix, f.name
 			times := &lockTimes{first: map[string]time.Time{}, last: map[string]time.Time{}}
 			batches := make(chan struct{}, 100)
 			opts := func(who string) migrate.Options {
@@ -148,15 +141,8 @@ func TestLockSessionKilledMidComplete(t *testing.T) {
 		t.Run(d.String(), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			db := openDB(t, d)
-			sfx := suffix()
-			table, prefix, name := "mt_kc_"+sfx, "mt_kc_"+sfx+"_", "mt_kc_"+sfx
-			dropAll(t, db, d, prefix, table)
-			t.Cleanup(func() { dropAll(t, db, d, prefix, table) })
-			if _, err := db.Exec(usersDDL(d, table)); err != nil {
-				t.Fatal(err)
-			}
-			seed(t, db, d, table, 200)
+			f := newFixture(t, d, "mt_kc", 200)
+			db, table, prefix, name := f.db, f.table, f.prefix, f.name
 			opts := migrate.Options{StateTablePrefix: prefix, LockCheck: 50 * time.Millisecond, CatchUpTimeout: 30 * time.Second, InstancePoll: 20 * time.Millisecond}
 			r1, err := migrate.New(db, splitName(d, table, name), opts)
 			if err != nil {

@@ -42,8 +42,21 @@ type opPlan struct {
 	op    int
 	t     Transform
 	saved savedOp
+	have  bool // saved was read from the state table
 	sync  *syncPlan
 	cols  []colInfo
+}
+
+// opPlan starts the plan of operation i with what Start saved, or returns
+// nil if it is not a Transform.
+func (r *Runner) opPlan(ctx context.Context, i int, op Operation) (*opPlan, error) {
+	t, ok, err := r.asTransform(op)
+	if err != nil || !ok {
+		return nil, err
+	}
+	o := &opPlan{op: i, t: t}
+	o.have, err = r.loadSaved(ctx, i, &o.saved)
+	return o, err
 }
 
 // prepared is the whole migration resolved: its Transforms, and per table
@@ -99,24 +112,20 @@ func (r *Runner) created(table string) bool {
 func (r *Runner) resolve(ctx context.Context, store bool) (*prepared, error) {
 	p := &prepared{}
 	for i, op := range r.m.Operations {
-		t, ok, err := r.asTransform(op)
-		if err != nil || !ok {
+		o, err := r.opPlan(ctx, i, op)
+		if err != nil || o == nil {
 			if err != nil {
 				return nil, err
 			}
 			continue
 		}
-		o := &opPlan{op: i, t: t}
+		t := o.t
 		cols, err := r.im.columns(ctx, r.db, t.Table)
 		if err != nil {
 			return nil, err
 		}
 		o.cols = cols
-		have, err := r.loadSaved(ctx, i, &o.saved)
-		if err != nil {
-			return nil, err
-		}
-		if !have {
+		if !o.have {
 			if len(cols) == 0 && r.created(t.Table) {
 				continue // checked by expand once the table exists
 			}

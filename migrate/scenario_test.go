@@ -54,6 +54,25 @@ func accountsDDL(d migrate.Dialect, kind, table string) []string {
 	return append([]string{"CREATE TABLE " + qi(d, table) + " (" + key + ", login VARCHAR(100) NOT NULL" + unique + ", amount INTEGER NOT NULL DEFAULT 0, note VARCHAR(100)" + pk + ")"}, extra...)
 }
 
+// newAccounts creates the scenario's table with n rows, its state-table
+// prefix and migration name, unique to this run and dropped at the end.
+func newAccounts(t *testing.T, d migrate.Dialect, kind, tag string, n int) (*accounts, string, string) {
+	t.Helper()
+	db := openDB(t, d)
+	sfx := suffix()
+	table, prefix := tag+"_"+sfx, tag+"_"+sfx+"_"
+	dropAll(t, db, d, prefix, table)
+	t.Cleanup(func() { dropAll(t, db, d, prefix, table) })
+	for _, s := range accountsDDL(d, kind, table) {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := &accounts{t: t, db: db, d: d, kind: kind, table: table}
+	a.seed(n)
+	return a, prefix, table
+}
+
 // accounts is one table of the scenario and the writes it takes.
 type accounts struct {
 	t     *testing.T
@@ -144,16 +163,13 @@ func renameAndRetype(table, name string) *migrate.Migration {
 // writers runs old- and new-generation writers until stopped and counts
 // their failures.
 type writers struct {
-	a        *accounts
-	errs     atomic.Int64
-	ops      atomic.Int64
-	first    atomic.Value
-	readNew  atomic.Int64 // new writers that act on read_new
-	oldStop  context.CancelFunc
-	newStop  context.CancelFunc
-	oldWG    sync.WaitGroup
-	newWG    sync.WaitGroup
-	inserted atomic.Int64
+	a       *accounts
+	errs    atomic.Int64
+	ops     atomic.Int64
+	first   atomic.Value
+	readNew atomic.Int64 // new writers that act on read_new
+	oldWG   sync.WaitGroup
+	newWG   sync.WaitGroup
 }
 
 func (w *writers) fail(who string, err error) {
@@ -249,18 +265,8 @@ func TestScenarioNoDisagreementNoFailedWrite(t *testing.T) {
 			t.Run(d.String()+"/"+kind, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
-				db := openDB(t, d)
-				sfx := suffix()
-				table, prefix, name := "mt_sc_"+sfx, "mt_sc_"+sfx+"_", "mt_sc_"+sfx
-				dropAll(t, db, d, prefix, table)
-				t.Cleanup(func() { dropAll(t, db, d, prefix, table) })
-				for _, s := range accountsDDL(d, kind, table) {
-					if _, err := db.Exec(s); err != nil {
-						t.Fatal(err)
-					}
-				}
-				a := &accounts{t: t, db: db, d: d, kind: kind, table: table}
-				a.seed(600)
+				a, prefix, name := newAccounts(t, d, kind, "mt_sc", 600)
+				db, table := a.db, a.table
 				opts := migrate.Options{StateTablePrefix: prefix, BatchSize: 100, MaxBatchSize: 200, InstanceTTL: 3 * time.Second, CatchUpTimeout: 20 * time.Second}
 				r, err := migrate.New(db, renameAndRetype(table, name), opts)
 				if err != nil {
@@ -431,18 +437,8 @@ func TestRollbackAtEveryPhaseLeavesOldSchemaAndData(t *testing.T) {
 				t.Run(d.String()+"/"+kind+"/"+stop, func(t *testing.T) {
 					t.Parallel() // own tables; the servers' DDL latency dominates
 					ctx := context.Background()
-					db := openDB(t, d)
-					sfx := suffix()
-					table, prefix, name := "mt_rb_"+sfx, "mt_rb_"+sfx+"_", "mt_rb_"+sfx
-					dropAll(t, db, d, prefix, table)
-					t.Cleanup(func() { dropAll(t, db, d, prefix, table) })
-					for _, s := range accountsDDL(d, kind, table) {
-						if _, err := db.Exec(s); err != nil {
-							t.Fatal(err)
-						}
-					}
-					a := &accounts{t: t, db: db, d: d, kind: kind, table: table}
-					a.seed(300)
+					a, prefix, name := newAccounts(t, d, kind, "mt_rb", 300)
+					db, table := a.db, a.table
 					schema, data := schemaOf(t, db, d, table), dataOf(t, db, d, table)
 					bctx, cancel := context.WithCancel(ctx)
 					defer cancel()
