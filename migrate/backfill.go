@@ -138,6 +138,18 @@ func (r *Runner) buildCarried(ctx context.Context, o *opPlan) error {
 			return err
 		}
 	}
+	for _, k := range o.saved.Constraints {
+		var err error
+		switch {
+		case r.im.caps().notValid:
+			err = r.execDDL(ctx, "ALTER TABLE "+q(o.t.Table)+" VALIDATE CONSTRAINT "+q(k.Temp))
+		case k.Kind == "FOREIGN KEY":
+			err = r.checkOrphans(ctx, k.FK)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -79,6 +79,17 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 		return err
 	}
 	transactional := r.im.caps().transactional
+	if !transactional {
+		// The old column's foreign keys go first: MySQL refuses to drop a
+		// column a foreign key needs, and cannot drop one under a table lock
+		// without locking the referenced table too. The new column's own
+		// keep the data checked meanwhile.
+		for _, k := range o.saved.Constraints {
+			if err := r.dropConstraintIfExists(ctx, t.Table, k.Name, k.Kind, k.Temp); err != nil {
+				return err
+			}
+		}
+	}
 	var after [][]string
 	err := r.execUnit(ctx, t.Table, func(ctx context.Context) ([]string, error) {
 		after = nil
@@ -103,11 +114,27 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 				stmts = append(stmts, r.im.dropIndex(t.Table, ix.Name, true))
 			}
 		}
+		var renames []string
+		for _, k := range o.saved.Constraints {
+			temp, err := r.im.constraintExists(ctx, r.db, t.Table, k.Temp)
+			if err != nil || !temp {
+				continue
+			}
+			old, err := r.im.constraintExists(ctx, r.db, t.Table, k.Name)
+			if err != nil {
+				return nil, err
+			}
+			if old && transactional {
+				stmts = append(stmts, "ALTER TABLE "+r.d.quote(t.Table)+" DROP CONSTRAINT "+r.d.quote(k.Name))
+			}
+			renames = append(renames, r.im.renameConstraint(t.Table, k.Temp, k.Name)...)
+		}
 		for _, c := range t.Drop {
 			if _, ok := r.colNamed(cols, c); ok {
 				stmts = append(stmts, "ALTER TABLE "+r.d.quote(t.Table)+" DROP COLUMN "+r.d.quote(c))
 			}
 		}
+		stmts = append(stmts, renames...)
 		for _, ix := range o.saved.Indexes {
 			if !hasIndex(ix.Temp) {
 				continue
@@ -240,6 +267,24 @@ func (r *Runner) resolveForRollback(ctx context.Context) (*prepared, error) {
 	return p, nil
 }
 
+// dropConstraintIfExists drops constraint name of table, if it exists (and,
+// when unless is set, only while constraint unless exists too).
+func (r *Runner) dropConstraintIfExists(ctx context.Context, table, name, kind, unless string) error {
+	ok, err := r.im.constraintExists(ctx, r.db, table, name)
+	if err != nil || !ok {
+		return err
+	}
+	if unless != "" {
+		if ok, err := r.im.constraintExists(ctx, r.db, table, unless); err != nil || !ok {
+			return err
+		}
+	}
+	if kind == "FOREIGN KEY" {
+		return r.execDDL(ctx, r.im.foreignKey().drop(table, name))
+	}
+	return r.execDDL(ctx, "ALTER TABLE "+r.d.quote(table)+" DROP CONSTRAINT "+r.d.quote(name))
+}
+
 func (r *Runner) dropIndexIfExists(ctx context.Context, table, name string) error {
 	ok, err := indexExists(ctx, r.im, r.db, table, name)
 	if err != nil || !ok {
@@ -256,8 +301,13 @@ func (r *Runner) rollbackTransform(ctx context.Context, o *opPlan) error {
 		return err
 	}
 	// Carried indexes are built online by Backfill; drop them the same way
-	// first, outside the unit.
-	for _, ix := range o.saved.Indexes {
+	// first, outside the unit, and the carried constraints with them.
+	for _, k := range o.saved.Constraints {
+		if err := r.dropConstraintIfExists(ctx, t.Table, k.Temp, k.Kind, ""); err != nil {
+			return err
+		}
+	}
+	for _, ix := range o.saved.Indexes { // after the keys that may need them
 		if err := r.dropIndexIfExists(ctx, t.Table, ix.Temp); err != nil {
 			return err
 		}

@@ -140,6 +140,11 @@ type dialect interface {
 	// constraints reads the CHECK and FOREIGN KEY constraints that name
 	// column col of table, in either direction.
 	constraints(ctx context.Context, q queryer, table, col string) ([]constraintInfo, error)
+	// carryConstraint returns the definition of k with column from
+	// replaced by to, or false if the dialect cannot carry it.
+	carryConstraint(k constraintInfo, from, to string) (string, bool)
+	// renameConstraint renames a constraint (nil: it keeps its name).
+	renameConstraint(table, from, to string) []string
 	tableExists(ctx context.Context, q queryer, table string) (bool, error)
 	constraintExists(ctx context.Context, q queryer, table, name string) (bool, error)
 
@@ -295,6 +300,11 @@ type indexInfo struct {
 // column.
 type constraintInfo struct {
 	Name, Kind, Table, Def string
+	// Incoming marks a foreign key of another table (or of this one)
+	// that references the column.
+	Incoming bool
+	// FK describes a foreign key the column is part of (MySQL).
+	FK AddForeignKey
 }
 
 // sqlStater is implemented by pgx's *pgconn.PgError and lib/pq's errors.

@@ -115,16 +115,20 @@
 // RenameColumn and ChangeType give the new column what the old one
 // promised: NOT NULL (a NOT VALID check on Start, validated after the
 // backfill, SET NOT NULL at Complete; on MySQL and SQLite a check for NULLs
-// instead), DEFAULT and comment (set at Complete), and UNIQUE constraints
-// and plain indexes over the column (built online after the backfill under
-// temporary names, renamed to the old names at Complete; SQLite cannot
-// rename an index, so its copy keeps the temporary name). A Transform's
-// new columns carry the NotNull and Default their Column declares. What
-// cannot be carried is refused by Check, before any DDL, naming it: CHECK
-// constraints and foreign keys (either direction) on the column, partial
-// and expression indexes, a primary-key column, and on SQLite a UNIQUE
-// column constraint (SQLite cannot drop such a column without rebuilding
-// the table: use a unique index) or a comment.
+// instead), DEFAULT and comment (set at Complete), its UNIQUE constraints
+// and plain indexes (built online after the backfill under temporary
+// names, renamed to the old names at Complete; SQLite cannot rename an
+// index, so its copy keeps the temporary name), and its own foreign keys
+// and, on PostgreSQL, CHECK constraints (added NOT VALID on Start, or on
+// MySQL with foreign_key_checks off, validated or checked for orphans
+// after the backfill, renamed to the old names at Complete where the
+// dialect can rename them). A Transform's new columns carry the NotNull and
+// Default their Column declares. What cannot be carried is refused by
+// Check, before any DDL, naming it: foreign keys of other tables that
+// reference the column, CHECK constraints on MySQL (no NOT VALID there),
+// partial and expression indexes, a primary-key column, and on SQLite any
+// constraint, a UNIQUE column constraint (SQLite cannot drop such a column
+// without rebuilding the table: use a unique index) or a comment.
 //
 // SyncApplication installs no trigger; the application writes both sides
 // as Phase.WriteOld and Phase.WriteNew say. Use it only where triggers are

@@ -85,7 +85,7 @@ func (p *prepared) op(i int) *opPlan {
 // old columns' defaults into them. Only old code runs during Start (the
 // new version is deployed after it), and old code writes only the old
 // columns, which the triggers fill in from either state of the defaults.
-func (r *Runner) expandTransform(ctx context.Context, op Operation, o *opPlan) error {
+func (r *Runner) expandTransform(ctx context.Context, op Operation, o *opPlan) (err error) {
 	if o.sync == nil { // the table is created by this migration: now it exists
 		cols, err := r.im.columns(ctx, r.db, o.t.Table)
 		if err != nil {
@@ -117,8 +117,20 @@ func (r *Runner) expandTransform(ctx context.Context, op Operation, o *opPlan) e
 	}
 	// The checks go in the unit too: before the triggers exist, an old
 	// writer's row would have NULL new columns and fail them.
+	caps := r.im.caps()
 	checks := func(ctx context.Context) ([]string, error) {
 		var out []string
+		if caps.notValid {
+			for _, k := range o.saved.Constraints {
+				ok, err := r.im.constraintExists(ctx, r.db, o.t.Table, k.Temp)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					out = append(out, "ALTER TABLE "+r.d.quote(o.t.Table)+" ADD CONSTRAINT "+r.d.quote(k.Temp)+" "+k.Def+" NOT VALID")
+				}
+			}
+		}
 		nn := r.im.notNull()
 		for j, c := range o.saved.New {
 			if !c.NotNull || !nn.supported {
@@ -137,6 +149,20 @@ func (r *Runner) expandTransform(ctx context.Context, op Operation, o *opPlan) e
 			}
 		}
 		return out, nil
+	}
+	if !caps.notValid {
+		// Foreign keys added with checks off; Backfill looks for orphans.
+		defer func() {
+			for _, k := range o.saved.Constraints {
+				if err != nil {
+					return
+				}
+				var ok bool
+				if ok, err = r.im.constraintExists(ctx, r.db, o.t.Table, k.Temp); err == nil && !ok {
+					err = r.im.foreignKey().add(ctx, r, o.t.Table, k.Temp, k.Def)
+				}
+			}
+		}()
 	}
 	if o.t.Sync == SyncApplication {
 		return r.execUnit(ctx, o.t.Table, checks)

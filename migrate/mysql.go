@@ -99,25 +99,72 @@ func (mysqlDialect) indexes(ctx context.Context, q queryer, table string) ([]ind
 // constraints lists foreign keys from and to the column, and CHECK
 // constraints whose clause names it.
 func (d mysqlDialect) constraints(ctx context.Context, q queryer, table, col string) ([]constraintInfo, error) {
-	rows, err := q.QueryContext(ctx, `SELECT CONSTRAINT_NAME, 'FOREIGN KEY', TABLE_NAME, CONCAT(COLUMN_NAME, ' -> ', REFERENCED_TABLE_NAME, '.', REFERENCED_COLUMN_NAME)
-		FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME IS NOT NULL
-		AND ((TABLE_NAME = ? AND COLUMN_NAME = ?) OR (REFERENCED_TABLE_NAME = ? AND REFERENCED_COLUMN_NAME = ?))
-		UNION ALL
-		SELECT k.CONSTRAINT_NAME, 'CHECK', t.TABLE_NAME, k.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS k
+	rows, err := q.QueryContext(ctx, `SELECT k.CONSTRAINT_NAME, k.TABLE_NAME, k.REFERENCED_TABLE_NAME,
+		GROUP_CONCAT(k.COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR ','), GROUP_CONCAT(k.REFERENCED_COLUMN_NAME ORDER BY k.ORDINAL_POSITION SEPARATOR ','),
+		MAX(k.REFERENCED_TABLE_NAME = ? AND k.REFERENCED_COLUMN_NAME = ?), MAX(k.TABLE_NAME = ? AND k.COLUMN_NAME = ?), MIN(r.UPDATE_RULE), MIN(r.DELETE_RULE)
+		FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r
+		ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME
+		WHERE k.TABLE_SCHEMA = DATABASE() AND k.REFERENCED_TABLE_NAME IS NOT NULL AND (k.TABLE_NAME = ? OR k.REFERENCED_TABLE_NAME = ?)
+		GROUP BY k.CONSTRAINT_NAME, k.TABLE_NAME, k.REFERENCED_TABLE_NAME`, table, col, table, col, table, table)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read constraints of %q: %w", table, err)
+	}
+	var out []constraintInfo
+	for rows.Next() {
+		var k constraintInfo
+		var cols, refs, upd, del string
+		var in, own bool
+		if err := rows.Scan(&k.Name, &k.Table, &k.FK.RefTable, &cols, &refs, &in, &own, &upd, &del); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("migrate: read constraints of %q: %w", table, err)
+		}
+		if !in && !own {
+			continue
+		}
+		k.Kind, k.Incoming = "FOREIGN KEY", in
+		k.FK.Name, k.FK.Table, k.FK.Columns, k.FK.RefColumns = k.Name, k.Table, strings.Split(cols, ","), strings.Split(refs, ",")
+		k.Def = "FOREIGN KEY (" + quoteList(d, k.FK.Columns) + ") REFERENCES " + d.quote(k.FK.RefTable) + " (" + quoteList(d, k.FK.RefColumns) + ") ON UPDATE " + upd + " ON DELETE " + del
+		out = append(out, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = q.QueryContext(ctx, `SELECT k.CONSTRAINT_NAME, 'CHECK', t.TABLE_NAME, k.CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS k
 		JOIN information_schema.TABLE_CONSTRAINTS t ON t.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND t.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND t.CONSTRAINT_TYPE = 'CHECK'
-		WHERE k.CONSTRAINT_SCHEMA = DATABASE() AND t.TABLE_NAME = ?`, table, col, table, col, table)
-	all, err := scanConstraints(rows, table, err)
+		WHERE k.CONSTRAINT_SCHEMA = DATABASE() AND t.TABLE_NAME = ?`, table)
+	checks, err := scanConstraints(rows, table, err)
 	if err != nil {
 		return nil, err
 	}
-	var out []constraintInfo
-	for _, k := range all {
-		if k.Kind == "FOREIGN KEY" || namesColumn(MySQL, k.Def, col) {
+	for _, k := range checks {
+		if namesColumn(MySQL, k.Def, col) {
 			out = append(out, k)
 		}
 	}
 	return out, nil
 }
+
+// carryConstraint carries a foreign key of the table's own (rebuilt from
+// the catalog with to in place of from); CHECK constraints have no NOT
+// VALID here, and adding one validates every row under a lock.
+func (d mysqlDialect) carryConstraint(k constraintInfo, from, to string) (string, bool) {
+	if k.Kind != "FOREIGN KEY" || k.Incoming {
+		return "", false
+	}
+	cols := make([]string, len(k.FK.Columns))
+	for i, c := range k.FK.Columns {
+		cols[i] = c
+		if strings.EqualFold(c, from) {
+			cols[i] = to
+		}
+	}
+	return strings.Replace(k.Def, "("+quoteList(d, k.FK.Columns)+")", "("+quoteList(d, cols)+")", 1), true
+}
+
+// renameConstraint: MySQL cannot rename a foreign key; a carried one keeps
+// its own name.
+func (mysqlDialect) renameConstraint(string, string, string) []string { return nil }
 
 func (mysqlDialect) tableExists(ctx context.Context, q queryer, table string) (bool, error) {
 	return count(ctx, q, `SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`, table)

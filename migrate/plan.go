@@ -17,6 +17,21 @@ type savedOp struct {
 	Old     []colInfo      `json:"old"`
 	New     []carried      `json:"new"`
 	Indexes []carriedIndex `json:"indexes,omitempty"`
+	// Constraints are the CHECK constraints and foreign keys of the old
+	// column, added for the new one NOT VALID (or, on MySQL, with checks
+	// off) under the name Temp and validated after the backfill.
+	Constraints []carriedConstraint `json:"constraints,omitempty"`
+}
+
+// carriedConstraint is a constraint of an old column carried to the new one.
+type carriedConstraint struct {
+	Name string `json:"name"`
+	Temp string `json:"temp"`
+	Kind string `json:"kind"`
+	Def  string `json:"def"`
+	// FK is the carried foreign key, for the orphan check of dialects
+	// without VALIDATE.
+	FK AddForeignKey `json:"fk"`
 }
 
 // carried is what a new column becomes at Complete.
@@ -245,8 +260,23 @@ func (r *Runner) inspect(ctx context.Context, op Operation, o *opPlan) error {
 	if err != nil {
 		return err
 	}
-	for _, k := range ks {
-		return fail("%s constraint %q (%s, on table %q) involves column %q and would be lost: drop it first and add it for %q afterwards (AddForeignKey, RawSQL)", k.Kind, k.Name, oneLine(k.Def), k.Table, from, to)
+	for j, k := range ks {
+		def, ok := r.im.carryConstraint(k, from, to)
+		if !ok {
+			what := "cannot be carried on " + r.d.String()
+			if k.Incoming {
+				what = "references it from table " + k.Table + ", and references to a renamed column are not carried"
+			}
+			return fail("%s constraint %q (%s) %s and would be lost: drop it first and add it for %q afterwards (AddForeignKey, RawSQL)", k.Kind, k.Name, oneLine(k.Def), what, to)
+		}
+		c := carriedConstraint{Name: k.Name, Temp: fmt.Sprintf("baton_%s_%d_k%d", r.m.Name, o.op, j), Kind: k.Kind, Def: def, FK: k.FK}
+		c.FK.Name = c.Temp
+		for i, col := range c.FK.Columns {
+			if strings.EqualFold(col, from) {
+				c.FK.Columns[i] = to
+			}
+		}
+		o.saved.Constraints = append(o.saved.Constraints, c)
 	}
 	if old.Comment != "" && !r.im.caps().comments {
 		return fail("column %q has a comment, which SQLite cannot store", from)

@@ -113,12 +113,47 @@ func scanIndexes(rows *sql.Rows, table string, err error) ([]indexInfo, error) {
 }
 
 func (d postgresDialect) constraints(ctx context.Context, q queryer, table, col string) ([]constraintInfo, error) {
-	rows, err := q.QueryContext(ctx, `SELECT k.conname, CASE k.contype WHEN 'c' THEN 'CHECK' ELSE 'FOREIGN KEY' END, k.conrelid::regclass::text, pg_get_constraintdef(k.oid)
+	rows, err := q.QueryContext(ctx, `WITH c AS (SELECT attnum FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2)
+		SELECT k.conname, CASE k.contype WHEN 'c' THEN 'CHECK' ELSE 'FOREIGN KEY' END, k.conrelid::regclass::text, pg_get_constraintdef(k.oid),
+		COALESCE(k.confrelid = to_regclass($1) AND (SELECT attnum FROM c) = ANY(k.confkey), false)
 		FROM pg_constraint k WHERE k.contype IN ('c', 'f') AND (
-			(k.conrelid = to_regclass($1) AND (SELECT attnum FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2) = ANY(k.conkey))
-			OR (k.confrelid = to_regclass($1) AND (SELECT attnum FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = $2) = ANY(k.confkey)))
+			(k.conrelid = to_regclass($1) AND (SELECT attnum FROM c) = ANY(k.conkey))
+			OR (k.confrelid = to_regclass($1) AND (SELECT attnum FROM c) = ANY(k.confkey)))
 		ORDER BY k.conname`, d.quote(table), col)
-	return scanConstraints(rows, table, err)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read constraints of %q: %w", table, err)
+	}
+	defer rows.Close()
+	var out []constraintInfo
+	for rows.Next() {
+		var k constraintInfo
+		if err := rows.Scan(&k.Name, &k.Kind, &k.Table, &k.Def, &k.Incoming); err != nil {
+			return nil, fmt.Errorf("migrate: read constraints of %q: %w", table, err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// carryConstraint rewrites the catalog's own definition: in a CHECK every
+// reference to from, in a foreign key the columns before REFERENCES.
+func (d postgresDialect) carryConstraint(k constraintInfo, from, to string) (string, bool) {
+	if k.Incoming {
+		return "", false
+	}
+	def, rest := k.Def, ""
+	if k.Kind == "FOREIGN KEY" {
+		i := strings.Index(def, " REFERENCES ")
+		if i < 0 {
+			return "", false
+		}
+		def, rest = def[:i], def[i:]
+	}
+	return rewriteColumns(PostgreSQL, def, map[string]string{from: from}, func(string) string { return d.quote(to) }) + rest, true
+}
+
+func (d postgresDialect) renameConstraint(table, from, to string) []string {
+	return []string{"ALTER TABLE " + d.quote(table) + " RENAME CONSTRAINT " + d.quote(from) + " TO " + d.quote(to)}
 }
 
 func scanConstraints(rows *sql.Rows, table string, err error) ([]constraintInfo, error) {

@@ -113,6 +113,11 @@ func (sqliteDialect) constraints(ctx context.Context, q queryer, table, col stri
 	return out, nil
 }
 
+// carryConstraint: SQLite cannot add a constraint to an existing table.
+func (sqliteDialect) carryConstraint(constraintInfo, string, string) (string, bool) { return "", false }
+
+func (sqliteDialect) renameConstraint(string, string, string) []string { return nil }
+
 func (sqliteDialect) tableExists(ctx context.Context, q queryer, table string) (bool, error) {
 	return count(ctx, q, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table)
 }

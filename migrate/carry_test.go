@@ -1,0 +1,93 @@
+package migrate_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/batonhq/baton/migrate"
+)
+
+// TestForeignKeyAndCheckCarried: a renamed column's foreign key (and, on
+// PostgreSQL, a retyped column's CHECK) holds for the new column after
+// Complete, under the old name where the dialect can rename it; Rollback
+// leaves the schema as it was; a foreign key of another table that
+// references the renamed column is refused before any DDL.
+func TestForeignKeyAndCheckCarried(t *testing.T) {
+	for _, d := range dialects() {
+		if d == migrate.SQLite {
+			continue // SQLite cannot add constraints to a table: Check refuses (TestValidate)
+		}
+		t.Run(d.String(), func(t *testing.T) {
+			ctx := boundedCtx(t)
+			db := openDB(t, d)
+			sfx := suffix()
+			parent, child, other, prefix := "mt_fkp_"+sfx, "mt_fkc_"+sfx, "mt_fko_"+sfx, "mt_fk_"+sfx+"_"
+			dropAll(t, db, d, prefix, other, child, parent)
+			t.Cleanup(func() { dropAll(t, db, d, prefix, other, child, parent) })
+			check := ""
+			if d == migrate.PostgreSQL {
+				check = " CONSTRAINT " + child + "_amount_check CHECK (amount >= 0)"
+			}
+			for _, s := range []string{
+				"CREATE TABLE " + qi(d, parent) + " (id INTEGER PRIMARY KEY)",
+				"INSERT INTO " + qi(d, parent) + " (id) VALUES (1), (2)",
+				"CREATE TABLE " + qi(d, child) + " (id INTEGER PRIMARY KEY, code VARCHAR(20) NOT NULL UNIQUE, owner_id INTEGER NOT NULL, amount INTEGER NOT NULL DEFAULT 0" + check +
+					", CONSTRAINT " + child + "_owner_fk FOREIGN KEY (owner_id) REFERENCES " + qi(d, parent) + " (id))",
+				"INSERT INTO " + qi(d, child) + " (id, code, owner_id, amount) VALUES (1, 'a', 1, 5), (2, 'b', 2, 7)",
+				"CREATE TABLE " + qi(d, other) + " (id INTEGER PRIMARY KEY, code VARCHAR(20), FOREIGN KEY (code) REFERENCES " + qi(d, child) + " (code))",
+			} {
+				if _, err := db.Exec(s); err != nil {
+					t.Fatalf("%s: %v", s, err)
+				}
+			}
+			ops := []migrate.Operation{migrate.RenameColumn{Table: child, From: "owner_id", To: "owner"}}
+			if d == migrate.PostgreSQL {
+				ops = append(ops, migrate.ChangeType{Table: child, Column: "amount", To: "amount_big", Type: "BIGINT"})
+			}
+			m := &migrate.Migration{Name: "mt_fk_" + sfx, Operations: ops}
+			before := schemaOf(t, db, d, child)
+			r, err := migrate.New(db, m, migrate.Options{StateTablePrefix: prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []func() error{func() error { return r.Start(ctx) }, func() error { return r.Backfill(ctx) }, func() error { return r.Rollback(ctx) }} {
+				if err := f(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := schemaOf(t, db, d, child); got != before {
+				t.Fatalf("schema after Rollback:\n%s\nwant:\n%s", got, before)
+			}
+			if err := r.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec("INSERT INTO " + qi(d, child) + " (id, code, owner) VALUES (3, 'c', 999)"); err == nil {
+				t.Error("a row whose owner has no parent was accepted: the foreign key was not carried")
+			}
+			if d == migrate.PostgreSQL {
+				if _, err := db.Exec("INSERT INTO " + qi(d, child) + " (id, code, owner, amount_big) VALUES (4, 'd', 1, -1)"); err == nil {
+					t.Error("a negative amount_big was accepted: the CHECK was not carried")
+				}
+				s := schemaOf(t, db, d, child)
+				for _, name := range []string{child + "_owner_fk", child + "_amount_check"} {
+					if !strings.Contains(s, name+" ") {
+						t.Errorf("constraint %s not under its old name:\n%s", name, s)
+					}
+				}
+			}
+			// A reference from another table to the renamed column is not carried.
+			m = &migrate.Migration{Name: "mt_fk2_" + sfx, Operations: []migrate.Operation{migrate.RenameColumn{Table: child, From: "code", To: "label"}}}
+			r, err = migrate.New(db, m, migrate.Options{StateTablePrefix: prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Start(ctx); !errors.Is(err, migrate.ErrUnsupported) || !strings.Contains(err.Error(), "references it from table") {
+				t.Fatalf("Start with an incoming foreign key: %v, want ErrUnsupported naming the reference", err)
+			}
+			if hasColumn(t, db, d, child, "label") {
+				t.Fatal("the refused Start added its column")
+			}
+		})
+	}
+}
