@@ -91,3 +91,35 @@ func TestForeignKeyAndCheckCarried(t *testing.T) {
 		})
 	}
 }
+
+// TestKeptOldColumnGetsItsDefaultBack: a Transform that keeps its old
+// column (empty Drop) gives it back, at Complete, the default and NOT NULL
+// that Start moved into the triggers.
+func TestKeptOldColumnGetsItsDefaultBack(t *testing.T) {
+	for _, d := range dialects() {
+		t.Run(d.String(), func(t *testing.T) {
+			ctx := boundedCtx(t)
+			a, prefix, name := newAccounts(t, d, "bigint", "mt_kept", 50)
+			m := &migrate.Migration{Name: name, Operations: []migrate.Operation{migrate.Transform{Table: a.table,
+				Add: []migrate.Column{{Name: "cents", Type: "BIGINT"}},
+				Up:  map[string]migrate.Expr{"cents": {SQL: "amount * 100"}}, Down: map[string]migrate.Expr{"amount": {SQL: "cents / 100"}}}}}
+			r, err := migrate.New(a.db, m, migrate.Options{StateTablePrefix: prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.insert(ctx, []string{"login"}, "kept"); err != nil {
+				t.Fatalf("insert without amount after Complete: %v", err)
+			}
+			var amount int64
+			if err := a.db.QueryRow("SELECT amount FROM " + qi(d, a.table) + " WHERE login = 'kept'").Scan(&amount); err != nil || amount != 0 {
+				t.Fatalf("amount of a row inserted without it: %d (%v), want the default 0", amount, err)
+			}
+			if err := a.insert(ctx, []string{"login", "amount"}, "null", nil); err == nil {
+				t.Fatal("NULL amount accepted after Complete: NOT NULL not given back")
+			}
+		})
+	}
+}

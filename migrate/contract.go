@@ -135,6 +135,18 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 			}
 		}
 		stmts = append(stmts, renames...)
+		// Old columns that stay get back what Start moved into the triggers.
+		var kept []colInfo
+		for _, old := range o.saved.Old {
+			if !slices.ContainsFunc(t.Drop, func(c string) bool { return strings.EqualFold(c, old.Name) }) {
+				kept = append(kept, old)
+			}
+		}
+		restore, err := r.restoreOld(t.Table, cols, kept)
+		if err != nil {
+			return nil, err
+		}
+		stmts = append(stmts, restore...)
 		for _, ix := range o.saved.Indexes {
 			if !hasIndex(ix.Temp) {
 				continue
@@ -267,6 +279,35 @@ func (r *Runner) resolveForRollback(ctx context.Context) (*prepared, error) {
 	return p, nil
 }
 
+// restoreOld returns the statements that give the old columns (as saved,
+// before Start) back the defaults and NOT NULL that Start moved into the
+// triggers; cols is the table as it is now.
+func (r *Runner) restoreOld(table string, cols, saved []colInfo) ([]string, error) {
+	var out []string
+	for _, old := range saved {
+		c, ok := r.colNamed(cols, old.Name)
+		if !ok {
+			continue
+		}
+		var set colAttrs
+		if c.Default != old.Default {
+			set.Default = &old.Default
+		}
+		if c.NotNull != old.NotNull {
+			set.NotNull = &old.NotNull
+		}
+		if set.Default == nil && set.NotNull == nil {
+			continue
+		}
+		s, err := r.im.columnAttrs(table, c, set)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s...)
+	}
+	return out, nil
+}
+
 // dropConstraintIfExists drops constraint name of table, if it exists (and,
 // when unless is set, only while constraint unless exists too).
 func (r *Runner) dropConstraintIfExists(ctx context.Context, table, name, kind, unless string) error {
@@ -318,27 +359,11 @@ func (r *Runner) rollbackTransform(ctx context.Context, o *opPlan) error {
 			return nil, err
 		}
 		stmts := r.im.dropTriggers(r.trigName(o.op), t.Table, true)
-		for _, old := range o.saved.Old {
-			c, ok := r.colNamed(cols, old.Name)
-			if !ok {
-				continue
-			}
-			var set colAttrs
-			if c.Default != old.Default {
-				set.Default = &old.Default
-			}
-			if c.NotNull != old.NotNull {
-				set.NotNull = &old.NotNull
-			}
-			if set.Default == nil && set.NotNull == nil {
-				continue
-			}
-			s, err := r.im.columnAttrs(t.Table, c, set)
-			if err != nil {
-				return nil, err
-			}
-			stmts = append(stmts, s...)
+		restore, err := r.restoreOld(t.Table, cols, o.saved.Old)
+		if err != nil {
+			return nil, err
 		}
+		stmts = append(stmts, restore...)
 		nn := r.im.notNull()
 		for j := range t.Add {
 			if nn.supported {

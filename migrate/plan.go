@@ -140,10 +140,15 @@ func (r *Runner) resolve(ctx context.Context, store bool) (*prepared, error) {
 			return nil, err
 		}
 		o.cols = cols
-		if !o.have {
-			if len(cols) == 0 && r.created(t.Table) {
-				continue // checked by expand once the table exists
+		if !o.have && len(cols) == 0 && r.created(t.Table) {
+			// Checked by expand once the migration has created the table.
+			p.ops = append(p.ops, o)
+			if !slices.Contains(p.tables, t.Table) {
+				p.tables = append(p.tables, t.Table)
 			}
+			continue
+		}
+		if !o.have {
 			if err := r.inspect(ctx, op, o); err != nil {
 				return nil, err
 			}
