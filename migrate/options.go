@@ -63,8 +63,9 @@ type Options struct {
 	// Dialect of the database; zero detects it from the driver.
 	Dialect Dialect
 	// StateTablePrefix names the state tables (<prefix>migrations,
-	// <prefix>checkpoints, <prefix>instances, and on SQLite <prefix>locks
-	// and <prefix>guard). Zero means DefaultStateTablePrefix.
+	// <prefix>backfill, <prefix>instances, <prefix>observed, <prefix>saved,
+	// and on SQLite <prefix>locks and <prefix>guard; StateTables lists
+	// them). Zero means DefaultStateTablePrefix.
 	StateTablePrefix string
 	// LockTimeout bounds how long each DDL statement waits for its lock, and
 	// so how long application queries can queue behind it. MySQL rounds it
