@@ -190,8 +190,10 @@ func (r *Runner) run(ctx context.Context, s step) (err error) {
 	}()
 	lockCtx, cancel := context.WithCancelCause(ctx)
 	ctx = lockCtx
-	defer cancel(nil)
-	go func() { // owner: this call; exits when ctx ends (cancel above)
+	watched := make(chan struct{})
+	defer func() { cancel(nil); <-watched }()
+	go func() { // owner: this call, which waits for it after cancelling ctx
+		defer close(watched)
 		select {
 		case <-l.lost:
 			cancel(fmt.Errorf("%w: lease lost during %s of %q: %s; call %s again",

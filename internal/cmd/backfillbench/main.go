@@ -284,9 +284,9 @@ func (k keyKind) where(d migrate.Dialect) string {
 func load(ctx context.Context, d migrate.Dialect, db *sql.DB, k keyKind, n int) error {
 	var stmts []string
 	tb := q(d, table)
-	def := k.def[d]
+	def, pk := k.def[d], ""
 	if len(k.cols) > 1 {
-		def += ", PRIMARY KEY (" + strings.Join(k.cols, ", ") + ")"
+		pk = ", PRIMARY KEY (" + strings.Join(k.cols, ", ") + ")"
 	}
 	cols := strings.Join(k.cols, ", ")
 	gen := strings.Join(k.gen[d], ", ")
@@ -294,14 +294,14 @@ func load(ctx context.Context, d migrate.Dialect, db *sql.DB, k keyKind, n int) 
 	case migrate.PostgreSQL:
 		stmts = []string{
 			"DROP TABLE IF EXISTS " + tb,
-			"CREATE TABLE " + tb + " (" + def + ", name TEXT, email TEXT)",
+			"CREATE TABLE " + tb + " (" + def + ", name TEXT, email TEXT" + pk + ")",
 			fmt.Sprintf("INSERT INTO %s (%s, name, email) SELECT %s, 'f' || g || ' l' || g, 'u' || g || '@example.com' FROM generate_series(1, %d) g", tb, cols, gen, n),
 			"VACUUM (ANALYZE) " + tb,
 		}
 	case migrate.MySQL:
 		stmts = []string{
 			"DROP TABLE IF EXISTS " + tb,
-			"CREATE TABLE " + tb + " (" + def + ", name VARCHAR(200), email VARCHAR(200))",
+			"CREATE TABLE " + tb + " (" + def + ", name VARCHAR(200), email VARCHAR(200)" + pk + ")",
 			"SET SESSION cte_max_recursion_depth = 100000000",
 			"SET SESSION max_recursive_iterations = 100000000",
 			fmt.Sprintf("INSERT INTO %s (%s, name, email) WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %d) SELECT %s, CONCAT('f', x, ' l', x), CONCAT('u', x, '@example.com') FROM g", tb, cols, n, gen),
@@ -309,7 +309,7 @@ func load(ctx context.Context, d migrate.Dialect, db *sql.DB, k keyKind, n int) 
 	default:
 		stmts = []string{
 			"DROP TABLE IF EXISTS " + tb,
-			"CREATE TABLE " + tb + " (" + def + ", name TEXT, email TEXT)",
+			"CREATE TABLE " + tb + " (" + def + ", name TEXT, email TEXT" + pk + ")",
 			fmt.Sprintf("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %d) INSERT INTO %s (%s, name, email) SELECT %s, 'f' || x || ' l' || x, 'u' || x || '@example.com' FROM g", n, tb, cols, gen),
 		}
 	}
