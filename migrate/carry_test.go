@@ -123,3 +123,56 @@ func TestKeptOldColumnGetsItsDefaultBack(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyCheckedBeforeAnyDDL: a table without a primary key is walked by
+// its UNIQUE key of NOT NULL columns; a table with neither is refused by
+// Start before anything changes (no column, phase still none), with a
+// message saying what to add.
+func TestKeyCheckedBeforeAnyDDL(t *testing.T) {
+	for _, d := range dialects() {
+		t.Run(d.String(), func(t *testing.T) {
+			ctx := boundedCtx(t)
+			db := openDB(t, d)
+			sfx := suffix()
+			keyed, bare, prefix := "mt_uk_"+sfx, "mt_nk_"+sfx, "mt_k_"+sfx+"_"
+			dropAll(t, db, d, prefix, keyed, bare)
+			t.Cleanup(func() { dropAll(t, db, d, prefix, keyed, bare) })
+			for _, s := range []string{
+				"CREATE TABLE " + qi(d, keyed) + " (code VARCHAR(20) NOT NULL, n INTEGER NOT NULL, name VARCHAR(50))",
+				"CREATE UNIQUE INDEX " + qi(d, keyed+"_k") + " ON " + qi(d, keyed) + " (code, n)",
+				"INSERT INTO " + qi(d, keyed) + " (code, n, name) VALUES ('a', 1, 'x'), ('a', 2, 'y'), ('b', 1, 'z')",
+				"CREATE TABLE " + qi(d, bare) + " (code VARCHAR(20), name VARCHAR(50))",
+			} {
+				if _, err := db.Exec(s); err != nil {
+					t.Fatalf("%s: %v", s, err)
+				}
+			}
+			m := &migrate.Migration{Name: "mt_uk_" + sfx, Operations: []migrate.Operation{migrate.RenameColumn{Table: keyed, From: "name", To: "label"}}}
+			r, err := migrate.New(db, m, migrate.Options{StateTablePrefix: prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Run(ctx); err != nil {
+				t.Fatalf("rename on a UNIQUE NOT NULL key: %v", err)
+			}
+			var label string
+			if err := db.QueryRow("SELECT label FROM " + qi(d, keyed) + " WHERE code = 'b'").Scan(&label); err != nil || label != "z" {
+				t.Fatalf("label of ('b', 1): %q (%v)", label, err)
+			}
+			m = &migrate.Migration{Name: "mt_nk_" + sfx, Operations: []migrate.Operation{migrate.RenameColumn{Table: bare, From: "name", To: "label"}}}
+			r, err = migrate.New(db, m, migrate.Options{StateTablePrefix: prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Check(ctx); !errors.Is(err, migrate.ErrUnsupported) || !strings.Contains(err.Error(), "no primary key") {
+				t.Fatalf("Check on a table without a key: %v", err)
+			}
+			if err := r.Start(ctx); !errors.Is(err, migrate.ErrUnsupported) {
+				t.Fatalf("Start on a table without a key: %v", err)
+			}
+			if p, _ := r.Phase(ctx); p != migrate.PhaseNone || hasColumn(t, db, d, bare, "label") {
+				t.Fatalf("after the refused Start: phase %q, label added %v", p, hasColumn(t, db, d, bare, "label"))
+			}
+		})
+	}
+}

@@ -174,6 +174,9 @@ type RenameColumn struct {
 	From  string `yaml:"from"`
 	To    string `yaml:"to"`
 	Type  string `yaml:"type"`
+	// Key is Transform.Key: empty means the primary key, or else the first
+	// UNIQUE key of NOT NULL columns.
+	Key []string `yaml:"key"`
 }
 
 // ChangeType changes a column's type the expand-contract way, through a new
@@ -190,6 +193,9 @@ type ChangeType struct {
 	Type   string `yaml:"type"`
 	Up     Expr   `yaml:"up"`
 	Down   Expr   `yaml:"down"`
+	// Key is Transform.Key: empty means the primary key, or else the first
+	// UNIQUE key of NOT NULL columns.
+	Key []string `yaml:"key"`
 }
 
 // SetNotNull makes a column NOT NULL without a long exclusive lock. On

@@ -346,7 +346,7 @@ func (r *Runner) chooseKey(t Transform, cols []colInfo, ixs []indexInfo) ([]stri
 			return ix.Columns, nil
 		}
 	}
-	return nil, fmt.Errorf("the table has no primary key and no UNIQUE key of NOT NULL columns, which keyset batches need; add one (CreateIndex with Unique) or set Transform.Key")
+	return nil, fmt.Errorf("the table has no primary key and no UNIQUE key of NOT NULL columns, which keyset batches need; add one (CreateIndex with Unique) or name one in the operation's Key")
 }
 
 // asTransform turns RenameColumn and ChangeType into the Transform they
@@ -361,6 +361,7 @@ func (r *Runner) asTransform(op Operation) (Transform, bool, error) {
 	case RenameColumn:
 		return Transform{
 			Table: o.Table,
+			Key:   o.Key,
 			Add:   []Column{{Name: o.To, Type: o.Type}},
 			Up:    map[string]Expr{o.To: {SQL: q(o.From)}},
 			Down:  map[string]Expr{o.From: {SQL: q(o.To)}},
@@ -373,6 +374,7 @@ func (r *Runner) asTransform(op Operation) (Transform, bool, error) {
 		}
 		return Transform{
 			Table: o.Table,
+			Key:   o.Key,
 			Add:   []Column{{Name: o.To, Type: o.Type}},
 			Up:    map[string]Expr{o.To: up},
 			Down:  map[string]Expr{o.Column: down},
