@@ -313,27 +313,37 @@ type sqlStater interface{ SQLState() string }
 // coder is implemented by modernc.org/sqlite's *Error.
 type coder interface{ Code() int }
 
+// scanAll reads every row of a catalog query with scan; what and table
+// name the query in errors.
+func scanAll[T any](rows *sql.Rows, err error, what, table string, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, fmt.Errorf("migrate: read %s of %q: %w", what, table, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("migrate: read %s of %q: %w", what, table, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("migrate: read %s of %q: %w", what, table, err)
+	}
+	return out, nil
+}
+
 // scanColumns reads rows of (name, type, not null, pk position, default,
 // generated, comment).
 func scanColumns(rows *sql.Rows, table string, err error) ([]colInfo, error) {
-	if err != nil {
-		return nil, fmt.Errorf("migrate: read columns of %q: %w", table, err)
-	}
-	defer rows.Close()
-	var out []colInfo
-	for rows.Next() {
+	return scanAll(rows, err, "columns", table, func(rows *sql.Rows) (colInfo, error) {
 		var c colInfo
 		var def, comment sql.NullString
-		if err := rows.Scan(&c.Name, &c.Type, &c.NotNull, &c.PK, &def, &c.Generated, &comment); err != nil {
-			return nil, fmt.Errorf("migrate: read columns of %q: %w", table, err)
-		}
+		err := rows.Scan(&c.Name, &c.Type, &c.NotNull, &c.PK, &def, &c.Generated, &comment)
 		c.Default, c.Comment = def.String, comment.String
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("migrate: read columns of %q: %w", table, err)
-	}
-	return out, nil
+		return c, err
+	})
 }
 
 // count runs a SELECT count(*) and reports whether it found any row.

@@ -93,23 +93,15 @@ func (d postgresDialect) indexes(ctx context.Context, q queryer, table string) (
 // scanIndexes reads rows of (name, unique, primary, constraint, plain,
 // comma-separated columns).
 func scanIndexes(rows *sql.Rows, table string, err error) ([]indexInfo, error) {
-	if err != nil {
-		return nil, fmt.Errorf("migrate: read indexes of %q: %w", table, err)
-	}
-	defer rows.Close()
-	var out []indexInfo
-	for rows.Next() {
+	return scanAll(rows, err, "indexes", table, func(rows *sql.Rows) (indexInfo, error) {
 		var ix indexInfo
 		var cols string
-		if err := rows.Scan(&ix.Name, &ix.Unique, &ix.Primary, &ix.Constraint, &ix.Plain, &cols); err != nil {
-			return nil, fmt.Errorf("migrate: read indexes of %q: %w", table, err)
-		}
+		err := rows.Scan(&ix.Name, &ix.Unique, &ix.Primary, &ix.Constraint, &ix.Plain, &cols)
 		if cols != "" {
 			ix.Columns = strings.Split(cols, ",")
 		}
-		out = append(out, ix)
-	}
-	return out, rows.Err()
+		return ix, err
+	})
 }
 
 func (d postgresDialect) constraints(ctx context.Context, q queryer, table, col string) ([]constraintInfo, error) {
@@ -120,19 +112,11 @@ func (d postgresDialect) constraints(ctx context.Context, q queryer, table, col 
 			(k.conrelid = to_regclass($1) AND (SELECT attnum FROM c) = ANY(k.conkey))
 			OR (k.confrelid = to_regclass($1) AND (SELECT attnum FROM c) = ANY(k.confkey)))
 		ORDER BY k.conname`, d.quote(table), col)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: read constraints of %q: %w", table, err)
-	}
-	defer rows.Close()
-	var out []constraintInfo
-	for rows.Next() {
+	return scanAll(rows, err, "constraints", table, func(rows *sql.Rows) (constraintInfo, error) {
 		var k constraintInfo
-		if err := rows.Scan(&k.Name, &k.Kind, &k.Table, &k.Def, &k.Incoming); err != nil {
-			return nil, fmt.Errorf("migrate: read constraints of %q: %w", table, err)
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+		err := rows.Scan(&k.Name, &k.Kind, &k.Table, &k.Def, &k.Incoming)
+		return k, err
+	})
 }
 
 // carryConstraint rewrites the catalog's own definition: in a CHECK every
@@ -156,20 +140,13 @@ func (d postgresDialect) renameConstraint(table, from, to string) []string {
 	return []string{"ALTER TABLE " + d.quote(table) + " RENAME CONSTRAINT " + d.quote(from) + " TO " + d.quote(to)}
 }
 
+// scanConstraints reads rows of (name, kind, table, definition).
 func scanConstraints(rows *sql.Rows, table string, err error) ([]constraintInfo, error) {
-	if err != nil {
-		return nil, fmt.Errorf("migrate: read constraints of %q: %w", table, err)
-	}
-	defer rows.Close()
-	var out []constraintInfo
-	for rows.Next() {
+	return scanAll(rows, err, "constraints", table, func(rows *sql.Rows) (constraintInfo, error) {
 		var k constraintInfo
-		if err := rows.Scan(&k.Name, &k.Kind, &k.Table, &k.Def); err != nil {
-			return nil, fmt.Errorf("migrate: read constraints of %q: %w", table, err)
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+		err := rows.Scan(&k.Name, &k.Kind, &k.Table, &k.Def)
+		return k, err
+	})
 }
 
 func (d postgresDialect) tableExists(ctx context.Context, q queryer, table string) (bool, error) {
