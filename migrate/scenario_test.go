@@ -487,3 +487,75 @@ func TestRollbackAtEveryPhaseLeavesOldSchemaAndData(t *testing.T) {
 		}
 	}
 }
+
+// TestRollbackUnderOldWriters: old writers run through Start, Backfill and
+// Rollback (the new version is gone before Rollback, as Rollback
+// requires): none of their writes fails, the rows the new version wrote
+// are kept in the old columns, and an old insert that leaves amount out
+// gets its default again.
+func TestRollbackUnderOldWriters(t *testing.T) {
+	for _, d := range dialects() {
+		for _, kind := range keyKinds {
+			t.Run(d.String()+"/"+kind, func(t *testing.T) {
+				ctx := boundedCtx(t)
+				a, prefix, name := newAccounts(t, d, kind, "mt_rw", 600) // the old writers read seed0..seed499
+				r, err := migrate.New(a.db, renameAndRetype(a.table, name), migrate.Options{StateTablePrefix: prefix, BatchSize: 50, MaxBatchSize: 100, InstanceTTL: 3 * time.Second})
+				if err != nil {
+					t.Fatal(err)
+				}
+				w := &writers{a: a}
+				octx, ostop := context.WithCancel(ctx)
+				defer ostop()
+				for i := 0; i < 2; i++ {
+					w.oldWG.Add(1)
+					go w.old(octx, i)
+				}
+				if err := r.Start(ctx); err != nil {
+					t.Fatal(err)
+				}
+				v2, err := migrate.Register(ctx, a.db, "2.0.0", migrate.RegistryOptions{StateTablePrefix: prefix, Interval: 200 * time.Millisecond, Migrations: []string{name}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				nctx, nstop := context.WithCancel(ctx)
+				defer nstop()
+				for i := 0; i < 2; i++ {
+					w.newWG.Add(1)
+					go w.new(nctx, i, v2, name)
+				}
+				if err := r.Backfill(ctx); err != nil {
+					t.Fatal(err)
+				}
+				before := w.ops.Load()
+				waitUntil(t, "writers to write after the backfill", func() bool { return w.ops.Load() > before+50 })
+				nstop()
+				w.newWG.Wait()
+				if err := v2.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := r.Rollback(ctx); err != nil {
+					t.Fatal(err)
+				}
+				after := w.ops.Load()
+				waitUntil(t, "old writers to write after the Rollback", func() bool { return w.ops.Load() > after+50 })
+				ostop()
+				w.oldWG.Wait()
+				if n := w.errs.Load(); n != 0 {
+					t.Fatalf("%d of %d writes failed; first: %v", n, w.ops.Load(), w.first.Load())
+				}
+				var kept int
+				if err := a.db.QueryRow("SELECT count(*) FROM " + qi(d, a.table) + " WHERE login LIKE 'n%' AND amount IS NOT NULL").Scan(&kept); err != nil || kept == 0 {
+					t.Fatalf("rows the new version wrote, kept in the old columns: %d (%v)", kept, err)
+				}
+				if err := a.insert(ctx, []string{"login"}, "after"); err != nil {
+					t.Fatalf("old insert without amount after Rollback: %v", err)
+				}
+				for _, c := range []string{"username", "amount_big"} {
+					if hasColumn(t, a.db, d, a.table, c) {
+						t.Fatalf("new column %s still there after Rollback", c)
+					}
+				}
+			})
+		}
+	}
+}
