@@ -141,6 +141,7 @@ func (r *Runner) buildCarried(ctx context.Context, o *opPlan) error {
 	for _, k := range o.saved.Constraints {
 		var err error
 		switch {
+		case k.Incoming: // moved at Complete
 		case r.im.caps().notValid:
 			err = r.execDDL(ctx, "ALTER TABLE "+q(o.t.Table)+" VALIDATE CONSTRAINT "+q(k.Temp))
 		case k.Kind == "FOREIGN KEY":

@@ -79,19 +79,32 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 		return err
 	}
 	transactional := r.im.caps().transactional
+	cols, err := r.im.columns(ctx, r.db, t.Table)
+	if err != nil {
+		return err
+	}
+	oldThere := slices.ContainsFunc(t.Drop, func(c string) bool { _, ok := r.colNamed(cols, c); return ok })
 	if !transactional {
-		// The old column's foreign keys go first: MySQL refuses to drop a
-		// column a foreign key needs, and cannot drop one under a table lock
-		// without locking the referenced table too. The new column's own
-		// keep the data checked meanwhile.
+		// The old column's foreign keys go first, and the references into
+		// it: MySQL refuses to drop a column or an index a foreign key
+		// needs, and cannot drop one under a table lock without locking
+		// the other table too. The new column's own keep the data checked
+		// meanwhile, and the moved references are added back after the unit.
 		for _, k := range o.saved.Constraints {
-			if err := r.dropConstraintIfExists(ctx, t.Table, k.Name, k.Kind, k.Temp); err != nil {
+			var err error
+			switch {
+			case k.Incoming && oldThere:
+				err = r.dropConstraintIfExists(ctx, k.Table, k.Name, k.Kind, "")
+			case !k.Incoming:
+				err = r.dropConstraintIfExists(ctx, t.Table, k.Name, k.Kind, k.Temp)
+			}
+			if err != nil {
 				return err
 			}
 		}
 	}
 	var after [][]string
-	err := r.execUnit(ctx, t.Table, func(ctx context.Context) ([]string, error) {
+	err = r.execUnit(ctx, t.Table, func(ctx context.Context) ([]string, error) {
 		after = nil
 		cols, err := r.im.columns(ctx, r.db, t.Table)
 		if err != nil {
@@ -105,6 +118,22 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 			return slices.ContainsFunc(ixs, func(ix indexInfo) bool { return strings.EqualFold(ix.Name, name) })
 		}
 		stmts := r.im.dropTriggers(r.trigName(o.op), t.Table, true)
+		oldThere := slices.ContainsFunc(t.Drop, func(c string) bool { _, ok := r.colNamed(cols, c); return ok })
+		var moved []string
+		for _, k := range o.saved.Constraints {
+			if !k.Incoming || !transactional || !oldThere {
+				continue
+			}
+			// References into the old column move with it: dropped before
+			// the unique constraint they need, added for the new column
+			// (NOT VALID; validated after the unit) once it has its own.
+			if ok, err := r.im.constraintExists(ctx, r.db, k.Table, k.Name); err != nil {
+				return nil, err
+			} else if ok {
+				stmts = append(stmts, "ALTER TABLE "+r.d.quote(k.Table)+" DROP CONSTRAINT "+r.d.quote(k.Name))
+			}
+			moved = append(moved, "ALTER TABLE "+r.d.quote(k.Table)+" ADD CONSTRAINT "+r.d.quote(k.Name)+" "+k.Def+" NOT VALID")
+		}
 		for _, ix := range o.saved.Indexes {
 			switch {
 			case !hasIndex(ix.Name) || !hasIndex(ix.Temp):
@@ -157,6 +186,7 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 				stmts = append(stmts, r.im.renameIndex(t.Table, ix.Temp, ix.Name)...)
 			}
 		}
+		stmts = append(stmts, moved...)
 		for j, nc := range o.saved.New {
 			c, ok := r.colNamed(cols, nc.Name)
 			if !ok {
@@ -212,6 +242,24 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 	for _, alts := range after {
 		if err := r.execAlt(ctx, alts); err != nil {
 			return err
+		}
+	}
+	for _, k := range o.saved.Constraints {
+		if !k.Incoming {
+			continue
+		}
+		if transactional {
+			if err := r.execDDL(ctx, "ALTER TABLE "+r.d.quote(k.Table)+" VALIDATE CONSTRAINT "+r.d.quote(k.Name)); err != nil {
+				return err
+			}
+			continue
+		}
+		if ok, err := r.im.constraintExists(ctx, r.db, k.Table, k.Name); err != nil {
+			return err
+		} else if !ok {
+			if err := r.im.foreignKey().add(ctx, r, k.Table, k.Name, k.Def); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -344,6 +392,9 @@ func (r *Runner) rollbackTransform(ctx context.Context, o *opPlan) error {
 	// Carried indexes are built online by Backfill; drop them the same way
 	// first, outside the unit, and the carried constraints with them.
 	for _, k := range o.saved.Constraints {
+		if k.Incoming {
+			continue // untouched until Complete
+		}
 		if err := r.dropConstraintIfExists(ctx, t.Table, k.Temp, k.Kind, ""); err != nil {
 			return err
 		}

@@ -122,13 +122,17 @@
 // and, on PostgreSQL, CHECK constraints (added NOT VALID on Start, or on
 // MySQL with foreign_key_checks off, validated or checked for orphans
 // after the backfill, renamed to the old names at Complete where the
-// dialect can rename them). A Transform's new columns carry the NotNull and
-// Default their Column declares. What cannot be carried is refused by
-// Check, before any DDL, naming it: foreign keys of other tables that
-// reference the column, CHECK constraints on MySQL (no NOT VALID there),
-// partial and expression indexes, a primary-key column, and on SQLite any
-// constraint, a UNIQUE column constraint (SQLite cannot drop such a column
-// without rebuilding the table: use a unique index) or a comment.
+// dialect can rename them). Foreign keys of other tables that reference
+// the column move to the new column at Complete, in the contract's unit on
+// PostgreSQL (added NOT VALID, validated right after), dropped before the
+// unit and added back after it with foreign_key_checks off on MySQL (the
+// referencing rows are unchanged and the values equal). A Transform's new
+// columns carry the NotNull and Default their Column declares. What cannot
+// be carried is refused by Check, before any DDL, naming it: CHECK
+// constraints on MySQL (no NOT VALID there), partial and expression
+// indexes, a primary-key column, and on SQLite any constraint, a UNIQUE
+// column constraint (SQLite cannot drop such a column without rebuilding
+// the table: use a unique index) or a comment.
 //
 // SyncApplication installs no trigger; the application writes both sides
 // as Phase.WriteOld and Phase.WriteNew say. Use it only where triggers are

@@ -122,6 +122,9 @@ func (r *Runner) expandTransform(ctx context.Context, op Operation, o *opPlan) (
 		var out []string
 		if caps.notValid {
 			for _, k := range o.saved.Constraints {
+				if k.Incoming {
+					continue // moved at Complete
+				}
 				ok, err := r.im.constraintExists(ctx, r.db, o.t.Table, k.Temp)
 				if err != nil {
 					return nil, err
@@ -154,8 +157,8 @@ func (r *Runner) expandTransform(ctx context.Context, op Operation, o *opPlan) (
 		// Foreign keys added with checks off; Backfill looks for orphans.
 		defer func() {
 			for _, k := range o.saved.Constraints {
-				if err != nil {
-					return
+				if err != nil || k.Incoming {
+					continue
 				}
 				var ok bool
 				if ok, err = r.im.constraintExists(ctx, r.db, o.t.Table, k.Temp); err == nil && !ok {

@@ -145,21 +145,30 @@ func (d mysqlDialect) constraints(ctx context.Context, q queryer, table, col str
 	return out, nil
 }
 
-// carryConstraint carries a foreign key of the table's own (rebuilt from
-// the catalog with to in place of from); CHECK constraints have no NOT
-// VALID here, and adding one validates every row under a lock.
+// carryConstraint carries a foreign key, from the table or to it (rebuilt
+// from the catalog with to in place of from); CHECK constraints have no
+// NOT VALID here, and adding one validates every row under a lock.
 func (d mysqlDialect) carryConstraint(k constraintInfo, from, to string) (string, bool) {
-	if k.Kind != "FOREIGN KEY" || k.Incoming {
+	if k.Kind != "FOREIGN KEY" {
 		return "", false
 	}
-	cols := make([]string, len(k.FK.Columns))
-	for i, c := range k.FK.Columns {
+	list := k.FK.Columns
+	if k.Incoming {
+		list = k.FK.RefColumns
+	}
+	cols := make([]string, len(list))
+	for i, c := range list {
 		cols[i] = c
 		if strings.EqualFold(c, from) {
 			cols[i] = to
 		}
 	}
-	return strings.Replace(k.Def, "("+quoteList(d, k.FK.Columns)+")", "("+quoteList(d, cols)+")", 1), true
+	old := "(" + quoteList(d, list) + ")"
+	if k.Incoming {
+		i := strings.Index(k.Def, " REFERENCES ")
+		return k.Def[:i] + strings.Replace(k.Def[i:], old, "("+quoteList(d, cols)+")", 1), true
+	}
+	return strings.Replace(k.Def, old, "("+quoteList(d, cols)+")", 1), true
 }
 
 // renameConstraint: MySQL cannot rename a foreign key; a carried one keeps

@@ -32,6 +32,10 @@ type carriedConstraint struct {
 	// FK is the carried foreign key, for the orphan check of dialects
 	// without VALIDATE.
 	FK AddForeignKey `json:"fk"`
+	// Incoming marks a foreign key of table Table that references the old
+	// column; it is moved to the new one at Complete.
+	Incoming bool   `json:"incoming,omitempty"`
+	Table    string `json:"table,omitempty"`
 }
 
 // carried is what a new column becomes at Complete.
@@ -270,11 +274,20 @@ func (r *Runner) inspect(ctx context.Context, op Operation, o *opPlan) error {
 		if !ok {
 			what := "cannot be carried on " + r.d.String()
 			if k.Incoming {
-				what = "references it from table " + k.Table + ", and references to a renamed column are not carried"
+				what = "references it from table " + k.Table + ", which cannot be carried on " + r.d.String()
 			}
 			return fail("%s constraint %q (%s) %s and would be lost: drop it first and add it for %q afterwards (AddForeignKey, RawSQL)", k.Kind, k.Name, oneLine(k.Def), what, to)
 		}
-		c := carriedConstraint{Name: k.Name, Temp: fmt.Sprintf("baton_%s_%d_k%d", r.m.Name, o.op, j), Kind: k.Kind, Def: def, FK: k.FK}
+		if k.Incoming && !slices.ContainsFunc(o.saved.Indexes, func(ix carriedIndex) bool { return ix.Unique && len(ix.Columns) == 1 }) && len(k.FK.RefColumns) <= 1 {
+			return fail("%s constraint %q of table %q references column %q, and %q would have no unique index to reference", k.Kind, k.Name, k.Table, from, to)
+		}
+		c := carriedConstraint{Name: k.Name, Temp: fmt.Sprintf("baton_%s_%d_k%d", r.m.Name, o.op, j), Kind: k.Kind, Def: def, FK: k.FK, Incoming: k.Incoming, Table: k.Table}
+		if k.Incoming {
+			// A reference into the table moves at Complete, under its own
+			// name, when the new column has its unique index.
+			o.saved.Constraints = append(o.saved.Constraints, c)
+			continue
+		}
 		c.FK.Name = c.Temp
 		for i, col := range c.FK.Columns {
 			if strings.EqualFold(col, from) {

@@ -122,8 +122,22 @@ func (d postgresDialect) constraints(ctx context.Context, q queryer, table, col 
 // carryConstraint rewrites the catalog's own definition: in a CHECK every
 // reference to from, in a foreign key the columns before REFERENCES.
 func (d postgresDialect) carryConstraint(k constraintInfo, from, to string) (string, bool) {
+	repl := func(s string) string {
+		return rewriteColumns(PostgreSQL, s, map[string]string{from: from}, func(string) string { return d.quote(to) })
+	}
 	if k.Incoming {
-		return "", false
+		// The referenced columns: the parenthesised list after the table.
+		i := strings.Index(k.Def, " REFERENCES ")
+		if i < 0 {
+			return "", false
+		}
+		j := strings.Index(k.Def[i:], "(")
+		e := strings.Index(k.Def[i:], ")")
+		if j < 0 || e < j {
+			return "", false
+		}
+		j, e = i+j, i+e
+		return k.Def[:j] + repl(k.Def[j:e]) + k.Def[e:], true
 	}
 	def, rest := k.Def, ""
 	if k.Kind == "FOREIGN KEY" {
@@ -133,7 +147,7 @@ func (d postgresDialect) carryConstraint(k constraintInfo, from, to string) (str
 		}
 		def, rest = def[:i], def[i:]
 	}
-	return rewriteColumns(PostgreSQL, def, map[string]string{from: from}, func(string) string { return d.quote(to) }) + rest, true
+	return repl(def) + rest, true
 }
 
 func (d postgresDialect) renameConstraint(table, from, to string) []string {
