@@ -183,3 +183,36 @@ func TestKeyCheckedBeforeAnyDDL(t *testing.T) {
 		})
 	}
 }
+
+// TestSQLiteUniqueColumnRebuild: SQLite drops a column with its own UNIQUE
+// constraint by rebuilding the table (the scenario tests run it); what a
+// rebuild cannot keep is refused before any DDL: a UNIQUE constraint over
+// several columns, and a table that another table references.
+func TestSQLiteUniqueColumnRebuild(t *testing.T) {
+	d := migrate.SQLite
+	ctx := boundedCtx(t)
+	db := openDB(t, d)
+	for _, c := range []struct{ ddl []string }{
+		{[]string{`CREATE TABLE multi (id INTEGER PRIMARY KEY, login TEXT NOT NULL, org TEXT, UNIQUE (login, org))`}},
+		{[]string{`CREATE TABLE parent (id INTEGER PRIMARY KEY, login TEXT NOT NULL UNIQUE)`, `CREATE TABLE child (id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent (id))`}},
+	} {
+		for _, s := range c.ddl {
+			if _, err := db.Exec(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, table := range []string{"multi", "parent"} {
+		m := &migrate.Migration{Name: "m_" + table, Operations: []migrate.Operation{migrate.RenameColumn{Table: table, From: "login", To: "username"}}}
+		r, err := migrate.New(db, m, migrate.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(ctx); !errors.Is(err, migrate.ErrUnsupported) || !strings.Contains(err.Error(), "UNIQUE") {
+			t.Errorf("%s: Start %v, want ErrUnsupported naming the UNIQUE constraint", table, err)
+		}
+		if hasColumn(t, db, d, table, "username") {
+			t.Errorf("%s: the refused Start added its column", table)
+		}
+	}
+}

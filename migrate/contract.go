@@ -137,6 +137,7 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 		for _, ix := range o.saved.Indexes {
 			switch {
 			case !hasIndex(ix.Name) || !hasIndex(ix.Temp):
+			case ix.Owned && !ix.Constraint: // dropped with its column
 			case ix.Constraint:
 				stmts = append(stmts, "ALTER TABLE "+r.d.quote(t.Table)+" DROP CONSTRAINT "+r.d.quote(ix.Name))
 			default:
@@ -160,7 +161,7 @@ func (r *Runner) contractTransform(ctx context.Context, o *opPlan) error {
 		}
 		for _, c := range t.Drop {
 			if _, ok := r.colNamed(cols, c); ok {
-				stmts = append(stmts, "ALTER TABLE "+r.d.quote(t.Table)+" DROP COLUMN "+r.d.quote(c))
+				stmts = append(stmts, r.im.dropColumn(t.Table, c, r.uniqueConstraint(ixs, c)))
 			}
 		}
 		stmts = append(stmts, renames...)
@@ -327,6 +328,14 @@ func (r *Runner) resolveForRollback(ctx context.Context) (*prepared, error) {
 	return p, nil
 }
 
+// uniqueConstraint reports whether col has a UNIQUE constraint of its own
+// among ixs.
+func (r *Runner) uniqueConstraint(ixs []indexInfo, col string) bool {
+	return slices.ContainsFunc(ixs, func(ix indexInfo) bool {
+		return ix.Constraint && len(ix.Columns) == 1 && strings.EqualFold(ix.Columns[0], col)
+	})
+}
+
 // restoreOld returns the statements that give the old columns (as saved,
 // before Start) back the defaults and NOT NULL that Start moved into the
 // triggers; cols is the table as it is now.
@@ -346,6 +355,9 @@ func (r *Runner) restoreOld(table string, cols, saved []colInfo) ([]string, erro
 		}
 		if set.Default == nil && set.NotNull == nil {
 			continue
+		}
+		if old.Def != "" {
+			set = colAttrs{Def: &old.Def} // exactly as it was written
 		}
 		s, err := r.im.columnAttrs(table, c, set)
 		if err != nil {

@@ -140,9 +140,18 @@ type dialect interface {
 	// constraints reads the CHECK and FOREIGN KEY constraints that name
 	// column col of table, in either direction.
 	constraints(ctx context.Context, q queryer, table, col string) ([]constraintInfo, error)
+	// columnDefs returns each column's stored definition text, for the
+	// dialects whose catalog is that text (nil elsewhere).
+	columnDefs(ctx context.Context, q queryer, table string) (map[string]string, error)
+	// referencing lists the tables with a foreign key to table.
+	referencing(ctx context.Context, q queryer, table string) ([]string, error)
 	// carryConstraint returns the definition of k with column from
 	// replaced by to, or false if the dialect cannot carry it.
 	carryConstraint(k constraintInfo, from, to string) (string, bool)
+	// dropColumn is the statement of a unit that drops col from table;
+	// rebuild says the column has a UNIQUE constraint of its own, which
+	// some dialects cannot drop in place.
+	dropColumn(table, col string, rebuild bool) string
 	// renameConstraint renames a constraint (nil: it keeps its name).
 	renameConstraint(table, from, to string) []string
 	tableExists(ctx context.Context, q queryer, table string) (bool, error)
@@ -215,6 +224,7 @@ type capabilities struct {
 	comments        bool // columns have comments
 	dropsUnique     bool // a column with a UNIQUE constraint can be dropped in place
 	transactional   bool // DDL is transactional (a unit is a transaction)
+	rebuildsUnique  bool // a column with a UNIQUE constraint is dropped by rebuilding the table
 	volatile        []string
 }
 
@@ -274,6 +284,9 @@ type colInfo struct {
 	Generated bool
 	// Comment is the column comment ("" if none or not supported).
 	Comment string
+	// Def is the column's definition as the table's stored CREATE TABLE
+	// text has it, where the dialect keeps one (SQLite; see columnDefs).
+	Def string `json:",omitempty"`
 }
 
 // colAttrs is a change to a column's properties; nil fields are kept.
@@ -281,6 +294,8 @@ type colAttrs struct {
 	Default *string // "" drops the default
 	NotNull *bool
 	Comment *string
+	// Def replaces the whole stored definition (dialects that keep one).
+	Def *string
 }
 
 // indexInfo describes one index of a live table.

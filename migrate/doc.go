@@ -130,9 +130,12 @@
 // columns carry the NotNull and Default their Column declares. What cannot
 // be carried is refused by Check, before any DDL, naming it: CHECK
 // constraints on MySQL (no NOT VALID there), partial and expression
-// indexes, a primary-key column, and on SQLite any constraint, a UNIQUE
-// column constraint (SQLite cannot drop such a column without rebuilding
-// the table: use a unique index) or a comment.
+// indexes, a primary-key column, and on SQLite any constraint or comment.
+// SQLite cannot drop a column that has its own UNIQUE constraint, so
+// Complete drops it by rebuilding the table in its transaction (new table,
+// rows copied with their rowids, indexes and triggers created again), while
+// writers wait; Check refuses that for a UNIQUE constraint over several
+// columns or a table that another table references.
 //
 // SyncApplication installs no trigger; the application writes both sides
 // as Phase.WriteOld and Phase.WriteNew say. Use it only where triggers are

@@ -171,6 +171,22 @@ func (d mysqlDialect) carryConstraint(k constraintInfo, from, to string) (string
 	return strings.Replace(k.Def, old, "("+quoteList(d, cols)+")", 1), true
 }
 
+func (mysqlDialect) columnDefs(context.Context, queryer, string) (map[string]string, error) {
+	return nil, nil
+}
+
+func (mysqlDialect) referencing(ctx context.Context, q queryer, table string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT DISTINCT TABLE_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = DATABASE() AND REFERENCED_TABLE_NAME = ? ORDER BY 1`, table)
+	return scanAll(rows, err, "references", table, func(rows *sql.Rows) (string, error) {
+		var s string
+		return s, rows.Scan(&s)
+	})
+}
+
+func (d mysqlDialect) dropColumn(table, col string, _ bool) string {
+	return "ALTER TABLE " + d.quote(table) + " DROP COLUMN " + d.quote(col)
+}
+
 // renameConstraint: MySQL cannot rename a foreign key; a carried one keeps
 // its own name.
 func (mysqlDialect) renameConstraint(string, string, string) []string { return nil }

@@ -54,6 +54,9 @@ type carriedIndex struct {
 	Columns    []string `json:"columns"`
 	Unique     bool     `json:"unique,omitempty"`
 	Constraint bool     `json:"constraint,omitempty"`
+	// Owned marks an old index that belongs to a constraint of the old
+	// column (it goes with the column, never by DROP INDEX).
+	Owned bool `json:"owned,omitempty"`
 }
 
 // opPlan is one Transform resolved against the live schema.
@@ -220,6 +223,13 @@ func (r *Runner) inspect(ctx context.Context, op Operation, o *opPlan) error {
 		}
 		o.saved.Old = append(o.saved.Old, c)
 	}
+	defs, err := r.im.columnDefs(ctx, r.db, t.Table)
+	if err != nil {
+		return err
+	}
+	for i := range o.saved.Old {
+		o.saved.Old[i].Def = defs[strings.ToLower(o.saved.Old[i].Name)]
+	}
 	for _, e := range t.Up {
 		for _, c := range o.cols {
 			if c.Generated && namesColumn(r.d, e.For(r.d), c.Name) {
@@ -253,7 +263,16 @@ func (r *Runner) inspect(ctx context.Context, op Operation, o *opPlan) error {
 			return fail("index %q on column %q is partial, on an expression or on a prefix: it would be lost; drop it first and recreate it on %q afterwards", ix.Name, from, to)
 		}
 		if ix.Constraint && !r.im.caps().dropsUnique {
-			return fail("column %q has a UNIQUE constraint, which SQLite cannot drop without rebuilding the table; replace it by a unique index (CREATE UNIQUE INDEX) first", from)
+			if !r.im.caps().rebuildsUnique || len(ix.Columns) != 1 {
+				return fail("column %q has a UNIQUE constraint over (%s), which %s cannot drop in place; replace it by a unique index (CREATE UNIQUE INDEX) first", from, strings.Join(ix.Columns, ", "), r.d)
+			}
+			refs, err := r.im.referencing(ctx, r.db, t.Table)
+			if err != nil {
+				return err
+			}
+			if len(refs) > 0 {
+				return fail("column %q has a UNIQUE constraint, which SQLite drops by rebuilding the table, and table %q references this one; replace the constraint by a unique index (CREATE UNIQUE INDEX) first", from, refs[0])
+			}
 		}
 		cols := make([]string, len(ix.Columns))
 		for j, c := range ix.Columns {
@@ -263,7 +282,7 @@ func (r *Runner) inspect(ctx context.Context, op Operation, o *opPlan) error {
 			}
 		}
 		o.saved.Indexes = append(o.saved.Indexes, carriedIndex{Name: ix.Name, Temp: fmt.Sprintf("baton_%s_%d_%d", r.m.Name, o.op, len(o.saved.Indexes)),
-			Columns: cols, Unique: ix.Unique, Constraint: ix.Constraint && r.im.caps().uniqueUsing})
+			Columns: cols, Unique: ix.Unique, Constraint: ix.Constraint && r.im.caps().uniqueUsing, Owned: ix.Constraint})
 	}
 	ks, err := r.im.constraints(ctx, r.db, t.Table, from)
 	if err != nil {

@@ -150,6 +150,22 @@ func (d postgresDialect) carryConstraint(k constraintInfo, from, to string) (str
 	return repl(def) + rest, true
 }
 
+func (postgresDialect) columnDefs(context.Context, queryer, string) (map[string]string, error) {
+	return nil, nil
+}
+
+func (d postgresDialect) referencing(ctx context.Context, q queryer, table string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT DISTINCT conrelid::regclass::text FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass($1) ORDER BY 1`, d.quote(table))
+	return scanAll(rows, err, "references", table, func(rows *sql.Rows) (string, error) {
+		var s string
+		return s, rows.Scan(&s)
+	})
+}
+
+func (d postgresDialect) dropColumn(table, col string, _ bool) string {
+	return "ALTER TABLE " + d.quote(table) + " DROP COLUMN " + d.quote(col)
+}
+
 func (d postgresDialect) renameConstraint(table, from, to string) []string {
 	return []string{"ALTER TABLE " + d.quote(table) + " RENAME CONSTRAINT " + d.quote(from) + " TO " + d.quote(to)}
 }

@@ -22,7 +22,7 @@ func (sqliteDialect) param(int) string { return "?" }
 func (sqliteDialect) lex() lexRules { return lexRules{backticks: true, brackets: true} }
 
 func (sqliteDialect) caps() capabilities {
-	return capabilities{rowValues: true, transactional: true, volatile: []string{"RANDOM", "RANDOMBLOB"}}
+	return capabilities{rowValues: true, transactional: true, rebuildsUnique: true, volatile: []string{"RANDOM", "RANDOMBLOB"}}
 }
 
 func (sqliteDialect) nowMS() string {
@@ -118,6 +118,160 @@ func (sqliteDialect) carryConstraint(constraintInfo, string, string) (string, bo
 
 func (sqliteDialect) renameConstraint(string, string, string) []string { return nil }
 
+// columnDefs reads each column definition of the table's CREATE TABLE
+// text, so that Rollback puts a changed one back exactly as written.
+func (sqliteDialect) columnDefs(ctx context.Context, q queryer, table string) (map[string]string, error) {
+	var def string
+	if err := q.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&def); err != nil {
+		return nil, fmt.Errorf("migrate: read definition of %q: %w", table, err)
+	}
+	out := map[string]string{}
+	items, err := columnItems(def)
+	for _, it := range items {
+		if it.column != "" {
+			out[strings.ToLower(it.column)] = def[it.from:it.to]
+		}
+	}
+	return out, err
+}
+
+// defItem is one item of a CREATE TABLE's parenthesised list: a column
+// definition (column set) or a table constraint, at def[from:to].
+type defItem struct {
+	column   string
+	from, to int
+}
+
+// columnItems splits a CREATE TABLE text into its items.
+func columnItems(def string) ([]defItem, error) {
+	toks := tokenize(SQLite, def)
+	open := -1
+	for i, t := range toks {
+		if t.text == "(" {
+			open = i
+			break
+		}
+	}
+	if open < 0 {
+		return nil, fmt.Errorf("cannot read its definition")
+	}
+	end := matchParen(toks, open)
+	var out []defItem
+	start := open + 1
+	for i := open + 1; i <= end; i++ {
+		if i < end && toks[i].text == "(" {
+			i = matchParen(toks, i)
+			continue
+		}
+		if i < end && toks[i].text != "," {
+			continue
+		}
+		if start < i {
+			it := defItem{from: toks[start].start, to: toks[i-1].end}
+			if first := toks[start]; first.kind == tokQIdent || first.kind == tokIdent && !tableConstraint[first.upper()] {
+				it.column = first.text
+			}
+			out = append(out, it)
+		}
+		start = i + 1
+	}
+	return out, nil
+}
+
+func (sqliteDialect) referencing(ctx context.Context, q queryer, table string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT DISTINCT m.name FROM sqlite_master m, pragma_foreign_key_list(m.name) f WHERE m.type = 'table' AND f."table" = ? COLLATE NOCASE AND m.name <> ? ORDER BY 1`, table, table)
+	return scanAll(rows, err, "references", table, func(rows *sql.Rows) (string, error) {
+		var s string
+		return s, rows.Scan(&s)
+	})
+}
+
+// rebuildDrop starts a statement of a unit that drops a column with a
+// UNIQUE constraint by rebuilding the table (see rebuildWithout); the rest
+// is the table and the column, NUL-separated.
+const rebuildDrop = "\x00rebuild\x00"
+
+// dropColumn drops in place, or, for a column with a UNIQUE constraint of
+// its own (which SQLite cannot drop), by rebuilding the table.
+func (d sqliteDialect) dropColumn(table, col string, rebuild bool) string {
+	if rebuild {
+		return rebuildDrop + table + "\x00" + col
+	}
+	return "ALTER TABLE " + d.quote(table) + " DROP COLUMN " + d.quote(col)
+}
+
+// rebuildWithout drops col from table the way SQLite documents for changes
+// ALTER TABLE cannot make, inside the unit's transaction: a new table from
+// the old definition without the column, the rows copied with their
+// rowids, the old table dropped, the new one renamed, and the table's
+// indexes and triggers created again. Writers wait for it (SQLite has one
+// writer); Check refuses it when another table references this one, since
+// foreign_keys cannot be switched off inside a transaction.
+func (d sqliteDialect) rebuildWithout(ctx context.Context, c *sql.Conn, spec string) error {
+	table, col, ok := strings.Cut(spec, "\x00")
+	if !ok {
+		return fmt.Errorf("migrate: malformed rebuild")
+	}
+	var def string
+	if err := c.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&def); err != nil {
+		return fmt.Errorf("migrate: read definition of %q: %w", table, err)
+	}
+	items, err := columnItems(def)
+	if err != nil || len(items) == 0 {
+		return fmt.Errorf("migrate: table %q: cannot read its definition", table)
+	}
+	var keep, cols []string
+	for _, it := range items {
+		text := def[it.from:it.to]
+		switch {
+		case strings.EqualFold(it.column, col):
+		case it.column == "":
+			if namesColumn(SQLite, text, col) {
+				return fmt.Errorf("%w: table %q: a table constraint names column %q: %s", ErrUnsupported, table, col, text)
+			}
+			keep = append(keep, text)
+		default:
+			keep = append(keep, text)
+			cols = append(cols, d.quote(it.column))
+		}
+	}
+	last := items[len(items)-1].to
+	closeAt := last + strings.Index(def[last:], ")")
+	tmp := table + "_baton_rebuild"
+	created := "CREATE TABLE " + d.quote(tmp) + " (" + strings.Join(keep, ", ") + ")" + def[closeAt+1:]
+	rowid := "rowid, "
+	if strings.Contains(strings.ToUpper(def[closeAt+1:]), "WITHOUT") {
+		rowid = ""
+	}
+	rows, err := c.QueryContext(ctx, `SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY type, name`, table)
+	if err != nil {
+		return err
+	}
+	var again []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return err
+		}
+		again = append(again, s)
+	}
+	rows.Close()
+	list := strings.Join(cols, ", ")
+	return execAll(ctx, c, append([]string{
+		"PRAGMA legacy_alter_table = ON",
+		created,
+		"INSERT INTO " + d.quote(tmp) + " (" + rowid + list + ") SELECT " + rowid + list + " FROM " + d.quote(table),
+		"DROP TABLE " + d.quote(table),
+		"ALTER TABLE " + d.quote(tmp) + " RENAME TO " + d.quote(table),
+		"PRAGMA legacy_alter_table = OFF",
+	}, again...))
+}
+
+// tableConstraint are the words that start a table constraint in CREATE
+// TABLE.
+var tableConstraint = map[string]bool{"CONSTRAINT": true, "PRIMARY": true, "UNIQUE": true, "CHECK": true, "FOREIGN": true}
+
 func (sqliteDialect) tableExists(ctx context.Context, q queryer, table string) (bool, error) {
 	return count(ctx, q, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table)
 }
@@ -183,6 +337,12 @@ func (d sqliteDialect) unit(ctx context.Context, c *sql.Conn, _ string, stmts []
 	err := func() error {
 		edits := false
 		for _, s := range stmts {
+			if strings.HasPrefix(s, rebuildDrop) {
+				if err := d.rebuildWithout(ctx, c, strings.TrimPrefix(s, rebuildDrop)); err != nil {
+					return err
+				}
+				continue
+			}
 			if !strings.HasPrefix(s, schemaEdit) {
 				if _, err := c.ExecContext(ctx, s); err != nil {
 					return fmt.Errorf("%w; statement: %s", err, oneLine(s))
@@ -256,7 +416,7 @@ func (d sqliteDialect) editColumn(ctx context.Context, c *sql.Conn, spec string)
 // comments; a comment alone is no edit.
 func (d sqliteDialect) columnAttrs(table string, c colInfo, set colAttrs) ([]string, error) {
 	set.Comment = nil
-	if set.NotNull == nil && set.Default == nil {
+	if set.NotNull == nil && set.Default == nil && set.Def == nil {
 		return nil, nil
 	}
 	b, err := json.Marshal(set)
@@ -294,6 +454,9 @@ func editColumnDef(def, col string, set colAttrs) (string, error) {
 			continue
 		}
 		if start < i && strings.EqualFold(toks[start].name(), col) && toks[start].kind != tokPunct {
+			if set.Def != nil {
+				return def[:toks[start].start] + *set.Def + def[toks[i-1].end:], nil
+			}
 			return rewriteColumnDef(def, toks[start:i], set), nil
 		}
 		start = i + 1
