@@ -96,17 +96,17 @@ func (sqliteDialect) constraints(ctx context.Context, q queryer, table, col stri
 	if err != nil {
 		return nil, err
 	}
-	var def sql.NullString
-	if err := q.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&def); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("migrate: read definition of %q: %w", table, err)
+	def, err := tableSQL(ctx, q, table)
+	if err != nil {
+		return nil, err
 	}
-	toks := tokenize(SQLite, def.String)
+	toks := tokenize(SQLite, def)
 	for i, t := range toks {
 		if t.upper() != "CHECK" || i+1 >= len(toks) || toks[i+1].text != "(" {
 			continue
 		}
 		end := matchParen(toks, i+1)
-		if clause := def.String[toks[i+1].start:toks[end].end]; namesColumn(SQLite, clause, col) {
+		if clause := def[toks[i+1].start:toks[end].end]; namesColumn(SQLite, clause, col) {
 			out = append(out, constraintInfo{Name: "check", Kind: "CHECK", Table: table, Def: clause})
 		}
 	}
@@ -121,9 +121,9 @@ func (sqliteDialect) renameConstraint(string, string, string) []string { return 
 // columnDefs reads each column definition of the table's CREATE TABLE
 // text, so that Rollback puts a changed one back exactly as written.
 func (sqliteDialect) columnDefs(ctx context.Context, q queryer, table string) (map[string]string, error) {
-	var def string
-	if err := q.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&def); err != nil {
-		return nil, fmt.Errorf("migrate: read definition of %q: %w", table, err)
+	def, err := tableSQL(ctx, q, table)
+	if err != nil {
+		return nil, err
 	}
 	out := map[string]string{}
 	items, err := columnItems(def)
@@ -212,9 +212,9 @@ func (d sqliteDialect) rebuildWithout(ctx context.Context, c *sql.Conn, spec str
 	if !ok {
 		return fmt.Errorf("migrate: malformed rebuild")
 	}
-	var def string
-	if err := c.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&def); err != nil {
-		return fmt.Errorf("migrate: read definition of %q: %w", table, err)
+	def, err := tableSQL(ctx, c, table)
+	if err != nil {
+		return err
 	}
 	items, err := columnItems(def)
 	if err != nil || len(items) == 0 {
@@ -390,9 +390,9 @@ func (d sqliteDialect) editColumn(ctx context.Context, c *sql.Conn, spec string)
 	if err := json.Unmarshal([]byte(parts[2]), &set); err != nil {
 		return fmt.Errorf("migrate: malformed column edit: %w", err)
 	}
-	var def string
-	if err := c.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&def); err != nil {
-		return fmt.Errorf("migrate: read definition of %q: %w", table, err)
+	def, err := tableSQL(ctx, c, table)
+	if err != nil {
+		return err
 	}
 	edited, err := editColumnDef(def, col, set)
 	if err != nil {
@@ -432,36 +432,33 @@ func (d sqliteDialect) columnAttrs(table string, c colInfo, set colAttrs) ([]str
 // a name, a type and constraints, separated from the next by a top-level
 // comma.
 func editColumnDef(def, col string, set colAttrs) (string, error) {
-	toks := tokenize(SQLite, def)
-	open := -1
-	for i, t := range toks {
-		if t.text == "(" {
-			open = i
-			break
-		}
+	items, err := columnItems(def)
+	if err != nil {
+		return "", err
 	}
-	if open < 0 {
-		return "", fmt.Errorf("cannot read its definition")
-	}
-	end := matchParen(toks, open)
-	start := open + 1
-	for i := open + 1; i <= end; i++ {
-		if i < end && toks[i].text == "(" {
-			i = matchParen(toks, i)
+	for _, it := range items {
+		if !strings.EqualFold(it.column, col) {
 			continue
 		}
-		if i < end && toks[i].text != "," {
-			continue
+		item := def[it.from:it.to]
+		if set.Def != nil {
+			item = *set.Def
+		} else {
+			item = rewriteColumnDef(item, tokenize(SQLite, item), set)
 		}
-		if start < i && strings.EqualFold(toks[start].name(), col) && toks[start].kind != tokPunct {
-			if set.Def != nil {
-				return def[:toks[start].start] + *set.Def + def[toks[i-1].end:], nil
-			}
-			return rewriteColumnDef(def, toks[start:i], set), nil
-		}
-		start = i + 1
+		return def[:it.from] + item + def[it.to:], nil
 	}
 	return "", fmt.Errorf("column %q not found in its definition", col)
+}
+
+// tableSQL is the CREATE TABLE text SQLite keeps for table ("" if none).
+func tableSQL(ctx context.Context, q queryer, table string) (string, error) {
+	var def sql.NullString
+	err := q.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?`, table).Scan(&def)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("migrate: read definition of %q: %w", table, err)
+	}
+	return def.String, nil
 }
 
 // rewriteColumnDef rewrites the column definition made of toks.
