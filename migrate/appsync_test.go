@@ -1,7 +1,6 @@
 package migrate_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 
@@ -34,7 +33,7 @@ func TestApplicationSideSync(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx := context.Background()
+			ctx := boundedCtx(t)
 			if err := r.Start(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -16,7 +16,8 @@ import (
 // The zero value describes no batch; OnProgress never receives it.
 type Progress struct {
 	Migration string
-	// Operation is the index of the Transform in Migration.Operations.
+	// Operation is the index in Migration.Operations of the first
+	// Transform on the table: one pass serves all the table's Transforms.
 	Operation int
 	Table     string
 	// Rows is how many rows the backfill has visited so far, across runs.
@@ -25,9 +26,12 @@ type Progress struct {
 	// writer had already synced through the triggers are visited, not
 	// filled).
 	Filled int64
-	// LastKey is the checkpoint: every key <= LastKey is done.
+	// LastKey is the checkpoint (every key <= LastKey is done) and MaxKey
+	// the last key the pass visits, when the key is one integer column;
+	// zero otherwise.
 	LastKey, MaxKey int64
-	// Fraction is the share of the key range done, 0..1.
+	// Fraction is the share done, 0..1: rows visited over the rows the
+	// table had when the pass began.
 	Fraction float64
 	// RowsPerSecond is this run's rate so far.
 	RowsPerSecond float64
@@ -41,9 +45,13 @@ type Progress struct {
 	NextBatchSize int
 }
 
+// checkpoint is a backfill pass's progress: keys <= last are done.
 type checkpoint struct {
-	minKey, maxKey, lastKey, rows int64
-	done                          bool
+	op        int   // the operation the checkpoint row is keyed by
+	last, max []any // nil last: nothing done yet
+	total     int64
+	rows      int64
+	done      bool
 }
 
 // appSyncGuard refuses Backfill of a SyncApplication transform while an
@@ -58,28 +66,37 @@ func (r *Runner) appSyncGuard(ctx context.Context, _ Phase) error {
 	return nil
 }
 
+// backfillAll is Backfill's work: one pass per table for all its
+// Transforms, then what the new columns carry is validated (NOT NULL) or
+// built online (indexes), then SetNotNull and AddForeignKey are validated.
 func (r *Runner) backfillAll(ctx context.Context) error {
-	for i, op := range r.m.Operations {
-		if t, ok, err := r.asTransform(ctx, op, false); err != nil {
+	p, err := r.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	for _, table := range p.tables {
+		ops := p.onTable(table)
+		if err := r.backfillTable(ctx, table, ops); err != nil {
 			return err
-		} else if ok {
-			if err := r.backfill(ctx, i, t); err != nil {
+		}
+		for _, o := range ops {
+			if err := r.buildCarried(ctx, o); err != nil {
 				return err
 			}
-			continue
 		}
-		q := r.d.quote
+	}
+	nn, fk := r.im.notNull(), r.im.foreignKey()
+	for i, op := range r.m.Operations {
 		switch o := op.(type) {
 		case SetNotNull:
-			if r.d == PostgreSQL {
-				// VALIDATE scans under SHARE UPDATE EXCLUSIVE: writes go on.
-				if err := r.execDDL(ctx, "ALTER TABLE "+q(o.Table)+" VALIDATE CONSTRAINT "+q(r.checkName(i))); err != nil {
+			if s := nn.validate(o.Table, r.checkName(i, -1)); s != "" {
+				if err := r.execDDL(ctx, s); err != nil {
 					return err
 				}
 			}
 		case AddForeignKey:
-			if r.d == PostgreSQL {
-				if err := r.execDDL(ctx, "ALTER TABLE "+q(o.Table)+" VALIDATE CONSTRAINT "+q(o.Name)); err != nil {
+			if s := fk.validate(o.Table, o.Name); s != "" {
+				if err := r.execDDL(ctx, s); err != nil {
 					return err
 				}
 			} else if err := r.checkOrphans(ctx, o); err != nil {
@@ -90,8 +107,55 @@ func (r *Runner) backfillAll(ctx context.Context) error {
 	return nil
 }
 
-// checkOrphans is MySQL's VALIDATE: the key was added without checking
-// existing rows, so look for one that violates it.
+// buildCarried validates the NOT NULL a new column carries and builds the
+// indexes it carries (online, under their temporary names).
+func (r *Runner) buildCarried(ctx context.Context, o *opPlan) error {
+	q := r.d.quote
+	nn := r.im.notNull()
+	for j, c := range o.saved.New {
+		if !c.NotNull {
+			continue
+		}
+		if nn.supported {
+			if s := nn.validate(o.t.Table, r.checkName(o.op, j)); s != "" {
+				if err := r.execDDL(ctx, s); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		var n int64
+		if err := r.db.QueryRowContext(ctx, "SELECT count(*) FROM "+q(o.t.Table)+" WHERE "+q(c.Name)+" IS NULL").Scan(&n); err != nil {
+			return fmt.Errorf("migrate: check NOT NULL of %q: %w", c.Name, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("%w: migration %q: %d row(s) of table %q have NULL in new column %q, which must be NOT NULL: the up expression gave NULL; fix them, then call Backfill again",
+				ErrInvalid, r.m.Name, n, o.t.Table, c.Name)
+		}
+	}
+	for _, ix := range o.saved.Indexes {
+		if err := r.im.createIndex(ctx, r, CreateIndex{Table: o.t.Table, Name: ix.Temp, Columns: ix.Columns, Unique: ix.Unique}); err != nil {
+			return err
+		}
+	}
+	for _, k := range o.saved.Constraints {
+		var err error
+		switch {
+		case k.Incoming: // moved at Complete
+		case r.im.caps().notValid:
+			err = r.execDDL(ctx, "ALTER TABLE "+q(o.t.Table)+" VALIDATE CONSTRAINT "+q(k.Temp))
+		case k.Kind == "FOREIGN KEY":
+			err = r.checkOrphans(ctx, k.FK)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOrphans is VALIDATE where the dialect has none: the key was added
+// without checking existing rows, so look for one that violates it.
 func (r *Runner) checkOrphans(ctx context.Context, o AddForeignKey) error {
 	q := r.d.quote
 	on := make([]string, len(o.Columns))
@@ -114,11 +178,12 @@ func (r *Runner) checkOrphans(ctx context.Context, o AddForeignKey) error {
 		o.Name, ErrInvalid, o.Table, strings.Join(o.Columns, ", "), o.RefTable)
 }
 
-func (r *Runner) loadCheckpoint(ctx context.Context, i int) (*checkpoint, error) {
-	var c checkpoint
+func (r *Runner) loadCheckpoint(ctx context.Context, op int) (*checkpoint, error) {
+	c := checkpoint{op: op}
+	var last, maxKey sql.NullString
 	var done int
-	err := r.db.QueryRowContext(ctx, r.d.rebind(`SELECT min_key, max_key, last_key, rows_done, done FROM `+r.t.checkpoints+` WHERE migration = ? AND op = ?`),
-		r.m.Name, i).Scan(&c.minKey, &c.maxKey, &c.lastKey, &c.rows, &done)
+	err := r.db.QueryRowContext(ctx, r.d.rebind(`SELECT last_key, max_key, total, rows_done, done FROM `+r.t.backfill+` WHERE migration = ? AND op = ?`),
+		r.m.Name, op).Scan(&last, &maxKey, &c.total, &c.rows, &done)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -126,181 +191,80 @@ func (r *Runner) loadCheckpoint(ctx context.Context, i int) (*checkpoint, error)
 		return nil, fmt.Errorf("migrate: read checkpoint: %w", err)
 	}
 	c.done = done != 0
+	if last.Valid {
+		if c.last, err = decodeKey(last.String); err != nil {
+			return nil, err
+		}
+	}
+	if maxKey.Valid {
+		if c.max, err = decodeKey(maxKey.String); err != nil {
+			return nil, err
+		}
+	}
 	return &c, nil
 }
 
-// backfill fills the new columns of rows with keys up to the maximum key
-// seen when it first started; rows inserted later get their values from
-// the triggers, which is why it finishes under any sustained insert rate.
-// Each batch is one transaction that also advances the checkpoint, so a
-// crash loses at most the batch in flight.
-//
-// On MySQL/MariaDB and SQLite a batch is a no-op UPDATE (old = old) of the
-// next keys whose new columns are still NULL: the UPDATE trigger derives the
-// new columns. On PostgreSQL the batch sets the new columns with the same
-// Up expressions directly, skipping the trigger (one set-based statement
-// instead of a PL/pgSQL call per row). Either way backfill and live writes
-// share one definition of the mapping.
-func (r *Runner) backfill(ctx context.Context, i int, t Transform) error {
-	p, err := r.plan(ctx, t)
-	if err != nil {
-		return err
-	}
-	cp, err := r.loadCheckpoint(ctx, i)
-	if err != nil {
-		return err
-	}
+// startCheckpoint records a new pass over table: it ends at the highest
+// key the table has now (rows inserted later are written through the
+// triggers, which is why the pass finishes under any insert rate).
+func (r *Runner) startCheckpoint(ctx context.Context, op int, table string, key []string) (*checkpoint, error) {
 	q := r.d.quote
-	tbl, key := q(p.table), q(p.key)
-	if cp == nil {
-		var lo, hi sql.NullInt64
-		if err := r.db.QueryRowContext(ctx, "SELECT MIN("+key+"), MAX("+key+") FROM "+tbl).Scan(&lo, &hi); err != nil {
-			return fmt.Errorf("migrate: backfill %q: key range: %w", p.table, err)
-		}
-		cp = &checkpoint{minKey: lo.Int64, maxKey: hi.Int64, lastKey: lo.Int64 - 1}
-		if !lo.Valid {
-			cp = &checkpoint{done: true}
-		}
-		done := 0
-		if cp.done {
-			done = 1
-		}
-		if _, err := r.db.ExecContext(ctx, r.d.rebind(`INSERT INTO `+r.t.checkpoints+` (migration, op, min_key, max_key, last_key, rows_done, done, updated_ms) VALUES (?, ?, ?, ?, ?, 0, ?, ?)`),
-			r.m.Name, i, cp.minKey, cp.maxKey, cp.lastKey, done, nowMS()); err != nil {
-			return fmt.Errorf("migrate: backfill %q: write checkpoint: %w", p.table, err)
-		}
+	cp := &checkpoint{op: op}
+	maxVals := make([]any, len(key))
+	ptrs := make([]any, len(key))
+	for i := range maxVals {
+		ptrs[i] = &maxVals[i]
 	}
-	if cp.done {
-		return nil
-	}
-	r.log.InfoContext(ctx, "migrate: backfill", "migration", r.m.Name, "table", p.table, "from_key", cp.lastKey, "to_key", cp.maxKey)
-
-	newNull := make([]string, len(p.newCols))
-	for j, c := range p.newCols {
-		newNull[j] = tbl + "." + q(c) + " IS NULL"
-	}
-	set := make([]string, len(p.newCols))
-	for j, c := range p.newCols {
-		set[j] = q(c) + " = " + p.upTable[c]
-	}
-	touch := q(p.oldCols[0]) + " = " + q(p.oldCols[0])
-	if t.Sync == SyncApplication {
-		touch = strings.Join(set, ", ") // no trigger: set the new columns directly
-	}
-	var batchSQL, boundSQL, updSQL string
-	switch r.d {
-	case PostgreSQL:
-		// One round trip: pick the next keys, set the new columns from the
-		// Up expressions, report the highest key and the count. The
-		// session has baton.backfill=on, so the dual-write trigger's WHEN
-		// clause skips these rows; a row a writer changed meanwhile is
-		// re-checked by PostgreSQL (EvalPlanQual) and skipped if the
-		// trigger already filled it.
-		// The UPDATE scans the key range (an index range scan) rather than
-		// joining the picked keys, which halves its cost.
-		batchSQL = `WITH b AS (SELECT MAX(k) AS hi, COUNT(*) AS n FROM (SELECT ` + key + ` AS k FROM ` + tbl + ` WHERE ` + key + ` > $1 AND ` + key + ` <= $2 ORDER BY ` + key + ` LIMIT $3) s),
-u AS (UPDATE ` + tbl + ` SET ` + strings.Join(set, ", ") + ` WHERE ` + key + ` > $1 AND ` + key + ` <= (SELECT hi FROM b) AND ` + strings.Join(newNull, " AND ") + ` RETURNING 1)
-SELECT (SELECT hi FROM b), (SELECT n FROM b), (SELECT COUNT(*) FROM u)`
+	cols := keyOrder(r.im, "", key, false)
+	err := r.db.QueryRowContext(ctx, "SELECT "+cols+" FROM "+q(table)+" ORDER BY "+keyOrder(r.im, "", key, true)+" LIMIT 1").Scan(ptrs...)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		cp.done = true
+	case err != nil:
+		return nil, fmt.Errorf("migrate: backfill %q: last key: %w", table, err)
 	default:
-		boundSQL = `SELECT MAX(k), COUNT(*) FROM (SELECT ` + key + ` AS k FROM ` + tbl + ` WHERE ` + key + ` > ? AND ` + key + ` <= ? ORDER BY ` + key + ` LIMIT ?) s`
-		updSQL = `UPDATE ` + tbl + ` SET ` + touch + ` WHERE ` + key + ` > ? AND ` + key + ` <= ? AND ` + strings.Join(newNull, " AND ")
-	}
-	cpSQL := r.d.rebind(`UPDATE ` + r.t.checkpoints + ` SET last_key = ?, rows_done = rows_done + ?, done = ?, updated_ms = ? WHERE migration = ? AND op = ?`)
-
-	c, err := r.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	// Short lock waits: a batch that meets a row lock held by the
-	// application gives up quickly and is retried smaller, rather than
-	// holding its own locks while it waits.
-	if err := r.d.setLockTimeout(ctx, c, r.opts.LockTimeout); err != nil {
-		return err
-	}
-	if r.d == PostgreSQL {
-		if _, err := c.ExecContext(ctx, "SELECT set_config('"+pgBackfillGUC+"', 'on', false)"); err != nil {
-			return err
+		cp.max = normalizeKey(maxVals)
+		if err := r.db.QueryRowContext(ctx, "SELECT count(*) FROM "+q(table)).Scan(&cp.total); err != nil {
+			return nil, fmt.Errorf("migrate: backfill %q: count: %w", table, err)
 		}
 	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if r.d != SQLite {
-			if r.d == PostgreSQL {
-				if _, err := c.ExecContext(rctx, "RESET "+pgBackfillGUC); err != nil {
-					_ = c.Raw(func(any) error { return driverBadConn })
-				}
-			}
-			if err := r.d.resetLockTimeout(rctx, c); err != nil {
-				_ = c.Raw(func(any) error { return driverBadConn })
-			}
-		} else {
-			// The pinned connection keeps the backfill's busy_timeout; drop
-			// it instead of returning it to the pool.
-			_ = c.Raw(func(any) error { return driverBadConn })
-		}
-	}()
-
-	size := r.opts.BatchSize
-	start := time.Now()
-	var runRows, runFilled int64
-	attrs := metric.WithAttributes(attribute.String("migration", r.m.Name), attribute.String("table", p.table))
-	failures := 0
-	for cp.lastKey < cp.maxKey {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		t0 := time.Now()
-		hi, n, filled, err := r.batch(ctx, c, cp, size, batchSQL, boundSQL, updSQL, cpSQL, i)
-		d := time.Since(t0)
+	var maxKey any
+	if cp.max != nil {
+		s, err := encodeKey(cp.max)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			failures++
-			if !r.d.retryable(err) || failures > r.opts.DDLAttempts {
-				return fmt.Errorf("migrate: backfill %q at key %d: %w", p.table, cp.lastKey, err)
-			}
-			size = max(size/2, r.opts.MinBatchSize)
-			r.log.InfoContext(ctx, "migrate: backfill batch retried", "migration", r.m.Name, "err", err, "next_size", size)
-			if err := sleepCtx(ctx, backoff(r.opts.RetryBackoff, r.opts.MaxRetryBackoff, failures)); err != nil {
-				return err
-			}
-			continue
+			return nil, err
 		}
-		failures = 0
-		cp.lastKey, cp.rows = hi, cp.rows+n
-		runRows += n
-		runFilled += filled
-		r.inst.rows.Add(ctx, n, attrs)
-		r.inst.batchDuration.Record(ctx, d.Seconds(), attrs)
-		size = adapt(size, d, r.opts.BatchTarget, r.opts.MinBatchSize, r.opts.MaxBatchSize)
-		pr := Progress{Migration: r.m.Name, Operation: i, Table: p.table, Rows: cp.rows, Filled: runFilled, LastKey: cp.lastKey, MaxKey: cp.maxKey,
-			BatchSize: int(n), BatchDuration: d, NextBatchSize: size}
-		if span := cp.maxKey - cp.minKey + 1; span > 0 {
-			pr.Fraction = min(float64(cp.lastKey-cp.minKey+1)/float64(span), 1)
-		}
-		if el := time.Since(start).Seconds(); el > 0 {
-			pr.RowsPerSecond = float64(runRows) / el
-			if pr.Fraction > 0 && pr.RowsPerSecond > 0 {
-				left := float64(cp.rows)/pr.Fraction - float64(cp.rows)
-				pr.ETA = time.Duration(left / pr.RowsPerSecond * float64(time.Second))
-			}
-		}
-		r.inst.progress.Record(ctx, pr.Fraction, attrs)
-		r.inst.eta.Record(ctx, pr.ETA.Seconds(), attrs)
-		if r.opts.OnProgress != nil {
-			r.opts.OnProgress(pr)
-		}
-		if r.opts.Throttle > 0 && cp.lastKey < cp.maxKey {
-			if err := sleepCtx(ctx, r.opts.Throttle); err != nil {
-				return err
-			}
+		maxKey = s
+	}
+	done := 0
+	if cp.done {
+		done = 1
+	}
+	err = r.lockedWrite(ctx, "write checkpoint", func(tx queryer) error {
+		_, err := tx.ExecContext(ctx, r.d.rebind(`INSERT INTO `+r.t.backfill+` (migration, op, last_key, max_key, total, rows_done, done, updated_ms) VALUES (?, ?, NULL, ?, ?, 0, ?, `+r.im.nowMS()+`)`),
+			r.m.Name, op, maxKey, cp.total, done)
+		return err
+	})
+	return cp, err
+}
+
+// normalizeKey turns what drivers scan into the types encodeKey keeps
+// (integers as int64, text as string).
+func normalizeKey(vals []any) []any {
+	out := make([]any, len(vals))
+	for i, v := range vals {
+		switch x := v.(type) {
+		case int32:
+			out[i] = int64(x)
+		case int:
+			out[i] = int64(x)
+		case uint64:
+			out[i] = int64(x)
+		default:
+			out[i] = v
 		}
 	}
-	r.log.InfoContext(ctx, "migrate: backfill done", "migration", r.m.Name, "table", p.table, "rows", cp.rows, "seconds", time.Since(start).Seconds())
-	return nil
+	return out
 }
 
 // adapt scales the batch size toward the time target, by at most a factor
@@ -315,72 +279,116 @@ func adapt(size int, took, target time.Duration, lo, hi int) int {
 	return min(max(next, lo), hi)
 }
 
-// batch runs one batch transaction and returns the new checkpoint key, the
-// rows visited and the rows filled.
-func (r *Runner) batch(ctx context.Context, c *sql.Conn, cp *checkpoint, size int, batchSQL, boundSQL, updSQL, cpSQL string, op int) (int64, int64, int64, error) {
-	var hi sql.NullInt64
-	var n, filled int64
-	run := func(ex func(string, ...any) (sql.Result, error), qr func(string, ...any) *sql.Row) error {
-		if r.d == PostgreSQL {
-			if err := qr(batchSQL, cp.lastKey, cp.maxKey, size).Scan(&hi, &n, &filled); err != nil {
-				return err
-			}
-		} else {
-			if err := qr(boundSQL, cp.lastKey, cp.maxKey, size).Scan(&hi, &n); err != nil {
-				return err
-			}
-			if hi.Valid {
-				res, err := ex(updSQL, cp.lastKey, hi.Int64)
-				if err != nil {
-					return err
-				}
-				filled, _ = res.RowsAffected()
-			}
-		}
-		if !hi.Valid { // no rows left below maxKey
-			hi = sql.NullInt64{Int64: cp.maxKey, Valid: true}
-		}
-		done := 0
-		if hi.Int64 >= cp.maxKey {
-			done = 1
-		}
-		_, err := ex(cpSQL, hi.Int64, n, done, nowMS(), r.m.Name, op)
+// backfillTable runs table's pass for all of ops, resuming its checkpoint.
+func (r *Runner) backfillTable(ctx context.Context, table string, ops []*opPlan) error {
+	cpOp := ops[0].op
+	cp, err := r.loadCheckpoint(ctx, cpOp)
+	if err != nil {
 		return err
 	}
-	if r.d == SQLite {
-		// BEGIN IMMEDIATE takes the writer lock up front (waiting up to
-		// busy_timeout); a deferred transaction that reads first and then
-		// writes fails with SQLITE_BUSY without waiting when another writer
-		// committed in between.
-		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-			return 0, 0, 0, err
+	b := r.newPass(table, ops)
+	if cp == nil {
+		if cp, err = r.startCheckpoint(ctx, cpOp, table, b.key); err != nil {
+			return err
 		}
-		err := run(func(s string, a ...any) (sql.Result, error) { return c.ExecContext(ctx, s, a...) },
-			func(s string, a ...any) *sql.Row { return c.QueryRowContext(ctx, s, a...) })
+	}
+	if cp.done {
+		return nil
+	}
+	r.log.InfoContext(ctx, "migrate: backfill", "migration", r.m.Name, "table", table, "rows", cp.total, "done", cp.rows)
+
+	c, err := r.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	// Short lock waits: a batch that meets a row lock held by the
+	// application gives up quickly and is retried smaller, rather than
+	// holding its own locks while it waits.
+	restoreLock, err := r.im.lockTimeout(ctx, c, r.opts.LockTimeout)
+	if err != nil {
+		return err
+	}
+	restoreSession, err := r.im.backfillSession(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if restoreSession == nil || restoreSession(rctx) != nil || restoreLock(rctx) != nil {
+			_ = c.Raw(func(any) error { return driverBadConn })
+		}
+	}()
+
+	size := r.opts.BatchSize
+	start := time.Now()
+	var runRows, runFilled int64
+	attrs := metric.WithAttributes(attribute.String("migration", r.m.Name), attribute.String("table", table))
+	failures := 0
+	for !cp.done {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t0 := time.Now()
+		res, err := r.batch(ctx, c, b, cp, size)
+		d := time.Since(t0)
 		if err != nil {
-			_, _ = c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-			return 0, 0, 0, err
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, ErrLocked) {
+				return err
+			}
+			failures++
+			if !r.im.retryable(err) || failures > r.opts.DDLAttempts {
+				return fmt.Errorf("migrate: backfill %q after %d rows: %w", table, cp.rows, err)
+			}
+			size = max(size/2, r.opts.MinBatchSize)
+			r.log.InfoContext(ctx, "migrate: backfill batch retried", "migration", r.m.Name, "err", err, "next_size", size)
+			if err := sleepCtx(ctx, backoff(r.opts.RetryBackoff, r.opts.MaxRetryBackoff, failures)); err != nil {
+				return err
+			}
+			continue
 		}
-		if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
-			_, _ = c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-			return 0, 0, 0, err
+		failures = 0
+		cp.last, cp.rows, cp.done = res.last, cp.rows+res.visited, res.done
+		runRows += res.visited
+		runFilled += res.filled
+		r.inst.rows.Add(ctx, res.visited, attrs)
+		r.inst.batchDuration.Record(ctx, d.Seconds(), attrs)
+		size = adapt(size, d, r.opts.BatchTarget, r.opts.MinBatchSize, r.opts.MaxBatchSize)
+		r.report(ctx, cp, Progress{Migration: r.m.Name, Operation: cpOp, Table: table, Rows: cp.rows, Filled: runFilled,
+			LastKey: keyInt(cp.last), MaxKey: keyInt(cp.max), BatchSize: int(res.visited), BatchDuration: d, NextBatchSize: size}, start, runRows, attrs)
+		if r.opts.Throttle > 0 && !cp.done {
+			if err := sleepCtx(ctx, r.opts.Throttle); err != nil {
+				return err
+			}
 		}
-		return hi.Int64, n, filled, nil
 	}
-	// READ COMMITTED: on MySQL/MariaDB it avoids gap locks on the key range,
-	// which would block inserts at the end of the table.
-	tx, err := c.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if err != nil {
-		return 0, 0, 0, err
+	r.log.InfoContext(ctx, "migrate: backfill done", "migration", r.m.Name, "table", table, "rows", cp.rows, "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// report fills in the rates of pr and publishes it.
+func (r *Runner) report(ctx context.Context, cp *checkpoint, pr Progress, start time.Time, runRows int64, attrs metric.MeasurementOption) {
+	switch {
+	case cp.done:
+		pr.Fraction = 1
+	case cp.total > 0:
+		pr.Fraction = min(float64(cp.rows)/float64(cp.total), 1)
 	}
-	err = run(func(s string, a ...any) (sql.Result, error) { return tx.ExecContext(ctx, s, a...) },
-		func(s string, a ...any) *sql.Row { return tx.QueryRowContext(ctx, s, a...) })
-	if err != nil {
-		_ = tx.Rollback()
-		return 0, 0, 0, err
+	pr.Fraction = max(pr.Fraction, 0)
+	if el := time.Since(start).Seconds(); el > 0 {
+		pr.RowsPerSecond = float64(runRows) / el
+		if pr.Fraction > 0 && pr.Fraction < 1 && pr.RowsPerSecond > 0 {
+			left := float64(cp.rows)/pr.Fraction - float64(cp.rows)
+			pr.ETA = time.Duration(left / pr.RowsPerSecond * float64(time.Second))
+		}
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, 0, 0, err
+	r.inst.progress.Record(ctx, pr.Fraction, attrs)
+	r.inst.eta.Record(ctx, pr.ETA.Seconds(), attrs)
+	if r.opts.OnProgress != nil {
+		r.opts.OnProgress(pr)
 	}
-	return hi.Int64, n, filled, nil
 }

@@ -1,7 +1,6 @@
 package migrate_test
 
 import (
-	"context"
 	"database/sql"
 	"testing"
 
@@ -28,7 +27,7 @@ func TestConflictRule(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := r.Start(context.Background()); err != nil {
+			if err := r.Start(boundedCtx(t)); err != nil {
 				t.Fatal(err)
 			}
 			tb := qi(d, table)

@@ -3,8 +3,10 @@ package migrate
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -32,12 +34,7 @@ func (r *Runner) withDDLConn(ctx context.Context, desc string, fn func(context.C
 	span.SetAttributes(attribute.String("db.statement", desc))
 	var last error
 	for attempt := 1; attempt <= r.opts.DDLAttempts; attempt++ {
-		err := r.onConn(ctx, func(c *sql.Conn) error {
-			if err := r.d.setLockTimeout(ctx, c, r.opts.LockTimeout); err != nil {
-				return err
-			}
-			return fn(ctx, c)
-		})
+		err := r.onConn(ctx, func(c *sql.Conn) error { return fn(ctx, c) })
 		if err == nil {
 			r.log.DebugContext(ctx, "migrate: ddl", "migration", r.m.Name, "statement", desc, "attempt", attempt)
 			return nil
@@ -46,7 +43,7 @@ func (r *Runner) withDDLConn(ctx context.Context, desc string, fn func(context.C
 			return ctx.Err()
 		}
 		last = err
-		if !r.d.retryable(err) {
+		if !r.im.retryable(err) {
 			span.RecordError(err)
 			return &DDLError{Statement: desc, Attempts: attempt, Err: err}
 		}
@@ -64,38 +61,48 @@ func (r *Runner) withDDLConn(ctx context.Context, desc string, fn func(context.C
 	return &DDLError{Statement: desc, Attempts: r.opts.DDLAttempts, Err: fmt.Errorf("%w: %w", ErrLockTimeout, last)}
 }
 
-// onConn pins a connection, runs fn, and puts the session's lock timeout
-// back before the connection returns to the pool.
+// onConn pins a connection, sets its lock timeout, runs fn, and puts the
+// session's setting back before the connection returns to the pool.
 func (r *Runner) onConn(ctx context.Context, fn func(*sql.Conn) error) error {
 	c, err := r.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	var busy int64 = -1
-	if r.d == SQLite {
-		// Remember the pool connection's busy_timeout (from the DSN) to
-		// restore it: RESET does not exist for pragmas.
-		_ = c.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy)
+	restore, err := r.im.lockTimeout(ctx, c, r.opts.LockTimeout)
+	if err == nil {
+		err = fn(c)
 	}
-	err = fn(c)
 	// The reset must run even when ctx is cancelled; a connection that
 	// cannot be reset is discarded instead of returned to the pool.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	var rerr error
-	if r.d == SQLite {
-		if busy >= 0 {
-			_, rerr = c.ExecContext(rctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busy))
-		}
-	} else {
-		rerr = r.d.resetLockTimeout(rctx, c)
-	}
-	if rerr != nil {
+	if restore == nil || restore(rctx) != nil {
 		_ = c.Raw(func(any) error { return driverBadConn })
 	}
 	_ = c.Close()
 	return err
 }
+
+// execAlt runs the first of stmts the server accepts: a later one only
+// when an earlier one is refused for its ALGORITHM (MySQL's INSTANT, then
+// INPLACE with LOCK=NONE).
+func (r *Runner) execAlt(ctx context.Context, stmts []string) error {
+	var err error
+	for i, s := range stmts {
+		err = r.execDDL(ctx, s)
+		if err == nil || ctx.Err() != nil || i == len(stmts)-1 {
+			return err
+		}
+		var de *DDLError
+		if !errors.As(err, &de) || !strings.Contains(strings.ToUpper(de.Err.Error()), "ALGORITHM") {
+			return err
+		}
+	}
+	return err
+}
+
+// catalog is the handle dialects read the catalog through.
+func (r *Runner) catalog() queryer { return r.db }
 
 // backoff returns the pause before retry number attempt (1-based): base
 // doubled per attempt, capped at maxD, with jitter in [d/2, d) so that

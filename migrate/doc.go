@@ -8,59 +8,134 @@
 // # Lifecycle
 //
 // A Migration is a name, the application Version that reads the new schema,
-// and Operations (Go values, or a YAML/JSON file read by LoadFile). A Runner
-// (New) moves it through four phases, each a method a rollout plan can call:
+// and Operations (Go values, or a YAML/JSON file read by LoadFile). New
+// validates it for the dialect without touching the database; Check
+// resolves it against the live schema (tables, keys, what renamed columns
+// must carry) and refuses, naming the cause, what Start could not do. A
+// Runner moves the migration through four phases, each a method a rollout
+// plan can call:
 //
-//	Start        expand: CreateTable, AddColumn, CreateIndex (CONCURRENTLY /
-//	             ALGORITHM=INPLACE, LOCK=NONE), new columns of a Transform
-//	             (RenameColumn and ChangeType are Transforms) and their
-//	             dual-write triggers, NOT VALID constraints.
+//	Start        Check, then expand: CreateTable, AddColumn, CreateIndex
+//	             (CONCURRENTLY / ALGORITHM=INPLACE, LOCK=NONE), new columns
+//	             of a Transform (RenameColumn and ChangeType are Transforms)
+//	             and their dual-write triggers, NOT VALID constraints.
 //	             Deploy the new version after it.
 //	Backfill     fill the new columns of existing rows in keyset batches;
-//	             VALIDATE constraints.
+//	             VALIDATE constraints; build the indexes new columns carry.
 //	SwitchReads  record phase read_new: Phase.ReadNew turns true and the new
 //	             version reads the new columns (rollout ties it to a flag).
 //	Complete     contract: drop triggers, old columns (DropColumn, DropTable,
-//	             Transform.Drop), SET NOT NULL. Refused while an instance of
-//	             an older version heartbeats (Register), unless ForceComplete.
-//	Rollback     undo the expand, any time before Complete. Refused while
-//	             an instance of Migration.Version or newer heartbeats
-//	             (it uses the new columns), unless ForceRollback.
+//	             Transform.Drop); the new columns get NOT NULL, DEFAULT and
+//	             the old index names. Refused while an instance of an older
+//	             version heartbeats (Register); first waits, at most
+//	             Options.CatchUpTimeout, until every live instance acting on
+//	             the migration has observed read_new. ForceComplete skips both.
+//	Rollback     undo the expand, any time before Complete, giving the old
+//	             columns back their defaults. Refused while an instance of
+//	             Migration.Version or newer heartbeats (it uses the new
+//	             columns), unless ForceRollback.
 //
-// Applications read the phase with CurrentPhase (one indexed SELECT; cache
-// it for a few seconds) or Runner.Phase. The phase, the backfill checkpoints
-// and the instance registry live in three state tables named by
-// Options.StateTablePrefix (default "baton_migrate_"). Every call is
-// idempotent and resumable: a crashed Start or Backfill is called again.
-// A runner lock keeps two runners apart: pg_try_advisory_lock and GET_LOCK on
-// a pinned connection (released by the server if the runner dies), and on
-// SQLite a lease row written under SQLite's writer lock and renewed every
-// LeaseTTL/3 (holding the writer lock itself for a backfill would stop every
-// application write; a killed runner's lease expires after LeaseTTL). A
-// runner that finds its lease taken stops the step at once with an error
-// wrapping ErrLocked ("lease lost"), never with context.Canceled, and the
-// step resumes when called again.
+// What each phase allows each version to write (old: the version before
+// Migration.Version; new: Migration.Version and later):
+//
+//	phase                 old version writes        new version writes
+//	none, rolled_back     old columns               (not deployed)
+//	expanding, expanded,  old columns               new columns, or both
+//	backfilling,                                    (reads the old ones)
+//	backfilled
+//	read_new              old columns, until it     new columns, or both;
+//	                      is stopped: Complete      from the moment it acts
+//	                      refuses while it lives    on read_new, new only
+//	completing, complete  (gone)                    new columns only
+//
+// Applications read the phase with Instance.Phase, which also reports it as
+// the phase the instance acts on, or with CurrentPhase (one indexed SELECT)
+// plus Instance.Observe when they cache it: Complete waits for the
+// instances that declared the migration (RegistryOptions.Migrations) or
+// reported a phase of it, so a cache that lags only delays Complete. The
+// state lives in tables named by Options.StateTablePrefix (default
+// "baton_migrate_"; StateTables lists them). Every call is idempotent and
+// resumable: a crashed Start or Backfill is called again.
+//
+// A runner lock keeps two runners apart: pg_try_advisory_lock and GET_LOCK
+// on a pinned connection (released by the server if the runner dies)
+// pinged every Options.LockCheck, and on SQLite a lease row written under
+// SQLite's writer lock and renewed every LeaseTTL/3 (holding the writer
+// lock itself for a backfill would stop every application write; a killed
+// runner's lease expires after LeaseTTL). A runner whose lock session ends
+// or whose lease is taken stops the step at once with an error wrapping
+// ErrLocked ("lease lost"), never with context.Canceled; every phase and
+// checkpoint write confirms the lock in the same transaction, so a runner
+// that lost it records nothing. The step resumes when called again.
+// Heartbeats, liveness and leases use the database's clock.
 //
 // # Dual write: triggers (default) or the application
 //
 // While both versions run, old code writes only the old columns and new
 // code writes the new ones (and may write both). With SyncTriggers (the
 // default) the database keeps them equal, so the old version needs no
-// change, which a rolling deploy requires. The conflict rule:
+// change, which a rolling deploy requires. The rule knows what a statement
+// wrote: Start moves the old columns' defaults into the triggers (and on
+// SQLite their NOT NULL, which the trigger then enforces with SQLite's own
+// message), and new columns have no default until Complete, so a synced
+// column that is NULL in an INSERT is one the statement did not write (or
+// wrote NULL: the two are the same to the rule). An UPDATE writes a column
+// when it changes its value (a no-op assignment is no write):
 //
-//	INSERT: new columns all NULL -> derive new from old (an old writer);
-//	        else old columns all NULL -> derive old from new; else keep both.
-//	UPDATE: only old columns changed -> derive new; only new changed ->
-//	        derive old; neither changed and new all NULL -> derive new (rows
-//	        not yet backfilled); both changed -> keep both as written.
+//	INSERT: new side unwritten -> fill the old columns' defaults where NULL,
+//	        then derive new from old (an old writer); else old side
+//	        unwritten -> derive old from new (a new writer); else keep both
+//	        as written (a writer of both generations).
+//	UPDATE: only old written -> derive new; only new written -> derive old;
+//	        neither written and new all NULL -> derive new (rows not yet
+//	        backfilled); both written -> keep both as written.
 //
-// "Changed" compares values. PostgreSQL uses one BEFORE INSERT OR UPDATE
-// PL/pgSQL trigger assigning NEW; MySQL/MariaDB BEFORE INSERT and BEFORE
-// UPDATE triggers with SET NEW.x; SQLite cannot assign NEW, so AFTER
-// triggers UPDATE the row by key, guarded by a marker row in
-// <prefix>guard so that one trigger's write does not fire the other.
-// Up/Down expressions name columns bare; the runner qualifies them.
-// Up may read any column but the new ones, Down any but the old ones.
+// Each Transform has its own triggers over its own columns, so a rename and
+// a type change on one table are synced independently. PostgreSQL uses one
+// BEFORE INSERT OR UPDATE PL/pgSQL trigger assigning NEW; MySQL/MariaDB
+// BEFORE INSERT and BEFORE UPDATE triggers with SET NEW.x; SQLite cannot
+// assign NEW, so one AFTER INSERT and one AFTER UPDATE trigger UPDATE the
+// row by key, guarded by a marker row in <prefix>guard so that one
+// trigger's write does not fire the other. Up/Down expressions name
+// columns bare; the runner qualifies them. Up may read any column but the
+// new ones, Down any but the old ones; neither may read a generated column
+// (a BEFORE trigger runs before it is computed), and generated columns
+// cannot be synced.
+//
+// Start installs the triggers, moves the defaults and adds the NOT VALID
+// checks as one unit, and Complete drops the triggers and the old columns
+// and gives the new columns their properties as one unit, as does
+// Rollback in reverse: a transaction on PostgreSQL and SQLite, a table
+// write lock held only for instant statements on MySQL (writers wait,
+// none fails). MySQL's NOT NULL on the new column, which rebuilds the
+// table, runs online after the unit.
+//
+// # What a new column carries
+//
+// RenameColumn and ChangeType give the new column what the old one
+// promised: NOT NULL (a NOT VALID check on Start, validated after the
+// backfill, SET NOT NULL at Complete; on MySQL and SQLite a check for NULLs
+// instead), DEFAULT and comment (set at Complete), its UNIQUE constraints
+// and plain indexes (built online after the backfill under temporary
+// names, renamed to the old names at Complete; SQLite cannot rename an
+// index, so its copy keeps the temporary name), and its own foreign keys
+// and, on PostgreSQL, CHECK constraints (added NOT VALID on Start, or on
+// MySQL with foreign_key_checks off, validated or checked for orphans
+// after the backfill, renamed to the old names at Complete where the
+// dialect can rename them). Foreign keys of other tables that reference
+// the column move to the new column at Complete, in the contract's unit on
+// PostgreSQL (added NOT VALID, validated right after), dropped before the
+// unit and added back after it with foreign_key_checks off on MySQL (the
+// referencing rows are unchanged and the values equal). A Transform's new
+// columns carry the NotNull and Default their Column declares. What cannot
+// be carried is refused by Check, before any DDL, naming it: CHECK
+// constraints on MySQL (no NOT VALID there), partial and expression
+// indexes, a primary-key column, and on SQLite any constraint or comment.
+// SQLite cannot drop a column that has its own UNIQUE constraint, so
+// Complete drops it by rebuilding the table in its transaction (new table,
+// rows copied with their rowids, indexes and triggers created again), while
+// writers wait; Check refuses that for a UNIQUE constraint over several
+// columns or a table that another table references.
 //
 // SyncApplication installs no trigger; the application writes both sides
 // as Phase.WriteOld and Phase.WriteNew say. Use it only where triggers are
@@ -71,18 +146,22 @@
 //
 // # Backfill
 //
-// Batches walk the integer primary key (keyset, one column; or
-// Transform.Key) up to the highest key seen when the backfill first
-// started: rows inserted later are written through the triggers, so the
-// backfill finishes under any sustained insert rate. Each batch is one
-// transaction that also advances the checkpoint; a killed runner resumes
-// after the last committed batch (the batch in flight is rolled back and
-// redone). The batch size adapts toward Options.BatchTarget (50 ms) by at
-// most 4x per batch; Throttle pauses between batches. A batch that meets a
-// lock gives up after LockTimeout and is retried at half size. Progress
-// (OnProgress) carries rows, key fraction, rate and ETA; OpenTelemetry
-// metrics baton.migrate.backfill.rows, baton.migrate.backfill.batch.duration,
-// the gauges baton.migrate.backfill.progress (0..1) and
+// A pass walks a table's primary key, or a UNIQUE key of NOT NULL columns
+// (Transform.Key picks one), of any type and any number of columns:
+// keyset batches compare row values ((a, b) > (x, y); MySQL gets the
+// equivalent OR form, which its range optimizer uses). One pass serves
+// every Transform on the table. It ends at the highest key the table had
+// when the pass began: rows inserted later are written through the
+// triggers, so the backfill finishes under any sustained insert rate. Each
+// batch is one transaction that also advances the checkpoint (the last key
+// as typed JSON); a killed runner resumes after the last committed batch
+// (the batch in flight is rolled back and redone). The batch size adapts
+// toward Options.BatchTarget (50 ms) by at most 4x per batch; Throttle
+// pauses between batches. A batch that meets a lock gives up after
+// LockTimeout and is retried at half size. Progress (OnProgress) carries
+// rows, fraction, rate and ETA; OpenTelemetry metrics
+// baton.migrate.backfill.rows, baton.migrate.backfill.batch.duration, the
+// gauges baton.migrate.backfill.progress (0..1) and
 // baton.migrate.backfill.eta (seconds), all with migration and table
 // attributes, and baton.migrate.ddl.retries; a span per phase and DDL
 // statement. The gauges are set after each batch and keep their last value
@@ -132,73 +211,46 @@
 //
 // # Known limits
 //
-//   - Keyset batches need a single-column integer key.
 //   - Tables are unqualified names in the connection's current schema or
 //     database.
 //   - ChangeType adds a column under a new name: without a view layer the
 //     final name cannot be the old one without a second rename migration.
 //   - SetNotNull and AddForeignKey are not available on SQLite (they would
-//     rebuild the table). On MySQL SetNotNull restates only the column type
-//     in MODIFY, dropping a column default or comment.
+//     rebuild the table).
+//   - Defaults and NOT NULL of SQLite columns are changed by rewriting the
+//     table's definition in sqlite_master (writable_schema, SQLite's
+//     documented procedure for these two changes); a database opened in
+//     defensive mode refuses it.
+//   - An INSERT that writes NULL explicitly into a synced old column that
+//     has a default gets the default during the migration (the rule cannot
+//     tell it from a statement that left the column out).
 //   - MySQL lock timeouts are whole seconds (1 s minimum); MariaDB rejects
-//     fractions.
+//     fractions. MySQL 8's COLUMN_DEFAULT is read as MySQL documents it but
+//     is tested on MariaDB only.
 //   - A batch holds the row locks of its rows until it commits, so a
 //     writer updating one of them waits up to one batch (about
 //     BatchTarget, more on a loaded server).
 //   - SQLite has one writer: a long application write transaction blocks the
 //     runner's own state writes too, and a DDL statement waits up to
 //     busy_timeout per attempt. Readers never wait in WAL mode.
-//   - Instance heartbeats use the application host's clock; clocks must
-//     agree within InstanceTTL. Register creates the state tables if
-//     needed, so the application's database user needs CREATE on first use.
+//   - Register creates the state tables if needed, so the application's
+//     database user needs CREATE on first use. Instances that neither
+//     declare a migration nor observe its phase are not waited for by
+//     Complete.
 //   - MySQL/MariaDB with binary logging: creating triggers needs SUPER or
 //     log_bin_trust_function_creators=1, and the READ COMMITTED backfill
 //     needs binlog_format ROW or MIXED. Without trigger rights use
 //     SyncApplication.
 //   - Operations are identified by their index: do not reorder the
-//     operations of a migration that has started (trigger names and
-//     checkpoints use the index).
+//     operations of a migration that has started (trigger names,
+//     checkpoints and saved schema use the index).
 //   - New-version code that writes only the new columns relies on the
 //     database applying NOT NULL after BEFORE triggers (PostgreSQL, MySQL
-//     5.7+, MariaDB 10.5+); on SQLite the old columns must be nullable for it.
+//     5.7+, MariaDB 10.5+); on SQLite the triggers enforce it.
 //
-// # Measured
+// # Figures
 //
-// go run ./internal/cmd/backfillbench (split-name Transform, 4 writers at
-// 250 ops/s each whose sessions carry the same 500 ms lock timeout, PostgreSQL
-// 15 on 2 cores shared with other test runs, load average 5-8). Typical run:
-//
-//	rows   rows/s   p50 batch  p99 batch  writer errors  inconsistent rows
-//	10k    119k     31 ms      33 ms      0              0
-//	100k   148k     48 ms      87 ms      0              0
-//	300k   156k     51 ms      72 ms      0              0
-//	1M     101k     51 ms      204 ms     0              0
-//
-// With nothing else running on the machine (3 runs), rows/s was 183k-237k,
-// 191k-209k, 181k-189k and 181k-191k at 10k, 100k, 300k and 1M rows, flat
-// as the table grows, and the p99 batch at 1M was 70-79 ms: the 100 ms goal
-// holds there, the rest of this section is about a loaded machine.
-//
-// pgroll publishes 53k / 21k / 9.4k rows/s at 10k / 100k / 300k rows. Across
-// runs on this loaded machine rows/s varied 47k-195k at 10k (3 batches: one
-// slow batch dominates), 82k-188k at 100k, 55k-156k at 300k, 88k-112k at 1M.
-// Loaded, the p99 batch at 1M (100-230 ms) misses the 100 ms goal. With about 200
-// batches the p99 is the second or third slowest batch, so one stall decides
-// it. The tail batches (-tail flag) are stalls: rows per millisecond fall
-// 5-50x (to 2-50 from 100-230) for 100-600 ms, in batches of 400 to 9000
-// rows alike, with no checkpoint during the backfill but about 23k buffers
-// written by the backends themselves (the table outgrows shared_buffers,
-// 128 MB) on a machine at load 8-10. About 40% of the tail batches
-// followed a fast batch that let the size grow 2-4x, but their rate had
-// collapsed too. Changing the adaptation did not help measurably: over 12
-// interleaved runs each, p99 median 165 ms as is, 135 ms with growth
-// capped at 2x (7 runs aiming at 40 ms: 129 ms), Mann-Whitney p = 0.64
-// and 0.35, each variant under 100 ms in 1-2 runs; neither a 30 ms target
-// nor a throttle shortened the tail either. At the CI sizes the p99 is the
-// slowest of 3-27 batches: 26-160 ms at 10k and 107-311 ms at 100k on
-// PostgreSQL, 75-249 ms at 10k on MariaDB (5 runs each, load 8-9), so CI
-// does not check it. No writer ever waited for a lock longer than the lock
-// timeout (it would have failed); the slowest write end to end was
-// 0.1-1.1 s at 1M, I/O and CPU contention included. MariaDB 10.11: 56k-64k
-// rows/s at 10k-100k; SQLite: 236k-267k rows/s.
+// Measured rates, batch latencies and write amplification, each with the
+// command that reproduces it, are in the migrate section of BENCHMARKS.md
+// at the root of the module.
 package migrate

@@ -205,7 +205,7 @@ func TestFourPhasesWithConcurrentOldAndNewWriters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx := context.Background()
+			ctx := boundedCtx(t)
 			oldInst, err := migrate.Register(ctx, db, "1.4.0", migrate.RegistryOptions{StateTablePrefix: prefix, ID: "old-1"})
 			if err != nil {
 				t.Fatal(err)

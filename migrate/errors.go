@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Every error returned by this package that a caller may
@@ -37,6 +38,9 @@ var (
 	// ErrLockTimeout means a DDL statement kept timing out on its lock after
 	// every allowed retry.
 	ErrLockTimeout = errors.New("migrate: DDL lock timeout, retries exhausted")
+	// ErrLagging means Complete gave up waiting for live instances to act
+	// on read_new; the wrapping *LaggingError names them.
+	ErrLagging = errors.New("migrate: instances have not caught up with read_new")
 	// ErrUnknownMigration means no state row exists for the migration name.
 	ErrUnknownMigration = errors.New("migrate: unknown migration")
 )
@@ -195,3 +199,28 @@ func (e *DDLError) Error() string {
 
 // Unwrap returns the last error.
 func (e *DDLError) Unwrap() error { return e.Err }
+
+// LaggingError names the live instances that had not observed read_new
+// when Complete (or AwaitCaughtUp) stopped waiting. It wraps ErrLagging
+// and the reason the wait ended (context.DeadlineExceeded after
+// Options.CatchUpTimeout, or the caller's cancellation). A zero
+// LaggingError still wraps ErrLagging and names no instance.
+type LaggingError struct {
+	Migration string
+	// Waited is the longest the wait could last (Options.CatchUpTimeout).
+	Waited time.Duration
+	// Lagging lists the instances that had not caught up.
+	Lagging []InstanceInfo
+	// Err is why the wait ended.
+	Err error
+}
+
+// Error names the migration and each lagging instance with the phase it
+// acts on.
+func (e *LaggingError) Error() string {
+	return fmt.Sprintf("migrate: complete of %q refused: waited up to %s for %d live instance(s) to act on read_new, still lagging: %s (%v); they must read the phase again (Instance.Phase or Instance.Observe), or use ForceComplete",
+		e.Migration, e.Waited, len(e.Lagging), describe(e.Lagging), e.Err)
+}
+
+// Unwrap makes errors.Is(err, ErrLagging) and errors.Is(err, e.Err) true.
+func (e *LaggingError) Unwrap() []error { return []error{ErrLagging, e.Err} }

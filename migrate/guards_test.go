@@ -22,7 +22,7 @@ func TestRollbackRefusedWhileNewVersionsAlive(t *testing.T) {
 				t.Fatal(err)
 			}
 			seed(t, db, d, table, 50)
-			ctx := context.Background()
+			ctx := boundedCtx(t)
 			r, err := migrate.New(db, splitName(d, table, name), migrate.Options{StateTablePrefix: prefix})
 			if err != nil {
 				t.Fatal(err)
@@ -118,7 +118,7 @@ func TestForceCompleteIgnoresOldInstances(t *testing.T) {
 				t.Fatal(err)
 			}
 			seed(t, db, d, table, 50)
-			ctx := context.Background()
+			ctx := boundedCtx(t)
 			r, err := migrate.New(db, splitName(d, table, name), migrate.Options{StateTablePrefix: prefix})
 			if err != nil {
 				t.Fatal(err)

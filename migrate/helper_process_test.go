@@ -10,9 +10,9 @@ import (
 	"github.com/batonhq/baton/migrate"
 )
 
-// helperMain is the child process of TestKilledRunnerResumes: it runs a
+// backfillChild is the child process of TestKilledRunnerResumes: it runs a
 // slow backfill and prints one line per committed batch until it is killed.
-func helperMain() int {
+func backfillChild() int {
 	d, err := migrate.ParseDialect(os.Getenv("MIGRATE_DIALECT"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -76,9 +76,7 @@ func usersDDL(d migrate.Dialect, table string) string {
 func dropAll(t testing.TB, db *sql.DB, d migrate.Dialect, prefix string, tables ...string) {
 	t.Helper()
 	all := append([]string{}, tables...)
-	for _, s := range []string{"migrations", "checkpoints", "instances", "locks", "guard"} {
-		all = append(all, prefix+s)
-	}
+	all = append(all, migrate.StateTables(prefix)...)
 	for _, tb := range all {
 		q := `DROP TABLE IF EXISTS "` + tb + `"`
 		if d == migrate.MySQL {
@@ -182,4 +180,38 @@ func openSQLiteAt(t testing.TB, dsn string) *sql.DB {
 		t.Fatal(err)
 	}
 	return db
+}
+
+// testTimeout bounds every phase call of a test, so that a hang fails the
+// test with the call's own error (context deadline exceeded, at its line)
+// instead of waiting for go test's global timeout.
+const testTimeout = 2 * time.Minute
+
+// boundedCtx is a context that ends testTimeout from now or with the test.
+func boundedCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// fixture is a users table seeded with rows, and the names of its state
+// tables and migration, unique to this run (PostgreSQL and MariaDB are
+// shared with other runs) and dropped when the test ends.
+type fixture struct {
+	db                  *sql.DB
+	table, prefix, name string
+}
+
+func newFixture(t *testing.T, d migrate.Dialect, tag string, rows int, extra ...string) fixture {
+	t.Helper()
+	db := openDB(t, d)
+	sfx := suffix()
+	f := fixture{db: db, table: tag + "_" + sfx, prefix: tag + "_" + sfx + "_", name: tag + "_" + sfx}
+	dropAll(t, db, d, f.prefix, append([]string{f.table}, extra...)...)
+	t.Cleanup(func() { dropAll(t, db, d, f.prefix, append([]string{f.table}, extra...)...) })
+	if _, err := db.Exec(usersDDL(d, f.table)); err != nil {
+		t.Fatal(err)
+	}
+	seed(t, db, d, f.table, rows)
+	return f
 }

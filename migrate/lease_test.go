@@ -46,7 +46,7 @@ func TestSQLiteLeaseLostIsNotCancellation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := boundedCtx(t)
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -135,7 +135,9 @@ func Lint(m *Migration, d Dialect) []Finding {
 			if c.NotNull && c.Default == "" {
 				out = append(out, Finding{Rule: ruleByName("add-column-not-null-without-default"), Operation: i, Statement: desc})
 			}
-			if c.Default != "" && hasVolatile(d, tokenize(d, c.Default)) {
+			// The type is checked too: Validate refuses a type that carries a
+			// default, but Lint also reads migrations nobody validated.
+			if hasVolatile(d, tokenize(d, c.Type+" "+c.Default)) {
 				out = append(out, Finding{Rule: ruleByName("volatile-default"), Operation: i, Statement: desc + " DEFAULT " + c.Default})
 			}
 		case RawSQL:
@@ -342,22 +344,19 @@ func (l *sqlLinter) ddl(s stmt, add func(string, stmt)) (isDDL, locking bool) {
 			table := ""
 			if on >= 0 {
 				table, _ = tableName(t, on+1)
-				if l.d == PostgreSQL && up(t, on+1) == "ONLY" {
+				if up(t, on+1) == "ONLY" {
 					table, _ = tableName(t, on+2)
 				}
 			}
 			if l.created[table] {
 				return true, false
 			}
-			switch l.d {
-			case PostgreSQL:
-				if !containsKW(t, "CONCURRENTLY") {
-					add("index-without-concurrently", s)
-				}
-			case MySQL:
-				if !online(t) {
-					add("index-not-online", s)
-				}
+			// add keeps only the rules of l.d: each dialect's online way.
+			if !containsKW(t, "CONCURRENTLY") {
+				add("index-without-concurrently", s)
+			}
+			if !online(t) {
+				add("index-not-online", s)
 			}
 			return true, true
 		}
@@ -370,7 +369,7 @@ func (l *sqlLinter) ddl(s stmt, add func(string, stmt)) (isDDL, locking bool) {
 			}
 			return true, true
 		case "INDEX":
-			if l.d == PostgreSQL && !containsKW(t, "CONCURRENTLY") {
+			if !containsKW(t, "CONCURRENTLY") {
 				add("drop-index-without-concurrently", s)
 			}
 			return true, true
@@ -459,25 +458,22 @@ func (l *sqlLinter) action(s stmt, a []token, add func(string, stmt)) {
 			}
 			switch kw(i) {
 			case "CHECK":
-				if l.d == MySQL || !containsKW(a, "VALID") {
+				if !l.d.impl().caps().checkNotValid || !containsKW(a, "VALID") {
 					add("check-without-not-valid", s)
 				}
 			case "FOREIGN":
-				if l.d == PostgreSQL && !containsKW(a, "VALID") {
-					add("foreign-key-without-not-valid", s)
-				}
-				if l.d == MySQL {
+				if !l.d.impl().caps().notValid || !containsKW(a, "VALID") {
 					add("foreign-key-without-not-valid", s)
 				}
 			case "UNIQUE", "PRIMARY":
-				if l.d == PostgreSQL && !containsKW(a, "USING") {
+				if !containsKW(a, "USING") {
 					add("unique-constraint-without-index", s)
 				}
-				if l.d == MySQL && !online(whole) {
+				if !online(whole) {
 					add("index-not-online", s)
 				}
 			case "INDEX", "KEY", "FULLTEXT", "SPATIAL":
-				if l.d == MySQL && !online(whole) {
+				if !online(whole) {
 					add("index-not-online", s)
 				}
 			}
@@ -547,18 +543,12 @@ func (l *sqlLinter) action(s stmt, a []token, add func(string, stmt)) {
 	}
 }
 
-var volatileFuncs = map[Dialect][]string{
-	PostgreSQL: {"RANDOM", "GEN_RANDOM_UUID", "UUID_GENERATE_V1", "UUID_GENERATE_V4", "CLOCK_TIMESTAMP", "TIMEOFDAY", "NEXTVAL", "STATEMENT_TIMESTAMP"},
-	MySQL:      {"RAND", "UUID", "UUID_SHORT", "SYSDATE", "UUID_TO_BIN"},
-	SQLite:     {"RANDOM", "RANDOMBLOB"},
-}
-
 // hasVolatile reports a call of a volatile function in t (up to the next
 // keyword that ends a column definition is not tracked: any call in the
 // rest of the action counts).
 func hasVolatile(d Dialect, t []token) bool {
 	for i := 0; i+1 < len(t); i++ {
-		if t[i].kind == tokIdent && t[i+1].text == "(" && slices.Contains(volatileFuncs[d], up(t, i)) {
+		if t[i].kind == tokIdent && t[i+1].text == "(" && slices.Contains(d.impl().caps().volatile, up(t, i)) {
 			return true
 		}
 	}

@@ -58,7 +58,7 @@ func TestLintModeAtRunTime(t *testing.T) {
 	if _, err := db.Exec("CREATE TABLE " + table + " (id INTEGER PRIMARY KEY, a INT)"); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := boundedCtx(t)
 	logs := &findingLog{}
 	runner := func(name string, mode migrate.LintMode, ops ...migrate.Operation) *migrate.Runner {
 		t.Helper()

@@ -37,7 +37,7 @@ func TestDDLBlockedByLongTransactionRetries(t *testing.T) {
 				t.Fatal(err)
 			}
 			seed(t, db, d, table, 100)
-			ctx := context.Background()
+			ctx := boundedCtx(t)
 
 			// The long transaction.
 			blocker, err := db.Conn(ctx)
@@ -183,7 +183,7 @@ func TestBackfillBatchBehindRowLockRetries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx := context.Background()
+			ctx := boundedCtx(t)
 			if err := r.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -280,7 +280,7 @@ func TestSQLiteDDLBusyRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := boundedCtx(t)
 	errc := make(chan error, 1)
 	go func() { errc <- r.Start(ctx) }()
 	<-ready

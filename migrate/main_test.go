@@ -1,17 +1,16 @@
 package migrate_test
 
 import (
-	"os"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/batonhq/baton/internal/testchild"
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("MIGRATE_HELPER") != "" {
-		os.Exit(helperMain())
-	}
+	testchild.Register("migrate-backfill", backfillChild)
 	// No ignore for database/sql's connectionOpener: every test closes the
 	// DBs it opens, and a DB left open shows up here.
-	goleak.VerifyTestMain(m)
+	testchild.Main(m, func() int { goleak.VerifyTestMain(m); return 0 })
 }

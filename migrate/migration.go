@@ -1,14 +1,6 @@
 package migrate
 
-import (
-	"bytes"
-	"fmt"
-	"os"
-	"regexp"
-	"strings"
-
-	"gopkg.in/yaml.v3"
-)
+import "gopkg.in/yaml.v3"
 
 // Migration is one expand-contract change: a name that identifies it in the
 // state table, the application version that no longer needs the old schema,
@@ -41,13 +33,21 @@ type Operation interface {
 type Column struct {
 	// Name of the column; always quoted in the generated SQL.
 	Name string `yaml:"name"`
-	// Type is the SQL type as the dialect spells it, e.g. "text" or
-	// "varchar(200)". Letters, digits, spaces, '_', '(', ')' and ',' only.
+	// Type is the SQL type as the dialect spells it, e.g. "text",
+	// "varchar(200)", "numeric(10, 2)", "text[]" or "int unsigned": a
+	// name of one or more words, an optional (n) or (n, m), an optional []
+	// and modifiers from a short list (unsigned, with/without time zone,
+	// varying, precision, character set ... is not one). Nothing else is
+	// accepted: a type never carries DDL.
 	Type string `yaml:"type"`
-	// NotNull adds NOT NULL; AddColumn requires a Default with it.
+	// NotNull adds NOT NULL; AddColumn requires a Default with it. On a
+	// Transform's new column it is carried: checked after Backfill and
+	// made a column property at Complete.
 	NotNull bool `yaml:"not_null"`
-	// Default is a constant SQL literal ('x', 42, TRUE, NULL); empty means
-	// no default. Computed values belong in a Transform's backfill.
+	// Default is a constant SQL literal ('x', 42, -1.5, TRUE, FALSE,
+	// NULL), read with the target dialect's lexical rules; empty means no
+	// default. Computed values belong in a Transform's backfill. On a
+	// Transform's new column it is set at Complete.
 	Default string `yaml:"default"`
 	// PrimaryKey marks the column as the (single-column) primary key in
 	// CreateTable.
@@ -130,9 +130,11 @@ func (e *Expr) UnmarshalYAML(n *yaml.Node) error {
 // The zero value is invalid: Validate rejects it.
 type Transform struct {
 	Table string `yaml:"table"`
-	// Key is the integer primary-key column used for keyset batches; empty
-	// means the table's primary key, which must be one integer column.
-	Key  string          `yaml:"key"`
+	// Key lists the columns the backfill walks in order (keyset batches):
+	// the primary key or a UNIQUE key whose columns are all NOT NULL, of
+	// any types. Empty means the primary key, or else the first such
+	// UNIQUE key.
+	Key  []string        `yaml:"key"`
 	Add  []Column        `yaml:"add"`
 	Up   map[string]Expr `yaml:"up"`
 	Down map[string]Expr `yaml:"down"`
@@ -172,6 +174,9 @@ type RenameColumn struct {
 	From  string `yaml:"from"`
 	To    string `yaml:"to"`
 	Type  string `yaml:"type"`
+	// Key is Transform.Key: empty means the primary key, or else the first
+	// UNIQUE key of NOT NULL columns.
+	Key []string `yaml:"key"`
 }
 
 // ChangeType changes a column's type the expand-contract way, through a new
@@ -188,6 +193,9 @@ type ChangeType struct {
 	Type   string `yaml:"type"`
 	Up     Expr   `yaml:"up"`
 	Down   Expr   `yaml:"down"`
+	// Key is Transform.Key: empty means the primary key, or else the first
+	// UNIQUE key of NOT NULL columns.
+	Key []string `yaml:"key"`
 }
 
 // SetNotNull makes a column NOT NULL without a long exclusive lock. On
@@ -276,330 +284,3 @@ func (DropTable) Kind() string { return "drop_table" }
 
 // Kind returns "sql", its name in migration files.
 func (RawSQL) Kind() string { return "sql" }
-
-var opFactories = map[string]func() Operation{
-	"create_table":    func() Operation { return &CreateTable{} },
-	"add_column":      func() Operation { return &AddColumn{} },
-	"create_index":    func() Operation { return &CreateIndex{} },
-	"transform":       func() Operation { return &Transform{} },
-	"rename_column":   func() Operation { return &RenameColumn{} },
-	"change_type":     func() Operation { return &ChangeType{} },
-	"set_not_null":    func() Operation { return &SetNotNull{} },
-	"add_foreign_key": func() Operation { return &AddForeignKey{} },
-	"drop_column":     func() Operation { return &DropColumn{} },
-	"drop_table":      func() Operation { return &DropTable{} },
-	"sql":             func() Operation { return &RawSQL{} },
-}
-
-// LoadFile reads a migration from a YAML or JSON file (JSON is read as
-// YAML). Errors name the file, the operation index and the line.
-func LoadFile(path string) (*Migration, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("migrate: read migration file: %w", err)
-	}
-	m, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return m, nil
-}
-
-// Parse decodes a migration from YAML or JSON:
-//
-//	name: split_name
-//	version: "2.0.0"
-//	operations:
-//	  - add_column: {table: users, column: {name: email, type: text}}
-//	  - rename_column: {table: users, from: login, to: username}
-//
-// Unknown keys are errors. Parse checks the shape only; Validate checks the
-// content for a dialect.
-func Parse(data []byte) (*Migration, error) {
-	var doc struct {
-		Name       string      `yaml:"name"`
-		Version    string      `yaml:"version"`
-		Operations []yaml.Node `yaml:"operations"`
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		return nil, &ValidationError{Reason: "decode: " + err.Error()}
-	}
-	m := &Migration{Name: doc.Name, Version: doc.Version}
-	for i, n := range doc.Operations {
-		path := fmt.Sprintf("operations[%d] (line %d)", i, n.Line)
-		if n.Kind != yaml.MappingNode || len(n.Content) != 2 {
-			return nil, &ValidationError{Migration: m.Name, Path: path, Reason: "an operation is a mapping with exactly one key, its kind (e.g. add_column)"}
-		}
-		kind := n.Content[0].Value
-		mk, ok := opFactories[kind]
-		if !ok {
-			return nil, &ValidationError{Migration: m.Name, Path: path, Reason: fmt.Sprintf("unknown operation kind %q", kind)}
-		}
-		op := mk()
-		// Re-encode the body so that KnownFields applies to it too.
-		body, err := yaml.Marshal(n.Content[1])
-		if err != nil {
-			return nil, &ValidationError{Migration: m.Name, Path: path, Reason: err.Error()}
-		}
-		od := yaml.NewDecoder(bytes.NewReader(body))
-		od.KnownFields(true)
-		if err := od.Decode(op); err != nil {
-			return nil, &ValidationError{Migration: m.Name, Path: path + "." + kind, Reason: err.Error()}
-		}
-		m.Operations = append(m.Operations, deref(op))
-	}
-	return m, nil
-}
-
-func deref(op Operation) Operation {
-	switch o := op.(type) {
-	case *CreateTable:
-		return *o
-	case *AddColumn:
-		return *o
-	case *CreateIndex:
-		return *o
-	case *Transform:
-		return *o
-	case *RenameColumn:
-		return *o
-	case *ChangeType:
-		return *o
-	case *SetNotNull:
-		return *o
-	case *AddForeignKey:
-		return *o
-	case *DropColumn:
-		return *o
-	case *DropTable:
-		return *o
-	case *RawSQL:
-		return *o
-	}
-	return op
-}
-
-var (
-	nameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,47}$`)
-	typeRe  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_ (),\[\]]*$`)
-	identOK = func(s string) bool { return s != "" && len(s) <= 63 && !strings.ContainsRune(s, 0) }
-)
-
-// Validate checks m for dialect d: names, types, defaults, and the
-// operations the dialect cannot do safely. Errors are *ValidationError
-// (wrapping ErrInvalid) or wrap ErrUnsupported.
-func (m *Migration) Validate(d Dialect) error {
-	if !nameRe.MatchString(m.Name) {
-		return &ValidationError{Path: "name", Reason: fmt.Sprintf("%q: want letters, digits and '_', starting with a letter or '_', at most 48 bytes", m.Name)}
-	}
-	if len(m.Operations) == 0 {
-		return &ValidationError{Migration: m.Name, Path: "operations", Reason: "no operations"}
-	}
-	for i, op := range m.Operations {
-		path := fmt.Sprintf("operations[%d].%s", i, op.Kind())
-		if err := validateOp(d, op); err != nil {
-			if ve, ok := err.(*ValidationError); ok {
-				ve.Migration = m.Name
-				ve.Path = path + ve.Path
-				return ve
-			}
-			return fmt.Errorf("migrate: migration %q at %s: %w", m.Name, path, err)
-		}
-	}
-	return nil
-}
-
-func verr(path, format string, args ...any) error {
-	return &ValidationError{Path: path, Reason: fmt.Sprintf(format, args...)}
-}
-
-func checkIdent(path, s string) error {
-	if !identOK(s) {
-		return verr(path, "identifier %q: want 1 to 63 bytes", s)
-	}
-	return nil
-}
-
-func checkColumn(path string, c Column, adding bool) error {
-	if err := checkIdent(path+".name", c.Name); err != nil {
-		return err
-	}
-	if !typeRe.MatchString(c.Type) {
-		return verr(path+".type", "type %q of column %q: want letters, digits, spaces, '_', '(', ')' and ','", c.Type, c.Name)
-	}
-	if c.Default != "" && !isConstant(c.Default) {
-		return verr(path+".default", "default %q of column %q is not a constant literal; add the column nullable and compute values with a transform's backfill", c.Default, c.Name)
-	}
-	if adding && c.NotNull && c.Default == "" {
-		return verr(path, "column %q is NOT NULL without a default: existing rows would fail; add it nullable, backfill, then SetNotNull", c.Name)
-	}
-	return nil
-}
-
-// isConstant reports whether s is one literal: a string, a number
-// (optionally signed), TRUE, FALSE or NULL.
-func isConstant(s string) bool {
-	toks := tokenize(PostgreSQL, s)
-	if len(toks) == 2 && toks[0].kind == tokPunct && (toks[0].text == "-" || toks[0].text == "+") && toks[1].kind == tokNumber {
-		return true
-	}
-	if len(toks) != 1 {
-		return false
-	}
-	switch toks[0].kind {
-	case tokString, tokNumber:
-		return true
-	case tokIdent:
-		switch toks[0].upper() {
-		case "TRUE", "FALSE", "NULL":
-			return true
-		}
-	}
-	return false
-}
-
-func validateOp(d Dialect, op Operation) error {
-	switch o := op.(type) {
-	case CreateTable:
-		if err := checkIdent(".table", o.Table); err != nil {
-			return err
-		}
-		if len(o.Columns) == 0 {
-			return verr(".columns", "table %q has no columns", o.Table)
-		}
-		pks := 0
-		for i, c := range o.Columns {
-			if err := checkColumn(fmt.Sprintf(".columns[%d]", i), c, false); err != nil {
-				return err
-			}
-			if c.PrimaryKey {
-				pks++
-			}
-		}
-		if pks > 1 {
-			return verr(".columns", "table %q: at most one column may be primary_key", o.Table)
-		}
-	case AddColumn:
-		if err := checkIdent(".table", o.Table); err != nil {
-			return err
-		}
-		return checkColumn(".column", o.Column, true)
-	case CreateIndex:
-		if err := checkIdent(".table", o.Table); err != nil {
-			return err
-		}
-		if err := checkIdent(".name", o.Name); err != nil {
-			return err
-		}
-		if len(o.Columns) == 0 {
-			return verr(".columns", "index %q has no columns", o.Name)
-		}
-		for i, c := range o.Columns {
-			if err := checkIdent(fmt.Sprintf(".columns[%d]", i), c); err != nil {
-				return err
-			}
-		}
-	case Transform:
-		return validateTransform(d, o)
-	case RenameColumn:
-		for p, s := range map[string]string{".table": o.Table, ".from": o.From, ".to": o.To} {
-			if err := checkIdent(p, s); err != nil {
-				return err
-			}
-		}
-		if o.From == o.To {
-			return verr(".to", "from and to are both %q", o.From)
-		}
-		if o.Type != "" && !typeRe.MatchString(o.Type) {
-			return verr(".type", "type %q: want letters, digits, spaces, '_', '(', ')' and ','", o.Type)
-		}
-	case ChangeType:
-		for p, s := range map[string]string{".table": o.Table, ".column": o.Column, ".to": o.To} {
-			if err := checkIdent(p, s); err != nil {
-				return err
-			}
-		}
-		if !typeRe.MatchString(o.Type) {
-			return verr(".type", "type %q: want letters, digits, spaces, '_', '(', ')' and ','", o.Type)
-		}
-	case SetNotNull:
-		if d == SQLite {
-			return fmt.Errorf("%w: SQLite cannot add NOT NULL to an existing column without rebuilding the table", ErrUnsupported)
-		}
-		if err := checkIdent(".table", o.Table); err != nil {
-			return err
-		}
-		return checkIdent(".column", o.Column)
-	case AddForeignKey:
-		if d == SQLite {
-			return fmt.Errorf("%w: SQLite cannot add a foreign key to an existing table", ErrUnsupported)
-		}
-		for p, s := range map[string]string{".table": o.Table, ".name": o.Name, ".ref_table": o.RefTable} {
-			if err := checkIdent(p, s); err != nil {
-				return err
-			}
-		}
-		if len(o.Columns) == 0 || len(o.Columns) != len(o.RefColumns) {
-			return verr(".columns", "foreign key %q: want as many columns as ref_columns, at least one", o.Name)
-		}
-	case DropColumn:
-		if err := checkIdent(".table", o.Table); err != nil {
-			return err
-		}
-		return checkIdent(".column", o.Column)
-	case DropTable:
-		return checkIdent(".table", o.Table)
-	case RawSQL:
-		if strings.TrimSpace(o.Up) == "" {
-			return verr(".up", "empty SQL")
-		}
-	default:
-		return verr("", "unknown operation type %T", op)
-	}
-	return nil
-}
-
-func validateTransform(d Dialect, o Transform) error {
-	if err := checkIdent(".table", o.Table); err != nil {
-		return err
-	}
-	if o.Sync != SyncTriggers && o.Sync != SyncApplication {
-		return verr(".sync", "unknown sync mode %q (want \"\" for triggers or %q)", o.Sync, SyncApplication)
-	}
-	if len(o.Add) == 0 {
-		return verr(".add", "no new columns")
-	}
-	for i, c := range o.Add {
-		if err := checkColumn(fmt.Sprintf(".add[%d]", i), c, true); err != nil {
-			return err
-		}
-		if c.NotNull || c.Default != "" {
-			return verr(fmt.Sprintf(".add[%d]", i), "column %q: new columns of a transform are nullable without default (NULL marks rows not yet backfilled); use SetNotNull afterwards", c.Name)
-		}
-		if o.Up[c.Name].For(d) == "" {
-			return verr(".up", "no expression for new column %q", c.Name)
-		}
-	}
-	if len(o.Up) != len(o.Add) {
-		return verr(".up", "want one expression per new column (%d), have %d", len(o.Add), len(o.Up))
-	}
-	if len(o.Down) == 0 {
-		return verr(".down", "no expression for the old columns: old code would read stale values written by new code")
-	}
-	for col, e := range o.Down {
-		if err := checkIdent(".down", col); err != nil {
-			return err
-		}
-		if e.For(d) == "" {
-			return verr(".down", "empty expression for old column %q", col)
-		}
-	}
-	for i, c := range o.Drop {
-		if _, ok := o.Down[c]; !ok {
-			return verr(fmt.Sprintf(".drop[%d]", i), "column %q is dropped but has no down expression", c)
-		}
-	}
-	return nil
-}

@@ -67,7 +67,7 @@ func TestOperationsRollbackThenComplete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx := context.Background()
+			ctx := boundedCtx(t)
 			if err := r.Complete(ctx); !errors.Is(err, migrate.ErrPhase) {
 				t.Fatalf("Complete before Start: %v", err)
 			}
@@ -171,7 +171,7 @@ func TestSecondRunnerWaitsForLock(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx := context.Background()
+			ctx := boundedCtx(t)
 			if err := r1.Start(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -24,6 +24,9 @@ const (
 	DefaultInstanceTTL      = 30 * time.Second
 	DefaultHeartbeat        = 5 * time.Second
 	DefaultLeaseTTL         = 15 * time.Second
+	DefaultLockCheck        = 250 * time.Millisecond
+	DefaultCatchUpTimeout   = 30 * time.Second
+	DefaultInstancePoll     = 200 * time.Millisecond
 	DefaultLintMode         = LintWarn
 )
 
@@ -60,8 +63,9 @@ type Options struct {
 	// Dialect of the database; zero detects it from the driver.
 	Dialect Dialect
 	// StateTablePrefix names the state tables (<prefix>migrations,
-	// <prefix>checkpoints, <prefix>instances, and on SQLite <prefix>locks
-	// and <prefix>guard). Zero means DefaultStateTablePrefix.
+	// <prefix>backfill, <prefix>instances, <prefix>observed, <prefix>saved,
+	// and on SQLite <prefix>locks and <prefix>guard; StateTables lists
+	// them). Zero means DefaultStateTablePrefix.
 	StateTablePrefix string
 	// LockTimeout bounds how long each DDL statement waits for its lock, and
 	// so how long application queries can queue behind it. MySQL rounds it
@@ -95,6 +99,18 @@ type Options struct {
 	InstanceTTL time.Duration
 	// LeaseTTL is the SQLite runner lock's lease. Zero means DefaultLeaseTTL.
 	LeaseTTL time.Duration
+	// LockCheck is how often the connection holding the PostgreSQL or
+	// MySQL runner lock is pinged: a phase stops with ErrLocked within
+	// about this long after the server ended the lock's session. Zero
+	// means DefaultLockCheck.
+	LockCheck time.Duration
+	// CatchUpTimeout bounds how long Complete waits for live instances to
+	// act on read_new (see Runner.AwaitCaughtUp). Zero means
+	// DefaultCatchUpTimeout.
+	CatchUpTimeout time.Duration
+	// InstancePoll is how often that wait reads the registry. Zero means
+	// DefaultInstancePoll.
+	InstancePoll time.Duration
 	// CompareVersions orders application versions (<0, 0, >0). Zero means
 	// CompareVersions (dotted numeric, "v" prefix ignored).
 	CompareVersions func(a, b string) int
@@ -145,6 +161,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.LockCheck <= 0 {
+		o.LockCheck = DefaultLockCheck
+	}
+	if o.CatchUpTimeout <= 0 {
+		o.CatchUpTimeout = DefaultCatchUpTimeout
+	}
+	if o.InstancePoll <= 0 {
+		o.InstancePoll = DefaultInstancePoll
 	}
 	if o.CompareVersions == nil {
 		o.CompareVersions = CompareVersions

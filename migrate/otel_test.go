@@ -31,7 +31,8 @@ func TestBackfillMetricsAndSpans(t *testing.T) {
 	defer tp.Shutdown(context.Background())
 
 	// Mid-backfill, after the third of seven batches, the gauges show the
-	// share done and a time left.
+	// share done and a time left. The batch size is pinned to 100 (a slow
+	// batch on a loaded machine would otherwise shrink the next one).
 	var midProgress, midETA float64
 	var midAttrs attribute.Set
 	var midErr error
@@ -46,11 +47,11 @@ func TestBackfillMetricsAndSpans(t *testing.T) {
 			midETA, _ = gauge(rm, "baton.migrate.backfill.eta")
 		}
 	}
-	r, err := migrate.New(db, splitName(d, table, "mt_otel"), migrate.Options{BatchSize: 100, MaxBatchSize: 100, MeterProvider: mp, TracerProvider: tp, OnProgress: onProgress})
+	r, err := migrate.New(db, splitName(d, table, "mt_otel"), migrate.Options{BatchSize: 100, MinBatchSize: 100, MaxBatchSize: 100, MeterProvider: mp, TracerProvider: tp, OnProgress: onProgress})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := boundedCtx(t)
 	if err := r.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package migrate_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/batonhq/baton/migrate"
@@ -10,7 +9,7 @@ import (
 // A RawSQL trigger whose body holds semicolons, nested BEGIN ... END and
 // IF ... END IF must reach the database as one statement.
 func TestRawSQLTriggerBody(t *testing.T) {
-	ctx := context.Background()
+	ctx := boundedCtx(t)
 	for _, d := range dialects() {
 		if d == migrate.PostgreSQL {
 			continue // PostgreSQL bodies are dollar-quoted strings: nothing to split
@@ -20,7 +19,7 @@ func TestRawSQLTriggerBody(t *testing.T) {
 			const table, trig, prefix = "mt_raw_trig", "mt_raw_trig_bi", "mt_raw_"
 			cleanup := func() {
 				_, _ = db.Exec("DROP TABLE IF EXISTS " + table)
-				for _, s := range []string{"migrations", "checkpoints", "instances", "locks", "guard"} {
+				for _, s := range []string{"migrations", "backfill", "instances", "observed", "saved", "locks", "guard"} {
 					_, _ = db.Exec("DROP TABLE IF EXISTS " + prefix + s)
 				}
 			}

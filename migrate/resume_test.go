@@ -1,17 +1,15 @@
 package migrate_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/testchild"
 	"github.com/batonhq/baton/migrate"
 )
 
@@ -27,7 +25,7 @@ func TestCancelledBackfillResumesFromCheckpoint(t *testing.T) {
 			}
 			const seeded = 2000
 			seed(t, db, d, table, seeded)
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, cancel := context.WithCancel(boundedCtx(t))
 			defer cancel()
 			var first []migrate.Progress
 			opts := migrate.Options{StateTablePrefix: prefix, BatchSize: 100, MaxBatchSize: 100,
@@ -47,7 +45,7 @@ func TestCancelledBackfillResumesFromCheckpoint(t *testing.T) {
 			if err := r1.Backfill(ctx); !errors.Is(err, context.Canceled) {
 				t.Fatalf("Backfill after cancel: %v", err)
 			}
-			if p, _ := r1.Phase(context.Background()); p != migrate.PhaseBackfilling {
+			if p, _ := r1.Phase(boundedCtx(t)); p != migrate.PhaseBackfilling {
 				t.Fatalf("phase %q after cancelled backfill", p)
 			}
 			var second []migrate.Progress
@@ -56,7 +54,7 @@ func TestCancelledBackfillResumesFromCheckpoint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := r2.Backfill(context.Background()); err != nil {
+			if err := r2.Backfill(boundedCtx(t)); err != nil {
 				t.Fatal(err)
 			}
 			last1 := first[len(first)-1]
@@ -101,13 +99,15 @@ func TestKilledRunnerResumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := r.Start(context.Background()); err != nil {
+			if err := r.Start(boundedCtx(t)); err != nil {
 				t.Fatal(err)
 			}
 
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), "MIGRATE_HELPER=backfill", "MIGRATE_DIALECT="+d.String(), "MIGRATE_DSN="+dsn,
+			cmd, err := testchild.Command(boundedCtx(t), "migrate-backfill", "MIGRATE_DIALECT="+d.String(), "MIGRATE_DSN="+dsn,
 				"MIGRATE_PREFIX="+prefix, "MIGRATE_TABLE="+table, "MIGRATE_NAME="+name)
+			if err != nil {
+				t.Fatal(err)
+			}
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -116,32 +116,23 @@ func TestKilledRunnerResumes(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			sc := bufio.NewScanner(out)
-			batches := 0
+			lines := testchild.NewLines("backfill child", out)
 			var printedRows int64
-			for sc.Scan() {
-				if strings.HasPrefix(sc.Text(), "batch ") {
-					batches++
-					var key int64
-					if _, err := fmt.Sscanf(sc.Text(), "batch %d %d", &key, &printedRows); err != nil {
-						t.Fatal(err)
-					}
+			for batches := 0; batches < 5; batches++ {
+				line := lines.AwaitPrefix(t, "batch ", 0)
+				var key int64
+				if _, err := fmt.Sscanf(line, "batch %d %d", &key, &printedRows); err != nil {
+					t.Fatal(err)
 				}
-				if batches == 5 {
-					break
-				}
-			}
-			if batches != 5 {
-				_ = cmd.Wait()
-				t.Fatalf("child stopped after %d batches", batches)
 			}
 			if err := cmd.Process.Kill(); err != nil {
 				t.Fatal(err)
 			}
-			_ = cmd.Wait()
+			_ = testchild.Wait(t, "backfill child", cmd, 0)
+			<-lines.Done()
 
 			var cpRows int64
-			if err := db.QueryRow(`SELECT rows_done FROM "` + prefix + `checkpoints"`).Scan(&cpRows); err != nil {
+			if err := db.QueryRow(`SELECT rows_done FROM "` + prefix + `backfill"`).Scan(&cpRows); err != nil {
 				t.Fatal(err)
 			}
 			if cpRows < printedRows {
@@ -153,7 +144,7 @@ func TestKilledRunnerResumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := r2.Backfill(context.Background()); err != nil {
+			if err := r2.Backfill(boundedCtx(t)); err != nil {
 				t.Fatal(err)
 			}
 			if got := resumed[0].Rows - int64(resumed[0].BatchSize); got != cpRows {

@@ -57,7 +57,10 @@ func (t token) name() string {
 
 var ops = []string{"::", "<=>", "<>", "<=", ">=", "!=", "||", "->>", "->"}
 
-func tokenize(d Dialect, s string) []token {
+func tokenize(d Dialect, s string) []token { return lexTokens(d.impl().lex(), s) }
+
+// lexTokens tokenizes s with the lexical rules lx of one dialect.
+func lexTokens(lx lexRules, s string) []token {
 	var out []token
 	i := 0
 	for i < len(s) {
@@ -69,7 +72,7 @@ func tokenize(d Dialect, s string) []token {
 			for i < len(s) && s[i] != '\n' {
 				i++
 			}
-		case c == '#' && d == MySQL:
+		case c == '#' && lx.hashComments:
 			for i < len(s) && s[i] != '\n' {
 				i++
 			}
@@ -80,12 +83,12 @@ func tokenize(d Dialect, s string) []token {
 			} else {
 				i += j + 4
 			}
-		case c == '\'' || ((c == 'E' || c == 'e') && d == PostgreSQL && i+1 < len(s) && s[i+1] == '\''):
+		case c == '\'' || ((c == 'E' || c == 'e') && lx.escapeStrings && i+1 < len(s) && s[i+1] == '\''):
 			start := i
 			if c != '\'' {
 				i++
 			}
-			backslash := d == MySQL || c != '\''
+			backslash := lx.backslashEscapes || c != '\''
 			i++
 			for i < len(s) {
 				if backslash && s[i] == '\\' {
@@ -103,7 +106,7 @@ func tokenize(d Dialect, s string) []token {
 				i++
 			}
 			out = append(out, token{kind: tokString, text: s[start:min(i, len(s))], start: start, end: min(i, len(s))})
-		case c == '$' && d == PostgreSQL && dollarTag(s[i:]) != "":
+		case c == '$' && lx.dollarQuotes && dollarTag(s[i:]) != "":
 			tag := dollarTag(s[i:])
 			start := i
 			j := strings.Index(s[i+len(tag):], tag)
@@ -113,7 +116,7 @@ func tokenize(d Dialect, s string) []token {
 				i += len(tag) + j + len(tag)
 			}
 			out = append(out, token{kind: tokString, text: s[start:i], start: start, end: i})
-		case c == '"' || (c == '`' && d != PostgreSQL) || (c == '[' && d == SQLite):
+		case c == '"' || (c == '`' && lx.backticks) || (c == '[' && lx.brackets):
 			closer := c
 			if c == '[' {
 				closer = ']'
@@ -265,7 +268,7 @@ func rewriteColumns(d Dialect, expr string, cols map[string]string, repl func(st
 			continue
 		}
 		key := t.name()
-		if d != PostgreSQL {
+		if !d.impl().lex().caseSensitive {
 			key = strings.ToLower(t.text)
 		}
 		real, ok := cols[key]
@@ -291,11 +294,51 @@ func rewriteColumns(d Dialect, expr string, cols map[string]string, repl func(st
 func columnIndex(d Dialect, names []string) map[string]string {
 	m := make(map[string]string, len(names))
 	for _, n := range names {
-		if d == PostgreSQL {
+		if d.impl().lex().caseSensitive {
 			m[n] = n
 		} else {
 			m[strings.ToLower(n)] = n
 		}
 	}
 	return m
+}
+
+// matchParen returns the index of the ')' closing the '(' at toks[i], or
+// the last token when it is not closed.
+func matchParen(toks []token, i int) int {
+	depth := 0
+	for j := i; j < len(toks); j++ {
+		switch toks[j].text {
+		case "(":
+			if toks[j].kind == tokPunct {
+				depth++
+			}
+		case ")":
+			if toks[j].kind == tokPunct {
+				depth--
+				if depth == 0 {
+					return j
+				}
+			}
+		}
+	}
+	return len(toks) - 1
+}
+
+// namesColumn reports whether the SQL text expr refers to column col (an
+// identifier token of that name that is not a function call).
+func namesColumn(d Dialect, expr, col string) bool {
+	toks := tokenize(d, expr)
+	for i, t := range toks {
+		if t.kind != tokIdent && t.kind != tokQIdent {
+			continue
+		}
+		if i+1 < len(toks) && toks[i+1].text == "(" && t.kind == tokIdent {
+			continue
+		}
+		if t.text == col || (!d.impl().lex().caseSensitive || t.kind == tokIdent) && strings.EqualFold(t.text, col) {
+			return true
+		}
+	}
+	return false
 }

@@ -32,7 +32,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/batonhq/baton/internal/dbopen"
 	"github.com/batonhq/baton/migrate"
 	"github.com/batonhq/baton/migrate/migratetest"
 )
@@ -80,12 +79,33 @@ func main() {
 	}
 }
 
+// open opens dsn: postgres://... with pgx, user@tcp(host:port)/db (or
+// mysql://...) with go-sql-driver/mysql, anything else as an SQLite file in
+// WAL mode, and pings it so that a wrong address fails here.
 func open(ctx context.Context, dsn string) (migrate.Dialect, *sql.DB, error) {
-	driver, db, err := dbopen.Open(ctx, dsn, 12)
-	// Every driver name dbopen returns is a dialect name (dbopen's tests
-	// check it); on error d is DialectAuto.
-	d, _ := migrate.ParseDialect(driver)
-	return d, db, err
+	d, driver := migrate.SQLite, "sqlite"
+	switch {
+	case strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://"):
+		d, driver = migrate.PostgreSQL, "pgx"
+	case strings.Contains(dsn, "@tcp(") || strings.HasPrefix(dsn, "mysql://"):
+		d, driver, dsn = migrate.MySQL, "mysql", strings.TrimPrefix(dsn, "mysql://")
+	default:
+		abs, err := filepath.Abs(dsn)
+		if err != nil {
+			return d, nil, err
+		}
+		dsn = "file:" + abs + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return d, nil, err
+	}
+	db.SetMaxOpenConns(12)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return d, nil, fmt.Errorf("connect (%s): %w", d, err)
+	}
+	return d, db, nil
 }
 
 // splitName is the migration: name -> first_name + last_name, split at the
@@ -155,7 +175,7 @@ func (h *ddlPrinter) take() []string {
 
 func setup(ctx context.Context, d migrate.Dialect, db *sql.DB, rows int, reset bool) error {
 	if reset {
-		for _, t := range []string{table, prefix + "migrations", prefix + "checkpoints", prefix + "instances", prefix + "locks", prefix + "guard"} {
+		for _, t := range append([]string{table}, migrate.StateTables(prefix)...) {
 			if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+q(d, t)); err != nil {
 				return err
 			}

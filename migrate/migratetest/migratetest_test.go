@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	_ "modernc.org/sqlite"
@@ -40,7 +41,7 @@ func TestRunRenameOnSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := migratetest.Run(context.Background(), r, migratetest.Scenario{
+	res, err := migratetest.Run(bounded(t), r, migratetest.Scenario{
 		DB: db,
 		Old: func(ctx context.Context, db *sql.DB, _ migrate.Phase) error {
 			_, err := db.ExecContext(ctx, `UPDATE accounts SET login = ? WHERE id = ?`, fmt.Sprintf("old%d", rand.IntN(1e6)), 1+rand.IntN(1000))
@@ -83,7 +84,7 @@ func TestRunCatchesWriterUsingDroppedColumn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := migratetest.Run(context.Background(), r, migratetest.Scenario{
+	res, err := migratetest.Run(bounded(t), r, migratetest.Scenario{
 		DB:  db,
 		Old: func(ctx context.Context, db *sql.DB, _ migrate.Phase) error { return nil },
 		New: func(ctx context.Context, db *sql.DB, p migrate.Phase) error {
@@ -97,4 +98,12 @@ func TestRunCatchesWriterUsingDroppedColumn(t *testing.T) {
 	if res.Errors == 0 {
 		t.Fatalf("the broken new version went unnoticed: %+v", res)
 	}
+}
+
+// bounded is a context that ends two minutes from now or with the test, so
+// that a hang fails the test instead of waiting for go test's timeout.
+func bounded(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
 }

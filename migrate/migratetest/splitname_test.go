@@ -1,7 +1,6 @@
 package migratetest_test
 
 import (
-	"context"
 	"database/sql"
 	"path/filepath"
 	"testing"
@@ -24,7 +23,7 @@ func TestSplitNameOnSQLite(t *testing.T) {
 	if _, err := db.Exec(`INSERT INTO people (id, name) VALUES (1, 'Ada Lovelace'), (2, 'Plato'), (3, 'Jean Paul Sartre')`); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := bounded(t)
 	r, err := migrate.New(db, migratetest.SplitName("people", "mt_split_people"), migrate.Options{StateTablePrefix: "mt_split_"})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,15 @@
 //	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN"                       # 10k,100k,300k,1M
 //	go run ./internal/cmd/backfillbench -db "$BATON_TEST_POSTGRES_DSN" -sizes 10000,100000   # CI size
 //	go run ./internal/cmd/backfillbench -sizes 1000000 -check=false -tail                   # what the slowest batches follow
+//	go run ./internal/cmd/backfillbench -key uuid -sizes 100000,1000000                     # a UUID key (or composite)
+//	go run ./internal/cmd/backfillbench -amplification -sizes 100000                        # write amplification of the triggers
+//
+// -key picks the table's key: int (one BIGINT column), uuid (deterministic
+// UUIDs spread over the key space, so the pass visits them in an order
+// unrelated to insertion), or composite (tenant, seq). -amplification also
+// times an UPDATE of every row before Start (no trigger) and after the
+// backfill (the dual-write trigger deriving the new columns), and prints
+// the ratio.
 //
 // The writers' sessions have the same lock timeout as the migration, so a
 // writer that waits longer than that for a lock fails. It exits non-zero if
@@ -46,7 +55,14 @@ func main() {
 	check := flag.Bool("check", true, "fail if the p99 batch time is above 100ms (writer errors, including lock waits beyond the lock timeout, always fail)")
 	timeout := flag.Duration("timeout", 20*time.Minute, "overall bound")
 	tail := flag.Bool("tail", false, "print the batches at or above the p99 with their size and the batch before them")
+	keyKind := flag.String("key", "int", "the table's key: int, uuid or composite")
+	ampl := flag.Bool("amplification", false, "also time an UPDATE of every row without and with the triggers")
 	flag.Parse()
+	k, ok := keys[*keyKind]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "backfillbench: -key %q: want int, uuid or composite\n", *keyKind)
+		os.Exit(2)
+	}
 	if *dsn == "" {
 		fmt.Fprintln(os.Stderr, "backfillbench: -db or BATON_TEST_POSTGRES_DSN required")
 		os.Exit(2)
@@ -76,7 +92,7 @@ func main() {
 		os.Exit(2)
 	}
 	defer wdb.Close()
-	fmt.Printf("dialect %s, %d writers at %d ops/s each, lock timeout %v, batch target %v, throttle %v\n", d, *writers, *rate, *lockTimeout, *target, *throttle)
+	fmt.Printf("dialect %s, key %s, %d writers at %d ops/s each, lock timeout %v, batch target %v, throttle %v\n", d, *keyKind, *writers, *rate, *lockTimeout, *target, *throttle)
 	fmt.Printf("%10s %10s %10s %8s %9s %9s %9s %11s %11s %8s %8s\n", "rows", "seconds", "rows/s", "batches", "p50 ms", "p99 ms", "max ms", "writer p99", "writer max", "w.errs", "bad rows")
 	failed := false
 	for _, s := range strings.Split(*sizes, ",") {
@@ -85,7 +101,7 @@ func main() {
 			fmt.Fprintf(os.Stderr, "backfillbench: bad size %q\n", s)
 			os.Exit(2)
 		}
-		res, err := run(ctx, d, db, wdb, n, *writers, *rate, *lockTimeout, *target, *throttle)
+		res, err := run(ctx, d, db, wdb, k, n, *writers, *rate, *lockTimeout, *target, *throttle, *ampl)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "backfillbench:", err)
 			os.Exit(1)
@@ -94,6 +110,9 @@ func main() {
 			len(res.batches), ms(pct(res.batches, 50)), ms(pct(res.batches, 99)), ms(pct(res.batches, 100)), ms(pct(res.writerLat, 99)), ms(res.writerMax), res.writerErrs, res.bad)
 		if *tail {
 			printTail(res)
+		}
+		if res.ampl[0] > 0 {
+			fmt.Printf("    UPDATE of all %d rows: %.0f ms without triggers, %.0f ms with them: %.2fx\n", n, ms(res.ampl[0]), ms(res.ampl[1]), float64(res.ampl[1])/float64(res.ampl[0]))
 		}
 		if res.writerErrs > 0 || res.bad > 0 {
 			failed = true
@@ -116,6 +135,15 @@ func withParam(dsn, kv string) string {
 		return dsn + "&" + kv
 	}
 	return dsn + "?" + kv
+}
+
+// shift is k.where with placeholders numbered after the first n.
+func shift(d migrate.Dialect, k keyKind, n int) string {
+	parts := make([]string, len(k.cols))
+	for i, c := range k.cols {
+		parts[i] = c + " = " + ph(d, n+i+1)
+	}
+	return strings.Join(parts, " AND ")
 }
 
 func secs(d time.Duration) int64 { return max(int64((d+time.Second-1)/time.Second), 1) }
@@ -164,6 +192,7 @@ type result struct {
 	firstErr   error
 	bad        int64
 	server     *serverStats
+	ampl       [2]time.Duration // UPDATE of every row without, with triggers
 }
 
 // serverStats are PostgreSQL's counters of checkpoints and of buffers that
@@ -208,30 +237,80 @@ func ph(d migrate.Dialect, n int) string {
 	return "?"
 }
 
-func load(ctx context.Context, d migrate.Dialect, db *sql.DB, n int) error {
+// keyKind is a table key: its column definitions, the SQL that computes
+// the key of generated row g (per dialect), the WHERE condition and
+// arguments of row g, and the key of a new row.
+type keyKind struct {
+	name string
+	def  map[migrate.Dialect]string
+	gen  map[migrate.Dialect][]string // column expressions over g (x on MySQL and SQLite)
+	cols []string
+	// args are the key values of row g.
+	args func(g int64) []any
+}
+
+// spread is the first UUID group of row g: g scattered over 32 bits.
+func spread(g int64) int64 { return (g * 2654435761) % 4294967296 }
+
+func uuidOf(g int64) string { return fmt.Sprintf("%08x-0000-4000-8000-%012x", spread(g), g) }
+
+var keys = map[string]keyKind{
+	"int": {name: "int",
+		def:  map[migrate.Dialect]string{migrate.PostgreSQL: "id BIGINT PRIMARY KEY", migrate.MySQL: "id BIGINT PRIMARY KEY", migrate.SQLite: "id INTEGER PRIMARY KEY"},
+		gen:  map[migrate.Dialect][]string{migrate.PostgreSQL: {"g"}, migrate.MySQL: {"x"}, migrate.SQLite: {"x"}},
+		cols: []string{"id"}, args: func(g int64) []any { return []any{g} }},
+	"uuid": {name: "uuid",
+		def: map[migrate.Dialect]string{migrate.PostgreSQL: "id UUID PRIMARY KEY", migrate.MySQL: "id CHAR(36) PRIMARY KEY", migrate.SQLite: "id TEXT PRIMARY KEY"},
+		gen: map[migrate.Dialect][]string{
+			migrate.PostgreSQL: {"(lpad(to_hex((g * 2654435761) % 4294967296), 8, '0') || '-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid"},
+			migrate.MySQL:      {"CONCAT(LOWER(LPAD(HEX((x * 2654435761) % 4294967296), 8, '0')), '-0000-4000-8000-', LOWER(LPAD(HEX(x), 12, '0')))"},
+			migrate.SQLite:     {"printf('%08x-0000-4000-8000-%012x', (x * 2654435761) % 4294967296, x)"}},
+		cols: []string{"id"}, args: func(g int64) []any { return []any{uuidOf(g)} }},
+	"composite": {name: "composite",
+		def:  map[migrate.Dialect]string{migrate.PostgreSQL: "tenant INTEGER NOT NULL, seq BIGINT NOT NULL", migrate.MySQL: "tenant INTEGER NOT NULL, seq BIGINT NOT NULL", migrate.SQLite: "tenant INTEGER NOT NULL, seq BIGINT NOT NULL"},
+		gen:  map[migrate.Dialect][]string{migrate.PostgreSQL: {"g % 16", "g"}, migrate.MySQL: {"x % 16", "x"}, migrate.SQLite: {"x % 16", "x"}},
+		cols: []string{"tenant", "seq"}, args: func(g int64) []any { return []any{g % 16, g} }},
+}
+
+// where is the condition selecting one row by key, placeholders from 1.
+func (k keyKind) where(d migrate.Dialect) string {
+	parts := make([]string, len(k.cols))
+	for i, c := range k.cols {
+		parts[i] = c + " = " + ph(d, i+1)
+	}
+	return strings.Join(parts, " AND ")
+}
+
+func load(ctx context.Context, d migrate.Dialect, db *sql.DB, k keyKind, n int) error {
 	var stmts []string
 	tb := q(d, table)
+	def, pk := k.def[d], ""
+	if len(k.cols) > 1 {
+		pk = ", PRIMARY KEY (" + strings.Join(k.cols, ", ") + ")"
+	}
+	cols := strings.Join(k.cols, ", ")
+	gen := strings.Join(k.gen[d], ", ")
 	switch d {
 	case migrate.PostgreSQL:
 		stmts = []string{
 			"DROP TABLE IF EXISTS " + tb,
-			"CREATE TABLE " + tb + " (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name TEXT, email TEXT)",
-			fmt.Sprintf("INSERT INTO %s (name, email) SELECT 'f' || g || ' l' || g, 'u' || g || '@example.com' FROM generate_series(1, %d) g", tb, n),
+			"CREATE TABLE " + tb + " (" + def + ", name TEXT, email TEXT" + pk + ")",
+			fmt.Sprintf("INSERT INTO %s (%s, name, email) SELECT %s, 'f' || g || ' l' || g, 'u' || g || '@example.com' FROM generate_series(1, %d) g", tb, cols, gen, n),
 			"VACUUM (ANALYZE) " + tb,
 		}
 	case migrate.MySQL:
 		stmts = []string{
 			"DROP TABLE IF EXISTS " + tb,
-			"CREATE TABLE " + tb + " (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(200), email VARCHAR(200))",
+			"CREATE TABLE " + tb + " (" + def + ", name VARCHAR(200), email VARCHAR(200)" + pk + ")",
 			"SET SESSION cte_max_recursion_depth = 100000000",
 			"SET SESSION max_recursive_iterations = 100000000",
-			fmt.Sprintf("INSERT INTO %s (name, email) WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %d) SELECT CONCAT('f', x, ' l', x), CONCAT('u', x, '@example.com') FROM g", tb, n),
+			fmt.Sprintf("INSERT INTO %s (%s, name, email) WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %d) SELECT %s, CONCAT('f', x, ' l', x), CONCAT('u', x, '@example.com') FROM g", tb, cols, n, gen),
 		}
 	default:
 		stmts = []string{
 			"DROP TABLE IF EXISTS " + tb,
-			"CREATE TABLE " + tb + " (id INTEGER PRIMARY KEY, name TEXT, email TEXT)",
-			fmt.Sprintf("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %d) INSERT INTO %s (name, email) SELECT 'f' || x || ' l' || x, 'u' || x || '@example.com' FROM g", n, tb),
+			"CREATE TABLE " + tb + " (" + def + ", name TEXT, email TEXT" + pk + ")",
+			fmt.Sprintf("WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < %d) INSERT INTO %s (%s, name, email) SELECT %s, 'f' || x || ' l' || x, 'u' || x || '@example.com' FROM g", n, tb, cols, gen),
 		}
 	}
 	c, err := db.Conn(ctx)
@@ -250,17 +329,50 @@ func load(ctx context.Context, d migrate.Dialect, db *sql.DB, n int) error {
 	return nil
 }
 
-func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, rate int, lockTimeout, target, throttle time.Duration) (*result, error) {
+// updateAll times an UPDATE of every row's old column: the faster of two,
+// each after a VACUUM on PostgreSQL, so that both sides of the comparison
+// start from a warm cache and no dead rows.
+func updateAll(ctx context.Context, d migrate.Dialect, db *sql.DB) (time.Duration, error) {
+	tb := q(d, table)
+	set := "name = name || 'x'"
+	if d == migrate.MySQL {
+		set = "name = CONCAT(name, 'x')"
+	}
+	best := time.Duration(0)
+	for range 2 {
+		if d == migrate.PostgreSQL {
+			if _, err := db.ExecContext(ctx, "VACUUM "+tb); err != nil {
+				return 0, err
+			}
+		}
+		t0 := time.Now()
+		if _, err := db.ExecContext(ctx, "UPDATE "+tb+" SET "+set); err != nil {
+			return 0, err
+		}
+		if el := time.Since(t0); best == 0 || el < best {
+			best = el
+		}
+	}
+	return best, nil
+}
+
+func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, k keyKind, n, writers, rate int, lockTimeout, target, throttle time.Duration, ampl bool) (*result, error) {
 	const prefix = "bb_"
-	for _, s := range []string{"migrations", "checkpoints", "instances", "locks", "guard"} {
-		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+q(d, prefix+s)); err != nil {
+	for _, s := range migrate.StateTables(prefix) {
+		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+q(d, s)); err != nil {
 			return nil, err
 		}
 	}
-	if err := load(ctx, d, db, n); err != nil {
+	if err := load(ctx, d, db, k, n); err != nil {
 		return nil, err
 	}
 	res := &result{}
+	if ampl {
+		var err error
+		if res.ampl[0], err = updateAll(ctx, d, db); err != nil {
+			return nil, err
+		}
+	}
 	var mu sync.Mutex
 	r, err := migrate.New(db, migratetest.SplitName(table, "bb_split"), migrate.Options{
 		Dialect: d, StateTablePrefix: prefix, LockTimeout: lockTimeout, BatchTarget: target, Throttle: throttle,
@@ -284,6 +396,14 @@ func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, ra
 	var errs atomic.Int64
 	var firstErr atomic.Value
 	tb := q(d, table)
+	var next atomic.Int64
+	next.Store(int64(n))
+	keyCols := strings.Join(k.cols, ", ")
+	keyPH := make([]string, len(k.cols))
+	for i := range keyPH {
+		keyPH[i] = ph(d, i+1)
+	}
+	at := func(i int) string { return ph(d, len(k.cols)+i) }
 	for w := range writers {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(n)))
@@ -295,21 +415,21 @@ func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, ra
 					return
 				case <-tick.C:
 				}
-				id := 1 + rng.IntN(n)
+				row := k.args(1 + int64(rng.IntN(n)))
 				var stmt string
 				var args []any
 				old := w%2 == 0
 				switch {
 				case i%3 == 0 && old:
-					stmt, args = "INSERT INTO "+tb+" (name, email) VALUES ("+ph(d, 1)+", 'w@x')", []any{fmt.Sprintf("o%d p%d", w, i)}
+					stmt, args = "INSERT INTO "+tb+" ("+keyCols+", name, email) VALUES ("+strings.Join(keyPH, ", ")+", "+at(1)+", 'w@x')", append(k.args(next.Add(1)), fmt.Sprintf("o%d p%d", w, i))
 				case i%3 == 0:
-					stmt, args = "INSERT INTO "+tb+" (first_name, last_name, email) VALUES ("+ph(d, 1)+", "+ph(d, 2)+", 'w@x')", []any{fmt.Sprintf("n%d", w), fmt.Sprintf("m%d", i)}
+					stmt, args = "INSERT INTO "+tb+" ("+keyCols+", first_name, last_name, email) VALUES ("+strings.Join(keyPH, ", ")+", "+at(1)+", "+at(2)+", 'w@x')", append(k.args(next.Add(1)), fmt.Sprintf("n%d", w), fmt.Sprintf("m%d", i))
 				case i%3 == 1 && old:
-					stmt, args = "UPDATE "+tb+" SET name = "+ph(d, 1)+" WHERE id = "+ph(d, 2), []any{fmt.Sprintf("u%d v%d", w, i), id}
+					stmt, args = "UPDATE "+tb+" SET name = "+ph(d, 1)+" WHERE "+shift(d, k, 1), append([]any{fmt.Sprintf("u%d v%d", w, i)}, row...)
 				case i%3 == 1:
-					stmt, args = "UPDATE "+tb+" SET first_name = "+ph(d, 1)+", last_name = "+ph(d, 2)+" WHERE id = "+ph(d, 3), []any{fmt.Sprintf("a%d", w), fmt.Sprintf("b%d", i), id}
+					stmt, args = "UPDATE "+tb+" SET first_name = "+ph(d, 1)+", last_name = "+ph(d, 2)+" WHERE "+shift(d, k, 2), append([]any{fmt.Sprintf("a%d", w), fmt.Sprintf("b%d", i)}, row...)
 				default:
-					stmt, args = "SELECT COUNT(*) FROM "+tb+" WHERE id = "+ph(d, 1), []any{id}
+					stmt, args = "SELECT COUNT(*) FROM "+tb+" WHERE "+k.where(d), row
 				}
 				t0 := time.Now()
 				_, err := wdb.ExecContext(wctx, stmt, args...)
@@ -356,6 +476,11 @@ func run(ctx context.Context, d migrate.Dialect, db, wdb *sql.DB, n, writers, ra
 	}
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+tb+" WHERE first_name IS NULL OR last_name IS NULL OR name IS NULL OR name <> "+down).Scan(&res.bad); err != nil {
 		return nil, err
+	}
+	if ampl {
+		if res.ampl[1], err = updateAll(ctx, d, db); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.Rollback(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return nil, err
