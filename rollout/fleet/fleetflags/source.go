@@ -60,61 +60,75 @@ type Options struct {
 // the last version and the source reports STALE (through the OpenFeature
 // provider too); when the engine answers again the Mirror lists anew and
 // the current version is applied, or confirmed, which makes it fresh.
-// Make one with NewSource; Close stops it. The zero value is not usable.
+//
+// It starts in two steps, so that a host serves its cached flags before
+// it can even reach the engine: NewSource serves the cache (STALE), and
+// Follow, once the host has joined the fleet, follows the engine. Close
+// stops it. The zero value is not usable.
 type Source struct {
-	m      *fleet.Member
-	o      Options
-	key    string
-	mirror *fleet.Mirror
-	ds     *flags.DocumentSource
-	log    *slog.Logger
-	cancel context.CancelFunc
-	done   chan struct{}
+	o   Options
+	ds  *flags.DocumentSource
+	log *slog.Logger
 
 	mu        sync.Mutex
+	m         *fleet.Member
+	key       string
+	mirror    *fleet.Mirror
+	cancel    context.CancelFunc
+	done      chan struct{} // nil until Follow
+	closed    bool
 	processed int64 // revision of the last document applied or refused
 	changed   chan struct{}
 }
 
-// NewSource starts feeding o.Store with the fleet's flag document. It
-// starts from o.CacheFile when it holds a version (serving it, STALE,
-// until the engine delivers), and returns at once. One goroutine, owned by
-// the Source, applies the versions until Close.
-func NewSource(m *fleet.Member, o Options) (*Source, error) {
+// NewSource adds the fleet's flag document to o.Store as a source: it
+// starts from o.CacheFile when that holds a version (served, STALE, until
+// the engine delivers) and follows nothing until Follow.
+func NewSource(o Options) (*Source, error) {
 	if o.Store == nil {
 		return nil, errors.New("fleetflags: Options.Store is required")
 	}
 	if o.Document == "" {
 		o.Document = DefaultDocument
 	}
-	key := Key(m.Layout(), o.Document)
-	if err := fleet.ValidKey(key); err != nil {
+	if err := fleet.ValidKey(Key(fleet.NewLayout(""), o.Document)); err != nil {
 		return nil, fmt.Errorf("fleetflags: document %q: %w", o.Document, err)
 	}
 	ds, err := flags.NewDocumentSource(o.Store, flags.DocumentOptions{Name: o.SourceName, CacheFile: o.CacheFile})
 	if err != nil {
 		return nil, fmt.Errorf("fleetflags: %w", err)
 	}
-	mi, err := m.Mirror(key)
-	if err != nil {
-		ds.Close()
-		return nil, fmt.Errorf("fleetflags: %w", err)
-	}
-	s := &Source{m: m, o: o, key: key, mirror: mi, ds: ds, log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
+	s := &Source{o: o, ds: ds, log: o.Logger, changed: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	return s, nil
+}
+
+// Follow starts applying the document of m's fleet, once. One goroutine,
+// owned by the Source, applies the versions until Close.
+func (s *Source) Follow(m *fleet.Member) error {
+	key := Key(m.Layout(), s.o.Document)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return errors.New("fleetflags: Follow after Close")
+	case s.m != nil:
+		return errors.New("fleetflags: the Source already follows a member")
+	}
+	mi, err := m.Mirror(key)
+	if err != nil {
+		return fmt.Errorf("fleetflags: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.m, s.key, s.mirror, s.cancel, s.done = m, key, mi, cancel, make(chan struct{})
 	go func() {
 		defer close(s.done)
 		s.run(ctx)
 	}()
-	return s, nil
+	return nil
 }
-
-// Key is the engine key the Source follows.
-func (s *Source) Key() string { return s.key }
 
 // Current returns the document in force on this host (Version is the
 // engine revision it was stored at), or the zero Document.
@@ -123,8 +137,14 @@ func (s *Source) Current() flags.Document { return s.ds.Current() }
 // Close stops following the engine; the Store keeps the document in
 // force. It is idempotent.
 func (s *Source) Close() error {
-	s.cancel()
-	<-s.done
+	s.mu.Lock()
+	s.closed = true
+	cancel, done := s.cancel, s.done
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
 	return s.ds.Close()
 }
 
@@ -200,7 +220,7 @@ func (s *Source) awaitProcessed(ctx context.Context, rev int64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-s.done:
+		case <-s.done: // set before the Writer exists
 			return errors.New("fleetflags: source closed")
 		}
 	}

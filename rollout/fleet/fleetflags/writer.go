@@ -36,13 +36,31 @@ type Writer struct {
 	src    *Source // awaited after a write, when set
 }
 
-// Writer returns a Writer for the Source's document that writes from this
-// member, unfenced (compare-and-swap keeps concurrent writers apart), and
-// returns once this host has applied the change (at most DefaultApplyWait
-// after it was stored), so that an admin answer shows it.
+// Writer returns a Writer for the Source's document that writes from the
+// member it follows, unfenced (compare-and-swap keeps concurrent writers
+// apart), and returns once this host has applied the change (at most
+// DefaultApplyWait after it was stored), so that an admin answer shows
+// it. Before Follow it is nil.
 func (s *Source) Writer() *Writer {
-	e := s.m.Engine()
-	return &Writer{e: e, key: s.key, doc: s.o.Document, src: s, commit: func(ctx context.Context, op fleet.Op) (int64, error) {
+	s.mu.Lock()
+	m := s.m
+	s.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	w := NewWriter(m, s.o.Document)
+	w.src = s
+	return w
+}
+
+// NewWriter returns a Writer of the document doc (DefaultDocument when
+// empty) that writes from m, unfenced, and does not wait for any host.
+func NewWriter(m *fleet.Member, doc string) *Writer {
+	if doc == "" {
+		doc = DefaultDocument
+	}
+	e := m.Engine()
+	return &Writer{e: e, key: Key(m.Layout(), doc), doc: doc, commit: func(ctx context.Context, op fleet.Op) (int64, error) {
 		return e.Commit(ctx, fleet.Txn{Ops: []fleet.Op{op}})
 	}}
 }

@@ -191,6 +191,8 @@ type Host struct {
 	Cmd   *exec.Cmd
 	Lines *testchild.Lines
 	Dead  bool
+	// Addr is the second word of the ready line: where the host serves.
+	Addr string
 }
 
 // Start runs role as host id (its own loopback address 127.0.0.<n+1> and
@@ -225,7 +227,9 @@ func Start(t *testing.T, role, id string, n int, dir string, env ...string) *Hos
 			h.Cmd.Wait()
 		}
 	})
-	h.Lines.AwaitPrefix(t, "ready "+id, 30*time.Second)
+	if f := strings.Fields(h.Lines.AwaitPrefix(t, "ready "+id, 30*time.Second)); len(f) > 2 {
+		h.Addr = f[2]
+	}
 	return h
 }
 
