@@ -48,6 +48,10 @@ type Options struct {
 	// while the engine is unreachable serves it, STALE, until it catches
 	// up. Empty means no cache.
 	CacheFile string
+	// OnApply, if set, is called from the Source's goroutine after each
+	// version the engine delivers is applied (err nil) or refused (err
+	// says why), with the engine revision as doc.Version.
+	OnApply func(doc flags.Document, err error)
 	// Logger receives what the source applies and refuses. Nil discards.
 	Logger *slog.Logger
 }
@@ -196,6 +200,9 @@ func (s *Source) sync() {
 		s.log.Warn("fleetflags: the engine's document is older than the one in force; keeping it", "key", s.key, "err", err)
 	default:
 		s.log.Warn("fleetflags: document refused; the last good configuration stays in force", "key", s.key, "version", doc.Version, "err", err)
+	}
+	if s.o.OnApply != nil {
+		s.o.OnApply(doc, err)
 	}
 	s.mu.Lock()
 	if d.Revision > s.processed {
