@@ -187,7 +187,9 @@ func run(engine string, n, changes int) error {
 		}
 	}
 	slices.Sort(lags)
-	q := func(p float64) time.Duration { return lags[int(float64(len(lags)-1)*p+0.5)].Round(10 * time.Microsecond) }
+	q := func(p float64) time.Duration {
+		return lags[int(float64(len(lags)-1)*p+0.5)].Round(10 * time.Microsecond)
+	}
 	fmt.Printf("engine %s, %d hosts, %d changes (weights and flag documents alternately)\n", engine, n, changes)
 	fmt.Printf("propagation p50: %s\n", q(0.5))
 	fmt.Printf("propagation p99: %s\n", q(0.99))
