@@ -65,7 +65,7 @@ type PublishOptions struct {
 // or is cut off, its snapshot disappears with its membership, and until
 // then it ages (the Analyzer leaves out a snapshot older than MaxAge). It
 // is written whole each time; its size is bounded by the metrics' window
-// (a few KiB per interval that saw traffic). Make one with Publish; Close
+// (intervals, and the histogram buckets and key groups that saw traffic). Make one with Publish; Close
 // stops it. The zero value is not usable.
 type Publisher struct {
 	m      *fleet.Member
