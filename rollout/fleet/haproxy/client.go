@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -124,6 +125,10 @@ func (c *Client) run(ctx context.Context, line string) (string, error) {
 func (c *Client) ioErr(ctx context.Context, line string, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("haproxy: %q on %s: %w", line, c.addr, context.Cause(ctx))
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The socket's deadline is the context's: it may fire first.
+		return fmt.Errorf("haproxy: %q on %s: no answer in time: %w", line, c.addr, context.DeadlineExceeded)
 	}
 	return fmt.Errorf("haproxy: %q on %s: %w", line, c.addr, err)
 }
