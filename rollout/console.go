@@ -65,6 +65,8 @@ type consolePage struct {
 func (h *adminHandler) console(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, req *http.Request) { h.page(w, req, "rollout") })
 	mux.HandleFunc("GET /fleet", func(w http.ResponseWriter, req *http.Request) { h.page(w, req, "fleet") })
+	// The console has no icon; a browser asks for one anyway.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, req *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /api/fleet", func(w http.ResponseWriter, req *http.Request) {
 		adminnet.WriteJSON(w, http.StatusOK, h.hosts(req.Context()))
 	})

@@ -66,19 +66,24 @@
     ['retry', 'Retry', 'starts the rolled-back rollout again from the first step after its last point of no return (or retries a failed rollback).'],
   ];
 
+  // The buttons are made once and updated in place: a button replaced
+  // under the pointer between press and release would lose the click.
   function renderActions(v) {
     const box = $('actions');
-    box.replaceChildren();
     for (const [cmd, label] of COMMANDS) {
-      const why = v && v.refusals ? v.refusals[cmd] : 'no rollout';
-      const b = el('button', null, label);
-      b.type = 'button';
-      b.id = 'cmd-' + cmd;
-      b.dataset.cmd = cmd;
-      b.disabled = !v || !!why;
-      if (why) b.title = why;
-      b.addEventListener('click', function () { ask(cmd); });
-      box.append(el('div', 'cmd', b, why ? el('span', 'why', why) : null));
+      let b = $('cmd-' + cmd);
+      if (!b) {
+        b = el('button', null, label);
+        b.type = 'button';
+        b.id = 'cmd-' + cmd;
+        b.addEventListener('click', function () { ask(cmd); });
+        box.append(el('div', 'cmd', b, el('span', 'why')));
+      }
+      const why = v ? (v.refusals || {})[cmd] || '' : 'no rollout';
+      b.disabled = !!why;
+      b.title = why;
+      const w = b.parentElement.querySelector('.why');
+      if (w.textContent !== why) w.textContent = why;
     }
   }
 
@@ -201,7 +206,7 @@
 
   // ---- charts -------------------------------------------------------
 
-  const W = 640, H = 220, L = 56, R = 96, T = 28, B = 30;
+  const W = 640, H = 220, L = 56, R = 150, T = 28, B = 30;
   const STYLES = [
     { dash: '', marker: 'circle', width: 2 },
     { dash: '6 4', marker: 'square', width: 2 },
@@ -230,7 +235,8 @@
       c.append(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, empty));
       return;
     }
-    const times = pts.map(function (p) { return p.t; }).concat(marks.map(function (m) { return m.t; }));
+    const times = pts.map(function (p) { return p.t; }).concat(marks.map(function (m) { return m.t; }),
+      series.filter(function (s) { return s.until && s.points.length; }).map(function (s) { return s.until; }));
     let t0 = Math.min(...times), t1 = Math.max(...times);
     if (t1 - t0 < 1000) { t0 -= 500; t1 += 500; }
     let ymax = Math.max(...pts.map(function (p) { return p.y; }));
