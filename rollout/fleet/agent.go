@@ -180,7 +180,7 @@ func (l *agentLoop) findPredecessor(ctx context.Context) {
 		return
 	}
 	o, err := ReadObserved(ctx, a.m.e, a.m.keys, a.m.o.ID)
-	if err != nil || o.PID == os.Getpid() {
+	if err != nil {
 		return
 	}
 	if o.State == StateUpgrading && o.DesiredVersion == l.version && o.Version != l.version {
