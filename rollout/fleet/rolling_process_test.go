@@ -73,9 +73,15 @@ func (c *cluster) startAgents() {
 	}
 }
 
-func (c *cluster) startDriver() *host {
+// startDriver starts a driver whose rollouts bake each host for bake (1s
+// if empty).
+func (c *cluster) startDriver(bake ...string) *host {
 	c.t.Helper()
-	return c.startRole("driver", fmt.Sprintf("d%d", c.next+1), "FLEET_BAKE=1s")
+	b := "1s"
+	if len(bake) > 0 {
+		b = bake[0]
+	}
+	return c.startRole("driver", fmt.Sprintf("d%d", c.next+1), "FLEET_BAKE="+b)
 }
 
 func (c *cluster) putRelease(r testRelease) {
