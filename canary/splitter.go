@@ -363,6 +363,7 @@ func (s *Splitter) serve(h http.Handler, rec *recorder, r *http.Request, v Varia
 			s.metrics.RecordCanceled(v)
 		} else {
 			s.metrics.record(v, end, group, end.Sub(start), failed)
+			s.otel.record(v, end.Sub(start))
 		}
 		if p == nil {
 			return
