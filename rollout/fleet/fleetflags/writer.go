@@ -55,12 +55,15 @@ func (s *Source) Writer() *Writer {
 
 // NewWriter returns a Writer of the document doc (DefaultDocument when
 // empty) that writes from m, unfenced, and does not wait for any host.
-func NewWriter(m *fleet.Member, doc string) *Writer {
+func NewWriter(m *fleet.Member, doc string) *Writer { return EngineWriter(m.Engine(), m.Layout(), doc) }
+
+// EngineWriter is NewWriter for a process that is not a member (an
+// operator's tool): it writes to the fleet of layout l on e.
+func EngineWriter(e fleet.Engine, l fleet.Layout, doc string) *Writer {
 	if doc == "" {
 		doc = DefaultDocument
 	}
-	e := m.Engine()
-	return &Writer{e: e, key: Key(m.Layout(), doc), doc: doc, commit: func(ctx context.Context, op fleet.Op) (int64, error) {
+	return &Writer{e: e, key: Key(l, doc), doc: doc, commit: func(ctx context.Context, op fleet.Op) (int64, error) {
 		return e.Commit(ctx, fleet.Txn{Ops: []fleet.Op{op}})
 	}}
 }

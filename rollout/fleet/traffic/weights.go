@@ -92,8 +92,13 @@ func LeadWeights(l *fleet.Lead, o WeightsOptions) *Weights {
 // overwrites it at its next step: use Member.Command to pause the rollout
 // first.
 func MemberWeights(m *fleet.Member, o WeightsOptions) *Weights {
-	e := m.Engine()
-	return newWeights(m.Layout(), o, func(ctx context.Context, op fleet.Op) (int64, error) {
+	return EngineWeights(m.Engine(), m.Layout(), o)
+}
+
+// EngineWeights is MemberWeights for a process that is not a member (an
+// operator's tool): it writes to the fleet of layout l on e, unfenced.
+func EngineWeights(e fleet.Engine, l fleet.Layout, o WeightsOptions) *Weights {
+	return newWeights(l, o, func(ctx context.Context, op fleet.Op) (int64, error) {
 		return e.Commit(ctx, fleet.Txn{Ops: []fleet.Op{op}})
 	})
 }
