@@ -45,6 +45,9 @@ type release struct {
 	// Latency is the analysis's budget for the median answer time of
 	// every host once the release runs on all of them.
 	Latency time.Duration `json:"latency"`
+	// Kind "canary" is the fleet canary of canary.go (canaryPlan);
+	// empty is a rolling update to Version.
+	Kind string `json:"kind,omitempty"`
 }
 
 // hostConfig is what a host process is started with.
@@ -129,6 +132,16 @@ func runHost(c hostConfig, log *slog.Logger) error {
 		return err
 	}
 	mux := http.NewServeMux()
+	dir, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	ch, err := newCanaryHost(dir, log)
+	if err != nil {
+		return err
+	}
+	defer ch.close()
+	ch.register(mux)
 	mux.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) {
 		if version == "v3" {
 			time.Sleep(40 * time.Millisecond) // the bad release: correct, but slow
@@ -154,14 +167,13 @@ func runHost(c hostConfig, log *slog.Logger) error {
 		m.Leave(lctx)
 		lcancel()
 	}()
+	if err := ch.follow(m, log); err != nil {
+		return err
+	}
 	if err := upg.Ready(ctx); err != nil {
 		return err
 	}
 	// Each host finds a version's binary in its own releases directory.
-	dir, err := os.Getwd()
-	if err != nil {
-		return err
-	}
 	agent, err := fleet.NewAgent(m, fleet.AgentOptions{
 		Upgrader: bind.NewUpgrader(upg, bind.UpgraderOptions{BakeMargin: 10 * time.Second}),
 		Binaries: fleet.PathTemplate(filepath.Join(dir, "releases", fleet.VersionPlaceholder, "svc")),
@@ -273,6 +285,9 @@ func waitRelease(ctx context.Context, releases *fleet.Mirror, key, id string, dr
 // analysis after each host (every host answers), and a latency analysis
 // once every host runs the release.
 func releasePlan(l *fleet.Lead, rel release) (rollout.Plan, error) {
+	if rel.Kind == "canary" {
+		return canaryPlan(l, rel)
+	}
 	m := l.Member()
 	hosts := []string{"host1", "host2", "host3"}
 	steps, err := fleet.Rolling(l, fleet.RollingOptions{

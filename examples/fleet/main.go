@@ -14,7 +14,7 @@
 // membership lists as serving (a load balancer's server list), with the
 // connection-failure retries of a load balancer.
 //
-// The operator (this process) then asks for two releases by writing a
+// The operator (this process) then asks for three releases by writing a
 // release document; whichever host leads drives it:
 //
 //   - release-v2: a rolling update host by host, each host's new process
@@ -26,12 +26,25 @@
 //   - release-v3: answers correctly but 40 ms late. It reaches every host,
 //     the latency analysis fails, and the rollout rolls every host back to
 //     v2, in reverse order.
+//   - release-checkout: a fleet canary of the new checkout code
+//     (canary.go), 5% -> 25% -> 100% of the users of every host, with one
+//     weight, salt and target for the fleet (rollout/fleet/traffic), each
+//     weight judged on the merged measurements of all hosts, then a ramp
+//     of the new-checkout flag in the fleet's flag document
+//     (rollout/fleet/fleetflags). The same keys are sent to every host
+//     throughout (canaryrun.go), and afterwards 60 changes of the weight
+//     and the flag document are timed from the write to every host
+//     serving them.
 //
-// The report lists the steps and decisions of both rollouts and ends with
+// The report lists the steps and decisions of the rollouts, a line
+// "fleet analysis: <verdict> (<hosts> hosts, <requests> requests) ..." per
+// fleet analysis, "sticky across hosts: <n> of <m> keys changed variant"
+// (n must be 0) and "propagation p99: <duration>", and ends with
 // "leader takeover: <duration>" and "failed requests: <n>" (every request
 // that got no 200 after the balancer's retries; it must be 0). The exit
-// status is non-zero if a request failed, v2 did not succeed or v3 was not
-// rolled back on every host. -lb haproxy is reserved for HAProxy in front.
+// status is non-zero if a request failed, v2 did not succeed, v3 was not
+// rolled back on every host, the canary did not succeed or a key changed
+// variant. -lb haproxy is reserved for HAProxy in front.
 package main
 
 import (
@@ -224,11 +237,20 @@ func (x *example) run() (int, error) {
 		return 2, err
 	}
 	x.logf("release-v3 rolled back: %s; %d requests retried since the kill", x.describeHosts(), x.killRetries())
+	cr, err := x.canaryPhase()
+	if err != nil {
+		return 2, err
+	}
 	ld.halt()
 
 	fmt.Println()
 	printStatus(st2)
 	printStatus(st3)
+	printStatus(cr.status)
+	for _, l := range cr.lines {
+		fmt.Println(l)
+	}
+	fmt.Printf("checkout requests: %d answered, %d failed\n", cr.ok, cr.failed)
 	fmt.Printf("requests: %d answered (by version: %s), %d retried on another host after a connection failure\n",
 		ld.ok.Load(), ld.byVersion(), ld.retried.Load())
 	for _, f := range ld.failures {
@@ -236,8 +258,8 @@ func (x *example) run() (int, error) {
 	}
 	fmt.Printf("wall time: %s\n", time.Since(x.start).Round(100*time.Millisecond))
 	fmt.Printf("leader takeover: %s\n", takeover.Round(time.Millisecond))
-	fmt.Printf("failed requests: %d\n", ld.failed.Load())
-	if ld.failed.Load() != 0 {
+	fmt.Printf("failed requests: %d\n", ld.failed.Load()+cr.failed)
+	if ld.failed.Load()+cr.failed != 0 || cr.changed != 0 {
 		return 1, nil
 	}
 	return 0, nil

@@ -19,16 +19,20 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var (
-	takeoverLine = regexp.MustCompile(`(?m)^leader takeover: ([0-9.]+(ms|s))\n`)
-	lastLines    = regexp.MustCompile(`leader takeover: [0-9.]+(ms|s)\nfailed requests: 0\n$`)
+	takeoverLine    = regexp.MustCompile(`(?m)^leader takeover: ([0-9.]+(ms|s))\n`)
+	fleetPass       = regexp.MustCompile(`(?m)^fleet analysis: pass \(3 hosts, [1-9][0-9]* requests\) canary-analysis-10000: `)
+	propagationLine = regexp.MustCompile(`(?m)^propagation p99: ([0-9.]+(µs|ms|s))$`)
+	lastLines       = regexp.MustCompile(`leader takeover: [0-9.]+(ms|s)\nfailed requests: 0\n$`)
 )
 
 // TestExample runs the example as a user does, as separate processes, on
 // embedded etcd and, with BATON_TEST_POSTGRES_DSN, on PostgreSQL, with a
 // short bake, and checks its verdicts: the leader was killed and another
 // host took over, release-v2 succeeded on every host, release-v3 was
-// rolled back on every host, and the report ends with the takeover and
-// "failed requests: 0".
+// rolled back on every host, the fleet canary of the new checkout passed
+// its fleet-wide analyses and the flag ramp with no key changing variant
+// across hosts, and the report ends with the takeover and "failed
+// requests: 0".
 func TestExample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole example (about 20 s per engine)")
@@ -54,10 +58,21 @@ func TestExample(t *testing.T) {
 			"rollout release-v3: rolled-back",
 			"median answer time of",
 			"1 instance(s) back on v2",
+			"rollout release-checkout: succeeded",
+			"sticky across hosts: 0 of 100 keys changed variant\n",
+			"flag \"new-checkout\" at 100%",
 		} {
 			if !strings.Contains(text, want) {
 				t.Errorf("the report lacks %q", want)
 			}
+		}
+		if !fleetPass.MatchString(text) {
+			t.Errorf("no line says the fleet analysis passed on 3 hosts")
+		}
+		if m := propagationLine.FindStringSubmatch(text); m == nil {
+			t.Errorf("the report lacks the propagation p99")
+		} else {
+			t.Logf("propagation p99: %s", m[1])
 		}
 		if !lastLines.MatchString(text) {
 			t.Errorf("the report does not end with the takeover and failed requests: 0")

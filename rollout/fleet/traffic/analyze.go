@@ -3,6 +3,7 @@ package traffic
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -55,9 +56,11 @@ func (d Decision) String() string {
 }
 
 // Analyzer runs canary's analysis on the traffic of the whole fleet: it
-// reads every live member's published snapshot, merges them
-// (canary.Snapshot.Merge: counts, histograms and key groups add up
-// exactly) and judges the merge as one splitter's. It is the
+// reads every live member's published snapshot, keeps those taken within
+// MaxAge at the weight of the fleet's canary document (a host that has not
+// applied, or not yet published, the last change would be judged as the
+// previous step), merges them (canary.Snapshot.Merge: counts, histograms
+// and key groups add up exactly) and judges the merge as one splitter's. It is the
 // rollout.Analyzer of a fleet rollout's analysis and canary steps, run by
 // the driver. Use NewAnalyzer; the zero value is not usable. It is safe
 // for concurrent use.
@@ -118,6 +121,20 @@ func (a *Analyzer) Decide(ctx context.Context) (Decision, error) {
 	for _, mi := range a.m.Members() {
 		live[mi.ID] = true
 	}
+	// The weight the fleet is at: a snapshot at another weight is from a
+	// host that has not applied or not yet published the last change, and
+	// would be judged as the previous step's.
+	want, ok := uint32(0), false
+	switch d, err := a.m.Engine().Get(ctx, Key(l, a.o.Name)); {
+	case err == nil:
+		c, err := decode(d)
+		if err != nil {
+			return Decision{}, err
+		}
+		want, ok = c.Weight, true
+	case !errors.Is(err, fleet.ErrNotFound):
+		return Decision{}, fmt.Errorf("traffic: reading the fleet's canary weight: %w", err)
+	}
 	snaps := map[string]*canary.Snapshot{}
 	var left []string
 	for _, d := range docs {
@@ -134,13 +151,17 @@ func (a *Analyzer) Decide(ctx context.Context) (Decision, error) {
 			left = append(left, member+": "+err.Error())
 			continue
 		}
+		if ok && s.Weight != want {
+			left = append(left, fmt.Sprintf("%s: at weight %d, the fleet's is %d (the change not applied or not published there yet)", member, s.Weight, want))
+			continue
+		}
 		snaps[member] = &s
 	}
 	merged, hosts, more := Merge(snaps, a.o.Now(), a.o.MaxAge)
 	d := Decision{Hosts: hosts, Left: append(left, more...)}
 	slices.Sort(d.Left)
 	if len(hosts) == 0 {
-		d.Report = canary.Report{At: a.o.Now(), Reason: "no live host has published a recent snapshot" + leftText(d.Left)}
+		d.Report = canary.Report{At: a.o.Now(), Reason: "no live host has published a recent snapshot at the fleet's weight" + leftText(d.Left)}
 		return d, nil
 	}
 	d.Report = a.analyzer().Analyze(merged)

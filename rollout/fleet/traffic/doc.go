@@ -51,7 +51,10 @@
 // weight the interval ran at) every Interval at MetricsKey(layout, member,
 // name) (ns/metrics/<member>/<name>), under the member's lease. The
 // driver's Analyzer lists them, keeps those of live members taken within
-// MaxAge, merges them (Merge, which is canary.Snapshot.Merge: counts and
+// MaxAge at the weight of the fleet's canary document (just after a
+// change, a host that has not yet applied or published it is left out
+// rather than judged as the new step), merges them (Merge, which is
+// canary.Snapshot.Merge: counts and
 // histograms add up exactly) and runs canary's analysis on the merge, as
 // on one splitter that saw the fleet's traffic. Its Decision says which
 // hosts it merged, which it left out and why, and how many requests the
