@@ -126,7 +126,7 @@ func TestSimFleetRollsBackSooner(t *testing.T) {
 func TestSimFleetAA(t *testing.T) {
 	trials, bound := 100, 4 // P(X > 4 | n=100, p=0.01) = 0.0034
 	if raceEnabled {
-		trials, bound = 10, 1 // P(X > 1 | n=10, p=0.01) = 0.0043
+		trials, bound = 5, 1 // P(X > 1 | n=5, p=0.01) = 0.001
 	}
 	fleetFalse, aloneFalse := 0, 0
 	for i := range trials {
