@@ -159,7 +159,7 @@ func (s *Source) run(ctx context.Context) {
 		stale := s.mirror.Stale()
 		switch {
 		case stale && !wasStale:
-			s.ds.MarkStale(fmt.Errorf("the fleet's engine is unreachable from member %s: serving version %d until it answers", s.m.ID(), s.ds.Current().Version))
+			s.ds.MarkStale(fmt.Errorf("member %s has not reached the fleet's engine (or lost it): serving version %d until it answers", s.m.ID(), s.ds.Current().Version))
 		case !stale:
 			s.sync()
 		}
