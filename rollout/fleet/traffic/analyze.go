@@ -88,12 +88,17 @@ func NewAnalyzer(m *fleet.Member, o AnalyzerOptions) (*Analyzer, error) {
 	return &Analyzer{m: m, o: o}, nil
 }
 
-// PlanLooks implements rollout.LookPlanner: a new alpha-spending sequence
-// over n looks (when AnalysisOptions.Looks is zero).
+// PlanLooks implements rollout.LookPlanner: the alpha budget is spent
+// over n looks (when AnalysisOptions.Looks is zero). The same plan again
+// (a rollout resumed by this driver) keeps the looks already spent; the
+// budget of a rollout taken over by another driver starts afresh there
+// (see Known limits in the package documentation).
 func (a *Analyzer) PlanLooks(n int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.looks, a.a = n, nil
+	if a.looks != n {
+		a.looks, a.a = n, nil
+	}
 }
 
 func (a *Analyzer) analyzer() *canary.Analyzer {

@@ -96,6 +96,10 @@
 //     the engine's write load grows with hosts / Interval, and a snapshot
 //     must fit the engine's document limit (fleet.MaxValueSize). For very
 //     large fleets use a metrics system (Prometheus) instead.
+//   - The alpha-spending count of looks lives in the driver's Analyzer: a
+//     driver that takes a rollout over starts the budget of the step it
+//     resumes afresh, so a rollout with takeovers spends a little more
+//     than Alpha on false rollbacks (at most Alpha per driver).
 //   - Hosts' clocks align intervals; a host whose clock is off by more
 //     than a Resolution adds its requests to other intervals than its
 //     peers (and its snapshot may be aged out as too old).
