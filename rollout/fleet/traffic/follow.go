@@ -2,6 +2,7 @@ package traffic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -70,7 +71,7 @@ type Follower struct {
 // Close or m's Close.
 func Follow(m *fleet.Member, o FollowOptions) (*Follower, error) {
 	if o.Splitter == nil {
-		return nil, errNoSplitter
+		return nil, errors.New("traffic: FollowOptions.Splitter is required")
 	}
 	key := Key(m.Layout(), o.Name)
 	mi, err := m.Mirror(key)

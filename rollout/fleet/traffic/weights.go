@@ -3,7 +3,6 @@ package traffic
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/batonhq/baton/canary"
@@ -136,6 +135,3 @@ func (w *Weights) Put(ctx context.Context, c Canary) (int64, error) {
 }
 
 var _ rollout.WeightSetter = (*Weights)(nil)
-
-// errNoSplitter is the error of a FollowOptions without a Splitter.
-var errNoSplitter = errors.New("traffic: FollowOptions.Splitter is required")
