@@ -69,6 +69,13 @@ func (a *measured) AnalyzeMeasured(ctx context.Context) (rollout.Verdict, string
 	return rollout.Pass, fmt.Sprintf("canary error rate %.1f%% within the margin of stable's 0.1%%", m.Canary.ErrorRate*100), m, nil
 }
 
+// backfilling is a migration whose backfill reports how far it came.
+type backfilling struct{ rollouttest.Migrator }
+
+func (backfilling) BackfillProgress(string) (rollout.BackfillProgress, bool) {
+	return rollout.BackfillProgress{Rows: 600, Total: 1000, Fraction: 0.6, RowsPerSecond: 50, ETASeconds: 8}, true
+}
+
 type harness struct {
 	t    *testing.T
 	r    *rollout.Rollout
@@ -91,6 +98,7 @@ func start(t *testing.T) *harness {
 		rollout.SetWeight(w, 500),
 		rollout.Analyze(a, rollout.AnalysisOptions{Count: 3, Interval: 50 * time.Millisecond}).Named("analyze-5pct"),
 		rollout.RampFlag(&rollouttest.Flags{Recorder: rec}, "checkout", rollout.RampOptions{Percentages: []float64{10, 50}, Interval: 50 * time.Millisecond, Analyzer: a}),
+		rollout.Migration(&backfilling{rollouttest.Migrator{Recorder: rec}}, "users", rollout.MigrationBackfill),
 		rollout.PauseUntilPromoted().Named("hold"),
 		rollout.SetWeight(w, rollout.MaxWeight),
 		rollout.PauseUntilPromoted().Named("final"),
@@ -112,7 +120,7 @@ func start(t *testing.T) *harness {
 		<-h.done
 		srv.Close()
 	})
-	h.until("step hold waits", func(st rollout.Status) bool { return st.Current == 3 && st.Steps[3].Waiting })
+	h.until("step hold waits", func(st rollout.Status) bool { return st.Current == 4 && st.Steps[4].Waiting })
 	return h
 }
 
@@ -273,7 +281,7 @@ func TestConsoleInChromium(t *testing.T) {
 
 	run(t, ctx, "open the rollout page", chromedp.Navigate(h.url+"/"))
 	waitJS(t, ctx, "live", `document.getElementById('conn').textContent === 'live'`)
-	waitJS(t, ctx, "six steps, hold current", `document.querySelectorAll('#plan li.step').length === 6 &&
+	waitJS(t, ctx, "seven steps, hold current", `document.querySelectorAll('#plan li.step').length === 7 &&
 		document.querySelector('#plan li.current').dataset.step === 'hold'`)
 	if s := text(t, ctx, `#plan li[data-step="ramp-flag-checkout"]`); !strings.Contains(s, "2 of 2 percentages") || !strings.Contains(s, "50%") {
 		t.Errorf("ramp step card: %q", s)
@@ -281,13 +289,16 @@ func TestConsoleInChromium(t *testing.T) {
 	if s := text(t, ctx, `#plan li[data-step="analyze-5pct"]`); !strings.Contains(s, "3 of 3 measurements") {
 		t.Errorf("analysis step card: %q", s)
 	}
+	if s := text(t, ctx, `#plan li[data-step="migration-users-backfill"]`); !strings.Contains(s, "backfill 600 rows of 1000 (60%), ETA 8s") {
+		t.Errorf("backfill step card: %q", s)
+	}
 	// Charts: both variants drawn, with their labels, five analysis
 	// windows, decisions marked with their verdicts.
 	waitJS(t, ctx, "charts", `document.querySelectorAll('#chart-errors g.series').length === 2 &&
 		document.querySelectorAll('#chart-latency g.series').length === 4 &&
 		document.querySelectorAll('#chart-ramp g.series').length === 2`)
 	labels := eval[string](t, ctx, `[...document.querySelectorAll('#chart-errors text, #chart-latency text, #chart-ramp text')].map(e => e.textContent).join('|')`)
-	for _, want := range []string{"canary 1%", "stable 0.1%", "canary p99 14ms", "stable p50 2ms", "flag ramp-flag-checkout 50%", "canary weight 5%", "pass"} {
+	for _, want := range []string{"canary 1%", "stable 0.1%", "canary p99 14ms", "stable p50 2ms", "flag checkout 50%", "canary weight 5%", "pass"} {
 		if !strings.Contains(labels, want) {
 			t.Errorf("charts lack the label %q: %s", want, labels)
 		}
