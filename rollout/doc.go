@@ -74,6 +74,7 @@
 //	bind.FlagRamps           flags: durable percentage ramps and kill switch
 //	bind.MigrateRunners      migrate: the phases of named migrations
 //	bind.MigrateRegistry     migrate: live instances by version
+//	bind.BackfillTracker     migrate: a backfill's progress, for the console
 //
 // Steps talk to the rest of the system through small interfaces declared
 // here ([Upgrader], [BakeController], [Downgrader], [WeightSetter],
