@@ -199,8 +199,9 @@
 // the reason the API would give ([StatusView].Refusals, computed by the
 // commands' own checks), and show the API's refusal when the state moved
 // in between. The fleet page lists [HandlerOptions].Fleet's hosts
-// ([FleetView]) with version, state, canary weight and flag version;
-// without one, this process alone.
+// ([FleetView]; rollout/fleet's Member.Registry() is one) with version,
+// state, canary weight and flag version; without one, this process
+// alone.
 //
 // To open it, point a browser at the loopback address of [ListenLoopback]
 // (`http://127.0.0.1:9091/`). A browser cannot open a Unix socket: for
