@@ -296,8 +296,10 @@
     });
   }
 
-  function charts(v, ds) {
+  function charts(v, all) {
     const now = Date.parse(v.now);
+    // The marker of dropped decisions (MaxDecisions) has no time.
+    const ds = all.filter(function (x) { return Date.parse(x.d.at) > 0; });
     const m = ds.filter(function (x) { return x.d.measurement; });
     const pt = function (f) { return m.map(function (x) { return { t: Date.parse(x.d.at), y: f(x.d.measurement) }; }); };
     const marks = ds.filter(function (x) { return x.d.verdict || (!x.step && x.d.at); }).map(function (x) {
@@ -320,6 +322,7 @@
     for (const s of v.steps) {
       const r = { label: 'flag ' + (s.flag || s.name), step: true, until: now, points: [] };
       for (const d of s.decisions || []) {
+        if (!(Date.parse(d.at) > 0)) continue;
         if (d.percent !== undefined) r.points.push({ t: Date.parse(d.at), y: d.percent });
         if (d.weight !== undefined) weight.points.push({ t: Date.parse(d.at), y: d.weight / 100 });
       }
