@@ -227,3 +227,24 @@ func TestGuardWrapsAnyHandler(t *testing.T) {
 		}
 	}
 }
+
+// A long rollout's page stays small: the server renders the newest
+// decisions only (the script lists them all).
+func TestConsolePageBoundedWithManyDecisions(t *testing.T) {
+	e := newEnv(t)
+	r := e.rollout(rollout.Plan{ID: "console-long", Steps: []rollout.Step{rollout.PauseUntilPromoted().Named("hold")}}, "")
+	c, _ := adminOnSocket(t, r)
+	ctx := context.Background()
+	for range rollout.MaxDecisions / 2 {
+		if err := r.Pause(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Resume(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, page := get(t, c, "/")
+	if code != 200 || len(page) >= 100<<10 || strings.Count(page, "<tr><td>") != 50 || !strings.Contains(page, "resumed by operator") {
+		t.Fatalf("page of %d bytes with %d decision rows (code %d)", len(page), strings.Count(page, "<tr><td>"), code)
+	}
+}
