@@ -88,8 +88,9 @@ func printDecisions(w io.Writer, v rollout.StatusView, seen map[string]bool) {
 	}
 }
 
-// progress says where a step stands, in one line.
-func progress(s rollout.StepView) string {
+// progress says where a step stands at now (the service's clock), in one
+// line.
+func progress(s rollout.StepView, now time.Time) string {
 	parts := []string{string(s.Status)}
 	if s.Waiting {
 		parts[0] += " (waiting)"
@@ -111,8 +112,8 @@ func progress(s rollout.StepView) string {
 		}
 		parts = append(parts, strings.Join(ps, " "))
 	}
-	if s.WaitLeftSeconds > 0 {
-		parts = append(parts, fmt.Sprintf("%s left", time.Duration(s.WaitLeftSeconds*float64(time.Second)).Round(time.Second)))
+	if !s.WaitEndsAt.IsZero() {
+		parts = append(parts, fmt.Sprintf("%s left", max(0, s.WaitEndsAt.Sub(now)).Round(time.Second)))
 	}
 	if b := s.Backfill; b != nil {
 		t := fmt.Sprintf("backfill %d rows (%.0f%%)", b.Rows, b.Fraction*100)
@@ -170,7 +171,7 @@ func (l *lines) close()                      {}
 
 func (l *lines) update(v rollout.StatusView) {
 	for i, s := range v.Steps {
-		p := progress(s)
+		p := progress(s, v.Now)
 		if s.Status == rollout.StepPending && l.last[s.Name] == "" {
 			l.last[s.Name] = p
 			continue // pending steps are listed once they move
@@ -189,8 +190,22 @@ type bars struct {
 	w    io.Writer
 	id   string
 	bars []*mpb.Bar
-	mu   sync.Mutex
-	text []string
+
+	mu    sync.Mutex
+	phase string
+	steps []rollout.StepView
+	skew  time.Duration // the service's clock minus this one's
+}
+
+// line is bar i's text, drawn at every refresh: a wait's time left
+// counts down between two answers of the service.
+func (b *bars) line(i int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if i < 0 || i >= len(b.steps) {
+		return b.phase
+	}
+	return progress(b.steps[i], time.Now().Add(b.skew))
 }
 
 // Write prints p above the bars; once every bar is complete mpb stops
@@ -207,28 +222,16 @@ func (b *bars) update(v rollout.StatusView) {
 	if v.ID != b.id || len(v.Steps)+1 != len(b.bars) {
 		b.abortAll()
 		b.id, b.bars = v.ID, nil
-		b.mu.Lock()
-		b.text = make([]string, len(v.Steps)+1)
-		b.mu.Unlock()
 		// The first line is the rollout's: it completes only when watch
 		// ends, so that mpb keeps drawing (and printing the lines written
 		// above) while the last step is done but the rollout is not.
 		b.bars = append(b.bars, b.p.AddBar(1,
 			mpb.PrependDecorators(decor.Name("rollout "+v.ID, decor.WCSyncSpaceR)),
-			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
-				b.mu.Lock()
-				defer b.mu.Unlock()
-				return b.text[len(b.text)-1]
-			}))))
+			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return b.line(-1) }))))
 		for i, s := range v.Steps {
-			i := i
 			b.bars = append(b.bars, b.p.AddBar(1,
 				mpb.PrependDecorators(decor.Name(fmt.Sprintf("%d %s", i+1, s.Name), decor.WCSyncSpaceR)),
-				mpb.AppendDecorators(decor.Any(func(decor.Statistics) string {
-					b.mu.Lock()
-					defer b.mu.Unlock()
-					return b.text[i]
-				})),
+				mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return b.line(i) })),
 			))
 		}
 	}
@@ -237,12 +240,9 @@ func (b *bars) update(v rollout.StatusView) {
 		phase += " (paused)"
 	}
 	b.mu.Lock()
-	b.text[len(b.text)-1] = phase
+	b.phase, b.steps, b.skew = phase, v.Steps, time.Until(v.Now)
 	b.mu.Unlock()
 	for i, s := range v.Steps {
-		b.mu.Lock()
-		b.text[i] = progress(s)
-		b.mu.Unlock()
 		bar := b.bars[i+1]
 		if bar.AbortedOrCompleted() {
 			continue
