@@ -410,3 +410,90 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	t.Logf("screenshots in %s (%s)", shots, strconv.Quote("rollout-mid-canary.png, fleet.png, rollout-rolled-back.png"))
 }
+
+// The console of a socket-only admin API, opened in the browser through
+// `rolloutctl console` (a real process): the page loads over the proxy
+// and a command sent by the page (with the browser's own Origin) reaches
+// the rollout.
+func TestConsoleThroughRolloutctl(t *testing.T) {
+	ctx, browserErrors := browser(t)
+	rec := &rollouttest.Recorder{}
+	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rollout.New(context.Background(), rollout.Plan{ID: "console-proxied", Steps: []rollout.Step{
+		rollout.SetWeight(&rollouttest.Weights{Recorder: rec}, 100),
+		rollout.PauseUntilPromoted().Named("hold"),
+	}}, rollout.Options{Store: store, Version: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	ln, err := rollout.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rollout.ServeAdmin(ln, rollout.NewHandler(r, rollout.HandlerOptions{}))
+	rctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, r: r, done: make(chan error, 1)}
+	go func() { h.done <- r.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-h.done; srv.Close() })
+	h.until("step hold waits", func(st rollout.Status) bool { return st.Current == 1 && st.Steps[1].Waiting })
+
+	bin := filepath.Join(dir, "rolloutctl")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/batonhq/baton/examples/rolloutctl").CombinedOutput(); err != nil {
+		t.Fatalf("building rolloutctl: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-socket", sock, "console")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 1)
+	go func() {
+		b := make([]byte, 4096)
+		n, _ := stdout.Read(b)
+		lines <- string(b[:n])
+		_, _ = io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.Process.Signal(os.Interrupt) != nil {
+			cmd.Process.Kill()
+		}
+		if err := <-exited; err != nil {
+			t.Errorf("rolloutctl console: %v", err)
+		}
+	})
+	var url string
+	select {
+	case l := <-lines:
+		if f := strings.Fields(strings.TrimPrefix(l, "console: ")); len(f) > 0 && strings.HasPrefix(f[0], "http://127.0.0.1:") {
+			url = strings.TrimSuffix(f[0], "/")
+		} else {
+			t.Fatalf("rolloutctl console printed %q", l)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("rolloutctl console printed no URL within a minute")
+	}
+	t.Logf("rolloutctl console serves %s", url)
+
+	run(t, ctx, "open the proxied page", chromedp.Navigate(url+"/"))
+	waitJS(t, ctx, "live", `document.getElementById('conn').textContent === 'live' && !document.getElementById('cmd-pause').disabled`)
+	run(t, ctx, "pause", chromedp.Click(chromedp.CSS(`#cmd-pause`)))
+	waitJS(t, ctx, "confirmation", `document.getElementById('confirm').open`)
+	run(t, ctx, "confirm", chromedp.Click(chromedp.CSS(`#confirm-ok`)))
+	h.until("paused through the proxy", func(st rollout.Status) bool { return st.Paused })
+	waitJS(t, ctx, "page shows paused", `document.getElementById('result').textContent === 'pause: accepted' &&
+		document.getElementById('summary').textContent.includes('paused')`)
+	if errs := browserErrors(); len(errs) > 0 {
+		t.Errorf("browser log has %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
+}
