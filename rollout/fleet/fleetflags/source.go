@@ -49,8 +49,9 @@ type Options struct {
 	// up. Empty means no cache.
 	CacheFile string
 	// OnApply, if set, is called from the Source's goroutine after each
-	// version the engine delivers is applied (err nil) or refused (err
-	// says why), with the engine revision as doc.Version.
+	// new version the engine delivers is applied (err nil) or refused
+	// (err says why), with the engine revision as doc.Version. The version
+	// in force confirmed again (after an outage, say) is not reported.
 	OnApply func(doc flags.Document, err error)
 	// Logger receives what the source applies and refuses. Nil discards.
 	Logger *slog.Logger
@@ -190,8 +191,11 @@ func (s *Source) sync() {
 	if doc.Version == 0 {
 		return
 	}
+	prev := s.ds.Current().Version
 	err := s.ds.Apply(doc)
+	confirmed := err == nil && doc.Version == prev // the version in force is the engine's
 	switch {
+	case confirmed:
 	case err == nil:
 		s.log.Debug("fleetflags: document in force", "key", s.key, "version", doc.Version)
 	case errors.Is(err, flags.ErrOldVersion):
@@ -201,7 +205,7 @@ func (s *Source) sync() {
 	default:
 		s.log.Warn("fleetflags: document refused; the last good configuration stays in force", "key", s.key, "version", doc.Version, "err", err)
 	}
-	if s.o.OnApply != nil {
+	if s.o.OnApply != nil && !confirmed {
 		s.o.OnApply(doc, err)
 	}
 	s.mu.Lock()
