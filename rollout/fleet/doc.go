@@ -72,6 +72,15 @@
 // watches from there (caught up at a revision it can name), and the driver
 // loads the stored state and resumes.
 //
+// # One canary and one flag configuration
+//
+// Two subpackages build on Member, Mirror and Lead: rollout/fleet/traffic
+// gives the fleet one canary weight, salt and target (every host's
+// canary.Splitter follows them) and one verdict (each host publishes its
+// canary snapshot under its lease; the driver judges the live hosts'
+// merge), and rollout/fleet/fleetflags makes the engine a flags source of
+// whole, versioned documents, cached on each host.
+//
 // # Keys
 //
 // Layout documents the keys; everything lives under Options.Namespace, so
