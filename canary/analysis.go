@@ -92,12 +92,15 @@ const (
 // shifted null at its margin: error rate (exact one-sided two-proportion
 // test), latency (one-sided z-test of the mean latency score, the log of
 // the latency, with a sticky-key design effect) and latency tail (exact
-// one-sided test of the rate of requests above the tail cut). Each test
-// has a third of Alpha (the error test all of it with SkipLatency) spent
-// over its own looks by Spending; a look is spent only when the test could
-// reject. Levels over all looks sum to at most Alpha, so a canary no worse
-// than its margins allow is rolled back with probability at most Alpha
-// over the whole rollout (union bound; see the package documentation).
+// one-sided test of the rate of requests above the tail cut). The tests
+// share Alpha (35% errors, 50% latency, 15% tail; the error test all of
+// it with SkipLatency), each spent over its own looks by Spending; a look
+// is spent only when the test could reject. The latency looks at one
+// growing window of independent requests are tested at a
+// group-sequential boundary, other looks at their spending increment.
+// The probabilities spent sum to at most Alpha, so a canary no worse than
+// its margins allow is rolled back with probability at most Alpha over
+// the whole rollout (see the package documentation, The boundary).
 type AnalysisOptions struct {
 	// Alpha is the false-rollback budget of one rollout; zero means
 	// DefaultAlpha.
@@ -223,10 +226,12 @@ func (r *Report) Check(name string) Check {
 	return Check{}
 }
 
-// alphaShares splits Alpha between the tests: the error rate and the
-// typical latency, which also vouch for a canary, 40% each; the tail test,
-// which only ever fails one, 20%. The shares sum to 1, so the union bound
-// over the tests keeps the total at Alpha.
+// alphaShares splits Alpha between the tests: half to the typical
+// latency, whose effect beyond its margin takes the most requests to
+// show; 35% to the error rate, whose exact test sees a point of errors
+// soon; 15% to the tail test, which only ever fails a canary and mostly
+// sees what the latency test sees. The shares sum to 1, so the union
+// bound over the tests keeps the total at Alpha.
 var alphaShares = [numTests]float64{testErrors: 0.35, testLatency: 0.5, testTail: 0.15}
 
 const (

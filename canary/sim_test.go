@@ -285,6 +285,9 @@ func aaScenarios() map[string]sim {
 		"thin-5rps":       with(func(c *sim) { c.rps, c.horizon = 5, 30*time.Minute }),
 		"inside-margin-3": with(func(c *sim) { c.slowdown = 1.03 }),
 		"inside-margin-4": with(func(c *sim) { c.slowdown = 1.04 }),
+		// At the margin itself: the null's boundary, rolled back at most
+		// at the level.
+		"at-margin-5": with(func(c *sim) { c.slowdown = 1.05 }),
 	}
 }
 
