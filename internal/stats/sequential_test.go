@@ -95,3 +95,13 @@ func TestSequentialSize(t *testing.T) {
 		t.Errorf("null paths rejected %.4f, want 0.0100", got)
 	}
 }
+
+// BenchmarkSequentialNext: one look after the first (the recursion's
+// numerical integration), as the latency test makes every check.
+func BenchmarkSequentialNext(b *testing.B) {
+	for b.Loop() {
+		var s Sequential
+		s.Next(100, 1e-4)
+		s.Next(200, 1e-4)
+	}
+}
