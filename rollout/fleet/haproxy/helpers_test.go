@@ -2,6 +2,7 @@ package haproxy_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,9 @@ func newRig(t *testing.T, delay time.Duration, o haproxy.SwitchOptions) *rig {
 	}}})
 	r.url = "http://" + r.p.Addr("app") + "/"
 	o.Client, o.Backend = r.p.Client(), "app"
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	if o.Blue.Servers == nil {
 		o.Blue.Servers = []string{"blue1", "blue2"}
 	}
