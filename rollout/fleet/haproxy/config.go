@@ -25,7 +25,8 @@ type Config struct {
 	Binary string
 	// Dir holds the configuration file, the admin socket (admin.sock,
 	// mode 0600) and HAProxy's output (haproxy.log). It must exist; a
-	// unix socket's path must stay under about 100 bytes.
+	// unix socket's path must stay under about 100 bytes. Empty means a
+	// new directory under os.TempDir() that Close and Shutdown remove.
 	Dir string
 	// Backends are the listen sections.
 	Backends []Backend
@@ -54,6 +55,14 @@ type Backend struct {
 	// CheckInterval is the interval of health checks. Zero means
 	// DefaultCheckInterval.
 	CheckInterval time.Duration
+	// Retry makes HAProxy try another server when a connection to one
+	// fails or closes before any answer (retries 3, option redispatch,
+	// retry-on conn-failure empty-response): what lets clients ride over
+	// a server killed without a drain. It resends requests that are not
+	// idempotent (a POST whose server died before answering), so the
+	// application must tolerate that. False means HAProxy's defaults:
+	// retries on the same server, connection failures only.
+	Retry bool
 }
 
 // Server is one server of a Backend. The zero value has no name.
@@ -90,9 +99,6 @@ func Find() (string, error) {
 }
 
 func (c *Config) check() error {
-	if c.Dir == "" {
-		return errors.New("haproxy: Config.Dir is empty")
-	}
 	if len(c.Backends) == 0 {
 		return errors.New("haproxy: Config has no backend")
 	}
@@ -137,9 +143,6 @@ func (c *Config) check() error {
 // Listen. It is what Start writes, for a program that runs HAProxy its
 // own way.
 func (c Config) Render(adminSocket string, binds []string) (string, error) {
-	if c.Dir == "" {
-		c.Dir = "." // Render does not use it
-	}
 	if err := c.check(); err != nil {
 		return "", err
 	}
@@ -165,6 +168,9 @@ func (c Config) Render(adminSocket string, binds []string) (string, error) {
 			return "", fmt.Errorf("haproxy: backend %s: bind %q is empty or has a space or '#'", b.Name, bind)
 		}
 		fmt.Fprintf(&w, "\nlisten %s\n  bind %s\n  balance roundrobin\n", b.Name, bind)
+		if b.Retry {
+			w.WriteString("  retries 3\n  option redispatch 1\n  retry-on conn-failure empty-response\n")
+		}
 		check := ""
 		if b.HealthPath != "" {
 			iv := b.CheckInterval
