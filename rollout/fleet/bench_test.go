@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -115,6 +116,101 @@ func BenchmarkPropagation(b *testing.B) {
 					case <-time.After(10 * time.Second):
 						b.Fatalf("member %d did not see write %d within 10 s", j, i)
 					}
+				}
+			}
+			lat = append(lat, time.Since(start))
+		}
+		b.StopTimer()
+		slices.Sort(lat)
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(lat[(len(lat)*99)/100].Microseconds())/1000, "p99-ms")
+	})
+}
+
+// BenchmarkDesiredApplied writes the desired state of three hosts, each an
+// Agent on its own engine connection, through a leader's fenced writes,
+// and waits until every host's Observed answers it, as the leader's health
+// gate sees it (a Mirror of the observed states): the fleet's control path
+// from a decision to every host acting on it, p50 and p99 as metrics. The
+// version asked for is the one the hosts run, so no upgrade is timed (an
+// upgrade's own handoff is measured in graceful's figures).
+func BenchmarkDesiredApplied(b *testing.B) {
+	benchBackends(b, func(b *testing.B, be *backend) {
+		ns := namespace(b)
+		keys := fleet.NewLayout(ns)
+		ctx, cancel := context.WithCancel(context.Background())
+		var done []chan struct{}
+		defer func() {
+			cancel()
+			for _, d := range done {
+				<-d
+			}
+		}()
+		hosts := []string{"h1", "h2", "h3"}
+		for _, id := range hosts {
+			m := join(b, be.open(b, be.addr), ns, id, "v1")
+			a, err := fleet.NewAgent(m, fleet.AgentOptions{Upgrader: refusingUpgrader{}, Binaries: anyBinary{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			d := make(chan struct{})
+			done = append(done, d)
+			go func() { defer close(d); a.Run(ctx) }()
+		}
+		lm := join(b, be.open(b, be.addr), ns, "driver", "driver")
+		obs, err := lm.Mirror(keys.Observed(""))
+		if err != nil {
+			b.Fatal(err)
+		}
+		leads := make(chan *fleet.Lead, 1)
+		d, err := fleet.NewDriver(lm, fleet.DriverOptions{Drive: func(ctx context.Context, l *fleet.Lead) error {
+			leads <- l
+			<-ctx.Done()
+			return nil
+		}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		dd := make(chan struct{})
+		done = append(done, dd)
+		go func() { defer close(dd); d.Run(ctx) }()
+		var l *fleet.Lead
+		select {
+		case l = <-leads:
+		case <-time.After(10 * time.Second):
+			b.Fatal("no leadership within 10 s")
+		}
+		var lat []time.Duration
+		b.ResetTimer()
+		for i := 0; b.Loop(); i++ {
+			start := time.Now()
+			revs := map[string]int64{}
+			for _, h := range hosts {
+				rev, err := l.SetDesired(ctx, h, fleet.Desired{Version: "v1", Rollout: fmt.Sprintf("r%d", i)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				revs[h] = rev
+			}
+			deadline := time.After(10 * time.Second)
+			for {
+				ch := obs.Changed()
+				n := 0
+				for _, h := range hosts {
+					if doc, ok := obs.Get(keys.Observed(h)); ok {
+						var o fleet.Observed
+						if json.Unmarshal(doc.Value, &o) == nil && o.Desired >= revs[h] {
+							n++
+						}
+					}
+				}
+				if n == len(hosts) {
+					break
+				}
+				select {
+				case <-ch:
+				case <-deadline:
+					b.Fatalf("write %d: %d of %d hosts answered within 10 s", i, n, len(hosts))
 				}
 			}
 			lat = append(lat, time.Since(start))

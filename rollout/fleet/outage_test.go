@@ -41,6 +41,22 @@ func pgRole(t *testing.T, p *pgEnv) (string, *outage) {
 	}
 }
 
+// engineOutage returns the outage of b and the environment that makes
+// the instance processes subject to it.
+func engineOutage(t *testing.T, b *backend) (*outage, []string) {
+	if b.etcd != nil {
+		return &outage{name: "etcd stopped and restarted", cut: b.etcd.Stop, restore: func() {
+			if err := b.etcd.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		}}, nil
+	}
+	// The tables must exist before the grants.
+	b.open(t, b.addr).Close()
+	role, o := pgRole(t, b.pg)
+	return o, []string{"FLEET_ENDPOINT=" + b.pg.dsnFor("", role)}
+}
+
 // TestProcessEngineOutage: mid-rollout the engine goes away. Every instance
 // reports stale and keeps what it applied, the driver stops driving; when
 // the engine is back every instance reports fresh, catches up on what was
@@ -48,22 +64,7 @@ func pgRole(t *testing.T, p *pgEnv) (string, *outage) {
 // from its stored state and finishes.
 func TestProcessEngineOutage(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b *backend) {
-		var o *outage
-		var env []string
-		switch {
-		case b.etcd != nil:
-			o = &outage{name: "etcd stopped and restarted", cut: b.etcd.Stop, restore: func() {
-				if err := b.etcd.Restart(); err != nil {
-					t.Fatal(err)
-				}
-			}}
-		default:
-			// The tables must exist before the grants.
-			b.open(t, b.addr).Close()
-			role, po := pgRole(t, b.pg)
-			o = po
-			env = []string{"FLEET_ENDPOINT=" + b.pg.dsnFor("", role)}
-		}
+		o, env := engineOutage(t, b)
 		c := newCluster(t, b, 60, 200*time.Millisecond, env...)
 		for range 3 {
 			c.start()

@@ -1,0 +1,85 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	takeoverLine = regexp.MustCompile(`(?m)^leader takeover: ([0-9.]+(ms|s))\n`)
+	lastLines    = regexp.MustCompile(`leader takeover: [0-9.]+(ms|s)\nfailed requests: 0\n$`)
+)
+
+// TestExample runs the example as a user does, as separate processes, on
+// embedded etcd and, with BATON_TEST_POSTGRES_DSN, on PostgreSQL, with a
+// short bake, and checks its verdicts: the leader was killed and another
+// host took over, release-v2 succeeded on every host, release-v3 was
+// rolled back on every host, and the report ends with the takeover and
+// "failed requests: 0".
+func TestExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole example (about 20 s per engine)")
+	}
+	bin := filepath.Join(t.TempDir(), "fleet")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	run := func(t *testing.T, args ...string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-bake", "1s", "-clients", "4", "-rate", "100"}, args...)...)
+		var out, errs bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errs
+		err := cmd.Run()
+		text := out.String()
+		if err != nil {
+			t.Fatalf("the example failed: %v\n%s\n%s", err, text, tail(errs.String(), 60))
+		}
+		for _, want := range []string{
+			"SIGKILL to the leader, host3",
+			"rollout release-v2: succeeded",
+			"rollout release-v3: rolled-back",
+			"median answer time of",
+			"1 instance(s) back on v2",
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the report lacks %q", want)
+			}
+		}
+		if !lastLines.MatchString(text) {
+			t.Errorf("the report does not end with the takeover and failed requests: 0")
+		}
+		if m := takeoverLine.FindStringSubmatch(text); m != nil {
+			t.Logf("leader takeover: %s", m[1])
+		}
+		if t.Failed() {
+			t.Logf("output:\n%s\n%s", text, tail(errs.String(), 60))
+		}
+	}
+	t.Run("etcd", func(t *testing.T) { run(t) })
+	t.Run("postgres", func(t *testing.T) {
+		dsn := os.Getenv("BATON_TEST_POSTGRES_DSN")
+		if dsn == "" {
+			t.Skip("BATON_TEST_POSTGRES_DSN is not set: skipping the example on PostgreSQL")
+		}
+		run(t, "-engine", "postgres", "-db", dsn, "-schema", "fa_fleet_example")
+	})
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
