@@ -68,16 +68,33 @@
 //     command and HAProxy's reply ("No such server."), a *GroupError the
 //     servers that were not up or not drained and their state.
 //
-// # Test support
+// # Running an HAProxy: examples, tests, load programs
 //
-// Start runs an HAProxy of its own: it writes a Config (one listen
-// section per Backend, HTTP mode, an admin socket at level admin, mode
-// 0600, in Config.Dir), binds the listening sockets itself and hands them
-// over (so Process.Addr is known and no port is raced for), and returns
-// once the admin socket answers. Package haproxytest adds Start for tests
-// (skipping when there is no haproxy), HTTP backends that answer their
-// version, and a load of clients that records every request. Find locates
-// the executable: $BATON_HAPROXY, PATH, /usr/sbin/haproxy.
+// Start runs an HAProxy of its own in front of servers on given
+// addresses: it writes a Config (one listen section per Backend, HTTP
+// mode, an admin socket at level admin, mode 0600, in Config.Dir or a
+// directory of its own), binds the listening sockets itself and hands
+// them over (so Process.Addr is known and no port is raced for), and
+// returns once the admin socket answers:
+//
+//	p, err := haproxy.Start(ctx, haproxy.Config{Backends: []haproxy.Backend{{
+//		Name:       "app",
+//		HealthPath: "/healthz", // optional: HTTP checks
+//		Retry:      true,       // optional: another server when one dies before answering
+//		Servers: []haproxy.Server{
+//			{Name: "host1", Address: "127.0.0.2:8080"},
+//			{Name: "host2", Address: "127.0.0.3:8080"},
+//			{Name: "host3", Address: "127.0.0.4:8080"},
+//		},
+//	}}})
+//	defer p.Close()                                      // or p.Shutdown(ctx): soft stop
+//	url := "http://" + p.Addr("app") + "/"               // where clients go
+//	err = p.Client().SetState(ctx, "app", "host2", haproxy.Drain) // and back with haproxy.Ready
+//
+// Package haproxytest adds Start for tests (skipping, with the reason,
+// when there is no haproxy), HTTP backends that answer their version, and
+// a load of clients that records every request. Find locates the
+// executable: $BATON_HAPROXY, PATH, /usr/sbin/haproxy.
 //
 // # Known limits
 //
