@@ -198,3 +198,50 @@ func TestProcessShutdown(t *testing.T) {
 	}
 	p.Close() // idempotent after Shutdown
 }
+
+// A server whose address is not known when HAProxy starts is brought in
+// with SetAddr and SetState, as a fleet does when an instance registers.
+func TestSetAddr(t *testing.T) {
+	bin := haproxytest.Binary(t)
+	b, err := haproxytest.NewBackend("v9", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Kill()
+	ctx := context.Background()
+	p, err := haproxy.Start(ctx, haproxy.Config{Binary: bin, Backends: []haproxy.Backend{{
+		Name: "app", Servers: []haproxy.Server{{Name: "late"}}, HealthPath: "/healthz", CheckInterval: 100 * time.Millisecond,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := p.Client()
+	if st := statuses(t, c); st["late"] != "MAINT" {
+		t.Fatalf("server with no address: %v; want it in maintenance", st)
+	}
+	for _, bad := range []string{"localhost:80", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:80 weight 1"} {
+		if err := c.SetAddr(ctx, "app", "late", bad); err == nil {
+			t.Errorf("address %q accepted", bad)
+		}
+	}
+	if err := c.SetAddr(ctx, "app", "nosuch", b.Addr()); !errors.Is(err, haproxy.ErrRuntime) {
+		t.Errorf("address of an unknown server: %v; want ErrRuntime", err)
+	}
+	for range 2 { // the second is "no need to change"
+		if err := c.SetAddr(ctx, "app", "late", b.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.SetState(ctx, "app", "late", haproxy.Ready); err != nil {
+		t.Fatal(err)
+	}
+	await(t, "the server up after its check", func() bool {
+		st, err := c.Stats(ctx, "app")
+		return err == nil && len(st) == 1 && st[0].Checked()
+	})
+	load := haproxytest.StartLoad("http://"+p.Addr("app")+"/", 2)
+	await(t, "requests answered", func() bool { return b.Served() >= 10 })
+	reqs := load.Stop()
+	checkAll(t, "through the server brought in", reqs, "v9")
+}

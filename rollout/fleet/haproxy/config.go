@@ -69,7 +69,10 @@ type Backend struct {
 type Server struct {
 	// Name names the server in the Runtime API.
 	Name string
-	// Address is the server's host:port.
+	// Address is the server's host:port. Empty means not known yet (an
+	// instance that will listen on a port of its own choosing): the
+	// server starts in maintenance at a placeholder, 127.0.0.1:1, until
+	// Client.SetAddr and Client.SetState(Ready) bring it in.
 	Address string
 	// Weight is its weight (1..MaxWeight). Zero means
 	// DefaultServerWeight.
@@ -78,6 +81,9 @@ type Server struct {
 	// the group a Switch brings in later.
 	Disabled bool
 }
+
+// placeholder is the address of a server whose address is not known yet.
+const placeholder = "127.0.0.1:1"
 
 // Find returns the haproxy executable to run: $BATON_HAPROXY when set,
 // else haproxy on PATH, else Debian's /usr/sbin/haproxy. The error wraps
@@ -126,7 +132,7 @@ func (c *Config) check() error {
 				return fmt.Errorf("haproxy: server %s/%s is in Config twice", b.Name, s.Name)
 			}
 			srvs[s.Name] = true
-			if _, _, err := net.SplitHostPort(s.Address); err != nil || strings.ContainsAny(s.Address, " \t\r\n#") {
+			if _, _, err := net.SplitHostPort(s.Address); s.Address != "" && (err != nil || strings.ContainsAny(s.Address, " \t\r\n#")) {
 				return fmt.Errorf("haproxy: server %s/%s: address %q is not host:port", b.Name, s.Name, s.Address)
 			}
 			if s.Weight < 0 || s.Weight > MaxWeight {
@@ -185,8 +191,12 @@ func (c Config) Render(adminSocket string, binds []string) (string, error) {
 			if wt == 0 {
 				wt = DefaultServerWeight
 			}
-			fmt.Fprintf(&w, "  server %s %s weight %d%s", s.Name, s.Address, wt, check)
-			if s.Disabled {
+			addr := s.Address
+			if addr == "" {
+				addr = placeholder
+			}
+			fmt.Fprintf(&w, "  server %s %s weight %d%s", s.Name, addr, wt, check)
+			if s.Disabled || s.Address == "" {
 				w.WriteString(" disabled")
 			}
 			w.WriteString("\n")

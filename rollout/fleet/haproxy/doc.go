@@ -91,6 +91,11 @@
 //	url := "http://" + p.Addr("app") + "/"               // where clients go
 //	err = p.Client().SetState(ctx, "app", "host2", haproxy.Drain) // and back with haproxy.Ready
 //
+// A server whose address is not known when HAProxy starts (an instance
+// that picks its port) is given no Address: it starts in maintenance, and
+// Client.SetAddr then Client.SetState(Ready) bring it in, again whenever
+// the instance comes back on another port.
+//
 // Package haproxytest adds Start for tests (skipping, with the reason,
 // when there is no haproxy), HTTP backends that answer their version, and
 // a load of clients that records every request. Find locates the
