@@ -176,6 +176,9 @@ func TestProcessShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Dir(p.AdminSocket())
+	if fi, err := os.Stat(p.AdminSocket()); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin socket: %v, %v; want mode 0600", fi.Mode(), err)
+	}
 	st, err := p.Client().Stats(ctx, "app")
 	if err != nil || len(st) != 1 || st[0].Server != "s1" {
 		t.Errorf("stats of the started HAProxy: %v, %v", st, err)
