@@ -176,8 +176,10 @@ func TestProcessShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Dir(p.AdminSocket())
-	if fi, err := os.Stat(p.AdminSocket()); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("admin socket: %v, %v; want mode 0600", fi.Mode(), err)
+	if fi, err := os.Stat(p.AdminSocket()); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin socket mode %v; want 0600", fi.Mode().Perm())
 	}
 	st, err := p.Client().Stats(ctx, "app")
 	if err != nil || len(st) != 1 || st[0].Server != "s1" {
