@@ -133,7 +133,7 @@ func TestRuntimeErrors(t *testing.T) {
 // fail) is not switched to: blue keeps serving, and the error names the
 // server and what HAProxy said of it.
 func TestSwitchRefusesGroupNotUp(t *testing.T) {
-	r := newRig(t, 0, haproxy.SwitchOptions{ReadyTimeout: time.Second})
+	r := newRig(t, 0, haproxy.SwitchOptions{ReadyTimeout: 3 * time.Second})
 	r.green[1].Kill()
 	err := r.sw.ToGreen(context.Background())
 	var ge *haproxy.GroupError
@@ -151,7 +151,7 @@ func TestSwitchRefusesGroupNotUp(t *testing.T) {
 // Repeating a switch is harmless, and a switch interrupted in its drain
 // completes when run again.
 func TestSwitchIdempotent(t *testing.T) {
-	r := newRig(t, 200*time.Millisecond, haproxy.SwitchOptions{})
+	r := newRig(t, time.Second, haproxy.SwitchOptions{})
 	load := haproxytest.StartLoad(r.url, 4)
 	await(t, "requests in progress on blue", func() bool { return inFlight(r.blue) >= 2 })
 
