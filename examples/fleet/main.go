@@ -41,6 +41,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,6 +89,7 @@ type example struct {
 	keys    fleet.Layout
 	args    []string // engine arguments of a host
 	pgroups []int
+	addrs   map[string]string // each host's service address
 
 	killRetries func() int64
 }
@@ -97,7 +99,7 @@ func (x *example) logf(format string, args ...any) {
 }
 
 func run(o options) int {
-	x := &example{o: o, start: time.Now()}
+	x := &example{o: o, start: time.Now(), addrs: map[string]string{}}
 	dir, err := os.MkdirTemp("", "baton-fleet-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
@@ -297,8 +299,19 @@ func (x *example) startHost(id string, i int, version string) error {
 		return err
 	}
 	defer logf.Close()
-	ip := fmt.Sprintf("127.0.0.%d", 2+i)
-	cmd := exec.Command(filepath.Join(hdir, "releases", version, "svc"), append([]string{"host", "-id", id, "-ip", ip}, x.args...)...)
+	addr := x.addrs[id]
+	if addr == "" {
+		// A port of its own, kept across restarts, as a machine's
+		// service port is (a load balancer's server list names it).
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 2+i))
+		if err != nil {
+			return err
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+		x.addrs[id] = addr
+	}
+	cmd := exec.Command(filepath.Join(hdir, "releases", version, "svc"), append([]string{"host", "-id", id, "-addr", addr}, x.args...)...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = hdir, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
