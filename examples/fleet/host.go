@@ -166,6 +166,12 @@ func runHost(c hostConfig, log *slog.Logger) error {
 	agent, err := fleet.NewAgent(m, fleet.AgentOptions{
 		Upgrader: bind.NewUpgrader(upg, bind.UpgraderOptions{BakeMargin: 10 * time.Second}),
 		Binaries: fleet.PathTemplate(filepath.Join(dir, "releases", fleet.VersionPlaceholder, "svc")),
+		Check: func(context.Context) error {
+			if version == "v4" {
+				return errors.New("v4 cannot open its cache (the bad release's own check)")
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return err

@@ -26,12 +26,15 @@
 //   - release-v3: answers correctly but 40 ms late. It reaches every host,
 //     the latency analysis fails, and the rollout rolls every host back to
 //     v2, in reverse order.
+//   - release-v4: its own health check fails while it bakes on the first
+//     host, which gives serving back: the v2 process there, kept warm,
+//     resumes (same PID), and the rollout is rolled back.
 //
 // The report lists the steps and decisions of both rollouts and ends with
 // "leader takeover: <duration>" and "failed requests: <n>" (every request
 // that got no 200 after the balancer's retries; it must be 0). The exit
-// status is non-zero if a request failed, v2 did not succeed or v3 was not
-// rolled back on every host. -lb haproxy is reserved for HAProxy in front.
+// status is non-zero if a request failed, v2 did not succeed, or v3 or v4
+// was not rolled back. -lb haproxy is reserved for HAProxy in front.
 package main
 
 import (
@@ -226,11 +229,37 @@ func (x *example) run() (int, error) {
 		return 2, err
 	}
 	x.logf("release-v3 rolled back: %s; %d requests retried since the kill", x.describeHosts(), x.killRetries())
+
+	first, err := x.pidOf(hostIDs[0])
+	if err != nil {
+		return 2, err
+	}
+	v4 := release{ID: "release-v4", Version: "v4", Previous: "v2", Bake: x.o.bake, Latency: 25 * time.Millisecond}
+	if err := x.put(v4); err != nil {
+		return 2, err
+	}
+	x.logf("release-v4 asked for (its own health check fails while it bakes)")
+	st4, err := x.awaitPhase(v4.ID, 60*time.Second, rollout.PhaseRolledBack)
+	if err != nil {
+		return 2, err
+	}
+	if err := x.await("every host back on v2", 20*time.Second, x.hostsOn("v2")); err != nil {
+		return 2, err
+	}
+	after, err := x.pidOf(hostIDs[0])
+	if err != nil {
+		return 2, err
+	}
+	if after != first {
+		return 1, fmt.Errorf("%s's v2 process was %d before release-v4 and is %d after: serving was not given back to it", hostIDs[0], first, after)
+	}
+	x.logf("release-v4 rolled back: %s gave serving back in its bake, its v2 process resumed (same pid %d)", hostIDs[0], after)
 	ld.halt()
 
 	fmt.Println()
 	printStatus(st2)
 	printStatus(st3)
+	printStatus(st4)
 	fmt.Printf("requests: %d answered (by version: %s), %d retried on another host after a connection failure\n",
 		ld.ok.Load(), ld.byVersion(), ld.retried.Load())
 	for _, f := range ld.failures {
@@ -258,7 +287,7 @@ func (x *example) install() error {
 		return err
 	}
 	for _, id := range hostIDs {
-		for _, v := range []string{"v1", "v2", "v3"} {
+		for _, v := range []string{"v1", "v2", "v3", "v4"} {
 			d := filepath.Join(x.dir, id, "releases", v)
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
@@ -444,6 +473,14 @@ func (x *example) hostsOn(version string) func() error {
 	}
 }
 
+// pidOf returns the PID of the process that reports for host id.
+func (x *example) pidOf(id string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	o, err := fleet.ReadObserved(ctx, x.e, x.keys, id)
+	return o.PID, err
+}
+
 func (x *example) describeHosts() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -498,6 +535,9 @@ func printStatus(st rollout.Status) {
 		fmt.Printf("  %-24s %-12s %7s\n", s.Name, s.Status, s.Duration(st.FinishedAt).Round(10*time.Millisecond))
 		for _, d := range s.Decisions {
 			fmt.Printf("      %s\n", d.Reason)
+		}
+		if s.Error != "" {
+			fmt.Printf("      failed: %s\n", s.Error)
 		}
 	}
 }

@@ -27,7 +27,8 @@ var (
 // embedded etcd and, with BATON_TEST_POSTGRES_DSN, on PostgreSQL, with a
 // short bake, and checks its verdicts: the leader was killed and another
 // host took over, release-v2 succeeded on every host, release-v3 was
-// rolled back on every host, and the report ends with the takeover and
+// rolled back on every host, release-v4 given back by its first host in
+// its bake to the warm v2 process, and the report ends with the takeover and
 // "failed requests: 0".
 func TestExample(t *testing.T) {
 	if testing.Short() {
@@ -54,6 +55,9 @@ func TestExample(t *testing.T) {
 			"rollout release-v3: rolled-back",
 			"median answer time of",
 			"1 instance(s) back on v2",
+			"rollout release-v4: rolled-back",
+			"its v2 process resumed (same pid",
+			"the v4 process left during its bake",
 		} {
 			if !strings.Contains(text, want) {
 				t.Errorf("the report lacks %q", want)
