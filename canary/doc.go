@@ -84,8 +84,11 @@
 // 3 KiB for mirror, so 400 KiB for the default window. Exported through
 // OpenTelemetry as baton.canary.requests, baton.canary.errors and
 // baton.canary.canceled (counters), baton.canary.latency.p50/p99 and
-// baton.canary.weight (gauges), each with a "variant" attribute, read at
-// collection time.
+// baton.canary.weight (gauges), read at collection time, and
+// baton.canary.latency, a histogram over LatencyBuckets of every request
+// the splitter serves (the one instrument the request path pays for, and
+// only with a MeterProvider), which a metrics server can merge across
+// hosts; each but the weight with a "variant" attribute.
 //
 // A request whose client goes away (its context canceled) and that ends
 // in an error or an aborted response is counted as canceled, not as a

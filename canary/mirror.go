@@ -201,6 +201,7 @@ func (m *mirror) run(r *http.Request) {
 		p := recover()
 		end := m.s.clock.Now()
 		m.s.metrics.RecordAt(Mirror, end, end.Sub(start), p != nil || m.s.classify(Response{Request: r, Status: w.status, Header: w.header}))
+		m.s.otel.record(Mirror, end.Sub(start))
 		if p != nil && p != http.ErrAbortHandler {
 			m.s.log.Error("canary: mirrored request panicked", "path", r.URL.Path, "panic", p)
 		}

@@ -2,6 +2,8 @@ package canary
 
 import (
 	"context"
+	"math"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -16,13 +18,41 @@ const (
 	MetricLatencyP50 = "baton.canary.latency.p50"
 	MetricLatencyP99 = "baton.canary.latency.p99"
 	MetricWeight     = "baton.canary.weight"
+	// MetricLatency is a histogram of the latency of every request the
+	// splitter served (and mirrored), in seconds, over LatencyBuckets:
+	// the distribution a metrics server such as Prometheus compares
+	// between variants, where the p50/p99 gauges cannot be merged.
+	MetricLatency = "baton.canary.latency"
 )
+
+// LatencyBuckets returns the upper bounds, in seconds, of the buckets of
+// the MetricLatency histogram: powers of √2 from 250 µs to about 65.5 s
+// (37 bounds, each bucket 41% wider than the one before), fine enough
+// for a comparison of log latencies and few enough series per variant. A
+// fresh slice on every call.
+func LatencyBuckets() []float64 {
+	b := make([]float64, 0, 37)
+	for k := -4; k <= 32; k++ {
+		b = append(b, math.Exp2(float64(k)/2)/1000)
+	}
+	return b
+}
 
 // otelExport publishes the splitter's figures through observable
 // instruments, read at collection time, so the request path pays nothing
 // for export.
 type otelExport struct {
-	reg metric.Registration
+	reg     metric.Registration
+	latency metric.Float64Histogram
+	attrs   [numVariants]metric.RecordOption
+}
+
+// record adds one request's latency to the histogram: the one cost of
+// export on the request path, paid only with a MeterProvider.
+func (e *otelExport) record(v Variant, d time.Duration) {
+	if e != nil && v < numVariants {
+		e.latency.Record(context.Background(), d.Seconds(), e.attrs[v])
+	}
 }
 
 func newOtelExport(mp metric.MeterProvider, s *Splitter) (*otelExport, error) {
@@ -57,9 +87,17 @@ func newOtelExport(mp metric.MeterProvider, s *Splitter) (*otelExport, error) {
 	if err != nil {
 		return nil, err
 	}
+	lat, err := m.Float64Histogram(MetricLatency, metric.WithUnit("s"),
+		metric.WithDescription("Latency of the requests served, per variant."),
+		metric.WithExplicitBucketBoundaries(LatencyBuckets()...))
+	if err != nil {
+		return nil, err
+	}
+	e := &otelExport{latency: lat}
 	var attrs [numVariants]metric.ObserveOption
 	for v := range attrs {
-		attrs[v] = metric.WithAttributeSet(attribute.NewSet(attribute.String("variant", Variant(v).String())))
+		set := metric.WithAttributeSet(attribute.NewSet(attribute.String("variant", Variant(v).String())))
+		attrs[v], e.attrs[v] = set, set
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		w := s.metrics.Snapshot().Current()
@@ -79,7 +117,8 @@ func newOtelExport(mp metric.MeterProvider, s *Splitter) (*otelExport, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &otelExport{reg: reg}, nil
+	e.reg = reg
+	return e, nil
 }
 
 func (e *otelExport) close() { _ = e.reg.Unregister() }

@@ -3,6 +3,7 @@ package canary_test
 import (
 	"context"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ func TestOpenTelemetryExport(t *testing.T) {
 	}
 	sums := map[string]map[string]int64{}
 	gauges := map[string]bool{}
+	hist := map[string]uint64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			switch d := m.Data.(type) {
@@ -39,6 +41,14 @@ func TestOpenTelemetryExport(t *testing.T) {
 				}
 			case metricdata.Gauge[float64]:
 				gauges[m.Name] = len(d.DataPoints) > 0
+			case metricdata.Histogram[float64]:
+				for _, p := range d.DataPoints {
+					v, _ := p.Attributes.Value(attribute.Key("variant"))
+					hist[v.AsString()] = p.Count
+					if !slices.Equal(p.Bounds, canary.LatencyBuckets()) {
+						t.Errorf("%s bounds %v, want LatencyBuckets", m.Name, p.Bounds)
+					}
+				}
 			}
 		}
 	}
@@ -48,6 +58,11 @@ func TestOpenTelemetryExport(t *testing.T) {
 	}
 	if e := sums[canary.MetricErrors]; e["canary"] != 1 || e["stable"] != 0 {
 		t.Fatalf("errors by variant %v", e)
+	}
+	// The histogram counts what the splitter served, not what was
+	// recorded into its Metrics by hand.
+	if hist["stable"] != uint64(req["stable"]) || hist["canary"] != uint64(req["canary"])-1 {
+		t.Errorf("%s counts %v, want the served requests of %v", canary.MetricLatency, hist, req)
 	}
 	for _, g := range []string{canary.MetricLatencyP50, canary.MetricLatencyP99, canary.MetricWeight} {
 		if !gauges[g] {

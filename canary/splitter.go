@@ -194,6 +194,11 @@ func (e *weightError) Unwrap() error { return ErrWeight }
 // Weight returns the current canary weight in basis points.
 func (s *Splitter) Weight() uint32 { return s.weight.Load() }
 
+// Salt returns the salt hashed before each key (Options.Salt, or
+// DefaultSalt): two splitters with the same salt and weight send every key
+// to the same variant, on any host.
+func (s *Splitter) Salt() string { return s.salt }
+
 // Halt sends every request to stable, segments included, until the next
 // SetWeight: what an abort does. Only an allowed override header still
 // reaches the canary, so a person can reproduce the failure.
@@ -358,6 +363,7 @@ func (s *Splitter) serve(h http.Handler, rec *recorder, r *http.Request, v Varia
 			s.metrics.RecordCanceled(v)
 		} else {
 			s.metrics.record(v, end, group, end.Sub(start), failed)
+			s.otel.record(v, end.Sub(start))
 		}
 		if p == nil {
 			return

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"log/slog"
 	"mime"
@@ -33,6 +32,9 @@ type HandlerOptions struct {
 	// accepted whatever its Host): a web page whose name is rebound to
 	// 127.0.0.1 still sends its own name.
 	AllowedHosts []string
+	// Fleet lists the hosts the console's fleet page shows. Nil shows
+	// this process alone.
+	Fleet FleetView
 }
 
 // Limits of the admin API: every request is bounded in size and time.
@@ -47,7 +49,9 @@ const (
 
 // NewHandler returns the admin API of r:
 //
-//	GET  /                    HTML status page
+//	GET  /                    the console: the rollout's page (see Console)
+//	GET  /fleet               the console's fleet page
+//	GET  /api/fleet           JSON FleetStatus: the hosts
 //	GET  /api/status          JSON StatusView: every step with timings and decisions
 //	GET  /api/status?wait=N   the same, once the state's revision is past N
 //	                          (or after timeout=, at most MaxWait): watch with it
@@ -98,9 +102,9 @@ func newHandler(src source, o HandlerOptions) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &adminHandler{src: src, log: log}
+	h := &adminHandler{src: src, log: log, fleet: o.Fleet}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", h.page)
+	h.console(mux)
 	mux.HandleFunc("GET /api/status", h.status)
 	mux.HandleFunc("POST /api/start", h.start)
 	mux.HandleFunc("POST /api/{cmd}", h.command)
@@ -118,11 +122,23 @@ func newHandler(src source, o HandlerOptions) http.Handler {
 		h.fail(w, req, http.StatusMethodNotAllowed, "commands are sent with POST")
 	})
 	mux.HandleFunc("/", h.notFound)
-	return adminnet.Guard(mux, adminnet.GuardOptions{
+	return guard(mux, o)
+}
+
+// guard fronts an admin handler with adminnet's guard.
+func guard(h http.Handler, o HandlerOptions) http.Handler {
+	return adminnet.Guard(h, adminnet.GuardOptions{
 		AllowedHosts: o.AllowedHosts, Option: "HandlerOptions.AllowedHosts",
 		BodyTypes: []string{"application/json", "application/yaml"},
 	})
 }
+
+// Guard wraps h, a handler that fronts the admin API (a proxy of it, an
+// extra page), in the guard NewHandler uses: a Host that is not loopback,
+// a Unix socket's or in o.AllowedHosts is refused, so is an Origin other
+// than the request's own Host, and a POST whose body is not JSON or YAML.
+// Only o.AllowedHosts is used.
+func Guard(h http.Handler, o HandlerOptions) http.Handler { return guard(h, o) }
 
 func (h *adminHandler) notFound(w http.ResponseWriter, req *http.Request) {
 	h.fail(w, req, http.StatusNotFound, fmt.Sprintf("no such endpoint %s %s; see GET /api/status and POST /api/{%s}", req.Method, req.URL.Path, strings.Join(append(commandNames, CmdStart), ",")))
@@ -131,36 +147,9 @@ func (h *adminHandler) notFound(w http.ResponseWriter, req *http.Request) {
 var commandNames = []string{CmdPromote, CmdPromoteFull, CmdAbort, CmdPause, CmdResume, CmdRetry}
 
 type adminHandler struct {
-	src source
-	log *slog.Logger
-}
-
-// StatusView is the JSON of GET /api/status and of an accepted command.
-// Its zero value is an empty status.
-type StatusView struct {
-	Status
-	// Revision is the store revision of the state: pass it to
-	// GET /api/status?wait= to be answered at the next change.
-	Revision int64      `json:"revision"`
-	Now      time.Time  `json:"now"`
-	Steps    []StepView `json:"steps"`
-}
-
-// StepView is one step in StatusView, with its duration computed. The
-// zero value is an empty step.
-type StepView struct {
-	StepState
-	DurationSeconds float64 `json:"durationSeconds"`
-}
-
-func view(r *Rollout) StatusView {
-	st := r.Status()
-	now := r.clock.Now()
-	v := StatusView{Status: st, Revision: st.Revision, Now: now}
-	for _, s := range st.Steps {
-		v.Steps = append(v.Steps, StepView{StepState: s, DurationSeconds: s.Duration(now).Seconds()})
-	}
-	return v
+	src   source
+	log   *slog.Logger
+	fleet FleetView
 }
 
 // rollout returns the rollout served now, or answers 404.
@@ -354,32 +343,4 @@ func (h *adminHandler) start(w http.ResponseWriter, req *http.Request) {
 	}
 	r, _ := h.src.current()
 	adminnet.WriteJSON(w, http.StatusOK, view(r))
-}
-
-//go:embed admin.html
-var pageSource string
-
-var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
-	"dur": func(s float64) string {
-		return (time.Duration(s * float64(time.Second))).Round(time.Millisecond).String()
-	},
-	"ts": func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return t.UTC().Format("15:04:05.000")
-	},
-}).Parse(pageSource))
-
-func (h *adminHandler) page(w http.ResponseWriter, req *http.Request) {
-	r, _ := h.rollout(w, req)
-	if r == nil {
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	if err := pageTemplate.Execute(w, view(r)); err != nil {
-		h.log.Warn("rollout admin page", "err", err)
-	}
 }

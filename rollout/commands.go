@@ -60,11 +60,8 @@ func (r *Rollout) wakeLocked() {
 // waiting.
 func (r *Rollout) Promote(ctx context.Context) error {
 	return r.command(ctx, CmdPromote, func(st *Status) (func(), error) {
-		if err := active(st, CmdPromote); err != nil {
+		if err := r.refusalLocked(st, CmdPromote); err != nil {
 			return nil, err
-		}
-		if r.promoteCh == nil {
-			return nil, refuse(CmdPromote, "no step is waiting for promotion (current: %s)", current(st))
 		}
 		r.decide(st, st.Current, "promoted by operator")
 		return r.wakeLocked, nil
@@ -77,11 +74,8 @@ func (r *Rollout) Promote(ctx context.Context) error {
 // because skipping them would leave it half changed.
 func (r *Rollout) PromoteFull(ctx context.Context) error {
 	return r.command(ctx, CmdPromoteFull, func(st *Status) (func(), error) {
-		if err := active(st, CmdPromoteFull); err != nil {
+		if err := r.refusalLocked(st, CmdPromoteFull); err != nil {
 			return nil, err
-		}
-		if st.PromoteFull {
-			return nil, refuse(CmdPromoteFull, "promote-full already requested")
 		}
 		st.PromoteFull = true
 		r.decide(st, -1, "promote-full requested by operator: remaining pauses and analyses are skipped")
@@ -98,11 +92,8 @@ func (r *Rollout) Abort(ctx context.Context, reason string) error {
 		reason = "no reason given"
 	}
 	return r.command(ctx, CmdAbort, func(st *Status) (func(), error) {
-		if err := active(st, CmdAbort); err != nil {
+		if err := r.refusalLocked(st, CmdAbort); err != nil {
 			return nil, err
-		}
-		if st.AbortRequested != "" {
-			return nil, refuse(CmdAbort, "abort already requested: %s", st.AbortRequested)
 		}
 		st.AbortRequested = reason
 		r.decide(st, -1, "abort requested by operator: %s", reason)
@@ -118,11 +109,8 @@ func (r *Rollout) Abort(ctx context.Context, reason string) error {
 // or a rolling update); the running unit finishes. Resume continues.
 func (r *Rollout) Pause(ctx context.Context) error {
 	return r.command(ctx, CmdPause, func(st *Status) (func(), error) {
-		if err := active(st, CmdPause); err != nil {
+		if err := r.refusalLocked(st, CmdPause); err != nil {
 			return nil, err
-		}
-		if st.Paused {
-			return nil, refuse(CmdPause, "already paused")
 		}
 		st.Paused = true
 		r.decide(st, -1, "paused by operator")
@@ -133,11 +121,8 @@ func (r *Rollout) Pause(ctx context.Context) error {
 // Resume continues a paused rollout.
 func (r *Rollout) Resume(ctx context.Context) error {
 	return r.command(ctx, CmdResume, func(st *Status) (func(), error) {
-		if err := active(st, CmdResume); err != nil {
+		if err := r.refusalLocked(st, CmdResume); err != nil {
 			return nil, err
-		}
-		if !st.Paused {
-			return nil, refuse(CmdResume, "not paused")
 		}
 		st.Paused = false
 		r.decide(st, -1, "resumed by operator")
@@ -151,14 +136,13 @@ func (r *Rollout) Resume(ctx context.Context) error {
 // rollback. Run must then be called (again).
 func (r *Rollout) Retry(ctx context.Context) error {
 	return r.command(ctx, CmdRetry, func(st *Status) (func(), error) {
-		switch st.Phase {
-		case PhaseFailed:
+		if err := r.refusalLocked(st, CmdRetry); err != nil {
+			return nil, err
+		}
+		if st.Phase == PhaseFailed {
 			st.Phase = PhaseRollingBack
 			r.decide(st, -1, "retrying the rollback on operator request")
 			return nil, nil
-		case PhaseRolledBack:
-		default:
-			return nil, refuse(CmdRetry, "the rollout is %s; only a rolled-back or failed rollout can be retried", phaseName(st.Phase))
 		}
 		keep := -1
 		for k := len(st.Steps) - 1; k >= 0; k-- {
@@ -180,6 +164,53 @@ func (r *Rollout) Retry(ctx context.Context) error {
 		r.decide(st, -1, "retry requested by operator (run %d)", st.Run)
 		return nil, nil
 	})
+}
+
+// Refusals returns, for each command that would be refused now, the
+// *CommandError it would return (the admin API's 409 reason); a command
+// missing from the map would be accepted. The console disables the
+// buttons of the refused ones and shows why.
+func (r *Rollout) Refusals() map[string]error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refusalsLocked()
+}
+
+func (r *Rollout) refusalsLocked() map[string]error {
+	out := map[string]error{}
+	for _, cmd := range commandNames {
+		if err := r.refusalLocked(&r.st, cmd); err != nil {
+			out[cmd] = err
+		}
+	}
+	return out
+}
+
+// refusalLocked says why cmd would be refused on st, or nil. Commands and
+// Refusals share it, so that the console and the API never disagree.
+func (r *Rollout) refusalLocked(st *Status, cmd string) error {
+	if cmd == CmdRetry {
+		if st.Phase != PhaseFailed && st.Phase != PhaseRolledBack {
+			return refuse(CmdRetry, "the rollout is %s; only a rolled-back or failed rollout can be retried", phaseName(st.Phase))
+		}
+		return nil
+	}
+	if err := active(st, cmd); err != nil {
+		return err
+	}
+	switch {
+	case cmd == CmdPromote && r.promoteCh == nil:
+		return refuse(CmdPromote, "no step is waiting for promotion (current: %s)", current(st))
+	case cmd == CmdPromoteFull && st.PromoteFull:
+		return refuse(CmdPromoteFull, "promote-full already requested")
+	case cmd == CmdAbort && st.AbortRequested != "":
+		return refuse(CmdAbort, "abort already requested: %s", st.AbortRequested)
+	case cmd == CmdPause && st.Paused:
+		return refuse(CmdPause, "already paused")
+	case cmd == CmdResume && !st.Paused:
+		return refuse(CmdResume, "not paused")
+	}
+	return nil
 }
 
 // active refuses cmd unless the rollout is pending or running with no

@@ -98,6 +98,30 @@ func checkDecisions(id, field string, ds []Decision) error {
 	if len(ds) > MaxDecisions {
 		return &StateError{ID: id, Field: field, Reason: fmt.Sprintf("%d decisions, more than the %d the runner keeps", len(ds), MaxDecisions)}
 	}
+	for k, d := range ds {
+		bad := func(format string, args ...any) error {
+			return &StateError{ID: id, Field: fmt.Sprintf("%s[%d]", field, k), Reason: fmt.Sprintf(format, args...)}
+		}
+		if d.Verdict != "" && !slices.Contains(verdicts, d.Verdict) {
+			return bad("unknown verdict %q (want one of %q)", d.Verdict, verdicts)
+		}
+		if d.Percent != nil && !(*d.Percent >= 0 && *d.Percent <= 100) {
+			return bad("percent %v is outside 0..100", *d.Percent)
+		}
+		if d.Weight != nil && *d.Weight > MaxWeight {
+			return bad("weight %d basis points is outside 0..%d", *d.Weight, MaxWeight)
+		}
+		if m := d.Measurement; m != nil {
+			if m.Weight > MaxWeight {
+				return bad("measurement weight %d basis points is outside 0..%d", m.Weight, MaxWeight)
+			}
+			for _, f := range []Figures{m.Canary, m.Stable} {
+				if !(f.ErrorRate >= 0 && f.ErrorRate <= 1) || !(f.P50Seconds >= 0) || !(f.P99Seconds >= 0) || f.Errors > f.Requests {
+					return bad("measurement figures out of range: %+v", f)
+				}
+			}
+		}
+	}
 	return nil
 }
 
@@ -111,4 +135,5 @@ var (
 	phases       = []Phase{PhasePending, PhaseRunning, PhaseSucceeded, PhaseRollingBack, PhaseRolledBack, PhaseFailed}
 	stepStatuses = []StepStatus{StepPending, StepRunning, StepSucceeded, StepSkipped, StepFailed, StepRollingBack, StepRolledBack, StepRollbackFailed}
 	handoffs     = []Handoff{HandoffNone, HandoffHandedOff, HandoffHandedBack}
+	verdicts     = []string{Pass.String(), Fail.String(), Inconclusive.String()}
 )

@@ -67,7 +67,9 @@ func TestStoredStateValidatedOnLoad(t *testing.T) {
 		{"negative progress", `"progress":2`, `"progress":-1`, "steps[1].progress: -1 is negative"},
 		{"progress past the ramp", `"progress":2`, `"progress":7`, "steps[1].progress: 7 percentages done of 2"},
 		{"current out of range", `"current":2`, `"current":9`, "current: 9 is outside -1..2"},
-		{"weight out of range", `"weight":100`, `"weight":20000`, "weight: 20000 basis points"},
+		{"weight out of range", `],"weight":100`, `],"weight":20000`, "weight: 20000 basis points"},
+		{"decision weight out of range", `"weight":100}`, `"weight":20000}`, "steps[0].decisions[0]: weight 20000 basis points"},
+		{"decision percent out of range", `"percent":50}`, `"percent":150}`, "steps[1].decisions[1]: percent 150 is outside 0..100"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := good.String()

@@ -62,7 +62,13 @@ func (r *Rollout) tx(ctx context.Context, f func(st *Status) error) error {
 
 // decide records a decision on step i of st (or on the rollout if i < 0).
 func (r *Rollout) decide(st *Status, i int, format string, args ...any) {
-	d := Decision{At: r.clock.Now(), Reason: fmt.Sprintf(format, args...)}
+	r.record(st, i, Decision{Reason: fmt.Sprintf(format, args...)})
+}
+
+// record records d, stamped now, on step i of st (or on the rollout if
+// i < 0).
+func (r *Rollout) record(st *Status, i int, d Decision) {
+	d.At = r.clock.Now()
 	if i < 0 {
 		st.Decisions = capDecisions(append(st.Decisions, d))
 		r.log.Info("rollout decision", "rollout", st.ID, "reason", d.Reason)

@@ -53,6 +53,17 @@ const (
 type Decision struct {
 	At     time.Time `json:"at"`
 	Reason string    `json:"reason"`
+	// Verdict is set on the decision of an analysis: "pass", "fail" or
+	// "inconclusive" (Verdict.String).
+	Verdict string `json:"verdict,omitempty"`
+	// Measurement is what the analysis measured, when its Analyzer is a
+	// MeasuredAnalyzer.
+	Measurement *Measurement `json:"measurement,omitempty"`
+	// Percent is the flag percentage a ramp-flag step set, and Weight the
+	// canary weight in basis points a set-weight step set (or its
+	// rollback), so that the console can chart them over time.
+	Percent *float64 `json:"percent,omitempty"`
+	Weight  *uint32  `json:"weight,omitempty"`
 }
 
 // StepState is the persisted record of one step. The zero value is a

@@ -103,7 +103,7 @@ func (a *rampAction) run(ctx context.Context, x *stepCtx) error {
 		if err := a.f.SetPercent(ctx, a.key, p); err != nil {
 			return fmt.Errorf("flag %q to %v%%: %w", a.key, p, err)
 		}
-		if err := x.decide(ctx, "flag %q at %v%%", a.key, p); err != nil {
+		if err := x.record(ctx, Decision{Reason: fmt.Sprintf("flag %q at %v%%", a.key, p), Percent: &p}); err != nil {
 			return err
 		}
 		if a.o.Analyzer != nil {
@@ -152,5 +152,6 @@ func (a *rampAction) undo(ctx context.Context, x *stepCtx) error {
 	if err := a.f.Disable(ctx, a.key); err != nil {
 		return fmt.Errorf("disable flag %q: %w", a.key, err)
 	}
-	return x.decide(ctx, "flag %q disabled", a.key)
+	off := 0.0
+	return x.record(ctx, Decision{Reason: fmt.Sprintf("flag %q disabled", a.key), Percent: &off})
 }

@@ -52,8 +52,9 @@ func (a *weightAction) set(ctx context.Context, x *stepCtx, bp uint32) error {
 	if err := a.w.SetWeight(ctx, bp); err != nil {
 		return fmt.Errorf("set weight %s: %w", pct(bp), err)
 	}
+	reason := "canary weight set to " + pct(bp)
 	if x.undoing {
-		return x.decide(ctx, "canary weight back to 0%%")
+		reason = "canary weight back to 0%"
 	}
-	return x.decide(ctx, "canary weight set to %s", pct(bp))
+	return x.record(ctx, Decision{Reason: reason, Weight: &bp})
 }

@@ -139,9 +139,28 @@ func (x *stepCtx) waitUntil(ctx context.Context, deadline time.Time) (promoted b
 	}
 }
 
-// analyze runs one analysis and records its verdict.
+// record records decision d and persists it.
+func (x *stepCtx) record(ctx context.Context, d Decision) error {
+	return x.r.tx(ctx, func(st *Status) error {
+		x.r.record(st, x.i, d)
+		return nil
+	})
+}
+
+// analyze runs one analysis and records its verdict, with what it
+// measured when the analyzer reports it.
 func (x *stepCtx) analyze(ctx context.Context, a Analyzer, what string) (Verdict, string, error) {
-	v, reason, err := a.Analyze(ctx)
+	var (
+		v      Verdict
+		reason string
+		m      *Measurement
+		err    error
+	)
+	if ma, ok := a.(MeasuredAnalyzer); ok {
+		v, reason, m, err = ma.AnalyzeMeasured(ctx)
+	} else {
+		v, reason, err = a.Analyze(ctx)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return Inconclusive, "", context.Cause(ctx)
@@ -152,5 +171,6 @@ func (x *stepCtx) analyze(ctx context.Context, a Analyzer, what string) (Verdict
 		reason = "no reason given"
 	}
 	x.r.tel.analysis(ctx, v)
-	return v, reason, x.decide(ctx, "%s: %s (%s)", what, v, reason)
+	d := Decision{Reason: fmt.Sprintf("%s: %s (%s)", what, v, reason), Verdict: v.String(), Measurement: m}
+	return v, reason, x.record(ctx, d)
 }

@@ -92,9 +92,14 @@ func TestCanaryAdapters(t *testing.T) {
 		m.Record(canary.Stable, time.Duration(10+i%7)*time.Millisecond, false)
 		m.Record(canary.Canary, time.Duration(30+i%7)*time.Millisecond, false)
 	}
-	v, reason, err = a.Analyze(ctx)
+	v, reason, meas, err := a.AnalyzeMeasured(ctx)
 	if err != nil || v != rollout.Fail || !strings.Contains(reason, "worse than stable") {
 		t.Fatalf("slow canary: %v %q %v, want fail with canary's reason", v, reason, err)
+	}
+	// The figures behind the verdict, for the console's charts.
+	if meas == nil || meas.Weight != 5000 || meas.Canary.Requests == 0 || meas.Canary.P99Seconds < 0.03 ||
+		meas.Stable.P99Seconds > 0.02 || meas.Canary.ErrorRate != 0 {
+		t.Fatalf("measurement %+v", meas)
 	}
 }
 

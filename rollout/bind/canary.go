@@ -90,26 +90,46 @@ func (c *CanaryAnalyzer) analyzer() (*canary.Analyzer, error) {
 
 // Analyze runs one canary analysis.
 func (c *CanaryAnalyzer) Analyze(ctx context.Context) (rollout.Verdict, string, error) {
+	v, reason, _, err := c.AnalyzeMeasured(ctx)
+	return v, reason, err
+}
+
+// AnalyzeMeasured implements rollout.MeasuredAnalyzer: one canary
+// analysis, with the figures of both variants over the window compared,
+// which the rollout records with the decision for its console's charts.
+func (c *CanaryAnalyzer) AnalyzeMeasured(ctx context.Context) (rollout.Verdict, string, *rollout.Measurement, error) {
 	if err := ctx.Err(); err != nil {
-		return rollout.Inconclusive, "", err
+		return rollout.Inconclusive, "", nil, err
 	}
 	if c.Splitter == nil {
-		return rollout.Inconclusive, "", errors.New("bind: CanaryAnalyzer needs a Splitter")
+		return rollout.Inconclusive, "", nil, errors.New("bind: CanaryAnalyzer needs a Splitter")
 	}
 	a, err := c.analyzer()
 	if err != nil {
-		return rollout.Inconclusive, "", fmt.Errorf("bind: canary analysis options: %w", err)
+		return rollout.Inconclusive, "", nil, fmt.Errorf("bind: canary analysis options: %w", err)
 	}
 	rep := a.Analyze(c.Splitter.Metrics().Snapshot())
-	if c.Splitter.Weight() == canary.MaxWeight {
-		return alone(rep)
+	m := &rollout.Measurement{
+		WindowStart: rep.WindowStart, WindowEnd: rep.WindowEnd, Weight: rep.Weight,
+		Canary: figuresOf(rep.Canary), Stable: figuresOf(rep.Stable),
 	}
-	return verdictOf(rep.Verdict), rep.Reason, nil
+	if c.Splitter.Weight() == canary.MaxWeight {
+		v, reason := alone(rep)
+		return v, reason, m, nil
+	}
+	return verdictOf(rep.Verdict), rep.Reason, m, nil
+}
+
+func figuresOf(f canary.Figures) rollout.Figures {
+	return rollout.Figures{
+		Requests: f.Requests, Errors: f.Errors, ErrorRate: f.ErrorRate,
+		P50Seconds: f.P50.Seconds(), P99Seconds: f.P99.Seconds(),
+	}
 }
 
 // alone judges a canary that takes all the traffic by the absolute limits
 // of the report.
-func alone(rep canary.Report) (rollout.Verdict, string, error) {
+func alone(rep canary.Report) (rollout.Verdict, string) {
 	var limits []string
 	for _, c := range rep.Checks {
 		if c.Name != "max error rate" && c.Name != "max p99" {
@@ -117,20 +137,20 @@ func alone(rep canary.Report) (rollout.Verdict, string, error) {
 		}
 		switch c.Verdict {
 		case canary.Fail:
-			return rollout.Fail, "canary at 100%: " + c.Detail, nil
+			return rollout.Fail, "canary at 100%: " + c.Detail
 		case canary.Pass:
 			limits = append(limits, c.Detail)
 		default:
-			return rollout.Inconclusive, "canary at 100%: " + c.Detail, nil
+			return rollout.Inconclusive, "canary at 100%: " + c.Detail
 		}
 	}
 	if rep.Verdict == canary.Fail {
-		return rollout.Fail, "canary at 100%: " + rep.Reason, nil
+		return rollout.Fail, "canary at 100%: " + rep.Reason
 	}
 	if len(limits) == 0 {
-		return rollout.Inconclusive, "canary at 100%: no stable traffic to compare with, and no absolute limit (MaxErrorRate, MaxP99) to judge it alone", nil
+		return rollout.Inconclusive, "canary at 100%: no stable traffic to compare with, and no absolute limit (MaxErrorRate, MaxP99) to judge it alone"
 	}
-	return rollout.Pass, fmt.Sprintf("canary at 100%%, judged by its absolute limits: %v", limits), nil
+	return rollout.Pass, fmt.Sprintf("canary at 100%%, judged by its absolute limits: %v", limits)
 }
 
 func verdictOf(v canary.Verdict) rollout.Verdict {
@@ -144,7 +164,8 @@ func verdictOf(v canary.Verdict) rollout.Verdict {
 }
 
 var (
-	_ rollout.WeightSetter = CanaryWeights{}
-	_ rollout.Analyzer     = (*CanaryAnalyzer)(nil)
-	_ rollout.LookPlanner  = (*CanaryAnalyzer)(nil)
+	_ rollout.WeightSetter     = CanaryWeights{}
+	_ rollout.Analyzer         = (*CanaryAnalyzer)(nil)
+	_ rollout.MeasuredAnalyzer = (*CanaryAnalyzer)(nil)
+	_ rollout.LookPlanner      = (*CanaryAnalyzer)(nil)
 )

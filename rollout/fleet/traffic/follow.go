@@ -1,0 +1,177 @@
+package traffic
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/batonhq/baton/canary"
+	"github.com/batonhq/baton/rollout/fleet"
+)
+
+// FollowOptions configure Follow. Splitter is required; the other zero
+// fields mean DefaultName, any target and no callback.
+type FollowOptions struct {
+	// Name of the canary document; empty means DefaultName.
+	Name string
+	// Splitter receives the fleet's weight (Splitter.SetWeight).
+	Splitter *canary.Splitter
+	// Target is the canary this host's splitter serves (a version, an
+	// upstream). A document naming another target makes this host send
+	// nobody to its canary (Splitter.Halt). Empty accepts any target.
+	Target string
+	// OnApply, if set, is called after each document is applied (or
+	// refused), in order, from the Follower's goroutine.
+	OnApply func(Applied)
+	// Logger receives what the Follower applies and refuses. Nil
+	// discards.
+	Logger *slog.Logger
+}
+
+// Applied is what a Follower last did with the fleet's canary document.
+// The zero value is nothing applied yet.
+type Applied struct {
+	// Canary is the document as stored.
+	Canary Canary
+	// Revision is the engine revision of the document (0: none seen).
+	Revision int64
+	// Refused says why the document was not applied as written (another
+	// salt or target, an undecodable document): the splitter then sends
+	// nobody to the canary. Empty when it was.
+	Refused string
+	// Stale: the member is cut off from the engine, and the splitter
+	// keeps the weight it last applied.
+	Stale bool
+}
+
+// Follower applies the fleet's canary document to a host's Splitter every
+// time it changes: the weight with Splitter.SetWeight, so that every host
+// serves the same weight within the engine's watch delay. Because keys are
+// bucketed by a hash of salt and key, the same key gets the same variant
+// on every host that has applied the same document. Make one with Follow;
+// Close stops it. The zero value is not usable.
+type Follower struct {
+	o      FollowOptions
+	key    string
+	mirror *fleet.Mirror
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	applied Applied
+	changed chan struct{}
+}
+
+// Follow starts applying the canary document of m's fleet to
+// o.Splitter. Until a document arrives the splitter keeps the weight it
+// has. One goroutine, owned by the Follower, applies the changes until
+// Close or m's Close.
+func Follow(m *fleet.Member, o FollowOptions) (*Follower, error) {
+	if o.Splitter == nil {
+		return nil, errNoSplitter
+	}
+	key := Key(m.Layout(), o.Name)
+	mi, err := m.Mirror(key)
+	if err != nil {
+		return nil, fmt.Errorf("traffic: Follow: %w", err)
+	}
+	f := &Follower{o: o, key: key, mirror: mi, log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	go func() {
+		defer close(f.done)
+		f.run(ctx)
+	}()
+	return f, nil
+}
+
+// Applied returns what the Follower last applied.
+func (f *Follower) Applied() Applied {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// Changed returns a channel closed at the next change of Applied.
+func (f *Follower) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+// Close stops following; the splitter keeps its weight. It is idempotent.
+func (f *Follower) Close() error {
+	f.cancel()
+	<-f.done
+	return nil
+}
+
+func (f *Follower) run(ctx context.Context) {
+	for {
+		ch := f.mirror.Changed()
+		d, ok := f.mirror.Get(f.key)
+		stale := f.mirror.Stale()
+		f.mu.Lock()
+		prev := f.applied
+		f.mu.Unlock()
+		switch {
+		case ok && d.Revision != prev.Revision:
+			f.apply(d, stale)
+		case stale != prev.Stale:
+			f.set(func(a *Applied) { a.Stale = stale })
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// apply puts the document in force on the splitter, or halts the canary
+// when this host cannot serve it as written.
+func (f *Follower) apply(d fleet.Document, stale bool) {
+	a := Applied{Revision: d.Revision, Stale: stale}
+	c, err := decode(d)
+	switch {
+	case err != nil:
+		a.Refused = err.Error()
+	case c.salt() != f.o.Splitter.Salt():
+		a.Canary = c
+		a.Refused = fmt.Sprintf("the fleet's salt is %q, this host's splitter hashes with %q", c.salt(), f.o.Splitter.Salt())
+	case c.Target != "" && f.o.Target != "" && c.Target != f.o.Target:
+		a.Canary = c
+		a.Refused = fmt.Sprintf("the fleet's canary is %q, this host's is %q", c.Target, f.o.Target)
+	default:
+		a.Canary = c
+		err = f.o.Splitter.SetWeight(c.Weight)
+	}
+	if a.Refused != "" {
+		// Sending nobody to a canary this host cannot serve as the fleet
+		// does keeps every key on one variant fleet-wide: stable.
+		f.o.Splitter.Halt()
+		f.log.Warn("traffic: canary document refused; this host sends nobody to its canary", "key", f.key, "revision", d.Revision, "reason", a.Refused)
+	} else if err != nil {
+		a.Refused = err.Error()
+	} else {
+		f.log.Info("traffic: canary weight applied", "key", f.key, "revision", d.Revision, "weight", c.Weight)
+	}
+	f.set(func(p *Applied) { *p = a })
+}
+
+func (f *Follower) set(edit func(*Applied)) {
+	f.mu.Lock()
+	edit(&f.applied)
+	a := f.applied
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+	if f.o.OnApply != nil {
+		f.o.OnApply(a)
+	}
+}
