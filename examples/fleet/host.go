@@ -135,6 +135,7 @@ func runHost(c hostConfig, log *slog.Logger) error {
 		}
 		fmt.Fprintf(w, "%s %s\n", c.id, version)
 	})
+	mux.Handle("/healthz", upg.Health())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	upg.HTTP(srv)
 	go srv.Serve(ln)

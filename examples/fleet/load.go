@@ -28,8 +28,9 @@ import (
 // such retries are counted and reported, and a request is failed when
 // every try failed or an answer was not 200.
 type balancer struct {
-	e    fleet.Engine
-	keys fleet.Layout
+	e     fleet.Engine
+	keys  fleet.Layout
+	fixed []string // a load balancer in front: its address only
 
 	mu      sync.Mutex
 	servers []string
@@ -54,6 +55,12 @@ func (b *balancer) markDown(addr string) {
 const maxTries = 3
 
 func (b *balancer) refresh(ctx context.Context) {
+	if b.fixed != nil {
+		b.mu.Lock()
+		b.servers = b.fixed
+		b.mu.Unlock()
+		return
+	}
 	ms, err := liveMembers(ctx, b.e, b.keys)
 	if err != nil {
 		return

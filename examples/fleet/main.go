@@ -34,7 +34,9 @@
 // "leader takeover: <duration>" and "failed requests: <n>" (every request
 // that got no 200 after the balancer's retries; it must be 0). The exit
 // status is non-zero if a request failed, v2 did not succeed, or v3 or v4
-// was not rolled back. -lb haproxy is reserved for HAProxy in front.
+// was not rolled back. With -lb haproxy the load goes through HAProxy
+// (found on PATH) in front of the hosts instead, with health checks and
+// the retries of a load balancer that loses a server.
 package main
 
 import (
@@ -186,10 +188,13 @@ func (x *example) run() (int, error) {
 	case "client":
 		lb = &balancer{e: e, keys: x.keys}
 	case "haproxy":
-		// Hook: HAProxy in front of the hosts (its servers set from the
-		// membership through the Runtime API) replaces the balancer
-		// here once the fleet's HAProxy binding is part of the module.
-		return 2, errors.New("-lb haproxy: this build has no HAProxy binding for the fleet; use -lb client")
+		front, stop, err := x.startHAProxy(ctx)
+		if err != nil {
+			return 2, fmt.Errorf("-lb haproxy: %w", err)
+		}
+		defer stop()
+		x.logf("HAProxy in front of the hosts at %s", front)
+		lb = &balancer{fixed: []string{front}}
 	default:
 		return 2, fmt.Errorf("-lb %q: want client or haproxy", x.o.lb)
 	}
@@ -260,8 +265,12 @@ func (x *example) run() (int, error) {
 	printStatus(st2)
 	printStatus(st3)
 	printStatus(st4)
-	fmt.Printf("requests: %d answered (by version: %s), %d retried on another host after a connection failure\n",
-		ld.ok.Load(), ld.byVersion(), ld.retried.Load())
+	if x.o.lb == "haproxy" {
+		fmt.Printf("requests: %d answered through HAProxy (by version: %s); HAProxy's own retries are in its log\n", ld.ok.Load(), ld.byVersion())
+	} else {
+		fmt.Printf("requests: %d answered (by version: %s), %d retried on another host after a connection failure\n",
+			ld.ok.Load(), ld.byVersion(), ld.retried.Load())
+	}
 	for _, f := range ld.failures {
 		fmt.Printf("  failure: %s\n", f)
 	}
@@ -444,8 +453,8 @@ func (x *example) await(what string, d time.Duration, cond func() error) error {
 	deadline := time.Now().Add(d)
 	for {
 		err := cond()
-		if err == nil {
-			return nil
+		if err == nil || errors.Is(err, errStop) {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("waited %s for %s: %w", d, what, err)
