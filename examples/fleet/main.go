@@ -266,7 +266,7 @@ func (x *example) run() (int, error) {
 	printStatus(st3)
 	printStatus(st4)
 	if x.o.lb == "haproxy" {
-		fmt.Printf("requests: %d answered through HAProxy (by version: %s); HAProxy's own retries are in its log\n", ld.ok.Load(), ld.byVersion())
+		fmt.Printf("requests: %d answered through HAProxy (by version: %s); HAProxy sent a request whose server died to another (retries 3, redispatch)\n", ld.ok.Load(), ld.byVersion())
 	} else {
 		fmt.Printf("requests: %d answered (by version: %s), %d retried on another host after a connection failure\n",
 			ld.ok.Load(), ld.byVersion(), ld.retried.Load())
