@@ -92,7 +92,9 @@
 // revision of the Desired it answers), and the membership record's state
 // says the same. A version whose binary is missing or whose new process
 // does not start is reported as an error and not tried again until the
-// leader writes the Desired again.
+// leader writes the Desired again. When Run returns nil, stop this
+// process's Driver too (cancel its Run): the leadership then passes at once
+// instead of when this process exits.
 //
 // # Rolling updates across hosts
 //
