@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -52,8 +53,35 @@ var consoleTemplate = template.Must(template.New("console.html").Funcs(template.
 		}
 		return t.UTC().Format("15:04:05.000")
 	},
-	"phase": phaseName,
+	"phase":  phaseName,
+	"recent": recentDecisions,
 }).ParseFS(consoleFiles, "console.html"))
+
+// firstPaintDecisions bounds the decisions the server renders into a
+// page (the newest), so that a long rollout's page stays small; the
+// script lists them all once it runs.
+const firstPaintDecisions = 50
+
+type stepDecision struct {
+	Step string
+	Decision
+}
+
+// recentDecisions returns the newest decisions of v, rollout's and
+// steps', newest first, at most firstPaintDecisions.
+func recentDecisions(v *StatusView) []stepDecision {
+	var out []stepDecision
+	for _, d := range v.Decisions {
+		out = append(out, stepDecision{"", d})
+	}
+	for _, s := range v.Steps {
+		for _, d := range s.Decisions {
+			out = append(out, stepDecision{s.Name, d})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b stepDecision) int { return b.At.Compare(a.At) })
+	return out[:min(len(out), firstPaintDecisions)]
+}
 
 type consolePage struct {
 	Page  string // "rollout" or "fleet"

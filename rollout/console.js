@@ -180,7 +180,7 @@
     const sum = $('summary');
     sum.replaceChildren(el('span', 'phase phase-' + phaseName(v.phase), phaseName(v.phase)));
     if (v.paused) sum.append(' ', el('span', 'badge', 'paused'));
-    if (v.abortRequested) sum.append(' ', el('span', 'badge', 'abort requested'));
+    if (v.abortRequested && (v.phase === 'running' || !v.phase)) sum.append(' ', el('span', 'badge', 'abort requested'));
     sum.append(' · run ' + v.run + (v.version ? ' · version ' + v.version : ''));
     if (v.release && v.release.version) sum.append(' · release ' + v.release.version);
     if (v.reason) sum.append(el('span', 'reason', ' · reason: ' + v.reason));
@@ -251,13 +251,31 @@
     c.append(svg('line', { x1: L, x2: L, y1: T, y2: H - B, class: 'axis' }));
     c.append(svg('text', { x: L, y: H - 8 }, new Date(t0).toISOString().slice(11, 19)));
     c.append(svg('text', { x: W - R, y: H - 8, 'text-anchor': 'end' }, new Date(t1).toISOString().slice(11, 19) + ' UTC'));
-    marks.forEach(function (m, k) {
+    // A mark's label goes on the first of three rows where it does not
+    // run into the previous one; with no room it keeps its line and its
+    // title (shown on hover), and the table below lists every decision.
+    const rowEnd = [-1e9, -1e9, -1e9];
+    marks.forEach(function (m) {
       const xx = x(m.t);
       const g = svg('g', { class: 'decision' });
       g.append(svg('line', { x1: xx, x2: xx, y1: T - 4, y2: H - B, class: 'mark ' + (m.cls || '') }));
-      g.append(svg('text', { x: xx + 2, y: T - 16 + (k % 2) * 10 }, m.label));
+      const row = rowEnd.findIndex(function (end) { return xx > end + 4; });
+      if (row >= 0) {
+        g.append(svg('text', { x: xx + 2, y: T - 20 + row * 9, class: 'mark-label' }, m.label));
+        rowEnd[row] = xx + 2 + m.label.length * 5.5;
+      }
       g.append(svg('title', {}, m.title));
       c.append(g);
+    });
+    // End labels are pushed apart so that two series ending together
+    // stay readable.
+    const ends = series.map(function (s, k) {
+      return s.points.length ? { k: k, y: y(s.points[s.points.length - 1].y) + 4 } : null;
+    }).filter(Boolean).sort(function (a, b) { return a.y - b.y; });
+    const labelY = {};
+    ends.forEach(function (e, j) {
+      if (j && e.y < ends[j - 1].y + 11) e.y = ends[j - 1].y + 11;
+      labelY[e.k] = e.y;
     });
     series.forEach(function (s, k) {
       if (!s.points.length) return;
@@ -272,18 +290,21 @@
       g.append(svg('path', { d: d, fill: 'none', stroke: '#222', 'stroke-width': st.width, 'stroke-dasharray': st.dash }));
       for (const p of s.points) marker(g, st.marker, x(p.t), y(p.y), s.label + ' ' + fmt(p.y));
       const lp = s.points[s.points.length - 1];
-      g.append(svg('text', { x: W - R + 6, y: y(lp.y) + 4 + k * 2 }, s.label + ' ' + fmt(lp.y)));
+      const name = s.label.length > 18 ? s.label.slice(0, 17) + '…' : s.label;
+      g.append(svg('text', { x: W - R + 6, y: labelY[k] }, name + ' ' + fmt(lp.y)));
       c.append(g);
     });
   }
 
-  function charts(v, ds) {
+  function charts(v, all) {
     const now = Date.parse(v.now);
+    // The marker of dropped decisions (MaxDecisions) has no time.
+    const ds = all.filter(function (x) { return Date.parse(x.d.at) > 0; });
     const m = ds.filter(function (x) { return x.d.measurement; });
     const pt = function (f) { return m.map(function (x) { return { t: Date.parse(x.d.at), y: f(x.d.measurement) }; }); };
     const marks = ds.filter(function (x) { return x.d.verdict || (!x.step && x.d.at); }).map(function (x) {
       const d = x.d;
-      const label = d.verdict || d.reason.split(' ').slice(0, 2).join(' ').replace(/:$/, '');
+      const label = d.verdict || d.reason.split(':')[0].replace(/ by operator.*$/, '').replace(/ \(.*\)$/, '').slice(0, 24);
       return { t: Date.parse(d.at), label: label, cls: d.verdict ? 'mark-' + d.verdict : '', title: (x.step ? x.step + ': ' : '') + d.reason };
     });
     chart('chart-errors', [
@@ -299,8 +320,9 @@
     const ramps = [];
     const weight = { label: 'canary weight', step: true, until: now, points: [] };
     for (const s of v.steps) {
-      const r = { label: 'flag ' + s.name, step: true, until: now, points: [] };
+      const r = { label: 'flag ' + (s.flag || s.name), step: true, until: now, points: [] };
       for (const d of s.decisions || []) {
+        if (!(Date.parse(d.at) > 0)) continue;
         if (d.percent !== undefined) r.points.push({ t: Date.parse(d.at), y: d.percent });
         if (d.weight !== undefined) weight.points.push({ t: Date.parse(d.at), y: d.weight / 100 });
       }

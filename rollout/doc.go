@@ -74,6 +74,7 @@
 //	bind.FlagRamps           flags: durable percentage ramps and kill switch
 //	bind.MigrateRunners      migrate: the phases of named migrations
 //	bind.MigrateRegistry     migrate: live instances by version
+//	bind.BackfillTracker     migrate: a backfill's progress, for the console
 //
 // Steps talk to the rest of the system through small interfaces declared
 // here ([Upgrader], [BakeController], [Downgrader], [WeightSetter],
@@ -164,7 +165,8 @@
 // timings, decisions and errors; ?wait=REVISION answers at the next
 // change, for watchers), POST /api/{promote,promote-full,abort,pause,
 // resume,retry}, POST /api/start (a Driver's: a release manifest as JSON
-// or YAML), and a small HTML page at /. Every error is {"error": "..."}.
+// or YAML), GET /api/fleet, and the console (below). Every error is
+// {"error": "..."}.
 // It has no authentication: serve it with [ListenAdmin] or [ListenUnix]
 // (mode 0600) or [ListenLoopback]. It refuses what a web page could make
 // a browser send: a Host that is not loopback or in
@@ -173,7 +175,48 @@
 // its own socket and a stable name that the Driver points at the process
 // driving the rollout: `rolloutctl -socket <name>` follows it across
 // handoffs. examples/rolloutctl is the command line (start, watch,
-// status, commands).
+// status, console, commands).
+//
+// # Console
+//
+// The admin listener also serves the operator's console, a page to keep
+// open during a deploy: GET / for the rollout, GET /fleet for the hosts.
+// It is embedded in the package (no build step, nothing loaded from
+// elsewhere) and stays live without a reload: its script long-polls
+// /api/status (an answer at every change, and at least every second) and
+// redraws. The rollout's page shows the plan as a row of steps, the
+// current one marked, each with its progress ([StepView]: ramp
+// percentages, measurements, bake rounds, the time left of a pause or a
+// bake window, a backfill's rows and ETA when the [MigrationPhaser] is a
+// [BackfillReporter]); charts drawn as inline SVG of the canary against
+// stable error rate and p50/p99 latency per analysis window (from the
+// analyzers that are [MeasuredAnalyzer]s, as bind.CanaryAnalyzer), the
+// flag ramp and the canary weight over time, each decision marked on the
+// time axis; series told apart by dash, marker and label, not by colour.
+// Every decision is listed with its reason. The buttons (promote,
+// promote-full, pause, resume, abort, retry) ask for a confirmation that
+// names the effect, are disabled when the command does not apply, with
+// the reason the API would give ([StatusView].Refusals, computed by the
+// commands' own checks), and show the API's refusal when the state moved
+// in between. The fleet page lists [HandlerOptions].Fleet's hosts
+// ([FleetView]; rollout/fleet's Member.Registry() is one) with version,
+// state, canary weight and flag version; without one, this process
+// alone.
+//
+// To open it, point a browser at the loopback address of [ListenLoopback]
+// (`http://127.0.0.1:9091/`). A browser cannot open a Unix socket: for
+// [ListenAdmin] or [ListenUnix] run `rolloutctl -socket PATH console`,
+// which serves the console on a loopback port, prints the URL and
+// forwards each request over the socket (following its stable name
+// across handoffs), with the same Host and Origin guard ([Guard]) on its
+// side.
+//
+// The console has the API's security, and no more: loopback or socket
+// only, Host and Origin checked, commands as JSON. Its pages carry
+// [ConsoleCSP] (only the page's own script and style, requests to itself
+// only, no inline script or event handler, no framing); the server
+// renders values with html/template and the script sets them as text,
+// never as markup.
 //
 // # Observability
 //
@@ -215,4 +258,8 @@
 //     Unix; it does not inspect Windows ACLs.
 //   - Retry starts again from the first step after the last point of no
 //     return; Run must then be called again (Drive and the Driver do it).
+//   - The console shows the rollout its handler serves now: a Driver's
+//     current release, not the earlier ones in the store. Its charts draw
+//     what the decisions recorded, at most [MaxDecisions] per step; a
+//     measurement is recorded only by a [MeasuredAnalyzer].
 package rollout

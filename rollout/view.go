@@ -32,7 +32,9 @@ type StepView struct {
 	Units     int    `json:"units,omitempty"`
 	UnitsDone int    `json:"unitsDone,omitempty"`
 	Unit      string `json:"unit,omitempty"`
-	// Percentages are a ramp-flag step's percentages in order.
+	// Flag and Percentages are a ramp-flag step's flag key and its
+	// percentages in order.
+	Flag        string    `json:"flag,omitempty"`
 	Percentages []float64 `json:"percentages,omitempty"`
 	// WaitEndsAt is when the running step's current timed wait ends (a
 	// pause, a bake window, the interval before the next measurement or
@@ -100,7 +102,7 @@ func (a *analyzeAction) detail(v *StepView) {
 
 func (a *rampAction) detail(v *StepView) {
 	v.Unit, v.Units, v.UnitsDone = "percentage", len(a.o.Percentages), v.Progress
-	v.Percentages = a.o.Percentages
+	v.Flag, v.Percentages = a.key, a.o.Percentages
 	if a.o.Analyzer != nil {
 		v.WaitEndsAt = waitEnd(&v.StepState, a.o.Interval)
 	}

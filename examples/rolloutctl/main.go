@@ -7,13 +7,23 @@
 //	rolloutctl -socket /run/orders/admin.sock status
 //	rolloutctl -addr 127.0.0.1:9091 promote
 //	rolloutctl -socket /run/orders/admin.sock abort "p99 latency doubled"
+//	rolloutctl -socket /run/orders/admin.sock console
 //
-// Commands: status, watch, start FILE, promote, promote-full,
+// Commands: status, watch, console, start FILE, promote, promote-full,
 // abort [reason], pause, resume, retry. start checks the manifest here
 // first (its errors name the file and line), then sends it; the service
-// binds and validates it before anything moves. watch prints each
-// decision as the rollout takes it and exits when the rollout ends: 0 when
-// it succeeded, 1 when it was rolled back or failed.
+// binds and validates it before anything moves. watch shows a progress
+// line per step (a bar each on a terminal; -bars on|off|auto), prints each
+// decision as the rollout takes it, and exits when the rollout ends: 0
+// when it succeeded, 1 when it was rolled back or failed.
+//
+// console makes the service's web console reachable from a browser when
+// the admin API listens on a Unix socket, which no browser opens: it
+// serves it on a loopback port (-listen, 127.0.0.1:0 by default, a free
+// port), prints the URL and forwards every request over the socket until
+// interrupted. The loopback side is guarded like the API itself (Host and
+// Origin checked). With -addr the console is already on loopback: it
+// prints its URL.
 //
 // With -socket naming the stable name of rollout.ListenAdmin (a link that
 // the service points at the process driving the rollout), every request
@@ -36,8 +46,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,7 +62,7 @@ func main() {
 }
 
 var commands = map[string]bool{
-	"status": true, "watch": true, "start": true, "promote": true, "promote-full": true, "abort": true,
+	"status": true, "watch": true, "console": true, "start": true, "promote": true, "promote-full": true, "abort": true,
 	"pause": true, "resume": true, "retry": true,
 }
 
@@ -68,8 +78,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 10*time.Second, "request timeout")
 	limit := fs.Duration("for", time.Hour, "how long watch waits for the rollout to end")
 	poll := fs.Duration("wait", 20*time.Second, "how long one watch request waits for a change (at most 25s)")
+	bars := fs.String("bars", "auto", "watch: draw a progress bar per step (on, off, or auto: on a terminal)")
+	listen := fs.String("listen", "127.0.0.1:0", "console: the loopback address to serve the console on")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: rolloutctl (-socket PATH | -addr HOST:PORT) status|watch|start FILE|promote|promote-full|abort [reason]|pause|resume|retry")
+		fmt.Fprintln(stderr, "usage: rolloutctl (-socket PATH | -addr HOST:PORT) status|watch|console|start FILE|promote|promote-full|abort [reason]|pause|resume|retry")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,6 +101,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "rolloutctl: %s takes no argument\n", cmd)
 		return 2
 	}
+	if *bars != "auto" && *bars != "on" && *bars != "off" {
+		fmt.Fprintf(stderr, "rolloutctl: -bars %q: want on, off or auto\n", *bars)
+		return 2
+	}
 	c, err := dial(*socket, *addr, *timeout)
 	if err != nil {
 		fmt.Fprintln(stderr, "rolloutctl:", err)
@@ -96,7 +112,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "watch":
-		return c.watch(*limit, *poll, stdout, stderr)
+		return c.watch(*limit, *poll, *bars, stdout, stderr)
+	case "console":
+		if *addr != "" {
+			fmt.Fprintf(stdout, "console: http://%s/ (the rollout), http://%s/fleet (the fleet)\n", *addr, *addr)
+			return 0
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return console(ctx, *socket, *listen, *timeout, stdout, stderr)
 	case "status":
 		v, err := c.status(0, 0)
 		if err != nil {
@@ -162,12 +186,8 @@ func dial(socket, addr string, timeout time.Duration) (*client, error) {
 		}}
 		return &client{http: &http.Client{Transport: tr}, base: "http://rollout", timeout: timeout}, nil
 	}
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("-addr %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, errors.New("-addr must be a loopback address: the admin API has no authentication")
+	if err := loopback(addr); err != nil {
+		return nil, fmt.Errorf("-addr %w", err)
 	}
 	return &client{http: &http.Client{}, base: "http://" + addr, timeout: timeout}, nil
 }
@@ -251,71 +271,6 @@ func (c *client) status(after int64, wait time.Duration) (rollout.StatusView, er
 		path += "?wait=" + strconv.FormatInt(after, 10) + "&timeout=" + wait.String()
 	}
 	return c.do(http.MethodGet, path, "", nil, wait)
-}
-
-// watch prints the rollout's decisions as they are taken until it ends.
-func (c *client) watch(limit, poll time.Duration, stdout, stderr io.Writer) int {
-	seen := map[string]bool{}
-	phase := rollout.Phase("?")
-	var rev int64
-	id := ""
-	end := time.Now().Add(limit)
-	for time.Now().Before(end) {
-		v, err := c.status(rev, poll)
-		if err != nil {
-			fmt.Fprintln(stderr, "rolloutctl: watch:", err)
-			return 1
-		}
-		if v.ID != id && id != "" {
-			fmt.Fprintf(stdout, "release %s replaced %s\n", v.ID, id)
-		}
-		id, rev = v.ID, v.Revision
-		printDecisions(stdout, v, seen)
-		if v.Phase != phase {
-			phase = v.Phase
-			fmt.Fprintf(stdout, "rollout %s: %s\n", v.ID, phaseName(v.Phase))
-		}
-		switch v.Phase {
-		case rollout.PhaseSucceeded:
-			return 0
-		case rollout.PhaseRolledBack, rollout.PhaseFailed:
-			fmt.Fprintf(stdout, "reason: %s\n", v.Reason)
-			return 1
-		}
-	}
-	fmt.Fprintf(stderr, "rolloutctl: watch: the rollout did not end within %s\n", limit)
-	return 1
-}
-
-// printDecisions prints the decisions not printed yet, oldest first.
-func printDecisions(w io.Writer, v rollout.StatusView, seen map[string]bool) {
-	type line struct {
-		at   time.Time
-		text string
-	}
-	var lines []line
-	add := func(step string, ds []rollout.Decision) {
-		for _, d := range ds {
-			k := step + "|" + d.At.Format(time.RFC3339Nano) + "|" + d.Reason
-			if seen[k] {
-				continue
-			}
-			seen[k] = true
-			text := d.Reason
-			if step != "" {
-				text = step + ": " + text
-			}
-			lines = append(lines, line{d.At, text})
-		}
-	}
-	add("", v.Decisions)
-	for _, s := range v.Steps {
-		add(s.Name, s.Decisions)
-	}
-	sort.SliceStable(lines, func(i, j int) bool { return lines[i].at.Before(lines[j].at) })
-	for _, l := range lines {
-		fmt.Fprintf(w, "%s  %s\n", l.at.UTC().Format("15:04:05.000"), l.text)
-	}
 }
 
 func phaseName(p rollout.Phase) string {

@@ -430,3 +430,27 @@ func TestCanaryAnalyzerAt100Percent(t *testing.T) {
 	}
 
 }
+
+// The tracker sums a migration's tables for the console's backfill step.
+func TestBackfillTrackerReportsProgress(t *testing.T) {
+	var b bind.BackfillTracker
+	m := bind.WithBackfillProgress(bind.MigrateRunners{}, &b)
+	br, ok := m.(rollout.BackfillReporter)
+	if !ok {
+		t.Fatal("WithBackfillProgress does not report")
+	}
+	if _, ok := br.BackfillProgress("m"); ok {
+		t.Fatal("progress before any batch")
+	}
+	b.Record(migrate.Progress{Migration: "m", Table: "a", Rows: 250, Fraction: 0.25, RowsPerSecond: 100, ETA: 7 * time.Second})
+	b.Record(migrate.Progress{Migration: "m", Table: "b", Rows: 500, Fraction: 0.5, RowsPerSecond: 50, ETA: 10 * time.Second})
+	b.Record(migrate.Progress{Migration: "m", Table: "a", Rows: 500, Fraction: 0.5, RowsPerSecond: 100, ETA: 5 * time.Second})
+	b.Record(migrate.Progress{Migration: "other", Table: "a", Rows: 1})
+	p, ok := br.BackfillProgress("m")
+	if !ok || p.Rows != 1000 || p.Total != 2000 || p.Fraction != 0.5 || p.RowsPerSecond != 150 || p.ETASeconds != 10 {
+		t.Fatalf("progress %+v %v", p, ok)
+	}
+	if p, _ := br.BackfillProgress("other"); p.Total != 0 || p.Rows != 1 {
+		t.Fatalf("a backfill with no share done has no total: %+v", p)
+	}
+}

@@ -13,7 +13,8 @@
 //     Pass, Fail and Inconclusive, with canary's reason), whose alpha
 //     budget is planned over the looks the plan makes
 //     (rollout.LookPlanner), and which judges a canary at 100% by its
-//     absolute limits.
+//     absolute limits. It is a rollout.MeasuredAnalyzer: each decision
+//     keeps both variants' figures for the rollout console's charts.
 //   - NewFlagRamps(FlagRampsOptions{Store, StateFile}): rollout.FlagRamper
 //     that writes each ramp to a state file before applying it and
 //     re-applies the file at start, because a flags.Store's run-time
@@ -21,7 +22,9 @@
 //   - MigrateRunners{name: *migrate.Runner}: rollout.MigrationPhaser, whose
 //     Rollback waits for the new version's instances to leave, and
 //     MigrateRegistry{Runner}: rollout.InstanceRegistry over migrate's
-//     heartbeat registry.
+//     heartbeat registry. A BackfillTracker, given to
+//     migrate.Options.OnProgress, and WithBackfillProgress make the
+//     console show a running backfill's rows and ETA.
 //
 // No database driver or SDK comes with them: the caller opens its
 // databases. examples/service wires all of them into a service a team can

@@ -69,6 +69,13 @@ func (a *measured) AnalyzeMeasured(ctx context.Context) (rollout.Verdict, string
 	return rollout.Pass, fmt.Sprintf("canary error rate %.1f%% within the margin of stable's 0.1%%", m.Canary.ErrorRate*100), m, nil
 }
 
+// backfilling is a migration whose backfill reports how far it came.
+type backfilling struct{ rollouttest.Migrator }
+
+func (backfilling) BackfillProgress(string) (rollout.BackfillProgress, bool) {
+	return rollout.BackfillProgress{Rows: 600, Total: 1000, Fraction: 0.6, RowsPerSecond: 50, ETASeconds: 8}, true
+}
+
 type harness struct {
 	t    *testing.T
 	r    *rollout.Rollout
@@ -91,6 +98,7 @@ func start(t *testing.T) *harness {
 		rollout.SetWeight(w, 500),
 		rollout.Analyze(a, rollout.AnalysisOptions{Count: 3, Interval: 50 * time.Millisecond}).Named("analyze-5pct"),
 		rollout.RampFlag(&rollouttest.Flags{Recorder: rec}, "checkout", rollout.RampOptions{Percentages: []float64{10, 50}, Interval: 50 * time.Millisecond, Analyzer: a}),
+		rollout.Migration(&backfilling{rollouttest.Migrator{Recorder: rec}}, "users", rollout.MigrationBackfill),
 		rollout.PauseUntilPromoted().Named("hold"),
 		rollout.SetWeight(w, rollout.MaxWeight),
 		rollout.PauseUntilPromoted().Named("final"),
@@ -112,7 +120,7 @@ func start(t *testing.T) *harness {
 		<-h.done
 		srv.Close()
 	})
-	h.until("step hold waits", func(st rollout.Status) bool { return st.Current == 3 && st.Steps[3].Waiting })
+	h.until("step hold waits", func(st rollout.Status) bool { return st.Current == 4 && st.Steps[4].Waiting })
 	return h
 }
 
@@ -273,7 +281,7 @@ func TestConsoleInChromium(t *testing.T) {
 
 	run(t, ctx, "open the rollout page", chromedp.Navigate(h.url+"/"))
 	waitJS(t, ctx, "live", `document.getElementById('conn').textContent === 'live'`)
-	waitJS(t, ctx, "six steps, hold current", `document.querySelectorAll('#plan li.step').length === 6 &&
+	waitJS(t, ctx, "seven steps, hold current", `document.querySelectorAll('#plan li.step').length === 7 &&
 		document.querySelector('#plan li.current').dataset.step === 'hold'`)
 	if s := text(t, ctx, `#plan li[data-step="ramp-flag-checkout"]`); !strings.Contains(s, "2 of 2 percentages") || !strings.Contains(s, "50%") {
 		t.Errorf("ramp step card: %q", s)
@@ -281,13 +289,16 @@ func TestConsoleInChromium(t *testing.T) {
 	if s := text(t, ctx, `#plan li[data-step="analyze-5pct"]`); !strings.Contains(s, "3 of 3 measurements") {
 		t.Errorf("analysis step card: %q", s)
 	}
+	if s := text(t, ctx, `#plan li[data-step="migration-users-backfill"]`); !strings.Contains(s, "backfill 600 rows of 1000 (60%), ETA 8s") {
+		t.Errorf("backfill step card: %q", s)
+	}
 	// Charts: both variants drawn, with their labels, five analysis
 	// windows, decisions marked with their verdicts.
 	waitJS(t, ctx, "charts", `document.querySelectorAll('#chart-errors g.series').length === 2 &&
 		document.querySelectorAll('#chart-latency g.series').length === 4 &&
 		document.querySelectorAll('#chart-ramp g.series').length === 2`)
 	labels := eval[string](t, ctx, `[...document.querySelectorAll('#chart-errors text, #chart-latency text, #chart-ramp text')].map(e => e.textContent).join('|')`)
-	for _, want := range []string{"canary 1%", "stable 0.1%", "canary p99 14ms", "stable p50 2ms", "flag ramp-flag-checkout 50%", "canary weight 5%", "pass"} {
+	for _, want := range []string{"canary 1%", "stable 0.1%", "canary p99 14ms", "stable p50 2ms", "flag checkout 50%", "canary weight 5%", "pass"} {
 		if !strings.Contains(labels, want) {
 			t.Errorf("charts lack the label %q: %s", want, labels)
 		}
@@ -398,4 +409,91 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Errorf("browser log has %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
 	t.Logf("screenshots in %s (%s)", shots, strconv.Quote("rollout-mid-canary.png, fleet.png, rollout-rolled-back.png"))
+}
+
+// The console of a socket-only admin API, opened in the browser through
+// `rolloutctl console` (a real process): the page loads over the proxy
+// and a command sent by the page (with the browser's own Origin) reaches
+// the rollout.
+func TestConsoleThroughRolloutctl(t *testing.T) {
+	ctx, browserErrors := browser(t)
+	rec := &rollouttest.Recorder{}
+	store, err := rollout.NewFileStore(rollout.FileStoreOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rollout.New(context.Background(), rollout.Plan{ID: "console-proxied", Steps: []rollout.Step{
+		rollout.SetWeight(&rollouttest.Weights{Recorder: rec}, 100),
+		rollout.PauseUntilPromoted().Named("hold"),
+	}}, rollout.Options{Store: store, Version: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "admin.sock")
+	ln, err := rollout.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rollout.ServeAdmin(ln, rollout.NewHandler(r, rollout.HandlerOptions{}))
+	rctx, cancel := context.WithCancel(context.Background())
+	h := &harness{t: t, r: r, done: make(chan error, 1)}
+	go func() { h.done <- r.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-h.done; srv.Close() })
+	h.until("step hold waits", func(st rollout.Status) bool { return st.Current == 1 && st.Steps[1].Waiting })
+
+	bin := filepath.Join(dir, "rolloutctl")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/batonhq/baton/examples/rolloutctl").CombinedOutput(); err != nil {
+		t.Fatalf("building rolloutctl: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-socket", sock, "console")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 1)
+	go func() {
+		b := make([]byte, 4096)
+		n, _ := stdout.Read(b)
+		lines <- string(b[:n])
+		_, _ = io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if cmd.Process.Signal(os.Interrupt) != nil {
+			cmd.Process.Kill()
+		}
+		if err := <-exited; err != nil {
+			t.Errorf("rolloutctl console: %v", err)
+		}
+	})
+	var url string
+	select {
+	case l := <-lines:
+		if f := strings.Fields(strings.TrimPrefix(l, "console: ")); len(f) > 0 && strings.HasPrefix(f[0], "http://127.0.0.1:") {
+			url = strings.TrimSuffix(f[0], "/")
+		} else {
+			t.Fatalf("rolloutctl console printed %q", l)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("rolloutctl console printed no URL within a minute")
+	}
+	t.Logf("rolloutctl console serves %s", url)
+
+	run(t, ctx, "open the proxied page", chromedp.Navigate(url+"/"))
+	waitJS(t, ctx, "live", `document.getElementById('conn').textContent === 'live' && !document.getElementById('cmd-pause').disabled`)
+	run(t, ctx, "pause", chromedp.Click(chromedp.CSS(`#cmd-pause`)))
+	waitJS(t, ctx, "confirmation", `document.getElementById('confirm').open`)
+	run(t, ctx, "confirm", chromedp.Click(chromedp.CSS(`#confirm-ok`)))
+	h.until("paused through the proxy", func(st rollout.Status) bool { return st.Paused })
+	waitJS(t, ctx, "page shows paused", `document.getElementById('result').textContent === 'pause: accepted' &&
+		document.getElementById('summary').textContent.includes('paused')`)
+	if errs := browserErrors(); len(errs) > 0 {
+		t.Errorf("browser log has %d errors:\n%s", len(errs), strings.Join(errs, "\n"))
+	}
 }
