@@ -76,6 +76,10 @@ const (
 	// DefaultPassErrorMargin is the error-rate increase (absolute, 0.5
 	// percentage point) that the data must rule out for a Pass.
 	DefaultPassErrorMargin = 0.005
+	// DefaultStepLatencyFactor times PassLatencyMargin is the default
+	// StepLatencyMargin: at a step before the last, the data must rule
+	// out a slowdown twice the final margin (10% by default).
+	DefaultStepLatencyFactor = 2
 	// DefaultPassLevel is the significance level of the
 	// non-inferiority tests behind a Pass.
 	DefaultPassLevel = 0.01
@@ -88,12 +92,15 @@ const (
 // shifted null at its margin: error rate (exact one-sided two-proportion
 // test), latency (one-sided z-test of the mean latency score, the log of
 // the latency, with a sticky-key design effect) and latency tail (exact
-// one-sided test of the rate of requests above the tail cut). Each test
-// has a third of Alpha (the error test all of it with SkipLatency) spent
-// over its own looks by Spending; a look is spent only when the test could
-// reject. Levels over all looks sum to at most Alpha, so a canary no worse
-// than its margins allow is rolled back with probability at most Alpha
-// over the whole rollout (union bound; see the package documentation).
+// one-sided test of the rate of requests above the tail cut). The tests
+// share Alpha (35% errors, 50% latency, 15% tail; the error test all of
+// it with SkipLatency), each spent over its own looks by Spending; a look
+// is spent only when the test could reject. The latency looks at one
+// growing window of independent requests are tested at a
+// group-sequential boundary, other looks at their spending increment.
+// The probabilities spent sum to at most Alpha, so a canary no worse than
+// its margins allow is rolled back with probability at most Alpha over
+// the whole rollout (see the package documentation, The boundary).
 type AnalysisOptions struct {
 	// Alpha is the false-rollback budget of one rollout; zero means
 	// DefaultAlpha.
@@ -130,6 +137,14 @@ type AnalysisOptions struct {
 	// rule out for a Pass; zero means LatencyMargin (or
 	// DefaultLatencyMargin when LatencyMargin is negative).
 	PassLatencyMargin float64
+	// StepLatencyMargin is the relative latency increase the data must
+	// rule out for a Pass at a Controller step that is not the last: the
+	// weight then only rises to a step that tests the canary again, on
+	// more traffic, before anything reaches 100%. Zero means
+	// DefaultStepLatencyFactor times PassLatencyMargin; negative means
+	// PassLatencyMargin (every step needs the full margin). Analyze and
+	// AnalyzeWindow always use PassLatencyMargin.
+	StepLatencyMargin float64
 	// PassLevel is the level of each non-inferiority test behind a Pass;
 	// zero means DefaultPassLevel.
 	PassLevel float64
@@ -211,6 +226,14 @@ func (r *Report) Check(name string) Check {
 	return Check{}
 }
 
+// alphaShares splits Alpha between the tests: half to the typical
+// latency, whose effect beyond its margin takes the most requests to
+// show; 35% to the error rate, whose exact test sees a point of errors
+// soon; 15% to the tail test, which only ever fails a canary and mostly
+// sees what the latency test sees. The shares sum to 1, so the union
+// bound over the tests keeps the total at Alpha.
+var alphaShares = [numTests]float64{testErrors: 0.35, testLatency: 0.5, testTail: 0.15}
+
 const (
 	testErrors = iota
 	testLatency
@@ -227,6 +250,10 @@ type Analyzer struct {
 	mu       sync.Mutex
 	looks    [numTests]int
 	analyses int
+	// path is the latency test's group-sequential path: the looks at
+	// windows whose data starts at pathStart (one weight, growing).
+	path      stats.Sequential
+	pathStart time.Time
 }
 
 // NewAnalyzer returns an analyzer at look 0.
@@ -271,6 +298,12 @@ func NewAnalyzer(o AnalysisOptions) (*Analyzer, error) {
 			o.PassLatencyMargin = DefaultLatencyMargin
 		}
 	}
+	switch {
+	case o.StepLatencyMargin == 0:
+		o.StepLatencyMargin = DefaultStepLatencyFactor * o.PassLatencyMargin
+	case o.StepLatencyMargin < 0:
+		o.StepLatencyMargin = o.PassLatencyMargin
+	}
 	o.LatencyMargin = max(o.LatencyMargin, 0)
 	if o.TailMargin == 0 {
 		o.TailMargin = DefaultTailMargin
@@ -283,12 +316,12 @@ func NewAnalyzer(o AnalysisOptions) (*Analyzer, error) {
 		o.PassLevel = DefaultPassLevel
 	}
 	a := &Analyzer{opts: o}
-	share := 1.0
+	share := [numTests]float64{testErrors: 1}
 	if !o.SkipLatency {
-		share = 1.0 / numTests
+		share = alphaShares
 	}
 	for i := range a.spending {
-		a.spending[i] = stats.Spending{Alpha: o.Alpha * share, Looks: o.Looks, Shape: o.Spending}
+		a.spending[i] = stats.Spending{Alpha: o.Alpha * share[i], Looks: o.Looks, Shape: o.Spending}
 	}
 	return a, nil
 }
@@ -304,6 +337,7 @@ func (a *Analyzer) Looks() int {
 func (a *Analyzer) Reset() {
 	a.mu.Lock()
 	a.looks, a.analyses = [numTests]int{}, 0
+	a.path, a.pathStart = stats.Sequential{}, time.Time{}
 	a.mu.Unlock()
 }
 
@@ -314,7 +348,12 @@ func (a *Analyzer) Analyze(s *Snapshot) Report { return a.AnalyzeWindow(s.Curren
 
 // AnalyzeWindow compares the canary with stable over w. Only the intervals
 // of one weight make a fair comparison: prefer Analyze.
-func (a *Analyzer) AnalyzeWindow(w *Window) Report {
+func (a *Analyzer) AnalyzeWindow(w *Window) Report { return a.analyze(w, true) }
+
+// analyze compares the variants over w; last says whether a Pass promotes
+// to 100% (PassLatencyMargin) or to another analysed step
+// (StepLatencyMargin).
+func (a *Analyzer) analyze(w *Window, last bool) Report {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	o := &a.opts
@@ -323,7 +362,7 @@ func (a *Analyzer) AnalyzeWindow(w *Window) Report {
 	before := a.looks
 	r.Checks = append(r.Checks, a.errorCheck(st, ca))
 	if !o.SkipLatency {
-		r.Checks = append(r.Checks, a.latencyCheck(st, ca), a.tailCheck(st, ca))
+		r.Checks = append(r.Checks, a.latencyCheck(w.first, st, ca, last), a.tailCheck(st, ca))
 	}
 	if a.looks != before {
 		a.analyses++

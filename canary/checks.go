@@ -3,6 +3,7 @@ package canary
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/batonhq/baton/internal/stats"
 )
@@ -64,8 +65,12 @@ func (a *Analyzer) errorCheck(st, ca *Sample) Check {
 	return c
 }
 
-func (a *Analyzer) latencyCheck(st, ca *Sample) Check {
+func (a *Analyzer) latencyCheck(start time.Time, st, ca *Sample, last bool) Check {
 	o := &a.opts
+	passMargin := o.PassLatencyMargin
+	if !last {
+		passMargin = o.StepLatencyMargin
+	}
 	c := Check{Name: "latency", PassP: 1, DesignEffect: 1}
 	if st.Requests < o.MinSamples || ca.Requests < o.MinSamples {
 		c.Detail = "latency: " + needPair(st, ca, o.MinSamples)
@@ -81,18 +86,51 @@ func (a *Analyzer) latencyCheck(st, ca *Sample) Check {
 	}
 	diff := mc - ms
 	c.Look, c.Level = a.spend(testLatency)
+	c.Level = a.sequentialLevel(start, st, ca, se, c.Level)
 	c.P = stats.NormalUpper((diff - scoreShift(o.LatencyMargin)) / se)
 	if c.P < c.Level {
 		c.Verdict = Fail
 	}
-	c.PassP = stats.NormalLower((diff - scoreShift(o.PassLatencyMargin)) / se)
+	c.PassP = stats.NormalLower((diff - scoreShift(passMargin)) / se)
 	if c.Verdict != Fail && c.PassP < o.PassLevel {
 		c.Verdict = Pass
 	}
 	c.Detail = fmt.Sprintf("canary latency %s of stable's (geometric mean; median %s vs %s), tolerated %s, %s; within %s: p=%.2g",
 		change(diff), round(ca.Latency.Quantile(0.5)), round(st.Latency.Quantile(0.5)),
-		fmt.Sprintf("+%.0f%%", 100*o.LatencyMargin), testText("z-test", c), fmt.Sprintf("+%.0f%%", 100*o.PassLatencyMargin), c.PassP)
+		fmt.Sprintf("+%.0f%%", 100*o.LatencyMargin), testText("z-test", c), fmt.Sprintf("+%.0f%%", 100*passMargin), c.PassP)
 	return c
+}
+
+// sequentialLevel returns the nominal level of a latency look that
+// spends alpha: the group-sequential boundary of the looks at windows
+// whose data starts at start, whose sample only grows while the weight
+// holds and the window has not slid past it, so that the looks' z-statistics have the joint
+// law of a Brownian motion in the information 1/se². That holds for
+// independent requests; requests of a sticky key stay alike from one look
+// to the next, which the information does not capture, so with keys (and
+// at a look whose information did not grow) the look is tested alone at
+// alpha, the union bound.
+func (a *Analyzer) sequentialLevel(start time.Time, st, ca *Sample, se, alpha float64) float64 {
+	if !start.Equal(a.pathStart) {
+		a.path, a.pathStart = stats.Sequential{}, start
+	}
+	if keyed(st) || keyed(ca) {
+		return alpha
+	}
+	b, ok := a.path.Next(1/(se*se), alpha)
+	if !ok {
+		return alpha
+	}
+	return stats.NormalUpper(b)
+}
+
+func keyed(s *Sample) bool {
+	for _, g := range s.Groups {
+		if g.Requests > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *Analyzer) tailCheck(st, ca *Sample) Check {

@@ -259,7 +259,10 @@ func (c *Controller) Analyze(ctx context.Context) (Report, error) {
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
-	return c.analyzer.AnalyzeWindow(c.s.metrics.currentAt(c.clock.Now())), nil
+	c.mu.Lock()
+	last := c.step+1 >= len(c.steps)
+	c.mu.Unlock()
+	return c.analyzer.analyze(c.s.metrics.currentAt(c.clock.Now()), last), nil
 }
 
 // Evaluate runs one check and acts on it: a Fail aborts at once (weight 0,
@@ -285,7 +288,7 @@ func (c *Controller) Evaluate(ctx context.Context) (Report, error) {
 		return c.lastReport(), ErrFinished
 	}
 	now := c.clock.Now()
-	r := c.analyzer.AnalyzeWindow(c.s.metrics.currentAt(now))
+	r := c.analyzer.analyze(c.s.metrics.currentAt(now), step+1 >= len(c.steps))
 	c.mu.Lock()
 	c.last = r
 	c.mu.Unlock()

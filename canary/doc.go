@@ -147,25 +147,42 @@
 // Positive evidence. A Pass needs more than "not significant": the error
 // rate and the latency must each pass a non-inferiority test at PassLevel
 // (1%): the data must rule out an error rate PassErrorMargin (0.5 point)
-// above stable's and a slowdown of PassLatencyMargin (the LatencyMargin).
-// The tail test and the limits can only fail a canary. Neither failing nor
-// passing is Inconclusive, and a Controller holds the weight.
+// above stable's and a slowdown of PassLatencyMargin (the LatencyMargin,
+// 5%) before the weight goes to 100%. Before a step that is not the last,
+// a Controller asks the latency to rule out StepLatencyMargin (twice
+// that, 10%) instead: the next step tests the canary again, on more
+// traffic, and nothing reaches 100% without the full margin; at 5% of the
+// traffic ruling out 5% would take a few thousand canary requests, more
+// than most first steps see. The tail test and the limits can only fail
+// a canary. Neither failing nor passing is Inconclusive, and a Controller
+// holds the weight.
 //
-// The boundary. Repeated checks are bounded by alpha spending with the
-// union bound. Each of the three tests has a third of Alpha (1%); its k-th
-// look is tested at the increment of a Lan-DeMets spending function
-// (Pocock by default, O'Brien-Fleming optional) over the planned number of
-// looks, with 20% kept for looks beyond the plan (a held or paused step),
-// spent as 6/(π²j²). A look is spent only when its test can run and could
-// reject (an exact test with too few errors to reach the level spends
-// nothing), so thin traffic does not use the budget up. The levels of all
-// looks sum to at most Alpha, so a canary within its margins is rolled
-// back with probability at most 1% over the whole rollout, whatever the
-// correlation between looks. A proper group-sequential boundary (the
-// joint distribution of the looks) would spend the budget less
-// conservatively within a step, but the statistics of a step are exact
-// tests on few events, whose joint law is not the Brownian one such
-// boundaries assume; the union bound holds for them as they are.
+// The boundary. The tests share Alpha (1%): 35% for the error rate, 50%
+// for the latency, 15% for the tail (union bound over the tests). Each
+// test's share is spent over its looks by a Lan-DeMets spending function
+// (Pocock by default, O'Brien-Fleming optional) over the planned number
+// of looks, with 20% kept for looks beyond the plan (a held or paused
+// step), spent as 6/(π²j²); a look is spent only when its test can run
+// and could reject (an exact test with too few errors to reach the level
+// spends nothing), so thin traffic does not use the budget up.
+//
+// How a look uses what it spends depends on what the statistic's joint
+// law is known to be. The latency test's looks at one weight, before the
+// window slides past the step's first data, see a sample that only grows;
+// with independent requests their z-statistics are a Brownian motion in
+// the information (1/variance), so each look is tested at the
+// group-sequential boundary that makes the probability of rejecting there
+// for the first time equal to what it spends (Armitage, McPherson and
+// Rowe's recursion, by numerical integration, with the information
+// actually observed). Correlated looks so get a nominal level above their
+// spending increment, more so the more looks a step has. Every other look is tested at its increment alone, the union
+// bound, which holds whatever the dependence: the exact error and tail
+// tests (discrete counts, whose joint law is not the Brownian one), the
+// latency with sticky keys (a key's requests stay alike from look to look
+// beyond what the information captures), a look whose information did not
+// grow, and a window that slid. Either way the probability of any false
+// rollback is at most the sum spent, Alpha, over the whole rollout; a new
+// weight starts a new sequence of looks, on new data.
 //
 // Measured false-rollback and detection figures, with the commands, are in
 // BENCHMARKS.md (canary).
@@ -194,6 +211,12 @@
 //   - The analysis restarts at each weight: evidence gathered at 5% is not
 //     carried to 25%. At a low weight on thin traffic a healthy canary may
 //     not reach a Pass before its deadline (it is held, not promoted).
+//   - With sticky keys whose latency differs from key to key, the evidence
+//     grows with the number of keys on the canary, not with its requests:
+//     when a low weight puts a few dozen such keys on the canary, no step
+//     is long enough to rule out the step margin, and a healthy canary is
+//     held until more keys are in (a larger weight, by hand) or the
+//     margins widen.
 //   - The latency test is a test of the typical latency (geometric mean);
 //     a regression of the slowest 1% alone is the tail test's, which can
 //     fail a canary but never vouch for one.

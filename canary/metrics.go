@@ -385,6 +385,9 @@ func (m *Metrics) currentAt(at time.Time) *Window {
 		for v := range w.Variants {
 			m.addInterval(&m.series[v], k, &w.Variants[v].Latency, &w.Variants[v])
 		}
+		if w.first.IsZero() && w.Variants[Stable].Requests+w.Variants[Canary].Requests > 0 {
+			w.first = time.Unix(0, k*m.res).UTC()
+		}
 	}
 	return w
 }

@@ -250,6 +250,10 @@ type Window struct {
 	Weight    uint32
 	Intervals int
 	Variants  [numVariants]Sample
+	// first is the start of the first interval summed that holds stable
+	// or canary requests (zero without any): while it stays, the window
+	// of a later analysis holds all of this one's data and more.
+	first time.Time
 }
 
 // Of returns the sample of variant v.
@@ -282,6 +286,9 @@ func (s *Snapshot) sum(w *Window, from int) *Window {
 	for _, iv := range s.Intervals[from:] {
 		for v := range w.Variants {
 			w.Variants[v].Add(&iv.Variants[v])
+		}
+		if w.first.IsZero() && iv.Variants[Stable].Requests+iv.Variants[Canary].Requests > 0 {
+			w.first = iv.Start
 		}
 		w.Intervals++
 	}

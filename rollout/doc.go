@@ -76,6 +76,9 @@
 //	bind.MigrateRegistry     migrate: live instances by version
 //	bind.BackfillTracker     migrate: a backfill's progress, for the console
 //
+//	other analyzers          judge
+//	promanalysis.Analyzer    canary against stable from Prometheus (rollout/promanalysis)
+//
 // Steps talk to the rest of the system through small interfaces declared
 // here ([Upgrader], [BakeController], [Downgrader], [WeightSetter],
 // [Analyzer], [FlagRamper], [MigrationPhaser], [InstanceRegistry],

@@ -52,7 +52,7 @@ type release struct {
 
 // hostConfig is what a host process is started with.
 type hostConfig struct {
-	id, ip, engine, endpoint, schema, ns string
+	id, addr, engine, endpoint, schema, ns string
 }
 
 // hostMain is one instance of the service, on its own loopback address and
@@ -64,7 +64,7 @@ func hostMain(args []string) int {
 	fs := flag.NewFlagSet("host", flag.ExitOnError)
 	var c hostConfig
 	fs.StringVar(&c.id, "id", "", "member id")
-	fs.StringVar(&c.ip, "ip", "127.0.0.1", "loopback address to serve on")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:0", "address to serve on (a loopback address and port)")
 	fs.StringVar(&c.engine, "engine", "etcd", "etcd or postgres")
 	fs.StringVar(&c.endpoint, "endpoint", "", "etcd endpoint or PostgreSQL URL")
 	fs.StringVar(&c.schema, "schema", "", "PostgreSQL schema")
@@ -127,7 +127,7 @@ func runHost(c hostConfig, log *slog.Logger) error {
 		return err
 	}
 	defer upg.Close()
-	ln, err := upg.Listen(ctx, "tcp", net.JoinHostPort(c.ip, "0"))
+	ln, err := upg.Listen(ctx, "tcp", c.addr)
 	if err != nil {
 		return err
 	}
@@ -148,6 +148,7 @@ func runHost(c hostConfig, log *slog.Logger) error {
 		}
 		fmt.Fprintf(w, "%s %s\n", c.id, version)
 	})
+	mux.Handle("/healthz", upg.Health())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	upg.HTTP(srv)
 	go srv.Serve(ln)
@@ -157,7 +158,8 @@ func runHost(c hostConfig, log *slog.Logger) error {
 		return err
 	}
 	defer closeEngine()
-	m, err := fleet.Join(ctx, e, fleet.Options{Namespace: c.ns, ID: c.id, Host: c.ip, Address: ln.Addr().String(),
+	host, _, _ := net.SplitHostPort(c.addr)
+	m, err := fleet.Join(ctx, e, fleet.Options{Namespace: c.ns, ID: c.id, Host: host, Address: ln.Addr().String(),
 		Version: version, LeaseTTL: leaseTTL, ProbeInterval: probeInterval, Logger: log})
 	if err != nil {
 		return err
@@ -177,6 +179,12 @@ func runHost(c hostConfig, log *slog.Logger) error {
 	agent, err := fleet.NewAgent(m, fleet.AgentOptions{
 		Upgrader: bind.NewUpgrader(upg, bind.UpgraderOptions{BakeMargin: 10 * time.Second}),
 		Binaries: fleet.PathTemplate(filepath.Join(dir, "releases", fleet.VersionPlaceholder, "svc")),
+		Check: func(context.Context) error {
+			if version == "v4" {
+				return errors.New("v4 cannot open its cache (the bad release's own check)")
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return err

@@ -28,17 +28,39 @@ import (
 // such retries are counted and reported, and a request is failed when
 // every try failed or an answer was not 200.
 type balancer struct {
-	e    fleet.Engine
-	keys fleet.Layout
+	e     fleet.Engine
+	keys  fleet.Layout
+	fixed []string // a load balancer in front: its address only
 
 	mu      sync.Mutex
 	servers []string
 	next    int
+	down    map[string]time.Time // marked down by a failed connection, until then
+}
+
+// markDownFor is how long a server whose connection failed gets no new
+// request (HAProxy's "observe layer4" with "on-error mark-down" does the
+// same); the membership list drops a dead one within the lease TTL.
+const markDownFor = time.Second
+
+func (b *balancer) markDown(addr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.down == nil {
+		b.down = map[string]time.Time{}
+	}
+	b.down[addr] = time.Now().Add(markDownFor)
 }
 
 const maxTries = 3
 
 func (b *balancer) refresh(ctx context.Context) {
+	if b.fixed != nil {
+		b.mu.Lock()
+		b.servers = b.fixed
+		b.mu.Unlock()
+		return
+	}
 	ms, err := liveMembers(ctx, b.e, b.keys)
 	if err != nil {
 		return
@@ -55,18 +77,27 @@ func (b *balancer) refresh(ctx context.Context) {
 	b.mu.Unlock()
 }
 
-// pick returns the next server in turn that this request has not tried.
+// pick returns the next server in turn that this request has not tried,
+// one not marked down if there is one.
 func (b *balancer) pick(tried []string) string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	fallback := ""
 	for range b.servers {
 		b.next++
 		s := b.servers[b.next%len(b.servers)]
-		if !slices.Contains(tried, s) {
-			return s
+		if slices.Contains(tried, s) {
+			continue
 		}
+		if time.Now().Before(b.down[s]) {
+			if fallback == "" {
+				fallback = s
+			}
+			continue
+		}
+		return s
 	}
-	return ""
+	return fallback
 }
 
 // load is the clients and their counts.
@@ -144,6 +175,7 @@ func (l *load) one(ctx context.Context, client *http.Client) {
 				return
 			}
 			last = err
+			l.b.markDown(addr)
 			continue // connection failed, no answer: the next server
 		}
 		body, err := io.ReadAll(resp.Body)

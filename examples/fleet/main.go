@@ -14,7 +14,7 @@
 // membership lists as serving (a load balancer's server list), with the
 // connection-failure retries of a load balancer.
 //
-// The operator (this process) then asks for three releases by writing a
+// The operator (this process) then asks for four releases by writing a
 // release document; whichever host leads drives it:
 //
 //   - release-v2: a rolling update host by host, each host's new process
@@ -26,6 +26,9 @@
 //   - release-v3: answers correctly but 40 ms late. It reaches every host,
 //     the latency analysis fails, and the rollout rolls every host back to
 //     v2, in reverse order.
+//   - release-v4: its own health check fails while it bakes on the first
+//     host, which gives serving back: the v2 process there, kept warm,
+//     resumes (same PID), and the rollout is rolled back.
 //   - release-checkout: a fleet canary of the new checkout code
 //     (canary.go), 5% -> 25% -> 100% of the users of every host, with one
 //     weight, salt and target for the fleet (rollout/fleet/traffic), each
@@ -42,9 +45,11 @@
 // (n must be 0) and "propagation p99: <duration>", and ends with
 // "leader takeover: <duration>" and "failed requests: <n>" (every request
 // that got no 200 after the balancer's retries; it must be 0). The exit
-// status is non-zero if a request failed, v2 did not succeed, v3 was not
-// rolled back on every host, the canary did not succeed or a key changed
-// variant. -lb haproxy is reserved for HAProxy in front.
+// status is non-zero if a request failed, v2 did not succeed, v3 or v4
+// was not rolled back, the canary did not succeed or a key changed
+// variant. With -lb haproxy the load goes through HAProxy (found on PATH)
+// in front of the hosts instead, with health checks and the retries of a
+// load balancer that loses a server.
 package main
 
 import (
@@ -54,6 +59,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,6 +107,7 @@ type example struct {
 	keys    fleet.Layout
 	args    []string // engine arguments of a host
 	pgroups []int
+	addrs   map[string]string // each host's service address
 
 	killRetries func() int64
 }
@@ -110,7 +117,7 @@ func (x *example) logf(format string, args ...any) {
 }
 
 func run(o options) int {
-	x := &example{o: o, start: time.Now()}
+	x := &example{o: o, start: time.Now(), addrs: map[string]string{}}
 	dir, err := os.MkdirTemp("", "baton-fleet-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
@@ -194,10 +201,13 @@ func (x *example) run() (int, error) {
 	case "client":
 		lb = &balancer{e: e, keys: x.keys}
 	case "haproxy":
-		// Hook: HAProxy in front of the hosts (its servers set from the
-		// membership through the Runtime API) replaces the balancer
-		// here once the fleet's HAProxy binding is part of the module.
-		return 2, errors.New("-lb haproxy: this build has no HAProxy binding for the fleet; use -lb client")
+		front, stop, err := x.startHAProxy(ctx)
+		if err != nil {
+			return 2, fmt.Errorf("-lb haproxy: %w", err)
+		}
+		defer stop()
+		x.logf("HAProxy in front of the hosts at %s", front)
+		lb = &balancer{fixed: []string{front}}
 	default:
 		return 2, fmt.Errorf("-lb %q: want client or haproxy", x.o.lb)
 	}
@@ -237,6 +247,31 @@ func (x *example) run() (int, error) {
 		return 2, err
 	}
 	x.logf("release-v3 rolled back: %s; %d requests retried since the kill", x.describeHosts(), x.killRetries())
+
+	first, err := x.pidOf(hostIDs[0])
+	if err != nil {
+		return 2, err
+	}
+	v4 := release{ID: "release-v4", Version: "v4", Previous: "v2", Bake: x.o.bake, Latency: 25 * time.Millisecond}
+	if err := x.put(v4); err != nil {
+		return 2, err
+	}
+	x.logf("release-v4 asked for (its own health check fails while it bakes)")
+	st4, err := x.awaitPhase(v4.ID, 60*time.Second, rollout.PhaseRolledBack)
+	if err != nil {
+		return 2, err
+	}
+	if err := x.await("every host back on v2", 20*time.Second, x.hostsOn("v2")); err != nil {
+		return 2, err
+	}
+	after, err := x.pidOf(hostIDs[0])
+	if err != nil {
+		return 2, err
+	}
+	if after != first {
+		return 1, fmt.Errorf("%s's v2 process was %d before release-v4 and is %d after: serving was not given back to it", hostIDs[0], first, after)
+	}
+	x.logf("release-v4 rolled back: %s gave serving back in its bake, its v2 process resumed (same pid %d)", hostIDs[0], after)
 	cr, err := x.canaryPhase()
 	if err != nil {
 		return 2, err
@@ -246,13 +281,18 @@ func (x *example) run() (int, error) {
 	fmt.Println()
 	printStatus(st2)
 	printStatus(st3)
+	printStatus(st4)
 	printStatus(cr.status)
 	for _, l := range cr.lines {
 		fmt.Println(l)
 	}
 	fmt.Printf("checkout requests: %d answered, %d failed\n", cr.ok, cr.failed)
-	fmt.Printf("requests: %d answered (by version: %s), %d retried on another host after a connection failure\n",
-		ld.ok.Load(), ld.byVersion(), ld.retried.Load())
+	if x.o.lb == "haproxy" {
+		fmt.Printf("requests: %d answered through HAProxy (by version: %s); HAProxy sent a request whose server died to another (retries 3, redispatch)\n", ld.ok.Load(), ld.byVersion())
+	} else {
+		fmt.Printf("requests: %d answered (by version: %s), %d retried on another host after a connection failure\n",
+			ld.ok.Load(), ld.byVersion(), ld.retried.Load())
+	}
 	for _, f := range ld.failures {
 		fmt.Printf("  failure: %s\n", f)
 	}
@@ -278,7 +318,7 @@ func (x *example) install() error {
 		return err
 	}
 	for _, id := range hostIDs {
-		for _, v := range []string{"v1", "v2", "v3"} {
+		for _, v := range []string{"v1", "v2", "v3", "v4"} {
 			d := filepath.Join(x.dir, id, "releases", v)
 			if err := os.MkdirAll(d, 0o755); err != nil {
 				return err
@@ -319,8 +359,19 @@ func (x *example) startHost(id string, i int, version string) error {
 		return err
 	}
 	defer logf.Close()
-	ip := fmt.Sprintf("127.0.0.%d", 2+i)
-	cmd := exec.Command(filepath.Join(hdir, "releases", version, "svc"), append([]string{"host", "-id", id, "-ip", ip}, x.args...)...)
+	addr := x.addrs[id]
+	if addr == "" {
+		// A port of its own, kept across restarts, as a machine's
+		// service port is (a load balancer's server list names it).
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.%d:0", 2+i))
+		if err != nil {
+			return err
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+		x.addrs[id] = addr
+	}
+	cmd := exec.Command(filepath.Join(hdir, "releases", version, "svc"), append([]string{"host", "-id", id, "-addr", addr}, x.args...)...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = hdir, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -424,8 +475,8 @@ func (x *example) await(what string, d time.Duration, cond func() error) error {
 	deadline := time.Now().Add(d)
 	for {
 		err := cond()
-		if err == nil {
-			return nil
+		if err == nil || errors.Is(err, errStop) {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("waited %s for %s: %w", d, what, err)
@@ -451,6 +502,14 @@ func (x *example) hostsOn(version string) func() error {
 		}
 		return nil
 	}
+}
+
+// pidOf returns the PID of the process that reports for host id.
+func (x *example) pidOf(id string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	o, err := fleet.ReadObserved(ctx, x.e, x.keys, id)
+	return o.PID, err
 }
 
 func (x *example) describeHosts() string {
@@ -507,6 +566,9 @@ func printStatus(st rollout.Status) {
 		fmt.Printf("  %-24s %-12s %7s\n", s.Name, s.Status, s.Duration(st.FinishedAt).Round(10*time.Millisecond))
 		for _, d := range s.Decisions {
 			fmt.Printf("      %s\n", d.Reason)
+		}
+		if s.Error != "" {
+			fmt.Printf("      failed: %s\n", s.Error)
 		}
 	}
 }

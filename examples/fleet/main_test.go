@@ -26,12 +26,14 @@ var (
 )
 
 // TestExample runs the example as a user does, as separate processes, on
-// embedded etcd and, with BATON_TEST_POSTGRES_DSN, on PostgreSQL, with a
+// embedded etcd (with its client-side balancer, and behind HAProxy when it
+// is installed) and, with BATON_TEST_POSTGRES_DSN, on PostgreSQL, with a
 // short bake, and checks its verdicts: the leader was killed and another
 // host took over, release-v2 succeeded on every host, release-v3 was
-// rolled back on every host, the fleet canary of the new checkout passed
-// its fleet-wide analyses and the flag ramp with no key changing variant
-// across hosts, and the report ends with the takeover and "failed
+// rolled back on every host, release-v4 given back by its first host in
+// its bake to the warm v2 process, the fleet canary of the new checkout
+// passed its fleet-wide analyses and the flag ramp with no key changing
+// variant across hosts, and the report ends with the takeover and "failed
 // requests: 0".
 func TestExample(t *testing.T) {
 	if testing.Short() {
@@ -58,6 +60,9 @@ func TestExample(t *testing.T) {
 			"rollout release-v3: rolled-back",
 			"median answer time of",
 			"1 instance(s) back on v2",
+			"rollout release-v4: rolled-back",
+			"its v2 process resumed (same pid",
+			"the v4 process left during its bake",
 			"rollout release-checkout: succeeded",
 			"sticky across hosts: 0 of 100 keys changed variant\n",
 			"flag \"new-checkout\" at 100%",
@@ -85,6 +90,14 @@ func TestExample(t *testing.T) {
 		}
 	}
 	t.Run("etcd", func(t *testing.T) { run(t) })
+	t.Run("haproxy", func(t *testing.T) {
+		if _, err := exec.LookPath("haproxy"); err != nil {
+			if _, err := os.Stat("/usr/sbin/haproxy"); err != nil {
+				t.Skip("haproxy is not installed: skipping the example behind HAProxy (Debian: apt-get install haproxy)")
+			}
+		}
+		run(t, "-lb", "haproxy")
+	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := os.Getenv("BATON_TEST_POSTGRES_DSN")
 		if dsn == "" {

@@ -21,8 +21,12 @@
 //     cut may rise by a margin) are compared with the exact binomial test
 //     of the first group's share of the events given their total
 //     (BinomialGreater), the conditional test of two Poisson rates.
-//   - Repeated looks are bounded by alpha spending with a union bound: look k
-//     is tested at the increment of the spending function, so the chance of
-//     any false rejection over all looks is at most the total alpha whatever
-//     the correlation between looks.
+//   - Repeated looks are bounded by alpha spending: look k spends the
+//     increment of the spending function, so the chance of any false
+//     rejection over all looks is at most the total alpha. Tested at the
+//     increment itself (the union bound) that holds whatever the
+//     correlation between looks; for looks at a growing sample of a
+//     statistic with independent normal increments, Sequential computes
+//     the group-sequential boundary that spends exactly the increment, a
+//     higher nominal level because the looks are correlated.
 package stats

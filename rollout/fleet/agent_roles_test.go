@@ -145,10 +145,12 @@ type testRelease struct {
 }
 
 // driverMain is a member that drives the release named at
-// Layout.Shared("release") while it leads. It prints:
+// Layout.Shared("release") while it leads; woken by SIGCONT, it asks
+// host1 for v9 with the leadership it last had. It prints:
 //
 //	ready <id>
 //	leading <id> <term> <unix nanoseconds>
+//	stale-write <id> refused|applied <error>
 func driverMain() int {
 	id := os.Getenv("FLEET_ID")
 	out := &lineWriter{}
@@ -170,7 +172,12 @@ func driverMain() int {
 		return fail(err)
 	}
 	bake, _ := time.ParseDuration(os.Getenv("FLEET_BAKE"))
+	var mu sync.Mutex
+	var last *fleet.Lead
 	d, err := fleet.NewDriver(m, fleet.DriverOptions{Drive: func(ctx context.Context, l *fleet.Lead) error {
+		mu.Lock()
+		last = l
+		mu.Unlock()
 		out.printf("leading %s %d %d", id, l.Term(), time.Now().UnixNano())
 		return driveTestReleases(ctx, l, rels, bake)
 	}})
@@ -183,9 +190,29 @@ func driverMain() int {
 	wg.Add(1)
 	go func() { defer wg.Done(); d.Run(ctx) }()
 	out.printf("ready %s", id)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
-	<-sig
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGCONT)
+	for s := range sig {
+		if s == syscall.SIGTERM {
+			return 0
+		}
+		// Woken after a SIGSTOP: ask host1 for v9 with the leadership
+		// held before it, at once, before this process learns anything.
+		mu.Lock()
+		l := last
+		mu.Unlock()
+		if l == nil {
+			continue
+		}
+		wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := l.SetDesired(wctx, "host1", fleet.Desired{Version: "v9", Rollout: "stale"})
+		wcancel()
+		if err != nil {
+			out.printf("stale-write %s refused %v", id, err)
+		} else {
+			out.printf("stale-write %s applied", id)
+		}
+	}
 	return 0
 }
 

@@ -60,6 +60,57 @@
 // "accepted". A refused command comes back as a *rollout.CommandError with
 // the driver's reason.
 //
+// # Desired and observed state: the Agent
+//
+// The leader says what each instance must run with Lead.SetDesired: a
+// Desired document at Layout.Desired(member) (the version, the rollout
+// that asked, the bake), fenced, and not under a lease, so that a process
+// restarted by its supervisor applies it too. Every instance process runs
+// an Agent:
+//
+//	upg := bind.NewUpgrader(gracefulUpgrader, bind.UpgraderOptions{})
+//	a, _ := fleet.NewAgent(m, fleet.AgentOptions{Upgrader: upg,
+//		Binaries: fleet.PathTemplate("/opt/svc/releases/{version}/svc")})
+//	go a.Run(ctx) // returns nil once this process handed the instance over
+//
+// The Agent watches its Desired document. When it names another version,
+// the version is checked (ValidVersion: no '/', no "..", nothing a shell
+// or a template would read), its binary is found by Binaries (the
+// documented resolver: a PathTemplate is an absolute path with
+// {version}, the result a clean path to an executable regular file), and
+// the Agent reports "upgrading" and hands the instance over: with
+// rollout/bind over graceful, a socket handoff to that binary with a bake
+// window, so no connection is refused or reset. The new process runs its
+// own Agent, which finds its predecessor's "upgrading" report, reports
+// "baking", checks AgentOptions.Check for the Desired's Bake, then promotes
+// (the predecessor drains and exits) and reports "ready". If the desired
+// version goes back to the predecessor's during the bake, or Check fails,
+// the new process gives serving back (graceful's Rollback: the predecessor
+// resumes) and the predecessor reports why the version was not applied.
+// Each report is an Observed document at Layout.Observed(member) under the
+// reporting process's lease (version, lifecycle state, error, and the
+// revision of the Desired it answers), and the membership record's state
+// says the same. A version whose binary is missing or whose new process
+// does not start is reported as an error and not tried again until the
+// leader writes the Desired again. When Run returns nil, stop this
+// process's Driver too (cancel its Run): the leadership then passes at once
+// instead of when this process exits.
+//
+// # Rolling updates across hosts
+//
+// Rolling builds the steps of a fleet rolling update for a plan driven by
+// DriveRollout: one replace step per batch of MaxUnavailable hosts
+// (canary hosts first, in a batch of their own), and an analyze step
+// after each batch with the plan's Analyzer (rollout's own analysis, with
+// its options). A batch starts only when the hosts outside it that are not
+// ready (no live process, or one not reporting ready) leave room for it
+// under MaxUnavailable; it writes each host's Desired and is done when
+// every host of the batch reports the version ready in answer to it,
+// bake included. A host that reports the version could not be applied
+// fails the batch at once. A failed batch or analysis rolls the rollout
+// back with rollout's rules: each replaced batch, last first, is asked for
+// Previous and waited for the same way.
+//
 // # Engine trouble
 //
 // A member probes the engine every ProbeInterval. When the engine does not
@@ -98,6 +149,14 @@
 //   - Watches resume from their revision after a lost connection: no change
 //     is missed or repeated; a Mirror that was stale lists again.
 //   - An accepted operator command is applied once.
+//   - A Desired document is written only by a leader still leading, and
+//     an Agent acts only on what it read from the engine while fresh:
+//     while the engine is unreachable no host starts, promotes or gives
+//     back a version (a bake does not end while stale).
+//   - A rolling batch is done only when each of its hosts' live process
+//     reports the version ready in answer to the current Desired; a
+//     report of the previous process, or one answering an older Desired,
+//     does not count.
 //
 // # Known limits
 //
@@ -110,6 +169,27 @@
 //   - A leader learns it was deposed only when its lease's renewal fails or
 //     a fenced write is refused; in between it may think it leads (which
 //     is why writes are fenced).
+//   - Rolling's Hosts are configuration, the same in every member: a
+//     host missing from the fleet holds its batch (and the batches after
+//     it, by MaxUnavailable) until it is back or HealthTimeout fails the
+//     step. A rollback does not wait for room: it puts Previous back on
+//     the replaced hosts even when others are down.
+//   - A replace step interrupted by a takeover runs again: its Desired
+//     documents are written again (the same content), which an Agent
+//     ignores unless the version changed; a bake already under way goes
+//     on from where it was.
+//   - The Agent hands over by exec of another binary: an instance's
+//     processes during a bake are two (the predecessor warm), both
+//     members with one id; the record and the Observed document are the
+//     last writer's. The predecessor stops reporting once it handed over,
+//     and reports again only if it takes serving back.
+//   - graceful's bake window (the Desired's Bake plus bind's BakeMargin)
+//     ends on its own: an engine outage longer than that leaves the new
+//     version serving with no warm fallback, and a rollback then upgrades
+//     to the previous binary instead of giving serving back.
+//   - A process killed in the middle of its own handoff leaves it to
+//     graceful (the new process stays or the old one resumes) and to the
+//     supervisor; the Agent of whichever runs reports it.
 //   - Close leaves the record until the engine stops renewing it; Leave
 //     deletes it at once.
 //   - The admin API and the HTML page show one process's Rollout;
@@ -118,5 +198,7 @@
 //     fleet.
 //
 // Measured figures (takeover time, the cost of a fenced Save, propagation
-// of a document to every member) are in BENCHMARKS.md.
+// of a document to every member, a desired state answered by every host)
+// are in BENCHMARKS.md. examples/fleet runs all of it on three host
+// processes.
 package fleet

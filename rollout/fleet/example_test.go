@@ -9,6 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/batonhq/baton/rollout"
 	"github.com/batonhq/baton/rollout/fleet"
 	"github.com/batonhq/baton/rollout/fleet/etcd"
 	"github.com/batonhq/baton/rollout/fleet/etcd/etcdtest"
@@ -41,4 +42,28 @@ func Example() {
 	// Output:
 	// 2 members; 1 not on v2
 	// 0 not on v1 after web-2 left
+}
+
+// A version reaches a path only once checked: a resolver refuses one that
+// would climb out of the releases directory.
+func ExamplePathTemplate() {
+	p := fleet.PathTemplate("/opt/svc/releases/{version}/svc")
+	_, err := p.Binary("../../../bin/sh")
+	fmt.Println(err)
+	// Output: fleet: invalid version "../../../bin/sh": use 1 to 64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit
+}
+
+// A rolling update of three hosts, one at a time, each baking 30 s with its
+// predecessor warm, with an analysis after each host; every member builds
+// the same plan, whichever leads drives it.
+func ExampleRolling() {
+	var analyzer rollout.Analyzer // canary or SLO analysis
+	drive, _ := fleet.DriveRollout(fleet.RolloutOptions{Plan: func(l *fleet.Lead) (rollout.Plan, error) {
+		steps, err := fleet.Rolling(l, fleet.RollingOptions{
+			Hosts: []string{"web-1", "web-2", "web-3"}, Version: "v2", Previous: "v1", Rollout: "release-v2",
+			Bake: 30 * time.Second, Analyzer: analyzer,
+		})
+		return rollout.Plan{ID: "release-v2", Steps: steps}, err
+	}})
+	_ = drive // fleet.NewDriver(member, fleet.DriverOptions{Drive: drive})
 }

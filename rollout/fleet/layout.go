@@ -14,11 +14,16 @@ const DefaultNamespace = "baton"
 //	ns/commands/<rollout>/<command>    an operator command, under the sender's lease,
 //	                                   answered in place by the driver (fenced)
 //
-// Later layers add their own prefixes beside these (desired and observed
-// state per member, shared canary weights and flag documents, metric
-// snapshots); Layout reserves them so two layers never collide:
+//	ns/desired/<member>                what the leader wants member to run (Desired),
+//	                                   fenced, no lease
+//	ns/observed/<member>               what member's live process runs (Observed), under
+//	                                   that process's lease
 //
-//	ns/desired/<member>   ns/observed/<member>   ns/shared/<document>   ns/metrics/<member>
+// Later layers add their own prefixes beside these (shared canary weights
+// and flag documents, metric snapshots); Layout reserves them so two
+// layers never collide:
+//
+//	ns/shared/<document>   ns/metrics/<member>
 //
 // The zero value has no namespace and makes invalid keys; use NewLayout.
 type Layout struct{ ns string }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/batonhq/baton/rollout"
@@ -81,7 +82,7 @@ func Rolling(l *Lead, o RollingOptions) ([]rollout.Step, error) {
 	}
 	seen := map[string]bool{}
 	for _, h := range o.Hosts {
-		if err := ValidKey(l.d.m.keys.Desired(h)); err != nil || seen[h] {
+		if err := ValidKey(l.d.m.keys.Desired(h)); err != nil || strings.Contains(h, "/") || seen[h] {
 			return nil, fmt.Errorf("fleet: Rolling: host %q is not a valid member id or appears twice", h)
 		}
 		seen[h] = true

@@ -75,11 +75,11 @@ func TestProcessRollingOutage(t *testing.T) {
 
 // TestProcessRollingPartition stops the leading driver with SIGSTOP while
 // a host bakes, until its lease expires: another driver takes over and
-// finishes the rollout; the stopped one is then woken, in the middle of
-// the step it was driving. Every desired state the engine took after the
-// takeover is of the new term: nothing the woken driver tried was
-// applied, so a step never ran in two places at once. (TestProcessPartition
-// shows a woken leader's write that only the fence refuses.)
+// finishes the rollout. The stopped one is then woken and at once asks
+// host1 for v9 with the leadership it had: the write is refused by the
+// fence (without fencing host1 would be asked for v9, and would run it),
+// and every desired state the engine took after the takeover is of the
+// new term, so no step ran in two places at once.
 func TestProcessRollingPartition(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b *backend) {
 		c := newCluster(t, b, 0, 0)
@@ -101,6 +101,10 @@ func TestProcessRollingPartition(t *testing.T) {
 		c.awaitRollout(rel.ID, rollout.PhaseSucceeded, rel.Version)
 		if err := old.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
+		}
+		line := old.lines.AwaitPrefix(t, "stale-write "+old.id, 10*time.Second)
+		if !strings.Contains(line, "refused") || !strings.Contains(line, "fenced") {
+			t.Fatalf("the woken former leader's desired state: %q, want it refused by the fence", line)
 		}
 		// The woken driver learns it lost its lease, or has a write
 		// refused, and campaigns again behind the new leader.
@@ -124,6 +128,11 @@ func TestProcessRollingPartition(t *testing.T) {
 				seenNew = true
 			} else if seenNew {
 				t.Fatalf("a desired state of term %d (%s %s) was written after the takeover at term %d", d.Term, d.Version, d.At, nterm)
+			}
+		}
+		for _, d := range writes {
+			if d.Version == "v9" {
+				t.Fatalf("the woken driver's desired state was applied: %+v", d)
 			}
 		}
 		if !seenNew {

@@ -68,7 +68,7 @@ func (c *cluster) startAgents() {
 				c.t.Fatal(err)
 			}
 		}
-		c.startRole("agent", id, "FLEET_VERSION=v1", "FLEET_UPGRADE_DELAY=300ms",
+		c.startRole("agent", id, "FLEET_VERSION=v1", "FLEET_UPGRADE_DELAY=500ms",
 			"FLEET_RELEASES="+filepath.Join(root, fleet.VersionPlaceholder, "bin"))
 	}
 }

@@ -3,6 +3,7 @@ package promanalysis
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -57,8 +58,8 @@ const (
 	numTests
 )
 
-// Analyzer judges a canary from Prometheus. It implements rollout.Analyzer
-// and rollout.LookPlanner. Use New; the zero value is not usable. It is
+// Analyzer judges a canary from Prometheus. It implements
+// rollout.Analyzer, rollout.MeasuredAnalyzer and rollout.LookPlanner. Use New; the zero value is not usable. It is
 // safe for concurrent use (analyses are serialised).
 type Analyzer struct {
 	opts Options
@@ -119,11 +120,31 @@ func (a *Analyzer) PlanLooks(n int) {
 // Analyze implements rollout.Analyzer: one Measure, its verdict and
 // reason. A query that fails is an error (an Inconclusive measurement).
 func (a *Analyzer) Analyze(ctx context.Context) (rollout.Verdict, string, error) {
+	v, reason, _, err := a.AnalyzeMeasured(ctx)
+	return v, reason, err
+}
+
+// AnalyzeMeasured implements rollout.MeasuredAnalyzer: Analyze with the
+// figures of both variants over the span compared, which the rollout
+// records with the decision for its console's charts. Counts are
+// increase()'s estimates, rounded; the weight is 0 when unknown.
+func (a *Analyzer) AnalyzeMeasured(ctx context.Context) (rollout.Verdict, string, *rollout.Measurement, error) {
 	r, err := a.Measure(ctx)
 	if err != nil {
-		return rollout.Inconclusive, "", err
+		return rollout.Inconclusive, "", nil, err
 	}
-	return r.Verdict, r.Reason, nil
+	m := &rollout.Measurement{WindowStart: r.From, WindowEnd: r.To, Canary: r.Canary.measured(), Stable: r.Stable.measured()}
+	if r.Weight >= 0 {
+		m.Weight = uint32(math.Round(min(r.Weight, 1) * float64(rollout.MaxWeight)))
+	}
+	return r.Verdict, r.Reason, m, nil
+}
+
+func (f Figures) measured() rollout.Figures {
+	return rollout.Figures{
+		Requests: uint64(math.Round(max(f.Requests, 0))), Errors: uint64(math.Round(max(f.Errors, 0))),
+		ErrorRate: f.ErrorRate, P50Seconds: f.P50.Seconds(), P99Seconds: f.P99.Seconds(),
+	}
 }
 
 // Measure queries Prometheus and compares the variants over the window
@@ -233,6 +254,7 @@ func verdict(r *Report) (rollout.Verdict, string) {
 }
 
 var (
-	_ rollout.Analyzer    = (*Analyzer)(nil)
-	_ rollout.LookPlanner = (*Analyzer)(nil)
+	_ rollout.Analyzer         = (*Analyzer)(nil)
+	_ rollout.MeasuredAnalyzer = (*Analyzer)(nil)
+	_ rollout.LookPlanner      = (*Analyzer)(nil)
 )

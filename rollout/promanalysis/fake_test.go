@@ -119,6 +119,11 @@ func TestWeightCutAndEscaping(t *testing.T) {
 	if rep.Stable.P50 < 10*time.Millisecond || rep.Stable.P50 > 20*time.Millisecond {
 		t.Errorf("p50 %s, want within the (10ms, 20ms] bucket", rep.Stable.P50)
 	}
+	// What the rollout records for its console.
+	_, _, m, err := a.AnalyzeMeasured(context.Background())
+	if err != nil || m.Weight != 2500 || m.Canary.Requests != 24000 || m.Canary.Errors != 24 || !m.WindowStart.Equal(rep.From) {
+		t.Errorf("measurement %+v, %v", m, err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, q := range f.queries {

@@ -156,6 +156,38 @@ func (c *Client) SetWeight(ctx context.Context, backend, server string, weight i
 	return c.set(ctx, fmt.Sprintf("set server %s/%s weight %d", backend, server, weight))
 }
 
+// SetAddr points backend/server at addr, an IP address and a port
+// ("127.0.0.3:41234", "[::1]:8080"), as a fleet does when an instance
+// comes back on a new port. Its health checks follow. Sessions already
+// on the old address are not moved: drain the server first when it
+// matters.
+func (c *Client) SetAddr(ctx context.Context, backend, server, addr string) error {
+	if err := validServer(backend, server); err != nil {
+		return err
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("haproxy: address %q of %s/%s: %w", addr, backend, server, err)
+	}
+	ip := net.ParseIP(host)
+	n, perr := strconv.Atoi(port)
+	if ip == nil || perr != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("haproxy: address %q of %s/%s: want an IP address and a port 1..65535", addr, backend, server)
+	}
+	reply, err := c.run(ctx, fmt.Sprintf("set server %s/%s addr %s port %d", backend, server, ip, n))
+	if err != nil {
+		return err
+	}
+	// HAProxy reports a change ("IP changed from ... to ...", "no need
+	// to change the addr") with a line of its own; an error does not
+	// name the address.
+	r := strings.TrimSpace(reply)
+	if r != "" && !strings.Contains(r, "changed") && !strings.Contains(r, "no need to change") {
+		return &CommandError{Command: fmt.Sprintf("set server %s/%s addr %s port %d", backend, server, ip, n), Reply: r}
+	}
+	return nil
+}
+
 // State is a server's administrative state as the Runtime API sets it.
 type State string
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/rollout/fleet/haproxy"
+	"github.com/batonhq/baton/rollout/fleet/haproxy/haproxytest"
 )
 
 // fakeSocket serves one answer per connection on a unix socket: reply is
@@ -115,7 +116,7 @@ func TestNewSwitchChecks(t *testing.T) {
 
 func TestRender(t *testing.T) {
 	c := haproxy.Config{Backends: []haproxy.Backend{{
-		Name: "app", Listen: "127.0.0.1:8080", HealthPath: "/healthz",
+		Name: "app", Listen: "127.0.0.1:8080", HealthPath: "/healthz", Retry: true,
 		Servers: []haproxy.Server{{Name: "blue1", Address: "10.0.0.1:80"}, {Name: "green1", Address: "10.0.0.2:80", Weight: 7, Disabled: true}},
 	}}}
 	text, err := c.Render("/run/haproxy/admin.sock", nil)
@@ -126,6 +127,7 @@ func TestRender(t *testing.T) {
 		"stats socket /run/haproxy/admin.sock mode 600 level admin",
 		"listen app\n  bind 127.0.0.1:8080\n",
 		"option httpchk GET /healthz",
+		"retries 3\n  option redispatch 1\n  retry-on conn-failure empty-response\n",
 		"server blue1 10.0.0.1:80 weight 100 check inter 500ms",
 		"server green1 10.0.0.2:80 weight 7 check inter 500ms fall 2 rise 1 disabled",
 	} {
@@ -161,4 +163,90 @@ func TestStartReportsExit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "exited before its admin socket answered") {
 		t.Errorf("haproxy that exits at once: %v; want an error saying it exited", err)
 	}
+}
+
+// A Process with no Dir makes its own and removes it after a soft stop.
+func TestProcessShutdown(t *testing.T) {
+	bin := haproxytest.Binary(t)
+	ctx := context.Background()
+	p, err := haproxy.Start(ctx, haproxy.Config{Binary: bin, Backends: []haproxy.Backend{{
+		Name: "app", Servers: []haproxy.Server{{Name: "s1", Address: "127.0.0.1:1"}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(p.AdminSocket())
+	if fi, err := os.Stat(p.AdminSocket()); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("admin socket mode %v; want 0600", fi.Mode().Perm())
+	}
+	st, err := p.Client().Stats(ctx, "app")
+	if err != nil || len(st) != 1 || st[0].Server != "s1" {
+		t.Errorf("stats of the started HAProxy: %v, %v", st, err)
+	}
+	if p.Addr("app") == "" || p.Addr("nosuch") != "" {
+		t.Errorf("Addr(app) %q, Addr(nosuch) %q", p.Addr("app"), p.Addr("nosuch"))
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	default:
+		t.Error("Done not closed after Shutdown")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("directory %s after Shutdown: %v; want it removed", dir, err)
+	}
+	p.Close() // idempotent after Shutdown
+}
+
+// A server whose address is not known when HAProxy starts is brought in
+// with SetAddr and SetState, as a fleet does when an instance registers.
+func TestSetAddr(t *testing.T) {
+	bin := haproxytest.Binary(t)
+	b, err := haproxytest.NewBackend("v9", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Kill()
+	ctx := context.Background()
+	p, err := haproxy.Start(ctx, haproxy.Config{Binary: bin, Backends: []haproxy.Backend{{
+		Name: "app", Servers: []haproxy.Server{{Name: "late"}}, HealthPath: "/healthz", CheckInterval: 100 * time.Millisecond,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c := p.Client()
+	if st := statuses(t, c); st["late"] != "MAINT" {
+		t.Fatalf("server with no address: %v; want it in maintenance", st)
+	}
+	for _, bad := range []string{"localhost:80", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", "127.0.0.1:80 weight 1"} {
+		if err := c.SetAddr(ctx, "app", "late", bad); err == nil {
+			t.Errorf("address %q accepted", bad)
+		}
+	}
+	if err := c.SetAddr(ctx, "app", "nosuch", b.Addr()); !errors.Is(err, haproxy.ErrRuntime) {
+		t.Errorf("address of an unknown server: %v; want ErrRuntime", err)
+	}
+	for range 2 { // the second is "no need to change"
+		if err := c.SetAddr(ctx, "app", "late", b.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.SetState(ctx, "app", "late", haproxy.Ready); err != nil {
+		t.Fatal(err)
+	}
+	await(t, "the server up after its check", func() bool {
+		st, err := c.Stats(ctx, "app")
+		return err == nil && len(st) == 1 && st[0].Checked()
+	})
+	load := haproxytest.StartLoad("http://"+p.Addr("app")+"/", 2)
+	await(t, "requests answered", func() bool { return b.Served() >= 10 })
+	reqs := load.Stop()
+	checkAll(t, "through the server brought in", reqs, "v9")
 }

@@ -25,7 +25,8 @@ type Config struct {
 	Binary string
 	// Dir holds the configuration file, the admin socket (admin.sock,
 	// mode 0600) and HAProxy's output (haproxy.log). It must exist; a
-	// unix socket's path must stay under about 100 bytes.
+	// unix socket's path must stay under about 100 bytes. Empty means a
+	// new directory under os.TempDir() that Close and Shutdown remove.
 	Dir string
 	// Backends are the listen sections.
 	Backends []Backend
@@ -54,13 +55,24 @@ type Backend struct {
 	// CheckInterval is the interval of health checks. Zero means
 	// DefaultCheckInterval.
 	CheckInterval time.Duration
+	// Retry makes HAProxy try another server when a connection to one
+	// fails or closes before any answer (retries 3, option redispatch,
+	// retry-on conn-failure empty-response): what lets clients ride over
+	// a server killed without a drain. It resends requests that are not
+	// idempotent (a POST whose server died before answering), so the
+	// application must tolerate that. False means HAProxy's defaults:
+	// retries on the same server, connection failures only.
+	Retry bool
 }
 
 // Server is one server of a Backend. The zero value has no name.
 type Server struct {
 	// Name names the server in the Runtime API.
 	Name string
-	// Address is the server's host:port.
+	// Address is the server's host:port. Empty means not known yet (an
+	// instance that will listen on a port of its own choosing): the
+	// server starts in maintenance at a placeholder, 127.0.0.1:1, until
+	// Client.SetAddr and Client.SetState(Ready) bring it in.
 	Address string
 	// Weight is its weight (1..MaxWeight). Zero means
 	// DefaultServerWeight.
@@ -69,6 +81,9 @@ type Server struct {
 	// the group a Switch brings in later.
 	Disabled bool
 }
+
+// placeholder is the address of a server whose address is not known yet.
+const placeholder = "127.0.0.1:1"
 
 // Find returns the haproxy executable to run: $BATON_HAPROXY when set,
 // else haproxy on PATH, else Debian's /usr/sbin/haproxy. The error wraps
@@ -90,9 +105,6 @@ func Find() (string, error) {
 }
 
 func (c *Config) check() error {
-	if c.Dir == "" {
-		return errors.New("haproxy: Config.Dir is empty")
-	}
 	if len(c.Backends) == 0 {
 		return errors.New("haproxy: Config has no backend")
 	}
@@ -120,7 +132,7 @@ func (c *Config) check() error {
 				return fmt.Errorf("haproxy: server %s/%s is in Config twice", b.Name, s.Name)
 			}
 			srvs[s.Name] = true
-			if _, _, err := net.SplitHostPort(s.Address); err != nil || strings.ContainsAny(s.Address, " \t\r\n#") {
+			if _, _, err := net.SplitHostPort(s.Address); s.Address != "" && (err != nil || strings.ContainsAny(s.Address, " \t\r\n#")) {
 				return fmt.Errorf("haproxy: server %s/%s: address %q is not host:port", b.Name, s.Name, s.Address)
 			}
 			if s.Weight < 0 || s.Weight > MaxWeight {
@@ -137,9 +149,6 @@ func (c *Config) check() error {
 // Listen. It is what Start writes, for a program that runs HAProxy its
 // own way.
 func (c Config) Render(adminSocket string, binds []string) (string, error) {
-	if c.Dir == "" {
-		c.Dir = "." // Render does not use it
-	}
 	if err := c.check(); err != nil {
 		return "", err
 	}
@@ -165,6 +174,9 @@ func (c Config) Render(adminSocket string, binds []string) (string, error) {
 			return "", fmt.Errorf("haproxy: backend %s: bind %q is empty or has a space or '#'", b.Name, bind)
 		}
 		fmt.Fprintf(&w, "\nlisten %s\n  bind %s\n  balance roundrobin\n", b.Name, bind)
+		if b.Retry {
+			w.WriteString("  retries 3\n  option redispatch 1\n  retry-on conn-failure empty-response\n")
+		}
 		check := ""
 		if b.HealthPath != "" {
 			iv := b.CheckInterval
@@ -179,8 +191,12 @@ func (c Config) Render(adminSocket string, binds []string) (string, error) {
 			if wt == 0 {
 				wt = DefaultServerWeight
 			}
-			fmt.Fprintf(&w, "  server %s %s weight %d%s", s.Name, s.Address, wt, check)
-			if s.Disabled {
+			addr := s.Address
+			if addr == "" {
+				addr = placeholder
+			}
+			fmt.Fprintf(&w, "  server %s %s weight %d%s", s.Name, addr, wt, check)
+			if s.Disabled || s.Address == "" {
 				w.WriteString(" disabled")
 			}
 			w.WriteString("\n")

@@ -2,10 +2,13 @@ package haproxy_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/batonhq/baton/internal/testchild"
 	"github.com/batonhq/baton/rollout/fleet/haproxy"
 	"github.com/batonhq/baton/rollout/fleet/haproxy/haproxytest"
 )
@@ -46,6 +49,9 @@ func newRig(t *testing.T, delay time.Duration, o haproxy.SwitchOptions) *rig {
 	}}})
 	r.url = "http://" + r.p.Addr("app") + "/"
 	o.Client, o.Backend = r.p.Client(), "app"
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	if o.Blue.Servers == nil {
 		o.Blue.Servers = []string{"blue1", "blue2"}
 	}
@@ -79,13 +85,12 @@ func served(bs []*haproxytest.Backend) int {
 // await polls cond until it holds, or fails t after 20 s naming what.
 func await(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testchild.Eventually(t, what, 20*time.Second, 10*time.Millisecond, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not a synchronisation
-	}
+		return errors.New("not yet")
+	})
 }
 
 // statuses returns "name=STATUS" of every server of app, for messages and

@@ -31,6 +31,7 @@ type Process struct {
 	done   chan struct{}
 	err    error // the exit status, set before done closes
 	once   sync.Once
+	tmp    string // the directory Start made, removed once HAProxy exited
 }
 
 // Start writes c's configuration to c.Dir/haproxy.cfg, binds the
@@ -51,7 +52,22 @@ func Start(ctx context.Context, c Config) (*Process, error) {
 			return nil, err
 		}
 	}
+	var tmp string
+	if c.Dir == "" {
+		var err error
+		if tmp, err = os.MkdirTemp("", "haproxy"); err != nil {
+			return nil, fmt.Errorf("haproxy: %w", err)
+		}
+		c.Dir = tmp
+	}
+	started := false
+	defer func() {
+		if !started && tmp != "" {
+			_ = os.RemoveAll(tmp)
+		}
+	}()
 	p := &Process{
+		tmp:   tmp,
 		sock:  filepath.Join(c.Dir, "admin.sock"),
 		logf:  filepath.Join(c.Dir, "haproxy.log"),
 		addrs: map[string]string{},
@@ -106,6 +122,7 @@ func Start(ctx context.Context, c Config) (*Process, error) {
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("haproxy: start %s: %w", bin, err)
 	}
+	started = true
 	go func() {
 		p.err = p.cmd.Wait()
 		close(p.done)
@@ -115,10 +132,17 @@ func Start(ctx context.Context, c Config) (*Process, error) {
 		return nil, err
 	}
 	if err := p.awaitSocket(ctx); err != nil {
+		out := p.output()
 		p.Close()
-		return nil, fmt.Errorf("%w; haproxy's output: %s", err, p.output())
+		return nil, fmt.Errorf("%w; haproxy's output: %s", err, out)
 	}
 	return p, nil
+}
+
+func (p *Process) removeTmp() {
+	if p.tmp != "" {
+		_ = os.RemoveAll(p.tmp)
+	}
 }
 
 func (p *Process) awaitSocket(ctx context.Context) error {
@@ -177,11 +201,13 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Shutdown asks HAProxy to stop softly (SIGUSR1: stop listening, finish
-// the sessions in progress) and waits for it to exit; when ctx ends first
+// the sessions in progress) and waits for it to exit (then removes the
+// directory Start made, if it made one); when ctx ends first
 // it kills it and returns ctx.Err(). Calling it again, or after Close,
 // waits for the same exit.
 func (p *Process) Shutdown(ctx context.Context) error {
 	p.once.Do(func() { _ = p.cmd.Process.Signal(softStop) })
+	defer p.removeTmp()
 	select {
 	case <-p.done:
 		return nil
@@ -193,7 +219,8 @@ func (p *Process) Shutdown(ctx context.Context) error {
 }
 
 // Close stops HAProxy at once (SIGTERM: connections are closed) and waits
-// for it to exit. It is idempotent.
+// for it to exit (then removes the directory Start made, if it made
+// one). It is idempotent.
 func (p *Process) Close() error {
 	p.once.Do(func() { _ = p.cmd.Process.Signal(hardStop) })
 	select {
@@ -202,5 +229,6 @@ func (p *Process) Close() error {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+	p.removeTmp()
 	return nil
 }

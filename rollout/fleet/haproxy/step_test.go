@@ -65,7 +65,7 @@ func TestStepRollbackFlipsBack(t *testing.T) {
 // while blue drains) leaves the step running; the next driver runs it
 // again and it completes.
 func TestStepRerunAfterInterruption(t *testing.T) {
-	r := newRig(t, 300*time.Millisecond, haproxy.SwitchOptions{})
+	r := newRig(t, time.Second, haproxy.SwitchOptions{})
 	dir := t.TempDir()
 	plan := rollout.Plan{ID: "bg-rerun", Steps: []rollout.Step{r.sw.Step(), rollout.Analyze(verdict(rollout.Pass), rollout.AnalysisOptions{})}}
 	open := func(ctx context.Context) *rollout.Rollout {

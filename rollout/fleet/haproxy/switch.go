@@ -56,9 +56,9 @@ type SwitchOptions struct {
 }
 
 // Switch moves a backend's traffic from its blue group to its green group
-// and back. Its methods may be called again and concurrently with
-// nothing else switching the same backend; each sets absolute states, so
-// a repeated call has the effect of one. The zero value is not usable:
+// and back. Its methods may be called again, each setting absolute
+// states, so a repeated call has the effect of one; two calls for the
+// same backend must not overlap (the rollout runs one step at a time). The zero value is not usable:
 // use NewSwitch.
 type Switch struct {
 	o SwitchOptions

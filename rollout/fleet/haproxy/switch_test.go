@@ -133,7 +133,7 @@ func TestRuntimeErrors(t *testing.T) {
 // fail) is not switched to: blue keeps serving, and the error names the
 // server and what HAProxy said of it.
 func TestSwitchRefusesGroupNotUp(t *testing.T) {
-	r := newRig(t, 0, haproxy.SwitchOptions{ReadyTimeout: time.Second})
+	r := newRig(t, 0, haproxy.SwitchOptions{ReadyTimeout: 3 * time.Second})
 	r.green[1].Kill()
 	err := r.sw.ToGreen(context.Background())
 	var ge *haproxy.GroupError
@@ -151,7 +151,7 @@ func TestSwitchRefusesGroupNotUp(t *testing.T) {
 // Repeating a switch is harmless, and a switch interrupted in its drain
 // completes when run again.
 func TestSwitchIdempotent(t *testing.T) {
-	r := newRig(t, 200*time.Millisecond, haproxy.SwitchOptions{})
+	r := newRig(t, time.Second, haproxy.SwitchOptions{})
 	load := haproxytest.StartLoad(r.url, 4)
 	await(t, "requests in progress on blue", func() bool { return inFlight(r.blue) >= 2 })
 
@@ -188,3 +188,28 @@ func TestSwitchIdempotent(t *testing.T) {
 }
 
 func up(status string) bool { return strings.HasPrefix(status, "UP") }
+
+// A drain that outlasts DrainTimeout is an error naming the servers and
+// their sessions, unless AllowUndrained.
+func TestDrainTimeout(t *testing.T) {
+	r := newRig(t, 3*time.Second, haproxy.SwitchOptions{DrainTimeout: 100 * time.Millisecond})
+	load := haproxytest.StartLoad(r.url, 4)
+	defer load.Stop()
+	await(t, "requests in progress on blue", func() bool { return inFlight(r.blue) >= 4 })
+	err := r.sw.ToGreen(context.Background())
+	var ge *haproxy.GroupError
+	if !errors.Is(err, haproxy.ErrDrainTimeout) || !errors.As(err, &ge) || !strings.Contains(err.Error(), "sessions") {
+		t.Fatalf("drain of 3 s requests with a 100 ms timeout: %v; want ErrDrainTimeout with the sessions left", err)
+	}
+	lenient, err := haproxy.NewSwitch(haproxy.SwitchOptions{
+		Client: r.p.Client(), Backend: "app", DrainTimeout: 100 * time.Millisecond, AllowUndrained: true,
+		Blue: haproxy.Group{Servers: []string{"blue1", "blue2"}}, Green: haproxy.Group{Servers: []string{"green1", "green2"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lenient.ToGreen(context.Background()); err != nil {
+		t.Errorf("with AllowUndrained: %v", err)
+	}
+	checkServing(t, r.p.Client(), "green")
+}

@@ -19,7 +19,6 @@ package haproxytest
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -37,21 +36,13 @@ func Binary(t testing.TB) string {
 }
 
 // Start starts HAProxy with c for the length of t (Close at cleanup), or
-// skips t when there is no haproxy. An empty c.Dir means a new directory
-// under os.TempDir(), short enough for the admin socket's path, removed at
-// cleanup; an empty c.Binary means Binary(t).
+// skips t when there is no haproxy. An empty c.Binary means Binary(t);
+// an empty c.Dir, as for haproxy.Start, a directory of its own, removed at
+// cleanup.
 func Start(t testing.TB, c haproxy.Config) *haproxy.Process {
 	t.Helper()
 	if c.Binary == "" {
 		c.Binary = Binary(t)
-	}
-	if c.Dir == "" {
-		dir, err := os.MkdirTemp("", "haproxy")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		c.Dir = dir
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
