@@ -2,8 +2,11 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/batonhq/baton/rollout"
 )
@@ -14,12 +17,22 @@ var _ rollout.FleetView = (*Registry)(nil)
 // page (rollout.HandlerOptions.Fleet): every live member, with what its
 // agent last reported (Observed: version, lifecycle state, why the
 // desired version was not applied) or, for a member with no agent, its
-// membership record. Like Live, it reads the engine each time; an engine
-// that cannot be read is an error, which the page shows.
+// membership record. Weight and FlagVersion come from the member's
+// Applied reports (Member.ReportApplied, which traffic.Follow and
+// fleetflags.Source.Follow keep): Weight from its report of a canary
+// document, FlagVersion from its report of a flag document (a
+// "flags/..." one), the revision it has in force; with several, the first
+// by name. A member that reports neither leaves them empty. Like Live, it
+// reads the engine each time; an engine that cannot be read is an error,
+// which the page shows.
 func (r *Registry) Hosts(ctx context.Context) ([]rollout.Host, error) {
 	live, err := r.Live(ctx)
 	if err != nil {
 		return nil, err
+	}
+	reports, _, err := r.m.e.List(ctx, r.m.keys.AppliedReports())
+	if err != nil {
+		return nil, fmt.Errorf("fleet: listing what members applied: %w", err)
 	}
 	out := make([]rollout.Host, 0, len(live))
 	for _, mi := range live {
@@ -40,7 +53,30 @@ func (r *Registry) Hosts(ctx context.Context) ([]rollout.Host, error) {
 		case !errors.Is(err, ErrNotFound):
 			return nil, fmt.Errorf("fleet: reading what %s reports: %w", mi.ID, err)
 		}
+		applied(&h, r.m.keys.Applied(mi.ID, ""), reports)
 		out = append(out, h)
 	}
 	return out, nil
+}
+
+// applied fills h's canary weight and flag version from the reports whose
+// keys start with prefix (one member's).
+func applied(h *rollout.Host, prefix string, reports []Document) {
+	for _, d := range reports {
+		doc, ok := strings.CutPrefix(d.Key, prefix)
+		if !ok {
+			continue
+		}
+		var a Applied
+		if json.Unmarshal(d.Value, &a) != nil {
+			continue // a report this version cannot read shows nothing
+		}
+		if a.Weight != nil && h.Weight == nil {
+			w := *a.Weight
+			h.Weight = &w
+		}
+		if strings.HasPrefix(doc, "flags/") && h.FlagVersion == "" && a.Revision > 0 {
+			h.FlagVersion = strconv.FormatInt(a.Revision, 10)
+		}
+	}
 }

@@ -18,6 +18,8 @@ const DefaultNamespace = "baton"
 //	                                   fenced, no lease
 //	ns/observed/<member>               what member's live process runs (Observed), under
 //	                                   that process's lease
+//	ns/applied/<member>/<document>     what member has put in force of ns/shared/<document>
+//	                                   (Applied), under its lease
 //
 // Later layers add their own prefixes beside these (shared canary weights
 // and flag documents, metric snapshots); Layout reserves them so two
@@ -69,3 +71,12 @@ func (l Layout) Shared(name string) string { return l.ns + "/shared/" + name }
 
 // Metrics is the key of member's metric snapshot.
 func (l Layout) Metrics(member string) string { return l.ns + "/metrics/" + member }
+
+// AppliedReports is the prefix of every member's Applied reports.
+func (l Layout) AppliedReports() string { return l.ns + "/applied/" }
+
+// Applied is the key of member's report of what it has put in force of
+// the shared document (the name given to Shared).
+func (l Layout) Applied(member, document string) string {
+	return l.AppliedReports() + member + "/" + document
+}

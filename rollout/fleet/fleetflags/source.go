@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/batonhq/baton/flags"
@@ -79,6 +80,8 @@ type Source struct {
 	m         *fleet.Member
 	key       string
 	mirror    *fleet.Mirror
+	rep       *fleet.Reporter
+	reported  fleet.Applied // last report Set, At cleared
 	cancel    context.CancelFunc
 	done      chan struct{} // nil until Follow
 	closed    bool
@@ -110,8 +113,10 @@ func NewSource(o Options) (*Source, error) {
 	return s, nil
 }
 
-// Follow starts applying the document of m's fleet, once. One goroutine,
-// owned by the Source, applies the versions until Close.
+// Follow starts applying the document of m's fleet, once. The version in
+// force is reported (fleet.Member.ReportApplied), which the console's
+// fleet page shows. One goroutine, owned by the Source, applies the
+// versions until Close.
 func (s *Source) Follow(m *fleet.Member) error {
 	key := Key(m.Layout(), s.o.Document)
 	s.mu.Lock()
@@ -126,8 +131,12 @@ func (s *Source) Follow(m *fleet.Member) error {
 	if err != nil {
 		return fmt.Errorf("fleetflags: %w", err)
 	}
+	rep, err := m.ReportApplied(strings.TrimPrefix(key, m.Layout().Shared("")))
+	if err != nil {
+		return fmt.Errorf("fleetflags: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.m, s.key, s.mirror, s.cancel, s.done = m, key, mi, cancel, make(chan struct{})
+	s.m, s.key, s.mirror, s.rep, s.cancel, s.done = m, key, mi, rep, cancel, make(chan struct{})
 	go func() {
 		defer close(s.done)
 		s.run(ctx)
@@ -144,11 +153,12 @@ func (s *Source) Current() flags.Document { return s.ds.Current() }
 func (s *Source) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	cancel, done := s.cancel, s.done
+	cancel, done, rep := s.cancel, s.done, s.rep
 	s.mu.Unlock()
 	if cancel != nil {
 		cancel()
 		<-done
+		_ = rep.Close()
 	}
 	return s.ds.Close()
 }
@@ -208,6 +218,7 @@ func (s *Source) sync() {
 	if s.o.OnApply != nil && !confirmed {
 		s.o.OnApply(doc, err)
 	}
+	s.report(err)
 	s.mu.Lock()
 	if d.Revision > s.processed {
 		s.processed = d.Revision
@@ -215,6 +226,19 @@ func (s *Source) sync() {
 		s.changed = make(chan struct{})
 	}
 	s.mu.Unlock()
+}
+
+// report sets this host's report to the version in force, when it
+// changed; err is why the latest version was not applied.
+func (s *Source) report(err error) {
+	a := fleet.Applied{Revision: int64(s.ds.Current().Version)}
+	if err != nil {
+		a.Refused = err.Error()
+	}
+	if a != s.reported {
+		s.reported = a
+		s.rep.Set(a)
+	}
 }
 
 // awaitProcessed waits until this host has applied (or refused) a version

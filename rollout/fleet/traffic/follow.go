@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/batonhq/baton/canary"
@@ -56,6 +57,7 @@ type Follower struct {
 	o      FollowOptions
 	key    string
 	mirror *fleet.Mirror
+	rep    *fleet.Reporter
 	log    *slog.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -67,7 +69,9 @@ type Follower struct {
 
 // Follow starts applying the canary document of m's fleet to
 // o.Splitter. Until a document arrives the splitter keeps the weight it
-// has. One goroutine, owned by the Follower, applies the changes until
+// has. Each version applied (or refused) is reported with the weight in
+// force (fleet.Member.ReportApplied), which the console's fleet page
+// shows. One goroutine, owned by the Follower, applies the changes until
 // Close or m's Close.
 func Follow(m *fleet.Member, o FollowOptions) (*Follower, error) {
 	if o.Splitter == nil {
@@ -78,7 +82,11 @@ func Follow(m *fleet.Member, o FollowOptions) (*Follower, error) {
 	if err != nil {
 		return nil, fmt.Errorf("traffic: Follow: %w", err)
 	}
-	f := &Follower{o: o, key: key, mirror: mi, log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
+	rep, err := m.ReportApplied(strings.TrimPrefix(key, m.Layout().Shared("")))
+	if err != nil {
+		return nil, fmt.Errorf("traffic: Follow: %w", err)
+	}
+	f := &Follower{o: o, key: key, mirror: mi, rep: rep, log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -105,11 +113,12 @@ func (f *Follower) Changed() <-chan struct{} {
 	return f.changed
 }
 
-// Close stops following; the splitter keeps its weight. It is idempotent.
+// Close stops following; the splitter keeps its weight, and the report of
+// it stays until the member's lease ends. It is idempotent.
 func (f *Follower) Close() error {
 	f.cancel()
 	<-f.done
-	return nil
+	return f.rep.Close()
 }
 
 func (f *Follower) run(ctx context.Context) {
@@ -162,6 +171,8 @@ func (f *Follower) apply(d fleet.Document, stale bool) {
 	} else {
 		f.log.Info("traffic: canary weight applied", "key", f.key, "revision", d.Revision, "weight", c.Weight)
 	}
+	w := f.o.Splitter.Weight()
+	f.rep.Set(fleet.Applied{Revision: d.Revision, Weight: &w, Refused: a.Refused})
 	f.set(func(p *Applied) { *p = a })
 }
 
