@@ -132,6 +132,17 @@
 // merge), and rollout/fleet/fleetflags makes the engine a flags source of
 // whole, versioned documents, cached on each host.
 //
+// Each host reports what it has put in force of a shared document (the
+// canary weight, the flag document's version) with Member.ReportApplied:
+// an Applied document at Layout.Applied(member, document), under the
+// member's lease, written again under every new lease. traffic's Follower
+// and fleetflags' Source keep theirs. Registry.Hosts, the console's fleet
+// page (rollout.HandlerOptions.Fleet), shows each live member's version
+// and state from its Observed report, and its canary weight and flag
+// version from its Applied reports: what that host applied, not what the
+// fleet's documents say, so a host that has not applied a change yet
+// shows the old value.
+//
 // # Keys
 //
 // Layout documents the keys; everything lives under Options.Namespace, so
@@ -149,6 +160,9 @@
 //   - Watches resume from their revision after a lost connection: no change
 //     is missed or repeated; a Mirror that was stale lists again.
 //   - An accepted operator command is applied once.
+//   - An Applied report says what its host had in force when it wrote it:
+//     it is written after the apply, so the page never shows a value
+//     ahead of the host (it may lag it by the write).
 //   - A Desired document is written only by a leader still leading, and
 //     an Agent acts only on what it read from the engine while fresh:
 //     while the engine is unreachable no host starts, promotes or gives
@@ -192,6 +206,11 @@
 //     supervisor; the Agent of whichever runs reports it.
 //   - Close leaves the record until the engine stops renewing it; Leave
 //     deletes it at once.
+//   - The fleet page shows one canary weight and one flag version per
+//     host: with several canaries or flag documents, the first report by
+//     name. A host whose Follower or Source was closed keeps showing what
+//     it last applied until its lease ends; a host cut off from the
+//     engine shows what it applied before.
 //   - The admin API and the HTML page show one process's Rollout;
 //     Member.StatusStore reads any rollout's state from any host, and
 //     Member.Command forwards commands, for an admin front that shows the

@@ -23,9 +23,13 @@
 // The document lives at Key(layout, name) (ns/shared/flags/<name>); its
 // name, "flags.yaml" by default, picks its syntax as a file's does, and
 // its version on every host is the engine revision it was stored at,
-// which only grows. It is in the file schema (flags, segments, and an
-// overrides section for run-time changes) and self-contained: its rules
-// may refer only to its own segments and flags.
+// which only grows. Each host reports the version it has in force
+// (fleet.Member.ReportApplied, at ns/applied/<member>/flags/<name>, under
+// its lease, the reason too when it refused a newer one), which the
+// console's fleet page shows per host (fleet.Registry.Hosts). It is in
+// the file schema (flags, segments, and an overrides section for run-time
+// changes) and self-contained: its rules may refer only to its own
+// segments and flags.
 //
 // # Changes, validated first
 //

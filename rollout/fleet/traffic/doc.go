@@ -33,7 +33,10 @@
 // another salt, or serves another canary than the document's Target,
 // refuses the document and halts its canary (Splitter.Halt): a host that
 // cannot split as the fleet does sends everyone to stable rather than
-// split differently.
+// split differently. Each host reports the weight it has in force
+// (fleet.Member.ReportApplied, at ns/applied/<member>/canary/<name>,
+// under its lease), which the console's fleet page shows per host
+// (fleet.Registry.Hosts).
 //
 // # Sticky across hosts
 //
