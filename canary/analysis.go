@@ -216,6 +216,35 @@ type Report struct {
 	Checks                 []Check
 }
 
+// Alone judges a canary that takes all the traffic, with no stable traffic
+// to compare it with, by the report's absolute limits alone (MaxErrorRate,
+// MaxP99): Fail when the report failed or a limit is exceeded, Pass when
+// every limit set passed, Inconclusive when a limit could not be decided
+// or none is set.
+func (r Report) Alone() (Verdict, string) {
+	var passed []string
+	for _, c := range r.Checks {
+		if c.Name != "max error rate" && c.Name != "max p99" {
+			continue
+		}
+		switch c.Verdict {
+		case Fail:
+			return Fail, "canary at 100%: " + c.Detail
+		case Pass:
+			passed = append(passed, c.Detail)
+		default:
+			return Inconclusive, "canary at 100%: " + c.Detail
+		}
+	}
+	if r.Verdict == Fail {
+		return Fail, "canary at 100%: " + r.Reason
+	}
+	if len(passed) == 0 {
+		return Inconclusive, "canary at 100%: no stable traffic to compare with, and no absolute limit (MaxErrorRate, MaxP99) to judge it alone"
+	}
+	return Pass, "canary at 100%, judged by its absolute limits: " + strings.Join(passed, "; ")
+}
+
 // Check returns the check named name, or the zero Check.
 func (r *Report) Check(name string) Check {
 	for _, c := range r.Checks {

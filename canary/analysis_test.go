@@ -109,3 +109,33 @@ func TestAnalyzerLooks(t *testing.T) {
 		}
 	}
 }
+
+func TestReportAlone(t *testing.T) {
+	limit := func(name string, v canary.Verdict, detail string) canary.Check {
+		return canary.Check{Name: name, Verdict: v, Detail: detail}
+	}
+	latency := limit("latency", canary.Inconclusive, "no stable traffic")
+	cases := []struct {
+		name string
+		rep  canary.Report
+		want canary.Verdict
+		in   string
+	}{
+		{"every limit passes", canary.Report{Checks: []canary.Check{latency, limit("max error rate", canary.Pass, "0.1% <= 1%"), limit("max p99", canary.Pass, "20ms <= 1s")}},
+			canary.Pass, "judged by its absolute limits: 0.1% <= 1%; 20ms <= 1s"},
+		{"a limit is exceeded", canary.Report{Checks: []canary.Check{limit("max error rate", canary.Pass, "ok"), limit("max p99", canary.Fail, "3s > 1s")}},
+			canary.Fail, "canary at 100%: 3s > 1s"},
+		{"a limit undecided", canary.Report{Checks: []canary.Check{limit("max error rate", canary.Inconclusive, "12 requests")}},
+			canary.Inconclusive, "12 requests"},
+		{"no limit set", canary.Report{Checks: []canary.Check{latency}},
+			canary.Inconclusive, "no absolute limit"},
+		{"the report failed", canary.Report{Verdict: canary.Fail, Reason: "error rate 9%", Checks: []canary.Check{latency}},
+			canary.Fail, "error rate 9%"},
+	}
+	for _, c := range cases {
+		v, reason := c.rep.Alone()
+		if v != c.want || !strings.Contains(reason, c.in) {
+			t.Errorf("%s: %v %q, want %v with %q", c.name, v, reason, c.want, c.in)
+		}
+	}
+}

@@ -114,8 +114,8 @@ func (c *CanaryAnalyzer) AnalyzeMeasured(ctx context.Context) (rollout.Verdict, 
 		Canary: figuresOf(rep.Canary), Stable: figuresOf(rep.Stable),
 	}
 	if c.Splitter.Weight() == canary.MaxWeight {
-		v, reason := alone(rep)
-		return v, reason, m, nil
+		v, reason := rep.Alone()
+		return verdictOf(v), reason, m, nil
 	}
 	return verdictOf(rep.Verdict), rep.Reason, m, nil
 }
@@ -125,32 +125,6 @@ func figuresOf(f canary.Figures) rollout.Figures {
 		Requests: f.Requests, Errors: f.Errors, ErrorRate: f.ErrorRate,
 		P50Seconds: f.P50.Seconds(), P99Seconds: f.P99.Seconds(),
 	}
-}
-
-// alone judges a canary that takes all the traffic by the absolute limits
-// of the report.
-func alone(rep canary.Report) (rollout.Verdict, string) {
-	var limits []string
-	for _, c := range rep.Checks {
-		if c.Name != "max error rate" && c.Name != "max p99" {
-			continue
-		}
-		switch c.Verdict {
-		case canary.Fail:
-			return rollout.Fail, "canary at 100%: " + c.Detail
-		case canary.Pass:
-			limits = append(limits, c.Detail)
-		default:
-			return rollout.Inconclusive, "canary at 100%: " + c.Detail
-		}
-	}
-	if rep.Verdict == canary.Fail {
-		return rollout.Fail, "canary at 100%: " + rep.Reason
-	}
-	if len(limits) == 0 {
-		return rollout.Inconclusive, "canary at 100%: no stable traffic to compare with, and no absolute limit (MaxErrorRate, MaxP99) to judge it alone"
-	}
-	return rollout.Pass, fmt.Sprintf("canary at 100%%, judged by its absolute limits: %v", limits)
 }
 
 func verdictOf(v canary.Verdict) rollout.Verdict {

@@ -172,7 +172,7 @@ func (a *Analyzer) Decide(ctx context.Context) (Decision, error) {
 	d.Report = a.analyzer().Analyze(merged)
 	d.Requests = d.Report.Stable.Requests + d.Report.Canary.Requests
 	if d.Report.Weight == canary.MaxWeight {
-		d.Report.Verdict, d.Report.Reason = alone(d.Report)
+		d.Report.Verdict, d.Report.Reason = d.Report.Alone()
 	}
 	return d, nil
 }
@@ -224,30 +224,6 @@ func Merge(snaps map[string]*canary.Snapshot, now time.Time, maxAge time.Duratio
 		hosts = append(hosts, id)
 	}
 	return merged, hosts, left
-}
-
-// alone judges a canary that takes all the traffic, with no stable
-// traffic to compare it with, by the absolute limits (MaxErrorRate,
-// MaxP99) of the report alone.
-func alone(rep canary.Report) (canary.Verdict, string) {
-	var passed []string
-	for _, c := range rep.Checks {
-		if c.Name != "max error rate" && c.Name != "max p99" {
-			continue
-		}
-		switch c.Verdict {
-		case canary.Fail:
-			return canary.Fail, "canary at 100%: " + c.Detail
-		case canary.Pass:
-			passed = append(passed, c.Detail)
-		default:
-			return canary.Inconclusive, "canary at 100%: " + c.Detail
-		}
-	}
-	if len(passed) == 0 {
-		return canary.Inconclusive, "canary at 100%: no stable traffic to compare with, and no absolute limit (MaxErrorRate, MaxP99) to judge it alone"
-	}
-	return canary.Pass, "canary at 100%, judged by its absolute limits: " + strings.Join(passed, "; ")
 }
 
 var (
