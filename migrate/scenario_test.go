@@ -162,6 +162,7 @@ type writers struct {
 	ops     atomic.Int64
 	first   atomic.Value
 	readNew atomic.Int64 // new writers that act on read_new
+	newOps  atomic.Int64 // statements of the new writers alone
 	oldWG   sync.WaitGroup
 	newWG   sync.WaitGroup
 }
@@ -249,6 +250,9 @@ func (w *writers) new(ctx context.Context, id int, in *migrate.Instance, name st
 			w.fail(fmt.Sprintf("new writer %d (phase %s)", id, p), err)
 		}
 		w.ops.Add(1)
+		if err == nil {
+			w.newOps.Add(1)
+		}
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -520,8 +524,10 @@ func TestRollbackUnderOldWriters(t *testing.T) {
 				if err := r.Backfill(ctx); err != nil {
 					t.Fatal(err)
 				}
-				before := w.ops.Load()
-				waitUntil(t, "writers to write after the backfill", func() bool { return w.ops.Load() > before+50 })
+				// The new writers, not only the old ones, must have written:
+				// what they wrote is what Rollback has to keep.
+				before := w.newOps.Load()
+				waitUntil(t, "new writers to write after the backfill", func() bool { return w.newOps.Load() > before+20 })
 				nstop()
 				w.newWG.Wait()
 				if err := v2.Close(); err != nil {
