@@ -468,3 +468,45 @@ func TestWaitOldGoneFleetWide(t *testing.T) {
 		t.Fatal("the contract did not run after the last v1 instance left")
 	}
 }
+
+// TestLeaveKeepsSuccessorRecord: a process hands over to a successor with
+// the same member ID, which registers, then the predecessor Leaves. Its
+// lease goes, and nothing of it may register again over the successor's
+// record: the successor stays listed, with its version, past a lease TTL.
+func TestLeaveKeepsSuccessorRecord(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b *backend) {
+		ns := namespace(t)
+		pred := join(t, b.open(t, b.addr), ns, "h1", "v1")
+		succ := join(t, b.open(t, b.addr), ns, "h1", "v2")
+		reg := succ.Registry()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		version := func() string {
+			live, err := reg.Live(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mi := range live {
+				if mi.ID == "h1" {
+					return mi.Version
+				}
+			}
+			return ""
+		}
+		if v := version(); v != "v2" {
+			t.Fatalf("h1 listed as %q after the successor joined, want v2", v)
+		}
+		if err := pred.Leave(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// A record the predecessor wrote back would be listed as v1 at
+		// once, and gone one TTL after its process stopped renewing.
+		until := time.Now().Add(testTTL + time.Second)
+		for time.Now().Before(until) {
+			if v := version(); v != "v2" {
+				t.Fatalf("h1 listed as %q after the predecessor left, want the successor's v2", v)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}

@@ -381,9 +381,13 @@ func (m *Member) Members() []MemberInfo {
 // MembersChanged returns a channel closed at the next change of Members.
 func (m *Member) MembersChanged() <-chan struct{} { return m.members.Changed() }
 
-// Leave deletes this member's record at once (revoking its lease), then
-// stops the member like Close.
+// Leave stops the member like Close, then deletes its record at once
+// (revoking its lease). The member stops first so that nothing registers
+// it again once the lease is gone: a process handing over to a successor
+// with the same ID would otherwise write its record back over the
+// successor's, under a lease that dies with it.
 func (m *Member) Leave(ctx context.Context) error {
+	cerr := m.Close()
 	m.mu.Lock()
 	l := m.lease
 	m.mu.Unlock()
@@ -391,7 +395,7 @@ func (m *Member) Leave(ctx context.Context) error {
 	if l != nil {
 		err = l.Revoke(ctx)
 	}
-	return errors.Join(err, m.Close())
+	return errors.Join(err, cerr)
 }
 
 // Close stops the member's goroutines and Mirrors. Its record stays: the
