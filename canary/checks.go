@@ -35,10 +35,7 @@ func (a *Analyzer) errorCheck(st, ca *Sample) Check {
 		// needs no minimum sample. best is the p-value of the most
 		// extreme split of these errors; when even that could not
 		// reject, the look is not spent.
-		p = stats.ProportionGreater(sxc, snc, sxs, sns)
-		e := sxc + sxs
-		top := min(e, snc)
-		best = stats.ProportionGreater(top, snc, e-top, sns)
+		p, best = stats.ProportionGreaterBest(sxc, snc, sxs, sns)
 	} else {
 		test = "z-test"
 		se := math.Sqrt(d * (shrunkVar(xc, nc) + shrunkVar(xs, ns)))
@@ -176,12 +173,8 @@ func testText(test string, c Check) string {
 	return fmt.Sprintf("%s p=%.2g %s level %.2g", test, c.P, cmp(c.P, c.Level), c.Level)
 }
 
-// shrunkVar is the variance of an error rate estimated from x of n, shrunk
-// towards 1/2 so that a rate of 0 does not claim certainty.
-func shrunkVar(x, n uint64) float64 {
-	p := (float64(x) + 0.5) / (float64(n) + 1)
-	return p * (1 - p) / float64(n)
-}
+// shrunkVar is stats.RateVariance of x of n.
+func shrunkVar(x, n uint64) float64 { return stats.RateVariance(float64(x), float64(n)) }
 
 // scaled divides a count by the design effect (Rao and Scott's correction
 // of clustered counts), so that exact tests see the effective sample.

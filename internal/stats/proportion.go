@@ -80,3 +80,22 @@ func logChoose(n, k int64) float64 {
 	c, _ := math.Lgamma(float64(n - k + 1))
 	return a - b - c
 }
+
+// ProportionGreaterBest is ProportionGreater together with the p-value of
+// the most extreme split of the same x1+x2 events (as many as fit among the
+// first n1 trials): the smallest p-value these totals could give. When even
+// that cannot reach a level, no count of these totals can, and a sequential
+// test need not spend a look on them.
+func ProportionGreaterBest(x1, n1, x2, n2 int64) (p, best float64) {
+	e := x1 + x2
+	top := min(e, n1)
+	return ProportionGreater(x1, n1, x2, n2), ProportionGreater(top, n1, e-top, n2)
+}
+
+// RateVariance is the variance of a rate estimated from x events of n
+// trials, the rate shrunk towards 1/2 ((x+0.5)/(n+1)) so that a rate of 0
+// does not claim certainty.
+func RateVariance(x, n float64) float64 {
+	p := (x + 0.5) / (n + 1)
+	return p * (1 - p) / n
+}

@@ -294,3 +294,25 @@ func BenchmarkBinomialGreater(b *testing.B) {
 		_ = BinomialGreater(30, 430, 0.05)
 	}
 }
+
+func TestProportionGreaterBest(t *testing.T) {
+	// 3 of 20 against 5 of 400: the most extreme split of the 8 errors
+	// puts all of them among the first 20.
+	p, best := ProportionGreaterBest(3, 20, 5, 400)
+	if want := ProportionGreater(3, 20, 5, 400); p != want {
+		t.Errorf("p = %g, want ProportionGreater's %g", p, want)
+	}
+	if want := ProportionGreater(8, 20, 0, 400); best != want || best > p {
+		t.Errorf("best = %g, want %g (and at most p = %g)", best, want, p)
+	}
+	// More errors than first trials: only n1 of them fit.
+	if _, best := ProportionGreaterBest(1, 2, 9, 30); best != ProportionGreater(2, 2, 8, 30) {
+		t.Errorf("best with more errors than trials = %g", best)
+	}
+}
+
+func TestRateVarianceNeverZero(t *testing.T) {
+	if v := RateVariance(0, 100); v <= 0 || math.Abs(v-(0.5/101)*(1-0.5/101)/100) > 1e-15 {
+		t.Errorf("RateVariance(0, 100) = %g", v)
+	}
+}

@@ -61,13 +61,10 @@ func (a *Analyzer) errorTest(st, ca *Figures) Check {
 	var p, best float64
 	test := "exact test"
 	if o.ErrorMargin == 0 {
-		p = stats.ProportionGreater(xc, nc, xs, ns)
-		// The most extreme split of these errors: when even it could
-		// not reject, the look is not spent (thin traffic keeps its
-		// budget).
-		e := xc + xs
-		top := min(e, nc)
-		best = stats.ProportionGreater(top, nc, e-top, ns)
+		// best is the p-value of the most extreme split of these
+		// errors: when even it could not reject, the look is not spent
+		// (thin traffic keeps its budget).
+		p, best = stats.ProportionGreaterBest(xc, nc, xs, ns)
 	} else {
 		test = "z-test"
 		p = stats.NormalUpper((rc - rs - o.ErrorMargin) / se)
@@ -165,12 +162,8 @@ func testText(test string, c Check) string {
 	return fmt.Sprintf("%s p=%.2g %s level %.2g (look %d)", test, c.P, verb, c.Level, c.Look)
 }
 
-// shrunkVar is the variance of a rate from x of n, shrunk towards 1/2 so
-// that a rate of 0 does not claim certainty.
-func shrunkVar(x, n int64) float64 {
-	p := (float64(x) + 0.5) / (float64(n) + 1)
-	return p * (1 - p) / float64(n)
-}
+// shrunkVar is stats.RateVariance of x of n.
+func shrunkVar(x, n int64) float64 { return stats.RateVariance(float64(x), float64(n)) }
 
 func pct(x float64) string {
 	if x != 0 && x < 0.01 {
