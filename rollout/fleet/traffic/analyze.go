@@ -20,7 +20,7 @@ import (
 const DefaultMaxAge = 3 * DefaultPublishInterval
 
 // AnalyzerOptions configure NewAnalyzer. Zero fields mean DefaultName,
-// canary's default analysis, DefaultMaxAge and the system clock.
+// canary's default analysis, DefaultMaxAge, one host and the system clock.
 type AnalyzerOptions struct {
 	// Name of the canary; empty means DefaultName.
 	Name string
@@ -32,6 +32,14 @@ type AnalyzerOptions struct {
 	// that stopped publishing (dead, stopped, cut off) no longer counts
 	// even before its lease expires. Zero means DefaultMaxAge.
 	MaxAge time.Duration
+	// MinHosts is the fewest hosts a decision rests on: with fewer
+	// recent snapshots at the fleet's weight the decision is
+	// inconclusive and spends no look (a host that has not yet applied a
+	// change is waited for instead of judged without). Zero means 1.
+	// Set it to the fleet's size to judge every step on every host; a
+	// host that dies then holds the analysis inconclusive until the
+	// rollout's MaxInconclusive ends it.
+	MinHosts int
 	// Now tells the time snapshots are aged against; nil means time.Now.
 	Now func() time.Time
 }
@@ -81,6 +89,12 @@ func NewAnalyzer(m *fleet.Member, o AnalyzerOptions) (*Analyzer, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MinHosts < 0 {
+		return nil, fmt.Errorf("traffic: NewAnalyzer: MinHosts %d is negative", o.MinHosts)
+	}
+	if o.MinHosts == 0 {
+		o.MinHosts = 1
 	}
 	if _, err := canary.NewAnalyzer(o.Analysis); err != nil {
 		return nil, fmt.Errorf("traffic: NewAnalyzer: %w", err)
@@ -165,8 +179,12 @@ func (a *Analyzer) Decide(ctx context.Context) (Decision, error) {
 	merged, hosts, more := Merge(snaps, a.o.Now(), a.o.MaxAge)
 	d := Decision{Hosts: hosts, Left: append(left, more...)}
 	slices.Sort(d.Left)
-	if len(hosts) == 0 {
+	switch {
+	case len(hosts) == 0:
 		d.Report = canary.Report{At: a.o.Now(), Reason: "no live host has published a recent snapshot at the fleet's weight" + leftText(d.Left)}
+		return d, nil
+	case len(hosts) < a.o.MinHosts:
+		d.Report = canary.Report{At: a.o.Now(), Reason: fmt.Sprintf("%d of the %d hosts needed have published a recent snapshot at the fleet's weight", len(hosts), a.o.MinHosts) + leftText(d.Left)}
 		return d, nil
 	}
 	d.Report = a.analyzer().Analyze(merged)

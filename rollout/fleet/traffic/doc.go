@@ -63,7 +63,10 @@
 // hosts it merged, which it left out and why, and how many requests the
 // compared window held; as a rollout.Analyzer its reason starts with
 // "fleet analysis (<hosts> hosts, <requests> requests)", so the rollout's
-// decision records them.
+// decision records them. With fewer than AnalyzerOptions.MinHosts hosts
+// merged (one by default) the decision is inconclusive and spends no
+// look: set it to the fleet's size to judge each step only once every
+// host has applied and published it.
 //
 // A host that dies, is stopped or is cut off stops publishing: its
 // snapshot is left out once older than MaxAge (DefaultMaxAge, three

@@ -95,7 +95,7 @@ func TestFleetCanaryRollout(t *testing.T) {
 		current := func() *rollout.Rollout { mu.Lock(); defer mu.Unlock(); return latest }
 		drive, err := fleet.DriveRollout(fleet.RolloutOptions{
 			Plan: func(l *fleet.Lead) (rollout.Plan, error) {
-				an, err := traffic.NewAnalyzer(l.Member(), traffic.AnalyzerOptions{Analysis: canary.AnalysisOptions{SkipLatency: true}, MaxAge: time.Second})
+				an, err := traffic.NewAnalyzer(l.Member(), traffic.AnalyzerOptions{Analysis: canary.AnalysisOptions{SkipLatency: true}, MaxAge: time.Second, MinHosts: 3})
 				if err != nil {
 					return rollout.Plan{}, err
 				}

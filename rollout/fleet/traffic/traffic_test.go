@@ -141,6 +141,17 @@ func TestDecideLeavesOut(t *testing.T) {
 			!strings.HasPrefix(d.Left[0], "ghost: not a live member") || !strings.HasPrefix(d.Left[1], "host2: at weight 2500, the fleet's is 500") {
 			t.Fatalf("decision %s: hosts %v, left %q", d, d.Hosts, d.Left)
 		}
+		two, err := traffic.NewAnalyzer(driver, traffic.AnalyzerOptions{MinHosts: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, err := two.Decide(ctx); err != nil || d.Report.Verdict != canary.Inconclusive || !slices.Equal(d.Hosts, []string{"host1"}) ||
+			!strings.HasPrefix(d.Report.Reason, "1 of the 2 hosts needed") || !strings.Contains(d.Report.Reason, "host2: at weight 2500") {
+			t.Fatalf("MinHosts 2 on one host: %s, %v", d, err)
+		}
+		if _, err := traffic.NewAnalyzer(driver, traffic.AnalyzerOptions{MinHosts: -1}); err == nil || !strings.Contains(err.Error(), "MinHosts -1") {
+			t.Fatalf("MinHosts -1: %v", err)
+		}
 		later, err := traffic.NewAnalyzer(driver, traffic.AnalyzerOptions{Now: func() time.Time { return time.Now().Add(time.Minute) }})
 		if err != nil {
 			t.Fatal(err)
