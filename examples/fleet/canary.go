@@ -39,9 +39,11 @@ flags:
 `
 
 // canaryHost is a host's part of the fleet canary: the splitter, the flag
-// store fed by the fleet's document (cached in the host's directory), and,
-// once the host has joined, the Follower and Publisher.
+// store fed by the fleet's document, and, once the host has joined, the
+// Follower and Publisher (flag and canary documents are cached in the
+// host's directory).
 type canaryHost struct {
+	dir   string
 	sp    *canary.Splitter
 	store *flags.Store
 	src   *fleetflags.Source
@@ -61,7 +63,7 @@ func newCanaryHost(dir string, log *slog.Logger) (*canaryHost, error) {
 		store.Close()
 		return nil, err
 	}
-	h := &canaryHost{store: store, src: src}
+	h := &canaryHost{dir: dir, store: store, src: src}
 	answer := func(variant string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			extra := store.Bool(flagKey, flags.EvalContext{TargetingKey: r.Header.Get("X-User")}, false)
@@ -100,7 +102,7 @@ func (h *canaryHost) follow(m *fleet.Member, log *slog.Logger) error {
 	if err := h.src.Follow(m); err != nil {
 		return err
 	}
-	f, err := traffic.Follow(m, traffic.FollowOptions{Splitter: h.sp, Target: canaryTarget, Logger: log})
+	f, err := traffic.Follow(m, traffic.FollowOptions{Splitter: h.sp, Target: canaryTarget, CacheFile: filepath.Join(h.dir, "canary.cache"), Logger: log})
 	if err != nil {
 		return err
 	}

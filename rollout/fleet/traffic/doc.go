@@ -9,7 +9,7 @@
 // publishes its measurements:
 //
 //	sp, _ := canary.New(canary.Options{Stable: v1, Canary: v2, Salt: "checkout-v2", Key: keys})
-//	f, _ := traffic.Follow(m, traffic.FollowOptions{Splitter: sp, Target: "v2"})
+//	f, _ := traffic.Follow(m, traffic.FollowOptions{Splitter: sp, Target: "v2", CacheFile: "/var/lib/svc/canary.cache"})
 //	defer f.Close()
 //	p, _ := traffic.Publish(m, traffic.PublishOptions{Metrics: sp.Metrics()})
 //	defer p.Close()
@@ -37,6 +37,12 @@
 // (fleet.Member.ReportApplied, at ns/applied/<member>/canary/<name>,
 // under its lease), which the console's fleet page shows per host
 // (fleet.Registry.Hosts).
+//
+// With FollowOptions.CacheFile, every new revision is also written to
+// local disk (atomically, 0600), and Follow applies the cached document
+// before it returns: a host restarted while the engine is down serves the
+// fleet's last weight, reported Stale and FromCache, and catches up when
+// the engine answers.
 //
 // # Sticky across hosts
 //
@@ -93,9 +99,9 @@
 //     propagation delay): a key can get the old variant on one host and
 //     the new one on another for that long. The analysis is unaffected
 //     (the interval of a change is left out on every host).
-//   - The weight is not cached on disk: a host that starts while the
+//   - Without FollowOptions.CacheFile, a host that starts while the
 //     engine is unreachable serves canary.Options.Weight until it reaches
-//     the engine. Start splitters at 0.
+//     the engine. Start splitters at 0, or give each host a cache.
 //   - While a host is stale it keeps the last weight it applied, and its
 //     snapshot ages out of the analysis once it can no longer publish.
 //   - Snapshots are whole documents, written every Interval by every host:

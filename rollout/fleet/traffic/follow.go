@@ -1,19 +1,24 @@
 package traffic
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 
 	"github.com/batonhq/baton/canary"
+	"github.com/batonhq/baton/internal/atomicfile"
 	"github.com/batonhq/baton/rollout/fleet"
 )
 
 // FollowOptions configure Follow. Splitter is required; the other zero
-// fields mean DefaultName, any target and no callback.
+// fields mean DefaultName, any target, no cache and no callback.
 type FollowOptions struct {
 	// Name of the canary document; empty means DefaultName.
 	Name string
@@ -23,8 +28,18 @@ type FollowOptions struct {
 	// upstream). A document naming another target makes this host send
 	// nobody to its canary (Splitter.Halt). Empty accepts any target.
 	Target string
+	// CacheFile keeps the last canary document this host received on
+	// local disk (written atomically, mode 0600, at every new revision).
+	// Follow applies it at once, before the engine answers, so a host
+	// that restarts while the engine is down serves the fleet's last
+	// weight (Applied.FromCache, Stale) instead of its splitter's own,
+	// and keys keep their variant across hosts. A cache that cannot be
+	// read or decoded, or holds another document, is logged and not
+	// used. Empty means no cache.
+	CacheFile string
 	// OnApply, if set, is called after each document is applied (or
-	// refused), in order, from the Follower's goroutine.
+	// refused), in order, from the Follower's goroutine (the cached
+	// document's from Follow).
 	OnApply func(Applied)
 	// Logger receives what the Follower applies and refuses. Nil
 	// discards.
@@ -45,6 +60,9 @@ type Applied struct {
 	// Stale: the member is cut off from the engine, and the splitter
 	// keeps the weight it last applied.
 	Stale bool
+	// FromCache: the document was read from FollowOptions.CacheFile at
+	// Follow and the engine has not delivered one since.
+	FromCache bool
 }
 
 // Follower applies the fleet's canary document to a host's Splitter every
@@ -71,7 +89,8 @@ type Follower struct {
 // o.Splitter. Until a document arrives the splitter keeps the weight it
 // has. Each version applied (or refused) is reported with the weight in
 // force (fleet.Member.ReportApplied), which the console's fleet page
-// shows. One goroutine, owned by the Follower, applies the changes until
+// shows. With o.CacheFile, the cached document is applied before Follow
+// returns. One goroutine, owned by the Follower, applies the changes until
 // Close or m's Close.
 func Follow(m *fleet.Member, o FollowOptions) (*Follower, error) {
 	if o.Splitter == nil {
@@ -89,6 +108,14 @@ func Follow(m *fleet.Member, o FollowOptions) (*Follower, error) {
 	f := &Follower{o: o, key: key, mirror: mi, rep: rep, log: o.Logger, done: make(chan struct{}), changed: make(chan struct{})}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
+	}
+	if o.CacheFile != "" {
+		switch d, err := readCache(o.CacheFile, key); {
+		case err == nil:
+			f.apply(d, true, true)
+		case !errors.Is(err, os.ErrNotExist):
+			f.log.Warn("traffic: canary cache not used", "file", o.CacheFile, "err", err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
@@ -130,8 +157,8 @@ func (f *Follower) run(ctx context.Context) {
 		prev := f.applied
 		f.mu.Unlock()
 		switch {
-		case ok && d.Revision != prev.Revision:
-			f.apply(d, stale)
+		case ok && (d.Revision != prev.Revision || prev.FromCache && !stale):
+			f.apply(d, stale, false)
 		case stale != prev.Stale:
 			f.set(func(a *Applied) { a.Stale = stale })
 		}
@@ -144,9 +171,10 @@ func (f *Follower) run(ctx context.Context) {
 }
 
 // apply puts the document in force on the splitter, or halts the canary
-// when this host cannot serve it as written.
-func (f *Follower) apply(d fleet.Document, stale bool) {
-	a := Applied{Revision: d.Revision, Stale: stale}
+// when this host cannot serve it as written; one from the engine is
+// cached.
+func (f *Follower) apply(d fleet.Document, stale, cached bool) {
+	a := Applied{Revision: d.Revision, Stale: stale, FromCache: cached}
 	c, err := decode(d)
 	switch {
 	case err != nil:
@@ -171,6 +199,11 @@ func (f *Follower) apply(d fleet.Document, stale bool) {
 	} else {
 		f.log.Info("traffic: canary weight applied", "key", f.key, "revision", d.Revision, "weight", c.Weight)
 	}
+	if f.o.CacheFile != "" && !cached && json.Valid(d.Value) && d.Revision != f.Applied().Revision {
+		if err := writeCache(f.o.CacheFile, d); err != nil {
+			f.log.Error("traffic: canary cache not written", "file", f.o.CacheFile, "revision", d.Revision, "err", err)
+		}
+	}
 	w := f.o.Splitter.Weight()
 	f.rep.Set(fleet.Applied{Revision: d.Revision, Weight: &w, Refused: a.Refused})
 	f.set(func(p *Applied) { *p = a })
@@ -186,4 +219,56 @@ func (f *Follower) set(edit func(*Applied)) {
 	if f.o.OnApply != nil {
 		f.o.OnApply(a)
 	}
+}
+
+// maxCache bounds what readCache reads: a canary document is a few dozen
+// bytes.
+const maxCache = 64 << 10
+
+// cacheFile is CacheFile's content.
+type cacheFile struct {
+	Key      string          `json:"key"`
+	Revision int64           `json:"revision"`
+	Value    json.RawMessage `json:"value"`
+}
+
+func writeCache(path string, d fleet.Document) error {
+	b, err := json.Marshal(cacheFile{Key: d.Key, Revision: d.Revision, Value: d.Value})
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, append(b, '\n'))
+}
+
+// readCache returns the document cached at path for key.
+func readCache(path, key string) (fleet.Document, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fleet.Document{}, err
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, maxCache+1))
+	switch {
+	case err != nil:
+		return fleet.Document{}, err
+	case len(b) > maxCache:
+		return fleet.Document{}, fmt.Errorf("%s is larger than %d bytes", path, maxCache)
+	}
+	var c cacheFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return fleet.Document{}, fmt.Errorf("%s: %w", path, err)
+	}
+	switch {
+	case c.Key != key:
+		return fleet.Document{}, fmt.Errorf("%s holds the document %q, not %q", path, c.Key, key)
+	case c.Revision <= 0:
+		return fleet.Document{}, fmt.Errorf("%s: revision %d is not positive", path, c.Revision)
+	}
+	d := fleet.Document{Key: c.Key, Revision: c.Revision, Value: c.Value}
+	if _, err := decode(d); err != nil {
+		return fleet.Document{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, nil
 }
