@@ -77,21 +77,107 @@ func NewHandler(r *Rollout, o HandlerOptions) http.Handler {
 	return newHandler(fixed{r}, o)
 }
 
-// source is what an admin handler serves: one rollout, or the current one
-// of a Driver (which can also start one).
+// source is what an admin handler serves: one rollout, the current one
+// of a Driver (which can also start one), or a Remote.
 type source interface {
-	// current returns the rollout served now (nil when none) and a
-	// channel closed when another rollout replaces it.
-	current() (*Rollout, <-chan struct{})
+	// view returns the view of the rollout served now, a channel closed
+	// at its next change and one closed when another rollout replaces
+	// it (either may be nil); ErrNoRollout when there is none.
+	view(ctx context.Context) (v StatusView, changed, switched <-chan struct{}, err error)
+	// command applies an operator command to the rollout served now.
+	command(ctx context.Context, cmd, reason string) error
 	// start starts a release; nil error only once it is stored.
 	start(ctx context.Context, rel *Release) error
 }
 
+// ErrNoRollout: the admin API has no rollout to serve (none started, or
+// none published by the process that runs it).
+var ErrNoRollout = errors.New("rollout: no rollout to serve")
+
 type fixed struct{ r *Rollout }
 
-func (f fixed) current() (*Rollout, <-chan struct{}) { return f.r, nil }
+func (f fixed) view(context.Context) (StatusView, <-chan struct{}, <-chan struct{}, error) {
+	ch := f.r.Changed()
+	return view(f.r), ch, nil, nil
+}
+
+func (f fixed) command(ctx context.Context, cmd, reason string) error {
+	return apply(ctx, f.r, cmd, reason)
+}
+
 func (f fixed) start(context.Context, *Release) error {
 	return &CommandError{Command: CmdStart, Reason: "this admin API serves one rollout; starting a release needs a rollout.Driver (Driver.Handler)"}
+}
+
+// apply runs an operator command on r.
+func apply(ctx context.Context, r *Rollout, cmd, reason string) error {
+	switch cmd {
+	case CmdPromote:
+		return r.Promote(ctx)
+	case CmdPromoteFull:
+		return r.PromoteFull(ctx)
+	case CmdAbort:
+		return r.Abort(ctx, reason)
+	case CmdPause:
+		return r.Pause(ctx)
+	case CmdResume:
+		return r.Resume(ctx)
+	case CmdRetry:
+		return r.Retry(ctx)
+	}
+	return fmt.Errorf("rollout: unknown command %q", cmd)
+}
+
+// Remote is a rollout run by another process, as NewRemoteHandler serves
+// it: rollout/fleet's Member.Console is the fleet driver's rollout, seen
+// from any member.
+type Remote interface {
+	// View returns the rollout's view as its runner last published it
+	// (ErrNoRollout when none was), and a channel closed when a newer
+	// one may be available. Now, DurationSeconds and WaitLeftSeconds are
+	// the handler's to compute; the handler recomputes them.
+	View(ctx context.Context) (StatusView, <-chan struct{}, error)
+	// Command sends an operator command (CmdPause, CmdAbort, ...) to the
+	// runner and waits for its answer until ctx ends: nil once applied,
+	// a *CommandError with the runner's reason when refused.
+	Command(ctx context.Context, command, reason string) error
+}
+
+// NewRemoteHandler returns the admin API and console of NewHandler for a
+// rollout that runs elsewhere: GET /api/status answers r's view (its
+// ?wait= returns at r's next change), each command is sent with
+// r.Command and answered with the view read after it, and the pages are
+// the same. POST /api/start is refused. The same guard applies (loopback
+// or Unix socket, Host, Origin and Content-Type checks).
+func NewRemoteHandler(r Remote, o HandlerOptions) http.Handler {
+	return newHandler(remote{r}, o)
+}
+
+type remote struct{ r Remote }
+
+func (rs remote) view(ctx context.Context) (StatusView, <-chan struct{}, <-chan struct{}, error) {
+	v, ch, err := rs.r.View(ctx)
+	if err != nil {
+		return StatusView{}, ch, nil, err
+	}
+	// The runner's times are as of its publication: count them again.
+	v.Now = time.Now()
+	for i := range v.Steps {
+		s := &v.Steps[i]
+		s.DurationSeconds = s.Duration(v.Now).Seconds()
+		if !s.WaitEndsAt.IsZero() {
+			s.WaitLeftSeconds = max(0, s.WaitEndsAt.Sub(v.Now).Seconds())
+		}
+	}
+	return v, ch, nil, nil
+}
+
+func (rs remote) command(ctx context.Context, cmd, reason string) error {
+	return rs.r.Command(ctx, cmd, reason)
+}
+
+func (rs remote) start(context.Context, *Release) error {
+	return &CommandError{Command: CmdStart, Reason: "this admin API serves a rollout that runs in another process; starting a release needs a rollout.Driver (Driver.Handler)"}
 }
 
 // CmdStart is the admin API's name of Driver.Start.
@@ -152,20 +238,26 @@ type adminHandler struct {
 	fleet FleetView
 }
 
-// rollout returns the rollout served now, or answers 404.
-func (h *adminHandler) rollout(w http.ResponseWriter, req *http.Request) (*Rollout, <-chan struct{}) {
-	r, switched := h.src.current()
-	if r == nil {
+// current returns the view served now, or answers (404 when there is
+// no rollout, 503 when it cannot be read).
+func (h *adminHandler) current(w http.ResponseWriter, req *http.Request) (StatusView, <-chan struct{}, <-chan struct{}, bool) {
+	v, changed, switched, err := h.src.view(req.Context())
+	switch {
+	case err == nil:
+		return v, changed, switched, true
+	case errors.Is(err, ErrNoRollout):
 		h.fail(w, req, http.StatusNotFound, "no rollout has been started here: POST /api/start with a release manifest")
+	default:
+		h.fail(w, req, http.StatusServiceUnavailable, "reading the rollout: "+err.Error())
 	}
-	return r, switched
+	return StatusView{}, changed, switched, false
 }
 
 func (h *adminHandler) status(w http.ResponseWriter, req *http.Request) {
 	q := req.URL.Query()
 	if q.Get("wait") == "" {
-		if r, _ := h.rollout(w, req); r != nil {
-			adminnet.WriteJSON(w, http.StatusOK, view(r))
+		if v, _, _, ok := h.current(w, req); ok {
+			adminnet.WriteJSON(w, http.StatusOK, v)
 		}
 		return
 	}
@@ -184,33 +276,28 @@ func (h *adminHandler) status(w http.ResponseWriter, req *http.Request) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		r, switched := h.src.current()
-		if r != nil {
-			ch := r.Changed()
-			if v := view(r); v.Revision != after {
-				adminnet.WriteJSON(w, http.StatusOK, v)
-				return
-			}
-			select {
-			case <-ch:
-				continue
-			case <-switched:
-				continue
-			case <-deadline.C:
-			case <-req.Context().Done():
-				return
-			}
-			adminnet.WriteJSON(w, http.StatusOK, view(r))
+		v, changed, switched, err := h.src.view(req.Context())
+		if err == nil && v.Revision != after {
+			adminnet.WriteJSON(w, http.StatusOK, v)
+			return
+		}
+		if err != nil && !errors.Is(err, ErrNoRollout) {
+			h.current(w, req) // answers the error
 			return
 		}
 		select {
+		case <-changed:
+			continue
 		case <-switched:
+			continue
 		case <-deadline.C:
-			h.rollout(w, req)
-			return
 		case <-req.Context().Done():
 			return
 		}
+		if v, _, _, ok := h.current(w, req); ok {
+			adminnet.WriteJSON(w, http.StatusOK, v)
+		}
+		return
 	}
 }
 
@@ -274,37 +361,22 @@ func (h *adminHandler) command(w http.ResponseWriter, req *http.Request) {
 		h.fail(w, req, http.StatusBadRequest, "reason longer than 1024 bytes")
 		return
 	}
-	r, _ := h.rollout(w, req)
-	if r == nil {
+	if _, _, _, ok := h.current(w, req); !ok {
 		return
 	}
-	ctx := req.Context()
-	var err error
-	switch cmd {
-	case CmdPromote:
-		err = r.Promote(ctx)
-	case CmdPromoteFull:
-		err = r.PromoteFull(ctx)
-	case CmdAbort:
-		err = r.Abort(ctx, cr.Reason)
-	case CmdPause:
-		err = r.Pause(ctx)
-	case CmdResume:
-		err = r.Resume(ctx)
-	case CmdRetry:
-		err = r.Retry(ctx)
-	}
-	h.answer(w, req, r, err)
+	h.answer(w, req, h.src.command(req.Context(), cmd, cr.Reason))
 }
 
 // answer writes the outcome of a command.
-func (h *adminHandler) answer(w http.ResponseWriter, req *http.Request, r *Rollout, err error) {
+func (h *adminHandler) answer(w http.ResponseWriter, req *http.Request, err error) {
 	var ce *CommandError
 	var re *ReleaseError
 	var pe *PlanError
 	switch {
 	case err == nil:
-		adminnet.WriteJSON(w, http.StatusOK, view(r))
+		if v, _, _, ok := h.current(w, req); ok {
+			adminnet.WriteJSON(w, http.StatusOK, v)
+		}
 	case errors.As(err, &ce):
 		h.fail(w, req, http.StatusConflict, ce.Reason)
 	case errors.As(err, &re), errors.As(err, &pe):
@@ -338,9 +410,8 @@ func (h *adminHandler) start(w http.ResponseWriter, req *http.Request) {
 			h.fail(w, req, http.StatusNotFound, ce.Reason)
 			return
 		}
-		h.answer(w, req, nil, err)
+		h.answer(w, req, err)
 		return
 	}
-	r, _ := h.src.current()
-	adminnet.WriteJSON(w, http.StatusOK, view(r))
+	h.answer(w, req, nil)
 }

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -88,6 +89,7 @@ type consolePage struct {
 	Title string
 	V     *StatusView // nil when no rollout is served
 	Fleet FleetStatus
+	Error string // why the rollout could not be read
 }
 
 func (h *adminHandler) console(mux *http.ServeMux) {
@@ -122,9 +124,11 @@ func securityHeaders(w http.ResponseWriter) {
 
 func (h *adminHandler) page(w http.ResponseWriter, req *http.Request, which string) {
 	p := consolePage{Page: which, Title: "rollout"}
-	if r, _ := h.src.current(); r != nil {
-		v := view(r)
+	switch v, _, _, err := h.src.view(req.Context()); {
+	case err == nil:
 		p.V, p.Title = &v, "rollout "+v.ID
+	case !errors.Is(err, ErrNoRollout):
+		p.Error = "reading the rollout: " + err.Error()
 	}
 	if which == "fleet" {
 		p.Title = "fleet · " + p.Title
@@ -152,11 +156,10 @@ func (h *adminHandler) hosts(ctx context.Context) FleetStatus {
 	}
 	name, _ := os.Hostname()
 	self := Host{Name: fmt.Sprintf("%s (pid %d)", name, os.Getpid()), State: "no rollout", Self: true, SeenAt: time.Now()}
-	if r, _ := h.src.current(); r != nil {
-		st := r.Status()
-		self.Version, self.Weight, self.SeenAt = r.opts.Version, st.Weight, r.clock.Now()
-		self.State = "rollout " + st.ID + " " + phaseName(st.Phase)
-		if st.Paused {
+	if v, _, _, err := h.src.view(ctx); err == nil {
+		self.Version, self.Weight, self.SeenAt = v.Version, v.Weight, v.Now
+		self.State = "rollout " + v.ID + " " + phaseName(v.Phase)
+		if v.Paused {
 			self.State += " (paused)"
 		}
 	}

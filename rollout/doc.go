@@ -180,6 +180,12 @@
 // handoffs. examples/rolloutctl is the command line (start, watch,
 // status, console, commands).
 //
+// [NewRemoteHandler] serves the same API and console for a rollout that
+// runs in another process ([Remote]: its view as the runner published it,
+// commands sent to the runner and answered with their effect);
+// rollout/fleet's Member.Console serves the fleet driver's rollout on
+// every member this way.
+//
 // # Console
 //
 // The admin listener also serves the operator's console, a page to keep

@@ -326,6 +326,23 @@ func (d *Driver) Start(ctx context.Context, rel *Release) error {
 
 func (d *Driver) start(ctx context.Context, rel *Release) error { return d.Start(ctx, rel) }
 
+func (d *Driver) view(context.Context) (StatusView, <-chan struct{}, <-chan struct{}, error) {
+	r, switched := d.current()
+	if r == nil {
+		return StatusView{}, nil, switched, ErrNoRollout
+	}
+	ch := r.Changed()
+	return view(r), ch, switched, nil
+}
+
+func (d *Driver) command(ctx context.Context, cmd, reason string) error {
+	r, _ := d.current()
+	if r == nil {
+		return ErrNoRollout
+	}
+	return apply(ctx, r, cmd, reason)
+}
+
 // Handler returns the admin API of the active release (see NewHandler),
 // with POST /api/start, which takes a release manifest as
 // application/json or application/yaml (at most MaxReleaseSize) and

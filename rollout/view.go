@@ -138,3 +138,8 @@ func (a *migrationAction) detail(v *StepView) {
 		v.Backfill = &p
 	}
 }
+
+// View returns r's StatusView, what GET /api/status answers, for a
+// process that publishes it to others (rollout/fleet's driver does, for
+// NewRemoteHandler on every member).
+func (r *Rollout) View() StatusView { return view(r) }

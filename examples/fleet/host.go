@@ -172,7 +172,20 @@ func runHost(c hostConfig, log *slog.Logger) error {
 	if err := ch.follow(m, log); err != nil {
 		return err
 	}
+	// Every host serves the fleet's console: the rollout the driver
+	// drives, wherever it runs, with its commands.
+	adm, err := rollout.ListenAdmin(filepath.Join(dir, "admin.sock"))
+	if err != nil {
+		return err
+	}
+	admSrv := &http.Server{Handler: m.Console(rollout.HandlerOptions{Logger: log}), ReadHeaderTimeout: 5 * time.Second}
+	go admSrv.Serve(adm)
+	defer admSrv.Close()
 	if err := upg.Ready(ctx); err != nil {
+		return err
+	}
+	// Serving: the host's console name is this process's.
+	if err := adm.Claim(); err != nil {
 		return err
 	}
 	// Each host finds a version's binary in its own releases directory.

@@ -22,7 +22,10 @@
 //     after each host, and a latency analysis at the end. In the middle,
 //     the leading host is killed with SIGKILL; another host takes over
 //     within the lease TTL and finishes the rollout from its stored state,
-//     and the killed host is restarted as its supervisor would.
+//     and the killed host is restarted as its supervisor would. The third
+//     host's console (every host serves the fleet's, Member.Console, on
+//     admin.sock in its directory: `rolloutctl -socket DIR/host3/admin.sock
+//     console`) shows the rollout running on.
 //   - release-v3: answers correctly but 40 ms late. It reaches every host,
 //     the latency analysis fails, and the rollout rolls every host back to
 //     v2, in reverse order.
@@ -60,6 +63,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -459,7 +463,52 @@ func (x *example) killLeaderMidRollout(rel release) (time.Duration, error) {
 		return 0, err
 	}
 	x.logf("%s restarted on %s, as its supervisor would", victim.ID, victim.Version)
+	for _, id := range hostIDs {
+		if id == victim.ID || id == next.Member {
+			continue
+		}
+		v, err := x.console(id, rel.ID)
+		if err != nil {
+			return 0, err
+		}
+		step := "none"
+		if v.Current >= 0 && v.Current < len(v.Steps) {
+			step = fmt.Sprintf("%s %s", v.Steps[v.Current].Name, v.Steps[v.Current].Status)
+		}
+		x.logf("console on %s (neither driver): rollout %s %s, step %s", id, v.ID, v.Phase, step)
+	}
 	return took, nil
+}
+
+// console reads a host's console (the fleet's rollout, served by every
+// host on its admin socket) until it shows rollout id driven again.
+func (x *example) console(host, id string) (rollout.StatusView, error) {
+	sock := filepath.Join(x.dir, host, "admin.sock")
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	defer c.CloseIdleConnections()
+	var v rollout.StatusView
+	err := x.await("the console of "+host, 20*time.Second, func() error {
+		resp, err := c.Get("http://localhost/api/status")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v); err != nil {
+			return err
+		}
+		if v.ID != id || v.Phase != rollout.PhaseRunning {
+			return fmt.Errorf("rollout %s %s", v.ID, v.Phase)
+		}
+		return nil
+	})
+	return v, err
 }
 
 func (x *example) put(rel release) error {

@@ -32,6 +32,9 @@ type Command struct {
 	Error    string `json:"error,omitempty"`
 	By       string `json:"by,omitempty"`
 	Term     int64  `json:"term,omitempty"`
+	// Revision is the rollout state's revision once an accepted
+	// command was applied (0 when unknown).
+	Revision int64 `json:"revision,omitempty"`
 }
 
 func validCommand(c string) bool {
@@ -49,24 +52,30 @@ func validCommand(c string) bool {
 // answer does not come before ctx ends may still be applied later: the
 // driver applies each command once, even across a takeover.
 func (m *Member) Command(ctx context.Context, id, command, reason string) error {
+	_, err := m.command(ctx, id, command, reason)
+	return err
+}
+
+// command is Command, returning the driver's answer.
+func (m *Member) command(ctx context.Context, id, command, reason string) (Command, error) {
 	if err := rollout.ValidID(id); err != nil {
-		return err
+		return Command{}, err
 	}
 	if !validCommand(command) {
-		return fmt.Errorf("fleet: unknown command %q (want promote, promote-full, abort, pause, resume or retry)", command)
+		return Command{}, fmt.Errorf("fleet: unknown command %q (want promote, promote-full, abort, pause, resume or retry)", command)
 	}
 	if len(reason) > MaxReasonLen {
-		return fmt.Errorf("fleet: command reason of %d bytes (at most %d)", len(reason), MaxReasonLen)
+		return Command{}, fmt.Errorf("fleet: command reason of %d bytes (at most %d)", len(reason), MaxReasonLen)
 	}
 	lease, _ := m.Lease()
 	if lease == nil {
-		return fmt.Errorf("fleet: member %s is not registered (engine unreachable?): the command was not sent", m.o.ID)
+		return Command{}, fmt.Errorf("fleet: member %s is not registered (engine unreachable?): the command was not sent", m.o.ID)
 	}
 	key := m.keys.Commands(id) + m.o.ID + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	b, _ := json.Marshal(Command{Command: command, Reason: strings.TrimSpace(reason), From: m.o.ID, At: time.Now()})
 	rev, err := m.e.Commit(ctx, Txn{Ops: []Op{{Key: key, Value: b, Lease: lease.ID()}}})
 	if err != nil {
-		return fmt.Errorf("fleet: sending %s for %s: %w", command, id, err)
+		return Command{}, fmt.Errorf("fleet: sending %s for %s: %w", command, id, err)
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.o.ProbeInterval)
@@ -75,26 +84,26 @@ func (m *Member) Command(ctx context.Context, id, command, reason string) error 
 	}()
 	for r := range m.e.Watch(ctx, key, rev) {
 		if r.Err != nil {
-			return fmt.Errorf("fleet: waiting for the answer to %s: %w", command, r.Err)
+			return Command{}, fmt.Errorf("fleet: waiting for the answer to %s: %w", command, r.Err)
 		}
 		for _, ev := range r.Events {
 			if ev.Doc.Key != key {
 				continue
 			}
 			if ev.Type == Delete {
-				return fmt.Errorf("fleet: the command %s for %s was deleted before it was answered (the sender's lease expired?)", command, id)
+				return Command{}, fmt.Errorf("fleet: the command %s for %s was deleted before it was answered (the sender's lease expired?)", command, id)
 			}
 			var c Command
 			if json.Unmarshal(ev.Doc.Value, &c) != nil || !c.Done {
 				continue
 			}
 			if !c.Accepted {
-				return &rollout.CommandError{Command: command, Reason: c.Error}
+				return c, &rollout.CommandError{Command: command, Reason: c.Error}
 			}
-			return nil
+			return c, nil
 		}
 	}
-	return fmt.Errorf("fleet: no answer from the driver to %s for %s: %w", command, id, ctx.Err())
+	return Command{}, fmt.Errorf("fleet: no answer from the driver to %s for %s: %w", command, id, ctx.Err())
 }
 
 // serveCommands applies the commands sent for rollout id to r, each once,
@@ -167,7 +176,7 @@ func (l *Lead) applyCommand(ctx context.Context, id string, r *rollout.Rollout, 
 	var ce *rollout.CommandError
 	switch {
 	case err == nil:
-		c.Accepted = true
+		c.Accepted, c.Revision = true, r.Status().Revision
 	case errors.As(err, &ce):
 		c.Error = ce.Reason
 	case ctx.Err() != nil:

@@ -143,6 +143,19 @@
 // fleet's documents say, so a host that has not applied a change yet
 // shows the old value.
 //
+// # The console on every member
+//
+// The driver publishes the view of the rollout it drives (its
+// rollout.StatusView, with the refusals its commands would give) at
+// Layout.Console, fenced, at every change. Member.Console is the rollout
+// console and admin API of rollout.NewRemoteHandler over that view, with
+// the fleet page from Registry: serve it on every member's admin listener
+// and any host shows the same rollout, takes the same commands (sent to
+// the driver with Member.Command, answered once the published view shows
+// their effect) and the same buttons, whichever member drives and after
+// any takeover. rolloutctl and its console proxy work against it as
+// against a local rollout.
+//
 // # Keys
 //
 // Layout documents the keys; everything lives under Options.Namespace, so
@@ -211,10 +224,11 @@
 //     name. A host whose Follower or Source was closed keeps showing what
 //     it last applied until its lease ends; a host cut off from the
 //     engine shows what it applied before.
-//   - The admin API and the HTML page show one process's Rollout;
-//     Member.StatusStore reads any rollout's state from any host, and
-//     Member.Command forwards commands, for an admin front that shows the
-//     fleet.
+//   - Member.Console shows the rollout the driver drives now (the last
+//     view it published), not the earlier ones: Member.StatusStore reads
+//     any rollout's state. The view is published at each change and, for
+//     progress that moves without one (a backfill's rows), at most every
+//     ViewInterval; a view larger than MaxValueSize is not published.
 //
 // Measured figures (takeover time, the cost of a fenced Save, propagation
 // of a document to every member, a desired state answered by every host)

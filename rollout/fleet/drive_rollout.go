@@ -126,10 +126,16 @@ func runWhileFresh(ctx context.Context, l *Lead, id string, r *rollout.Rollout) 
 		defer close(cmds)
 		l.serveCommands(cctx, id, r)
 	}()
+	views := make(chan struct{})
+	go func() {
+		defer close(views)
+		l.publishViews(cctx, r)
+	}()
 	err := r.Drive(cctx)
 	cancel(nil)
 	<-done
 	<-cmds
+	<-views
 	if errors.Is(context.Cause(cctx), errStale) && ctx.Err() == nil {
 		return errStale
 	}

@@ -13,6 +13,8 @@ const DefaultNamespace = "baton"
 //	ns/rollouts/<rollout>              rollout state, written by the leader only, fenced
 //	ns/commands/<rollout>/<command>    an operator command, under the sender's lease,
 //	                                   answered in place by the driver (fenced)
+//	ns/console                         the view of the rollout the driver drives
+//	                                   (rollout.StatusView), written by the leader, fenced
 //
 //	ns/desired/<member>                what the leader wants member to run (Desired),
 //	                                   fenced, no lease
@@ -58,6 +60,10 @@ func (l Layout) Rollout(id string) string { return l.Rollouts() + id }
 
 // Commands is the prefix of one rollout's pending commands.
 func (l Layout) Commands(rollout string) string { return l.ns + "/commands/" + rollout + "/" }
+
+// Console is the key of the view the driver publishes of the rollout it
+// drives, which every member's console serves (Member.Remote).
+func (l Layout) Console() string { return l.ns + "/console" }
 
 // Desired is the key of the state the leader wants member to run.
 func (l Layout) Desired(member string) string { return l.ns + "/desired/" + member }
