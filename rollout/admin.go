@@ -52,6 +52,10 @@ const (
 //	GET  /                    the console: the rollout's page (see Console)
 //	GET  /fleet               the console's fleet page
 //	GET  /api/fleet           JSON FleetStatus: the hosts
+//	GET  /releases            the console's list of releases
+//	GET  /releases/{id}       the console's page of one release
+//	GET  /api/releases        JSON []ReleaseSummary, newest first
+//	GET  /api/releases/{id}   JSON StatusView of one release
 //	GET  /api/status          JSON StatusView: every step with timings and decisions
 //	GET  /api/status?wait=N   the same, once the state's revision is past N
 //	                          (or after timeout=, at most MaxWait): watch with it
@@ -88,6 +92,11 @@ type source interface {
 	command(ctx context.Context, cmd, reason string) error
 	// start starts a release; nil error only once it is stored.
 	start(ctx context.Context, rel *Release) error
+	// releases lists the releases it can show, newest first.
+	releases(ctx context.Context) ([]ReleaseSummary, error)
+	// release returns the view of release id (errNoRelease when it has
+	// none by that id): the live one for the rollout served now.
+	release(ctx context.Context, id string) (StatusView, error)
 }
 
 // ErrNoRollout: the admin API has no rollout to serve (none started, or
@@ -191,6 +200,7 @@ func newHandler(src source, o HandlerOptions) http.Handler {
 	h := &adminHandler{src: src, log: log, fleet: o.Fleet}
 	mux := http.NewServeMux()
 	h.console(mux)
+	h.releasesAPI(mux)
 	mux.HandleFunc("GET /api/status", h.status)
 	mux.HandleFunc("POST /api/start", h.start)
 	mux.HandleFunc("POST /api/{cmd}", h.command)

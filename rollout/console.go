@@ -85,16 +85,22 @@ func recentDecisions(v *StatusView) []stepDecision {
 }
 
 type consolePage struct {
-	Page  string // "rollout" or "fleet"
+	Page  string // "rollout", "fleet" or "releases"
 	Title string
 	V     *StatusView // nil when no rollout is served
 	Fleet FleetStatus
 	Error string // why the rollout could not be read
+	// Release is the release a "rollout" page shows when it is not the
+	// one served now (the page is then static).
+	Release  string
+	Releases []ReleaseSummary
 }
 
 func (h *adminHandler) console(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, req *http.Request) { h.page(w, req, "rollout") })
 	mux.HandleFunc("GET /fleet", func(w http.ResponseWriter, req *http.Request) { h.page(w, req, "fleet") })
+	mux.HandleFunc("GET /releases", func(w http.ResponseWriter, req *http.Request) { h.page(w, req, "releases") })
+	mux.HandleFunc("GET /releases/{id}", h.releasePage)
 	// The console has no icon; a browser asks for one anyway.
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, req *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("GET /api/fleet", func(w http.ResponseWriter, req *http.Request) {
@@ -130,10 +136,36 @@ func (h *adminHandler) page(w http.ResponseWriter, req *http.Request, which stri
 	case !errors.Is(err, ErrNoRollout):
 		p.Error = "reading the rollout: " + err.Error()
 	}
-	if which == "fleet" {
+	switch which {
+	case "fleet":
 		p.Title = "fleet · " + p.Title
 		p.Fleet = h.hosts(req.Context())
+	case "releases":
+		p.Title = "releases"
+		rs, err := h.src.releases(req.Context())
+		if err != nil {
+			p.Error = "listing the releases: " + err.Error()
+		}
+		p.Releases = rs
 	}
+	h.render(w, p)
+}
+
+// releasePage is the rollout page of one release: the live page for the
+// rollout served now, else a static one of its stored state.
+func (h *adminHandler) releasePage(w http.ResponseWriter, req *http.Request) {
+	v, ok := h.storedRelease(w, req)
+	if !ok {
+		return
+	}
+	if cur, _, _, err := h.src.view(req.Context()); err == nil && cur.ID == v.ID {
+		http.Redirect(w, req, "/", http.StatusFound)
+		return
+	}
+	h.render(w, consolePage{Page: "rollout", Title: "release " + v.ID, V: &v, Release: v.ID})
+}
+
+func (h *adminHandler) render(w http.ResponseWriter, p consolePage) {
 	securityHeaders(w)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -5,6 +5,8 @@
 'use strict';
 (function () {
   const page = document.body.dataset.page;
+  const release = document.body.dataset.release || '';
+  if (page === 'releases') return; // a server-rendered list: nothing to poll
   const SVG = 'http://www.w3.org/2000/svg';
   const POLL_TIMEOUT = '1s'; // a long poll answers at a change or after this
   const RETRY_MS = 1000;
@@ -353,10 +355,15 @@
   async function pollStatus() {
     for (;;) {
       try {
-        const url = rev ? '/api/status?wait=' + rev + '&timeout=' + POLL_TIMEOUT : '/api/status';
+        const url = release ? '/api/releases/' + encodeURIComponent(release)
+          : rev ? '/api/status?wait=' + rev + '&timeout=' + POLL_TIMEOUT : '/api/status';
         const res = await fetch(url, { cache: 'no-store' });
         if (res.ok) {
           render(await res.json());
+          if (release) { // a past release does not move: one read
+            setConn('stored state of a past release', true);
+            return;
+          }
           setConn('live', true);
         } else {
           setConn(await errorOf(res), false);

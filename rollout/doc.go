@@ -210,7 +210,10 @@
 // in between. The fleet page lists [HandlerOptions].Fleet's hosts
 // ([FleetView]; rollout/fleet's Member.Registry() is one) with version,
 // state, canary weight and flag version; without one, this process
-// alone.
+// alone. GET /releases lists a Driver's releases, newest first (the
+// index keeps the last 50), each with its phase; /releases/{id} is the
+// page of one, drawn once from its stored state, every command refused
+// (the release served now has the live page at /).
 //
 // To open it, point a browser at the loopback address of [ListenLoopback]
 // (`http://127.0.0.1:9091/`). A browser cannot open a Unix socket: for
@@ -267,8 +270,9 @@
 //     Unix; it does not inspect Windows ACLs.
 //   - Retry starts again from the first step after the last point of no
 //     return; Run must then be called again (Drive and the Driver do it).
-//   - The console shows the rollout its handler serves now: a Driver's
-//     current release, not the earlier ones in the store. Its charts draw
+//   - The console's commands apply to the rollout its handler serves now;
+//     a past release's page shows its stored state without the plan's
+//     progress details (units, percentages, time left). Its charts draw
 //     what the decisions recorded, at most [MaxDecisions] per step; a
 //     measurement is recorded only by a [MeasuredAnalyzer].
 package rollout

@@ -2,8 +2,10 @@ package rollout_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -210,4 +212,69 @@ func TestDriverAdminStartAndWatch(t *testing.T) {
 			t.Errorf("GET /api/status?%s: %d, want 400", bad, code)
 		}
 	}
+}
+
+// The console keeps a page per release: GET /api/releases lists the
+// index newest first with each one's phase, GET /api/releases/{id} and
+// /releases/{id} show a past one's stored state with every command
+// refused, the one served now redirects to the live page, and an unknown
+// or invalid id is refused.
+func TestDriverReleasePages(t *testing.T) {
+	e := newEnv(t)
+	d := newDriver(t, e, "v1", e.w, nil)
+	c, _ := adminOnSocketHandler(t, d.Handler(rollout.HandlerOptions{}))
+	if code, body := get(t, c, "/api/releases"); code != 200 || strings.TrimSpace(body) != "[]" {
+		t.Fatalf("releases before any: %d %s", code, body)
+	}
+	const yaml = "application/yaml"
+	if code, body := post(t, c, "/api/start", yaml, "id: r1\nversion: v1\nsteps:\n  - pause: {}\n    name: hold\n"); code != 200 {
+		t.Fatalf("start r1: %d %s", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	waitFor(t, d.Current(), "hold waiting", stepWaiting("hold"))
+	if code, body := post(t, c, "/api/promote", "application/json", ""); code != 200 {
+		t.Fatalf("promote: %d %s", code, body)
+	}
+	waitFor(t, d.Current(), "r1 to succeed", func(st rollout.Status) bool { return st.Phase == rollout.PhaseSucceeded })
+	if code, body := post(t, c, "/api/start", yaml, "id: r2\nversion: v1\nsteps:\n  - pause: {}\n    name: gate\n"); code != 200 {
+		t.Fatalf("start r2: %d %s", code, body)
+	}
+	code, body := get(t, c, "/api/releases")
+	var rs []rollout.ReleaseSummary
+	if err := json.Unmarshal([]byte(body), &rs); code != 200 || err != nil || len(rs) != 2 ||
+		rs[0].ID != "r2" || !rs[0].Active || rs[1].ID != "r1" || rs[1].Active || rs[1].Phase != rollout.PhaseSucceeded || rs[1].Version != "v1" {
+		t.Fatalf("releases: %d %s", code, body)
+	}
+	code, body = get(t, c, "/api/releases/r1")
+	var v rollout.StatusView
+	if err := json.Unmarshal([]byte(body), &v); code != 200 || err != nil || v.ID != "r1" || v.Phase != rollout.PhaseSucceeded ||
+		len(v.Steps) != 1 || v.Steps[0].Name != "hold" || v.Revision == 0 || !strings.Contains(v.Refusals[rollout.CmdRetry], `"r2" is`) {
+		t.Fatalf("r1: %d %s", code, body)
+	}
+	if code, body := get(t, c, "/releases"); code != 200 || !strings.Contains(body, `<a href="/releases/r1">r1</a>`) || !strings.Contains(body, "r2</a> (served now)") {
+		t.Fatalf("releases page: %d %s", code, body)
+	}
+	if code, body := get(t, c, "/releases/r1"); code != 200 || !strings.Contains(body, `data-release="r1"`) || !strings.Contains(body, "rollout <code>r1</code>") {
+		t.Fatalf("r1's page: %d %s", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://admin/releases/r2", nil)
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/" {
+		t.Fatalf("the page of the release served now: %d to %q, want a redirect to /", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for path, want := range map[string]int{"/api/releases/nope": 404, "/api/releases/has%20space": 400, "/releases/nope": 404, "/api/releases/" + rollout.DefaultIndexID: 404} {
+		if code, body := get(t, c, path); code != want {
+			t.Errorf("GET %s: %d %s, want %d", path, code, body, want)
+		}
+	}
+	cancel()
+	wantErrIs(t, <-done, context.Canceled)
 }
