@@ -355,6 +355,14 @@ func TestConsoleInChromium(t *testing.T) {
 		document.getElementById('conn').textContent === 'live'`)
 	screenshot(t, ctx, shots, "fleet.png")
 
+	// The releases page: this handler's one rollout, served now.
+	run(t, ctx, "open the releases page", chromedp.Navigate(h.url+"/releases"))
+	waitJS(t, ctx, "releases", `document.querySelectorAll('#releases tbody tr').length === 1 &&
+		document.querySelector('#releases tbody tr').textContent.includes('(served now)') &&
+		document.querySelector('#releases tbody a').getAttribute('href').startsWith('/releases/')`)
+	run(t, ctx, "follow the release's link", chromedp.Click(chromedp.CSS(`#releases tbody a`)))
+	waitJS(t, ctx, "the live page", `location.pathname === '/' && document.getElementById('conn').textContent === 'live'`)
+
 	// Abort asks first: Cancel changes nothing.
 	run(t, ctx, "open the rollout page", chromedp.Navigate(h.url+"/"))
 	waitJS(t, ctx, "abort enabled", `document.getElementById('conn').textContent === 'live' && !document.getElementById('cmd-abort').disabled`)
