@@ -22,7 +22,9 @@ var _ rollout.FleetView = (*Registry)(nil)
 // fleetflags.Source.Follow keep): Weight from its report of a canary
 // document, FlagVersion from its report of a flag document (a
 // "flags/..." one), the revision it has in force; with several, the first
-// by name. A member that reports neither leaves them empty. Like Live, it
+// by name; a document a host refused (another salt or target, a flag
+// document that did not load) adds why to its State. A member that
+// reports neither leaves them empty. Like Live, it
 // reads the engine each time; an engine that cannot be read is an error,
 // which the page shows.
 func (r *Registry) Hosts(ctx context.Context) ([]rollout.Host, error) {
@@ -60,7 +62,8 @@ func (r *Registry) Hosts(ctx context.Context) ([]rollout.Host, error) {
 }
 
 // applied fills h's canary weight and flag version from the reports whose
-// keys start with prefix (one member's).
+// keys start with prefix (one member's), and adds to its state why a
+// document was refused there.
 func applied(h *rollout.Host, prefix string, reports []Document) {
 	for _, d := range reports {
 		doc, ok := strings.CutPrefix(d.Key, prefix)
@@ -77,6 +80,11 @@ func applied(h *rollout.Host, prefix string, reports []Document) {
 		}
 		if strings.HasPrefix(doc, "flags/") && h.FlagVersion == "" && a.Revision > 0 {
 			h.FlagVersion = strconv.FormatInt(a.Revision, 10)
+		}
+		if a.Refused != "" {
+			// The host serves something else than the fleet's document
+			// says: the page says why.
+			h.State += fmt.Sprintf("; %s revision %d not applied: %s", doc, a.Revision, a.Refused)
 		}
 	}
 }

@@ -158,5 +158,27 @@ func TestRegistryHostsShowWhatEachHostApplied(t *testing.T) {
 		if w, v := onB.sp.Weight(), onB.src.Current().Version; w != 100 || v != uint64(v1) {
 			t.Fatalf("b applied weight %d and flags %d", w, v)
 		}
+
+		// A document a's splitter cannot serve as written: a halts its
+		// canary, and the page says why.
+		rev, err := weights.Put(ctx, traffic.Canary{Weight: 5000, Salt: "another-salt"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testchild.Eventually(t, "a's refusal on the fleet page", 10*time.Second, 20*time.Millisecond, func() error {
+			hosts, err := a.Registry().Hosts(ctx)
+			if err != nil {
+				return err
+			}
+			for _, h := range hosts {
+				if strings.HasPrefix(h.Name, "a ") {
+					if want := fmt.Sprintf("revision %d not applied: the fleet's salt is %q", rev, "another-salt"); !strings.Contains(h.State, want) {
+						return fmt.Errorf("a's state %q lacks %q", h.State, want)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("a not listed: %+v", hosts)
+		})
 	})
 }
