@@ -113,7 +113,9 @@
 // balancers notice, stops accepting, and drains; the handoff drains the old
 // process the same way, without the delay. What a drain does:
 //
-//   - Answers written from then on carry Connection: close
+//   - Answers written from then on (from before [Draining] reports the
+//     drain, so a handler that answers when told does too) carry
+//     Connection: close
 //     ([Upgrader.DrainHandler], which [Upgrader.HTTP] applies to the
 //     server's Handler): net/http closes an HTTP/1 connection right after
 //     the answer, and an HTTP/2 server, net/http's or x/net's, turns the

@@ -265,6 +265,10 @@ type drainResult struct {
 // request), which is the lost-request bug of the plain tableflip pattern.
 func (d *drainer) soft(deadline time.Time, cancel <-chan struct{}) drainResult {
 	start := time.Now()
+	// Answers carry Connection: close before anyone is told of the drain:
+	// a handler that sees Draining and answers at once closes its
+	// connection (HTTP/2: sends GOAWAY) like every later answer.
+	d.closing.Store(true)
 	d.mu.Lock()
 	d.stopResumablesLocked()
 	if !d.active {
@@ -279,7 +283,6 @@ func (d *drainer) soft(deadline time.Time, cancel <-chan struct{}) drainResult {
 	}
 	initial := d.pendingLocked()
 	d.mu.Unlock()
-	d.closing.Store(true)
 	for _, f := range finishers {
 		f()
 	}
