@@ -111,30 +111,11 @@ func (f fixed) view(context.Context) (StatusView, <-chan struct{}, <-chan struct
 }
 
 func (f fixed) command(ctx context.Context, cmd, reason string) error {
-	return apply(ctx, f.r, cmd, reason)
+	return f.r.Command(ctx, cmd, reason)
 }
 
 func (f fixed) start(context.Context, *Release) error {
 	return &CommandError{Command: CmdStart, Reason: "this admin API serves one rollout; starting a release needs a rollout.Driver (Driver.Handler)"}
-}
-
-// apply runs an operator command on r.
-func apply(ctx context.Context, r *Rollout, cmd, reason string) error {
-	switch cmd {
-	case CmdPromote:
-		return r.Promote(ctx)
-	case CmdPromoteFull:
-		return r.PromoteFull(ctx)
-	case CmdAbort:
-		return r.Abort(ctx, reason)
-	case CmdPause:
-		return r.Pause(ctx)
-	case CmdResume:
-		return r.Resume(ctx)
-	case CmdRetry:
-		return r.Retry(ctx)
-	}
-	return fmt.Errorf("rollout: unknown command %q", cmd)
 }
 
 // Remote is a rollout run by another process, as NewRemoteHandler serves

@@ -166,6 +166,28 @@ func (r *Rollout) Retry(ctx context.Context) error {
 	})
 }
 
+// Command runs the operator command named cmd (CmdPromote, CmdAbort, ...;
+// reason is the abort's) as its method would: the admin API and
+// rollout/fleet's driver apply what they receive through it. An unknown
+// name is refused with a *CommandError.
+func (r *Rollout) Command(ctx context.Context, cmd, reason string) error {
+	switch cmd {
+	case CmdPromote:
+		return r.Promote(ctx)
+	case CmdPromoteFull:
+		return r.PromoteFull(ctx)
+	case CmdAbort:
+		return r.Abort(ctx, reason)
+	case CmdPause:
+		return r.Pause(ctx)
+	case CmdResume:
+		return r.Resume(ctx)
+	case CmdRetry:
+		return r.Retry(ctx)
+	}
+	return &CommandError{Command: cmd, Reason: "unknown command"}
+}
+
 // Refusals returns, for each command that would be refused now, the
 // *CommandError it would return (the admin API's 409 reason); a command
 // missing from the map would be accepted. The console disables the

@@ -340,7 +340,7 @@ func (d *Driver) command(ctx context.Context, cmd, reason string) error {
 	if r == nil {
 		return ErrNoRollout
 	}
-	return apply(ctx, r, cmd, reason)
+	return r.Command(ctx, cmd, reason)
 }
 
 // Handler returns the admin API of the active release (see NewHandler),

@@ -76,9 +76,11 @@ func (d *Driver) releases(ctx context.Context) ([]ReleaseSummary, error) {
 	cur, _ := d.current()
 	out := make([]ReleaseSummary, 0, len(idx.Releases))
 	for _, e := range slices.Backward(idx.Releases) {
-		if cur != nil && cur.Status().ID == e.ID {
-			out = append(out, summary(cur.Status(), e.Version, true))
-			continue
+		if cur != nil {
+			if st := cur.Status(); st.ID == e.ID {
+				out = append(out, summary(st, e.Version, true))
+				continue
+			}
 		}
 		st, _, err := d.storedStatus(ctx, e.ID)
 		s := summary(st, e.Version, e.ID == idx.Active)

@@ -156,22 +156,7 @@ func (l *Lead) applyCommand(ctx context.Context, id string, r *rollout.Rollout, 
 		// Applied by this or a former leader that died before answering.
 	default:
 		cctx, _ := withCommand(ctx, d.Key)
-		switch c.Command {
-		case rollout.CmdPromote:
-			err = r.Promote(cctx)
-		case rollout.CmdPromoteFull:
-			err = r.PromoteFull(cctx)
-		case rollout.CmdAbort:
-			err = r.Abort(cctx, c.Reason)
-		case rollout.CmdPause:
-			err = r.Pause(cctx)
-		case rollout.CmdResume:
-			err = r.Resume(cctx)
-		case rollout.CmdRetry:
-			err = r.Retry(cctx)
-		default:
-			err = &rollout.CommandError{Command: c.Command, Reason: "unknown command"}
-		}
+		err = r.Command(cctx, c.Command, c.Reason)
 	}
 	var ce *rollout.CommandError
 	switch {

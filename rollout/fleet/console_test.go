@@ -63,13 +63,9 @@ func (c consoleClient) view(code int, b []byte) rollout.StatusView {
 func (c consoleClient) await(what string, cond func(v rollout.StatusView) bool) rollout.StatusView {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	var rev int64 = -1
+	var rev int64
 	for time.Now().Before(deadline) {
-		path := "/api/status?timeout=2s&wait=" + fmt.Sprint(max(rev, 0))
-		if rev < 0 {
-			path = "/api/status?timeout=2s&wait=0"
-		}
-		code, b := c.do(http.MethodGet, path, "", "")
+		code, b := c.do(http.MethodGet, fmt.Sprintf("/api/status?timeout=2s&wait=%d", rev), "", "")
 		if code == http.StatusNotFound {
 			continue // no rollout published yet: the wait timed out
 		}

@@ -39,7 +39,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// awaitApplied waits until f's Applied satisfies ok.
+// awaitAppliedState waits until f's Applied satisfies ok.
 func awaitAppliedState(t *testing.T, what string, f *traffic.Follower, ok func(traffic.Applied) bool) traffic.Applied {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
@@ -73,7 +73,7 @@ func TestFollowerCache(t *testing.T) {
 		hostEngine := hb.Open(t) // the host's own connection, the one the outage cuts
 		cache := filepath.Join(t.TempDir(), "canary.cache")
 		newSplitter := func() *canary.Splitter {
-			sp, err := canary.New(canary.Options{Stable: http404{}, Canary: http404{}})
+			sp, err := canary.New(canary.Options{Stable: http.NotFoundHandler(), Canary: http.NotFoundHandler()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -163,7 +163,3 @@ func TestFollowerCache(t *testing.T) {
 		}
 	})
 }
-
-type http404 struct{}
-
-func (http404) ServeHTTP(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }

@@ -36,18 +36,7 @@ func joinT(t *testing.T, b *fleethost.Backend, ns, id string) *fleet.Member {
 // awaitFollower waits for f to have applied a document at rev or later.
 func awaitFollower(t *testing.T, f *traffic.Follower, rev int64) traffic.Applied {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		ch := f.Changed()
-		if a := f.Applied(); a.Revision >= rev {
-			return a
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("revision %d not applied: %+v", rev, f.Applied())
-		}
-	}
+	return awaitAppliedState(t, fmt.Sprintf("revision %d applied", rev), f, func(a traffic.Applied) bool { return a.Revision >= rev })
 }
 
 // TestFollowerTarget: a document naming another canary than the host's,
